@@ -1,0 +1,118 @@
+import type { JSONSchemaType } from "ajv";
+import { APP_NAME_PATTERN } from "@knockport/protocol";
+
+export const ACCESS_KEY_MIN_LENGTH = 10;
+export const ACCESS_KEY_MAX_LENGTH = 128;
+/** Longest step-1 path: the firewall matches `POST <path> ` in chained 16-byte payload compares. */
+export const HTTP_POST_PATH_MAX_LENGTH = 64;
+export const HTTPS_POST_PATH_MAX_LENGTH = 1024;
+export const MAX_DURATION_SECONDS = 366 * 24 * 3600;
+export const MAX_STEP2_DURATION_SECONDS = 3600;
+
+/** Characters a knock path may hold: unreserved URL characters and "/", so no encoding ambiguity. */
+export const POST_PATH_PATTERN = "^/[A-Za-z0-9._~/-]+$";
+/** Printable ASCII without spaces: survives form encoding and shells, compared byte for byte. */
+export const ACCESS_KEY_PATTERN = "^[\\x21-\\x7e]+$";
+export const INTERFACE_PATTERN = "^[A-Za-z0-9_.@:+-]{1,15}$";
+
+/** The YAML file as written: snake_case keys exactly as the original tool used them. */
+export interface RawGlobal {
+  http_post_path: string;
+  https_post_path: string;
+  step1_2_rate_limit_per_minute?: number;
+  interface_ext: string;
+  interface_int?: string;
+  "2fa_config_folder"?: string;
+  healthcheck_app_name?: string;
+  http_port?: number;
+  https_port?: number;
+}
+export interface RawApp {
+  port: number;
+  access_key_http: string[];
+  access_key_https: string[];
+  destination?: string;
+  protocol?: "tcp" | "udp";
+  duration: number;
+  step2_https_duration?: number;
+  interface_ext?: string;
+  interface_int?: string;
+}
+
+const port = { type: "integer", minimum: 1, maximum: 65535 } as const;
+const iface = { type: "string", pattern: INTERFACE_PATTERN } as const;
+const keyList = {
+  type: "array",
+  minItems: 1,
+  maxItems: 1000,
+  items: {
+    type: "string",
+    minLength: ACCESS_KEY_MIN_LENGTH,
+    maxLength: ACCESS_KEY_MAX_LENGTH,
+    pattern: ACCESS_KEY_PATTERN,
+  },
+} as const;
+
+export const globalSchema: JSONSchemaType<RawGlobal> = {
+  type: "object",
+  additionalProperties: false,
+  required: ["http_post_path", "https_post_path", "interface_ext"],
+  properties: {
+    http_post_path: {
+      type: "string",
+      minLength: 2,
+      maxLength: HTTP_POST_PATH_MAX_LENGTH,
+      pattern: POST_PATH_PATTERN,
+    },
+    https_post_path: {
+      type: "string",
+      minLength: 2,
+      maxLength: HTTPS_POST_PATH_MAX_LENGTH,
+      pattern: POST_PATH_PATTERN,
+    },
+    step1_2_rate_limit_per_minute: { type: "integer", minimum: 1, maximum: 100000, nullable: true },
+    interface_ext: iface,
+    interface_int: { ...iface, nullable: true },
+    "2fa_config_folder": { type: "string", minLength: 1, maxLength: 4096, nullable: true },
+    healthcheck_app_name: { type: "string", pattern: APP_NAME_PATTERN, nullable: true },
+    http_port: { ...port, nullable: true },
+    https_port: { ...port, nullable: true },
+  },
+};
+
+export const appSchema: JSONSchemaType<RawApp> = {
+  type: "object",
+  additionalProperties: false,
+  required: ["port", "access_key_http", "access_key_https", "duration"],
+  properties: {
+    port,
+    access_key_http: keyList,
+    access_key_https: keyList,
+    destination: { type: "string", minLength: 1, maxLength: 64, nullable: true },
+    protocol: { type: "string", enum: ["tcp", "udp"], nullable: true },
+    duration: { type: "integer", minimum: 1, maximum: MAX_DURATION_SECONDS },
+    step2_https_duration: { type: "integer", minimum: 1, maximum: MAX_STEP2_DURATION_SECONDS, nullable: true },
+    interface_ext: { ...iface, nullable: true },
+    interface_int: { ...iface, nullable: true },
+  },
+};
+
+/** How to fix each schema keyword, in words an admin can act on. */
+export const KEY_HINTS: Record<string, string> = {
+  http_post_path: `a path such as /k-7Hq2x starting with "/", 2-${HTTP_POST_PATH_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ / -`,
+  https_post_path: `a path starting with "/", up to ${HTTPS_POST_PATH_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ / -`,
+  step1_2_rate_limit_per_minute: "an integer 1-100000 (requests per minute per client address and step)",
+  interface_ext: "a network interface name such as eth0 (1-15 characters)",
+  interface_int: "a network interface name such as eth1 (1-15 characters)",
+  "2fa_config_folder": "a folder path (relative paths are taken from the config file's folder)",
+  healthcheck_app_name: "a name of 1-32 characters A-Z a-z 0-9 _ - that is not an app",
+  http_port: "an integer 1-65535",
+  https_port: "an integer 1-65535",
+  port: "an integer 1-65535",
+  access_key_http: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} printable ASCII characters without spaces`,
+  access_key_https: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} printable ASCII characters without spaces`,
+  destination: 'either "local" or the LAN host as IP or IP:PORT (IPv6 as [IP]:PORT)',
+  protocol: 'either "tcp" or "udp"',
+  duration: `an integer number of seconds 1-${MAX_DURATION_SECONDS}`,
+  step2_https_duration: `an integer number of seconds 1-${MAX_STEP2_DURATION_SECONDS}`,
+};

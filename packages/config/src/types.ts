@@ -1,0 +1,50 @@
+import type { IpAddress, Port, TransportProtocol } from "@knockport/protocol";
+
+export type Destination =
+  | { readonly kind: "local" }
+  | { readonly kind: "forward"; readonly ip: IpAddress; readonly port: Port };
+
+export interface AppConfig {
+  readonly name: string;
+  readonly port: Port;
+  readonly protocol: TransportProtocol;
+  /** access_key_http[i] pairs with access_key_https[i]. */
+  readonly accessKeysHttp: readonly string[];
+  readonly accessKeysHttps: readonly string[];
+  readonly destination: Destination;
+  readonly durationSeconds: number;
+  readonly step2HttpsDurationSeconds: number;
+  readonly interfaceExt: string;
+  readonly interfaceInt: string;
+}
+
+export interface GlobalConfig {
+  readonly httpPostPath: string;
+  readonly httpsPostPath: string;
+  readonly rateLimitPerMinute: number;
+  readonly interfaceExt: string;
+  readonly interfaceInt: string;
+  /** Absolute path. */
+  readonly twoFactorFolder: string;
+  readonly healthcheckAppName: string | undefined;
+}
+
+export interface KnockportConfig {
+  /** The file as the admin named it, for messages. */
+  readonly file: string;
+  readonly global: GlobalConfig;
+  /** Knock ports after flags (which win) and global keys. */
+  readonly httpPort: Port;
+  readonly httpsPort: Port;
+  readonly apps: readonly AppConfig[];
+}
+
+export interface PortOverrides {
+  httpPort?: number | undefined;
+  httpsPort?: number | undefined;
+}
+
+export const DEFAULT_HTTP_PORT = 8080;
+export const DEFAULT_HTTPS_PORT = 8443;
+export const DEFAULT_RATE_LIMIT_PER_MINUTE = 5;
+export const DEFAULT_STEP2_HTTPS_DURATION = 5;

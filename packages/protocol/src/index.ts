@@ -1,0 +1,4 @@
+export * from "./ip.js";
+export * from "./port.js";
+export * from "./methods.js";
+export * from "./jsonrpc.js";

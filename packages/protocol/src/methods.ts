@@ -1,0 +1,206 @@
+/**
+ * The whole helper API, as data. Each entry names a method, the JSON schema of its params and of
+ * its result, and the named errors it may answer. The helper dispatches only through this table
+ * and the client validates results against it, so nothing outside it crosses the socket.
+ */
+import type { JSONSchemaType } from "ajv";
+
+export const PROTOCOL_VERSION = 1;
+export const MAX_FRAME_BYTES = 64 * 1024;
+
+/** App names are YAML keys; the same pattern is enforced by the config schema. */
+export const APP_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$";
+
+export type FirewallType = "nftables" | "iptables" | "vyos";
+export type KnockStep = 1 | 2;
+
+export interface ServicePortInfo {
+  app: string;
+  port: number;
+  protocol: "tcp" | "udp";
+}
+export interface HelloParams {
+  [k: string]: never;
+}
+export interface HelloResult {
+  version: string;
+  protocolVersion: number;
+  firewallType: FirewallType;
+  httpPort: number;
+  httpsPort: number;
+  services: ServicePortInfo[];
+}
+export interface OpenParams {
+  step: KnockStep;
+  app: string;
+  ip: string;
+}
+export interface OpenResult {
+  app: string;
+  ip: string;
+  step: KnockStep;
+  durationSeconds: number;
+  expiresAt: string;
+  refreshed: boolean;
+}
+export interface CloseParams {
+  app: string;
+  ip: string;
+}
+export interface CloseResult {
+  closed: number;
+}
+export interface ListParams {
+  [k: string]: never;
+}
+export interface LeaseInfo {
+  app: string;
+  ip: string;
+  step: KnockStep;
+  port: number;
+  protocol: "tcp" | "udp";
+  expiresAt: string;
+  remainingSeconds: number;
+}
+export interface ListResult {
+  leases: LeaseInfo[];
+}
+
+const emptyParams = {
+  type: "object",
+  additionalProperties: false,
+  properties: {},
+  required: [],
+} as unknown as JSONSchemaType<HelloParams>;
+
+const appName = { type: "string", pattern: APP_NAME_PATTERN, maxLength: 32 } as const;
+const ipText = { type: "string", minLength: 2, maxLength: 45, pattern: "^[0-9A-Fa-f:.]+$" } as const;
+const isoTime = { type: "string", maxLength: 40 } as const;
+const step = { type: "integer", enum: [1, 2] } as const;
+const port = { type: "integer", minimum: 1, maximum: 65535 } as const;
+const transport = { type: "string", enum: ["tcp", "udp"] } as const;
+
+const helloResult: JSONSchemaType<HelloResult> = {
+  type: "object",
+  additionalProperties: false,
+  required: ["version", "protocolVersion", "firewallType", "httpPort", "httpsPort", "services"],
+  properties: {
+    version: { type: "string", maxLength: 64 },
+    protocolVersion: { type: "integer" },
+    firewallType: { type: "string", enum: ["nftables", "iptables", "vyos"] },
+    httpPort: port,
+    httpsPort: port,
+    services: {
+      type: "array",
+      maxItems: 1024,
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["app", "port", "protocol"],
+        properties: { app: appName, port, protocol: transport },
+      },
+    },
+  },
+};
+
+const openParams: JSONSchemaType<OpenParams> = {
+  type: "object",
+  additionalProperties: false,
+  required: ["step", "app", "ip"],
+  properties: { step: step as JSONSchemaType<KnockStep>, app: appName, ip: ipText },
+};
+const openResult: JSONSchemaType<OpenResult> = {
+  type: "object",
+  additionalProperties: false,
+  required: ["app", "ip", "step", "durationSeconds", "expiresAt", "refreshed"],
+  properties: {
+    app: appName,
+    ip: ipText,
+    step: step as JSONSchemaType<KnockStep>,
+    durationSeconds: { type: "integer", minimum: 1 },
+    expiresAt: isoTime,
+    refreshed: { type: "boolean" },
+  },
+};
+const closeParams: JSONSchemaType<CloseParams> = {
+  type: "object",
+  additionalProperties: false,
+  required: ["app", "ip"],
+  properties: { app: appName, ip: ipText },
+};
+const closeResult: JSONSchemaType<CloseResult> = {
+  type: "object",
+  additionalProperties: false,
+  required: ["closed"],
+  properties: { closed: { type: "integer", minimum: 0 } },
+};
+const listResult: JSONSchemaType<ListResult> = {
+  type: "object",
+  additionalProperties: false,
+  required: ["leases"],
+  properties: {
+    leases: {
+      type: "array",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["app", "ip", "step", "port", "protocol", "expiresAt", "remainingSeconds"],
+        properties: {
+          app: appName,
+          ip: ipText,
+          step: step as JSONSchemaType<KnockStep>,
+          port,
+          protocol: transport,
+          expiresAt: isoTime,
+          remainingSeconds: { type: "number", minimum: 0 },
+        },
+      },
+    },
+  },
+};
+
+/** Errors a handler may answer besides the JSON-RPC standard ones. Codes are stable. */
+export const HELPER_ERRORS = {
+  UNKNOWN_APP: { code: -32001, message: "unknown app" },
+  STEP1_REQUIRED: { code: -32002, message: "step 2 requires a live step-1 lease for this app and address" },
+  FIREWALL_FAILED: { code: -32003, message: "the firewall refused the change" },
+  INVALID_ADDRESS: { code: -32004, message: "not a unicast IPv4 or IPv6 address" },
+  OVERLOADED: { code: -32005, message: "helper is busy, retry later" },
+} as const;
+export type HelperErrorName = keyof typeof HELPER_ERRORS;
+
+export interface MethodSpec<P, R> {
+  readonly params: JSONSchemaType<P>;
+  readonly result: JSONSchemaType<R>;
+  readonly errors: readonly HelperErrorName[];
+}
+
+export interface MethodTypes {
+  hello: { params: HelloParams; result: HelloResult };
+  open: { params: OpenParams; result: OpenResult };
+  close: { params: CloseParams; result: CloseResult };
+  list: { params: ListParams; result: ListResult };
+}
+export type MethodName = keyof MethodTypes;
+export type ParamsOf<M extends MethodName> = MethodTypes[M]["params"];
+export type ResultOf<M extends MethodName> = MethodTypes[M]["result"];
+export type MethodTable = { readonly [M in MethodName]: MethodSpec<ParamsOf<M>, ResultOf<M>> };
+
+export const METHODS: MethodTable = {
+  hello: { params: emptyParams, result: helloResult, errors: [] },
+  open: {
+    params: openParams,
+    result: openResult,
+    errors: ["UNKNOWN_APP", "INVALID_ADDRESS", "STEP1_REQUIRED", "FIREWALL_FAILED", "OVERLOADED"],
+  },
+  close: {
+    params: closeParams,
+    result: closeResult,
+    errors: ["UNKNOWN_APP", "INVALID_ADDRESS", "FIREWALL_FAILED", "OVERLOADED"],
+  },
+  list: { params: emptyParams as unknown as JSONSchemaType<ListParams>, result: listResult, errors: [] },
+};
+
+export function isMethodName(name: unknown): name is MethodName {
+  return typeof name === "string" && Object.prototype.hasOwnProperty.call(METHODS, name);
+}
