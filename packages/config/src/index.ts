@@ -2,3 +2,4 @@ export * from "./errors.js";
 export * from "./schema.js";
 export * from "./types.js";
 export * from "./load.js";
+export * from "./flags.js";

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import yaml from "js-yaml";
-import { parseIpAddress, parsePort, type Port } from "@knockport/protocol";
+import { APP_NAME_PATTERN, parseIpAddress, parsePort, type Port } from "@knockport/protocol";
 import { ConfigError } from "./errors.js";
 import { appSchema, globalSchema, KEY_HINTS, type RawApp, type RawGlobal } from "./schema.js";
 import {
@@ -15,9 +15,11 @@ import {
   type KnockportConfig,
   type PortOverrides,
 } from "./types.js";
-import { APP_NAME_PATTERN } from "@knockport/protocol";
 
-/** Paths from the original's sample config: anyone who read its README knows them. */
+/**
+ * Paths nobody may run with: the original's sample config (anyone who read its README knows them)
+ * and the placeholders of config/config.example.yaml.
+ */
 export const PUBLISHED_SAMPLE_PATHS: readonly string[] = ["/1-SECRET", "/2-SECRET", "/CHANGE-ME-1", "/CHANGE-ME-2"];
 
 const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -27,10 +29,48 @@ const validateGlobal: ValidateFunction<RawGlobal> = ajv.compile(globalSchema);
 const validateApp: ValidateFunction<RawApp> = ajv.compile(appSchema);
 const appNameRegex = new RegExp(APP_NAME_PATTERN);
 
+/** One validator per key, so cross-checks can use every key that is valid on its own. */
+function fieldValidators(properties: Record<string, object>): Map<string, ValidateFunction> {
+  return new Map(Object.entries(properties).map(([key, schema]) => [key, ajv.compile(schema)]));
+}
+const globalFields = fieldValidators(globalSchema.properties as Record<string, object>);
+const appFields = fieldValidators(appSchema.properties as Record<string, object>);
+
+/** The keys of `raw` that are present, not null, and valid by themselves. */
+function validFields<T>(raw: Record<string, unknown>, validators: Map<string, ValidateFunction>): Partial<T> {
+  const out: Record<string, unknown> = {};
+  for (const [key, validate] of validators) {
+    const value = raw[key];
+    if (value !== undefined && value !== null && validate(value)) out[key] = value;
+  }
+  return out as Partial<T>;
+}
+
+/** The string entries of a YAML list, by index (anything else as undefined). */
+function stringItems(value: unknown): (string | undefined)[] {
+  return Array.isArray(value) ? value.map((v) => (typeof v === "string" ? v : undefined)) : [];
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** A value as the admin wrote it, short; numbers as themselves (JSON would print NaN as null). */
 function show(value: unknown): string {
+  if (typeof value === "number" || typeof value === "bigint") return String(value);
   const text = JSON.stringify(value);
   if (text === undefined) return String(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** What a secret value is, without the value. */
+function showSecret(value: unknown): string {
+  if (Array.isArray(value)) return value.length === 0 ? "an empty list" : `a list of ${value.length}`;
+  if (value === null) return "an empty value";
+  if (typeof value === "string") return "a string; the value is not shown";
+  if (typeof value === "number" || typeof value === "boolean") return `a YAML ${typeof value}; quote the key`;
+  if (typeof value === "object") return "a mapping";
+  return typeof value;
 }
 
 function valueAt(root: unknown, pointer: string): unknown {
@@ -42,41 +82,72 @@ function valueAt(root: unknown, pointer: string): unknown {
   return node;
 }
 
-/** Turn one ajv error into "key.path: what is wrong (got X); fix". Keys inside access-key lists are never echoed. */
-function describe(section: string, root: unknown, err: ErrorObject): string {
-  const parts = err.instancePath.split("/").slice(1);
+const KEY_ITEM_HINT = KEY_HINTS.access_key_item ?? "a key";
+
+/**
+ * Turn one ajv error into "key.path: what is wrong (got X); how to fix". Values under access-key
+ * lists are never echoed: they are secrets and messages end up in logs.
+ */
+function describe(section: string, root: Record<string, unknown>, err: ErrorObject): string {
+  const parts = err.instancePath
+    .split("/")
+    .slice(1)
+    .map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
   const pathParts = [section, ...parts];
   if (err.keyword === "additionalProperties") {
     const extra = (err.params as { additionalProperty: string }).additionalProperty;
-    return `${[...pathParts, extra].join(".")}: unknown key; remove it or check its spelling (known keys: ${Object.keys(
-      (section === "global" ? globalSchema : appSchema).properties,
-    ).join(", ")})`;
+    const known = Object.keys((section === "global" ? globalSchema : appSchema).properties).join(", ");
+    return `${[...pathParts, extra].join(".")}: unknown key; remove it or check its spelling (known keys: ${known})`;
   }
   if (err.keyword === "required") {
     const missing = (err.params as { missingProperty: string }).missingProperty;
     return `${[...pathParts, missing].join(".")}: required key is missing; add ${KEY_HINTS[missing] ?? "it"}`;
   }
-  const key = parts.find((p) => KEY_HINTS[p] !== undefined) ?? parts[0] ?? section;
-  const secret = key.startsWith("access_key");
-  const got = secret ? "" : ` (got ${show(valueAt(root, err.instancePath))})`;
-  const what = err.keyword === "type" ? `must be ${KEY_HINTS[key] ?? err.message}` : `must be ${KEY_HINTS[key] ?? err.message}`;
-  return `${pathParts.join(".")}: ${what}${got}`;
+  const key = parts[0] ?? section;
+  const value = valueAt(root, err.instancePath);
+  if (key.startsWith("access_key")) {
+    const hint = parts.length > 1 ? KEY_ITEM_HINT : (KEY_HINTS[key] ?? `valid (${err.message ?? ""})`);
+    return `${pathParts.join(".")}: must be ${hint} (got ${showSecret(value)})`;
+  }
+  return `${pathParts.join(".")}: must be ${KEY_HINTS[key] ?? `valid (${err.message ?? ""})`} (got ${show(value)})`;
 }
 
-function parseDestination(text: string | undefined, servicePort: Port): Destination | string {
-  if (text === undefined || text === "local") return { kind: "local" };
-  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text);
-  const plainV4 = /^([0-9.]+)(?::(\d{1,5}))?$/.exec(text);
-  const match = bracketed ?? plainV4;
-  const hostText = match?.[1] ?? text; // bare IPv6 without port
-  const portText = match?.[2];
-  const ip = parseIpAddress(hostText);
-  if (!ip || ip !== hostText.toLowerCase().replace(/^0+(?=\d)/, "") && parseIpAddress(ip) !== ip) {
-    return KEY_HINTS.destination ?? "";
+const BRACKETED_IPV6 = /^\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?$/;
+const DOTTED_IPV4 = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/;
+const BARE_IPV6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$/;
+
+/**
+ * Parse an app's `destination`: `local`, or the LAN host the service port is forwarded to as
+ * `[IPv6]`, `[IPv6]:PORT`, `IPv4`, `IPv4:PORT` or a bare IPv6 (no port: `2001:db8::5:2222` is an
+ * address). The address must be unicast (parseIpAddress) and is returned in canonical form; the
+ * port defaults to the service port. Undefined when the text is none of these.
+ */
+export function parseDestination(text: string, servicePort: Port): Destination | undefined {
+  if (text === "local") return { kind: "local" };
+  let hostText: string | undefined;
+  let portText: string | undefined;
+  const bracketed = BRACKETED_IPV6.exec(text);
+  const dotted = DOTTED_IPV4.exec(text);
+  if (bracketed) {
+    hostText = bracketed[1];
+    portText = bracketed[2];
+    if (!hostText?.includes(":")) return undefined; // [192.0.2.10] is not an IPv6 address
+  } else if (dotted) {
+    hostText = dotted[1];
+    portText = dotted[2];
+  } else if (BARE_IPV6.test(text)) {
+    hostText = text;
   }
+  const ip = hostText === undefined ? undefined : parseIpAddress(hostText);
+  if (!ip) return undefined;
   const port = portText === undefined ? servicePort : parsePort(Number(portText));
-  if (!port) return KEY_HINTS.destination ?? "";
+  if (!port) return undefined;
   return { kind: "forward", ip, port };
+}
+
+/** Dot segments are rewritten by clients (curl, browsers) before sending, so such a knock never matches. */
+function hasDotSegment(path: string): boolean {
+  return path.split("/").some((segment) => segment === "." || segment === "..");
 }
 
 function readYaml(file: string): unknown {
@@ -105,7 +176,7 @@ function readYaml(file: string): unknown {
     const mark = (err as { mark?: { line: number; column: number } }).mark;
     const where = mark ? ` at line ${mark.line + 1}, column ${mark.column + 1}` : "";
     const reason = (err as { reason?: string }).reason ?? "invalid YAML";
-    throw new ConfigError("CONFIG_YAML", file, [`${file}: YAML syntax error${where}: ${reason}`]);
+    throw new ConfigError("CONFIG_YAML", file, [`${file}: YAML syntax error${where}: ${reason}; fix the file's syntax`]);
   }
 }
 
@@ -118,128 +189,198 @@ export function loadConfig(file: string, overrides: PortOverrides = {}): Knockpo
   return parseConfig(doc, file, overrides);
 }
 
+interface KnockPortChoice {
+  port: Port | undefined;
+  /** Where the value came from, in the words an admin would search for. */
+  source: string;
+}
+
+function knockPort(
+  flag: string,
+  key: string,
+  override: number | undefined,
+  fromConfig: number | undefined,
+  fallback: number,
+): KnockPortChoice {
+  if (override !== undefined) return { port: parsePort(override), source: flag };
+  if (fromConfig !== undefined) return { port: parsePort(fromConfig), source: key };
+  return { port: parsePort(fallback), source: `${key} (default ${fallback}; set ${key} or ${flag} to change it)` };
+}
+
 export function parseConfig(doc: unknown, file: string, overrides: PortOverrides = {}): KnockportConfig {
   const problems: string[] = [];
   const fail = (msg: string): void => {
-    problems.push(`${file}: ${msg}`);
+    const line = `${file}: ${msg}`;
+    if (!problems.includes(line)) problems.push(line);
   };
-  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
+  if (!isMapping(doc)) {
     throw new ConfigError("CONFIG_INVALID", file, [
       `${file}: must be a YAML mapping with a "global" key and one key per app (see config/config.example.yaml)`,
     ]);
   }
-  const root = doc as Record<string, unknown>;
+  const root = doc;
+
+  // global: report schema problems, then go on with the keys that are valid by themselves, so
+  // every problem of the file is reported in one run.
   const rawGlobal = root.global;
-  if (!validateGlobal(rawGlobal)) {
-    if (rawGlobal === undefined) fail(`global: required section is missing; add it (see config/config.example.yaml)`);
-    else for (const e of validateGlobal.errors ?? []) fail(describe("global", rawGlobal, e));
+  let globalValid = false;
+  let g: Partial<RawGlobal> = {};
+  if (rawGlobal === undefined) {
+    fail(`global: required section is missing; add it (see config/config.example.yaml)`);
+  } else if (!isMapping(rawGlobal)) {
+    fail(`global: must be a mapping with http_post_path, https_post_path and interface_ext (got ${show(rawGlobal)})`);
+  } else {
+    globalValid = validateGlobal(rawGlobal);
+    if (!globalValid) for (const e of validateGlobal.errors ?? []) fail(describe("global", rawGlobal, e));
+    g = validFields<RawGlobal>(rawGlobal, globalFields);
   }
-  const g = validateGlobal(rawGlobal) ? rawGlobal : undefined;
 
   const appEntries = Object.entries(root).filter(([name]) => name !== "global");
   if (appEntries.length === 0) fail(`no apps configured; add at least one app key next to "global"`);
 
-  const httpPortFlag = overrides.httpPort;
-  const httpPort = parsePort(httpPortFlag ?? g?.http_port ?? DEFAULT_HTTP_PORT);
-  const httpsPort = parsePort(overrides.httpsPort ?? g?.https_port ?? DEFAULT_HTTPS_PORT);
-  const httpPortSource = overrides.httpPort !== undefined ? "--http-port" : "global.http_port";
-  const httpsPortSource = overrides.httpsPort !== undefined ? "--https-port" : "global.https_port";
-  if (!httpPort) fail(`${httpPortSource}: must be an integer 1-65535 (got ${show(overrides.httpPort)})`);
-  if (!httpsPort) fail(`${httpsPortSource}: must be an integer 1-65535 (got ${show(overrides.httpsPort)})`);
-  if (httpPort && httpPort === httpsPort) {
-    fail(`${httpsPortSource}: the HTTPS knock port must differ from the HTTP knock port (both ${httpPort})`);
+  const http = knockPort("--http-port", "global.http_port", overrides.httpPort, g.http_port, DEFAULT_HTTP_PORT);
+  const https = knockPort("--https-port", "global.https_port", overrides.httpsPort, g.https_port, DEFAULT_HTTPS_PORT);
+  if (!http.port) fail(`${http.source}: must be an integer 1-65535 (got ${show(overrides.httpPort)})`);
+  if (!https.port) fail(`${https.source}: must be an integer 1-65535 (got ${show(overrides.httpsPort)})`);
+  if (http.port && http.port === https.port) {
+    fail(
+      `${https.source}: the HTTPS knock port must differ from the HTTP knock port ${http.source} (both ${http.port}); change one of them`,
+    );
   }
 
-  if (g) {
-    if (g.http_post_path === g.https_post_path) {
-      fail(`global.https_post_path: must differ from global.http_post_path, or step 2 would be reachable with step 1's path`);
+  if (g.http_post_path !== undefined && g.http_post_path === g.https_post_path) {
+    fail(`global.https_post_path: must differ from global.http_post_path, or step 2 would be reachable with step 1's path`);
+  }
+  for (const key of ["http_post_path", "https_post_path"] as const) {
+    const path = g[key];
+    if (path === undefined) continue;
+    if (PUBLISHED_SAMPLE_PATHS.includes(path)) {
+      fail(`global.${key}: "${path}" is a published sample path; choose your own secret path`);
     }
-    for (const key of ["http_post_path", "https_post_path"] as const) {
-      if (PUBLISHED_SAMPLE_PATHS.includes(g[key])) {
-        fail(`global.${key}: "${g[key]}" is a published sample path; choose your own secret path`);
-      }
+    if (hasDotSegment(path)) {
+      fail(`global.${key}: must not contain "." or ".." segments, which clients rewrite before sending (got ${show(path)})`);
     }
   }
 
   const apps: AppConfig[] = [];
   const seenPorts = new Map<string, string>();
-  const allHttpKeys = new Set<string>();
+  /** Every step-1 key with the app it belongs to, for the cross-app check below. */
+  const httpKeyOwners = new Map<string, string>();
+  const httpsKeyLists: [string, readonly (string | undefined)[]][] = [];
   for (const [name, rawApp] of appEntries) {
     if (!appNameRegex.test(name)) {
       fail(`${show(name)}: app names must be 1-32 characters A-Z a-z 0-9 _ - starting with a letter or digit; rename the key`);
       continue;
     }
-    if (g?.healthcheck_app_name === name) {
+    if (g.healthcheck_app_name === name) {
       fail(`global.healthcheck_app_name: "${name}" is also an app; pick a name no app uses`);
     }
-    if (!validateApp(rawApp)) {
-      if (rawApp === null || typeof rawApp !== "object") {
-        fail(`${name}: must be a mapping with port, access_key_http, access_key_https and duration`);
-      } else {
-        for (const e of validateApp.errors ?? []) fail(describe(name, rawApp, e));
-      }
+    if (!isMapping(rawApp)) {
+      fail(`${name}: must be a mapping with port, access_key_http, access_key_https and duration (got ${show(rawApp)})`);
       continue;
     }
-    const a = rawApp;
-    const servicePort = a.port as Port;
+    const appValid = validateApp(rawApp);
+    if (!appValid) for (const e of validateApp.errors ?? []) fail(describe(name, rawApp, e));
+    const a = validFields<RawApp>(rawApp, appFields);
+    const protocolKnown = a.protocol !== undefined || rawApp.protocol === undefined || rawApp.protocol === null;
     const protocol = a.protocol ?? "tcp";
-    if (a.access_key_http.length !== a.access_key_https.length) {
+
+    // Key cross-checks use every key that is a string, even when its list has other problems.
+    const httpKeys = stringItems(rawApp.access_key_http);
+    const httpsKeys = stringItems(rawApp.access_key_https);
+    if (a.access_key_http && a.access_key_https && a.access_key_http.length !== a.access_key_https.length) {
       fail(
         `${name}.access_key_https: must have as many keys as access_key_http (${a.access_key_http.length} vs ${a.access_key_https.length}); key i of one list pairs with key i of the other`,
       );
     }
-    for (const list of ["access_key_http", "access_key_https"] as const) {
-      if (new Set(a[list]).size !== a[list].length) fail(`${name}.${list}: contains the same key twice; make each key unique`);
+    for (const [list, keys] of [["access_key_http", httpKeys], ["access_key_https", httpsKeys]] as const) {
+      keys.forEach((k, i) => {
+        const first = keys.indexOf(k);
+        if (k !== undefined && first !== i) fail(`${name}.${list}.${i}: same key as ${list}.${first}; make each key unique`);
+      });
     }
-    if (a.access_key_http.some((k) => a.access_key_https.includes(k))) {
-      fail(`${name}.access_key_https: reuses a step-1 key; step-1 keys travel in clear text, so step-2 keys must differ`);
+    httpsKeys.forEach((k, i) => {
+      const j = k === undefined ? -1 : httpKeys.indexOf(k);
+      if (j >= 0) {
+        fail(
+          `${name}.access_key_https.${i}: same key as access_key_http.${j}; step-1 keys travel in clear text, so step-2 keys must differ`,
+        );
+      }
+    });
+    for (const k of httpKeys) if (k !== undefined && !httpKeyOwners.has(k)) httpKeyOwners.set(k, name);
+    httpsKeyLists.push([name, httpsKeys]);
+
+    const servicePort = a.port as Port | undefined;
+    if (servicePort !== undefined && protocolKnown) {
+      const portKey = `${protocol}/${servicePort}`;
+      const other = seenPorts.get(portKey);
+      if (other) fail(`${name}.port: ${portKey} is already used by app "${other}"; each app needs its own port`);
+      else seenPorts.set(portKey, name);
     }
-    for (const k of a.access_key_http) allHttpKeys.add(k);
-    const portKey = `${protocol}/${servicePort}`;
-    const other = seenPorts.get(portKey);
-    if (other) fail(`${name}.port: ${portKey} is already used by app "${other}"; each app needs its own port`);
-    seenPorts.set(portKey, name);
-    if (servicePort === httpPort || servicePort === httpsPort) {
-      fail(
-        `${name}.port: ${servicePort} is also the ${servicePort === httpPort ? "HTTP" : "HTTPS"} knock port; use another port for the service or the knock`,
-      );
+    if (servicePort !== undefined) {
+      for (const [what, knock] of [["HTTP", http], ["HTTPS", https]] as const) {
+        if (servicePort === knock.port) {
+          fail(
+            `${name}.port: ${servicePort} is also the ${what} knock port (${knock.source}); use another port for the service or the knock`,
+          );
+        }
+      }
     }
-    const destination = parseDestination(a.destination, servicePort);
-    if (typeof destination === "string") {
-      fail(`${name}.destination: must be ${destination} (got ${show(a.destination)})`);
-      continue;
+    let destination: Destination | undefined = { kind: "local" };
+    const rawDestination = rawApp.destination;
+    if (rawDestination !== undefined && rawDestination !== null) {
+      destination = typeof rawDestination === "string" ? parseDestination(rawDestination, servicePort ?? (1 as Port)) : undefined;
+      // a non-string was already reported by the schema
+      if (!destination && typeof rawDestination === "string" && a.destination !== undefined) {
+        fail(`${name}.destination: must be ${KEY_HINTS.destination ?? "local or an address"} (got ${show(rawDestination)})`);
+      }
     }
+    if (!appValid || !destination) continue;
+    const v = rawApp as unknown as RawApp;
     apps.push({
       name,
-      port: servicePort,
+      port: v.port as Port,
       protocol,
-      accessKeysHttp: a.access_key_http,
-      accessKeysHttps: a.access_key_https,
+      accessKeysHttp: v.access_key_http,
+      accessKeysHttps: v.access_key_https,
       destination,
-      durationSeconds: a.duration,
-      step2HttpsDurationSeconds: a.step2_https_duration ?? DEFAULT_STEP2_HTTPS_DURATION,
-      interfaceExt: a.interface_ext ?? g?.interface_ext ?? "",
-      interfaceInt: a.interface_int ?? g?.interface_int ?? g?.interface_ext ?? "",
+      durationSeconds: v.duration,
+      step2HttpsDurationSeconds: v.step2_https_duration ?? DEFAULT_STEP2_HTTPS_DURATION,
+      interfaceExt: v.interface_ext ?? g.interface_ext ?? "",
+      interfaceInt: v.interface_int ?? g.interface_int ?? g.interface_ext ?? "",
     });
   }
 
-  if (problems.length > 0 || !g || !httpPort || !httpsPort) {
+  // A step-2 key must never have travelled in clear text, not even as another app's step-1 key.
+  for (const [name, httpsKeys] of httpsKeyLists) {
+    httpsKeys.forEach((k, i) => {
+      const owner = k === undefined ? undefined : httpKeyOwners.get(k);
+      if (owner !== undefined && owner !== name) {
+        fail(
+          `${name}.access_key_https.${i}: same key as a step-1 key of app "${owner}"; step-1 keys travel in clear text, so step-2 keys must differ from every step-1 key`,
+        );
+      }
+    });
+  }
+
+  if (problems.length > 0 || !globalValid || !http.port || !https.port) {
     throw new ConfigError("CONFIG_INVALID", file, problems);
   }
+  const vg = rawGlobal as RawGlobal;
   const baseDir = dirname(resolve(file));
-  const folder = g["2fa_config_folder"] ?? "2fa";
+  const folder = vg["2fa_config_folder"] ?? "2fa";
   return {
     file,
-    httpPort,
-    httpsPort,
+    httpPort: http.port,
+    httpsPort: https.port,
     global: {
-      httpPostPath: g.http_post_path,
-      httpsPostPath: g.https_post_path,
-      rateLimitPerMinute: g.step1_2_rate_limit_per_minute ?? DEFAULT_RATE_LIMIT_PER_MINUTE,
-      interfaceExt: g.interface_ext,
-      interfaceInt: g.interface_int ?? g.interface_ext,
+      httpPostPath: vg.http_post_path,
+      httpsPostPath: vg.https_post_path,
+      rateLimitPerMinute: vg.step1_2_rate_limit_per_minute ?? DEFAULT_RATE_LIMIT_PER_MINUTE,
+      interfaceExt: vg.interface_ext,
+      interfaceInt: vg.interface_int ?? vg.interface_ext,
       twoFactorFolder: isAbsolute(folder) ? folder : resolve(baseDir, folder),
-      healthcheckAppName: g.healthcheck_app_name,
+      healthcheckAppName: vg.healthcheck_app_name ?? undefined,
     },
     apps,
   };

@@ -13,7 +13,12 @@ export const MAX_STEP2_DURATION_SECONDS = 3600;
 export const POST_PATH_PATTERN = "^/[A-Za-z0-9._~/-]+$";
 /** Printable ASCII without spaces: survives form encoding and shells, compared byte for byte. */
 export const ACCESS_KEY_PATTERN = "^[\\x21-\\x7e]+$";
-export const INTERFACE_PATTERN = "^[A-Za-z0-9_.@:+-]{1,15}$";
+/**
+ * A Linux interface name (1-15 characters, not "." or ".."), limited to characters every backend
+ * takes literally: no ":" (alias labels are not interfaces), no "@" (`ip link` decoration), no "+"
+ * (an iptables wildcard) and nothing that needs quoting.
+ */
+export const INTERFACE_PATTERN = "^(?!\\.{1,2}$)[A-Za-z0-9_.-]{1,15}$";
 
 /** The YAML file as written: snake_case keys exactly as the original tool used them. */
 export interface RawGlobal {
@@ -102,8 +107,8 @@ export const KEY_HINTS: Record<string, string> = {
   http_post_path: `a path such as /k-7Hq2x starting with "/", 2-${HTTP_POST_PATH_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ / -`,
   https_post_path: `a path starting with "/", up to ${HTTPS_POST_PATH_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ / -`,
   step1_2_rate_limit_per_minute: "an integer 1-100000 (requests per minute per client address and step)",
-  interface_ext: "a network interface name such as eth0 (1-15 characters)",
-  interface_int: "a network interface name such as eth1 (1-15 characters)",
+  interface_ext: "a network interface name such as eth0 (1-15 characters of A-Z a-z 0-9 _ . -)",
+  interface_int: "a network interface name such as eth1 (1-15 characters of A-Z a-z 0-9 _ . -)",
   "2fa_config_folder": "a folder path (relative paths are taken from the config file's folder)",
   healthcheck_app_name: "a name of 1-32 characters A-Z a-z 0-9 _ - that is not an app",
   http_port: "an integer 1-65535",
@@ -111,7 +116,9 @@ export const KEY_HINTS: Record<string, string> = {
   port: "an integer 1-65535",
   access_key_http: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} printable ASCII characters without spaces`,
   access_key_https: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} printable ASCII characters without spaces`,
-  destination: 'either "local" or the LAN host as IP or IP:PORT (IPv6 as [IP]:PORT)',
+  /** One entry of access_key_http / access_key_https (messages never show the key itself). */
+  access_key_item: `a key of ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} printable ASCII characters without spaces`,
+  destination: 'either "local" or the LAN host as IPv4, IPv4:PORT, IPv6, [IPv6] or [IPv6]:PORT (a unicast address)',
   protocol: 'either "tcp" or "udp"',
   duration: `an integer number of seconds 1-${MAX_DURATION_SECONDS}`,
   step2_https_duration: `an integer number of seconds 1-${MAX_STEP2_DURATION_SECONDS}`,

@@ -166,6 +166,7 @@ export const HELPER_ERRORS = {
   FIREWALL_FAILED: { code: -32003, message: "the firewall refused the change" },
   INVALID_ADDRESS: { code: -32004, message: "not a unicast IPv4 or IPv6 address" },
   OVERLOADED: { code: -32005, message: "helper is busy, retry later" },
+  STATE_FAILED: { code: -32006, message: "the lease journal could not be written; nothing was opened" },
 } as const;
 export type HelperErrorName = keyof typeof HELPER_ERRORS;
 
@@ -191,12 +192,12 @@ export const METHODS: MethodTable = {
   open: {
     params: openParams,
     result: openResult,
-    errors: ["UNKNOWN_APP", "INVALID_ADDRESS", "STEP1_REQUIRED", "FIREWALL_FAILED", "OVERLOADED"],
+    errors: ["UNKNOWN_APP", "INVALID_ADDRESS", "STEP1_REQUIRED", "FIREWALL_FAILED", "STATE_FAILED", "OVERLOADED"],
   },
   close: {
     params: closeParams,
     result: closeResult,
-    errors: ["UNKNOWN_APP", "INVALID_ADDRESS", "FIREWALL_FAILED", "OVERLOADED"],
+    errors: ["UNKNOWN_APP", "INVALID_ADDRESS", "FIREWALL_FAILED", "STATE_FAILED", "OVERLOADED"],
   },
   list: { params: emptyParams as unknown as JSONSchemaType<ListParams>, result: listResult, errors: [] },
 };

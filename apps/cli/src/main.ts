@@ -1,0 +1,178 @@
+import { spawnSync } from "node:child_process";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { ConfigError, UsageError, loadConfig, parsePortFlag } from "@knockport/config";
+import { HelperCallError } from "@knockport/helper-client";
+import { generateSelfSignedCert } from "./gen-cert.js";
+import { defaultServerUser, runBoth } from "./run.js";
+import { fetchLeases, formatLeaseTable } from "./status.js";
+import { runDemo } from "./demo.js";
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const DEFAULT_SOCKET = "/run/knockport/helper.sock";
+
+const USAGE = `Usage: knockport <command> [options]
+
+Commands:
+  demo                 build test namespaces, knock from a client, show the service port opening
+                       and closing for the knocker but never for a bystander (needs root)
+  run                  start helper (root) and server (unprivileged) together, as the original's
+                       "python src/main.py -c ... --firewall-type ..." did (needs root)
+  status               list live leases from the helper          [--socket PATH] [--json]
+  check-config         validate a config file                    -c FILE [--http-port N] [--https-port N]
+  gen-cert             write a self-signed test certificate      [--out-dir DIR] [--name NAME] [--cn HOST] [--days N]
+  uninstall-firewall   remove KnockPort's firewall table (needs root)
+
+Run "knockport <command> --help" for a command's options.
+`;
+
+const RUN_USAGE = `Usage: knockport run -c CONFIG --cert FILE --key FILE [options]
+
+  -c, --config FILE        config file
+      --firewall-type T    nftables (default)
+      --http-port N        step-1 port (default global.http_port or 8080)
+      --https-port N       step-2 port (default global.https_port or 8443)
+      --cert FILE          TLS certificate (PEM); knockport gen-cert makes a test one
+      --key FILE           TLS key (PEM), readable by --user
+      --user NAME          unprivileged user for the server (default knockport, else nobody)
+      --socket PATH        helper socket (default ${DEFAULT_SOCKET})
+      --state-dir DIR      helper state (default /var/lib/knockport)
+`;
+
+const HELP = { type: "boolean", short: "h" } as const;
+
+/** Parse errors from node:util become usage errors (exit 2, no stack trace). */
+function parsed<R>(parse: () => R): R {
+  try {
+    return parse();
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}; see --help`);
+  }
+}
+
+const out = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case "-h":
+    case "--help":
+    case "help":
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+
+    case "gen-cert": {
+      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: {
+        "out-dir": { type: "string", default: "." },
+        name: { type: "string", default: "knockport.testing" },
+        cn: { type: "string", default: "knockport.test" },
+        days: { type: "string", default: "825" }, help: HELP } }));
+      if (v.help) return out("Usage: knockport gen-cert [--out-dir DIR] [--name knockport.testing] [--cn HOST] [--days 825]"), 0;
+      const days = Number(v.days);
+      if (!Number.isInteger(days) || days < 1 || days > 3650) throw new UsageError(`--days: must be an integer 1-3650 (got "${v.days}")`);
+      const cert = generateSelfSignedCert({ outDir: String(v["out-dir"]), name: String(v.name), commonName: String(v.cn), days });
+      out(`certificate: ${cert.certFile}`);
+      out(`key:         ${cert.keyFile}`);
+      return 0;
+    }
+
+    case "check-config": {
+      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: { config: { type: "string", short: "c" }, "http-port": { type: "string" }, "https-port": { type: "string" }, help: HELP } }));
+      if (v.help) return out("Usage: knockport check-config -c FILE [--http-port N] [--https-port N]"), 0;
+      if (!v.config) throw new UsageError("-c/--config is required");
+      const config = loadConfig(String(v.config), {
+        httpPort: parsePortFlag("--http-port", v["http-port"] as string | undefined),
+        httpsPort: parsePortFlag("--https-port", v["https-port"] as string | undefined),
+      });
+      out(`${config.file}: OK`);
+      out(`  step 1: HTTP  port ${config.httpPort}, path of ${config.global.httpPostPath.length} characters`);
+      out(`  step 2: HTTPS port ${config.httpsPort}, path of ${config.global.httpsPostPath.length} characters`);
+      for (const app of config.apps) {
+        out(
+          `  app ${app.name}: ${app.protocol}/${app.port} ${app.destination.kind}, open ${app.durationSeconds}s after step 2, ` +
+            `step-2 window ${app.step2HttpsDurationSeconds}s, ${app.accessKeysHttp.length} key pair(s), on ${app.interfaceExt}`,
+        );
+      }
+      return 0;
+    }
+
+    case "status": {
+      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: { socket: { type: "string", default: DEFAULT_SOCKET }, json: { type: "boolean", default: false }, help: HELP } }));
+      if (v.help) return out(`Usage: knockport status [--socket ${DEFAULT_SOCKET}] [--json]`), 0;
+      const leases = await fetchLeases(String(v.socket));
+      process.stdout.write(v.json ? `${JSON.stringify(leases)}\n` : formatLeaseTable(leases));
+      return 0;
+    }
+
+    case "uninstall-firewall": {
+      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: { "state-dir": { type: "string", default: "/var/lib/knockport" }, help: HELP } }));
+      if (v.help) return out("Usage: knockport uninstall-firewall [--state-dir DIR]   (removes the knockport nftables table)"), 0;
+      const r = spawnSync(
+        process.execPath,
+        [join(REPO_ROOT, "bin/knockport-helper"), "--uninstall-firewall", "--state-dir", String(v["state-dir"])],
+        { stdio: "inherit" },
+      );
+      return r.status ?? 1;
+    }
+
+    case "run": {
+      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: {
+        config: { type: "string", short: "c" },
+        "firewall-type": { type: "string", default: "nftables" },
+        "http-port": { type: "string" },
+        "https-port": { type: "string" },
+        cert: { type: "string" },
+        key: { type: "string" },
+        user: { type: "string" },
+        socket: { type: "string", default: DEFAULT_SOCKET },
+        "state-dir": { type: "string", default: "/var/lib/knockport" },
+        "use-sudo": { type: "boolean", default: false }, help: HELP } }));
+      if (v.help) return process.stdout.write(RUN_USAGE), 0;
+      if (v["use-sudo"]) throw new UsageError("--use-sudo: not supported by this version yet; run knockport run as root");
+      if (!v.config || !v.cert || !v.key) throw new UsageError("-c/--config, --cert and --key are required; see knockport run --help");
+      return runBoth({
+        repoRoot: REPO_ROOT,
+        configFile: String(v.config),
+        firewallType: String(v["firewall-type"]),
+        httpPort: v["http-port"] as string | undefined,
+        httpsPort: v["https-port"] as string | undefined,
+        certFile: String(v.cert),
+        keyFile: String(v.key),
+        user: typeof v.user === "string" ? v.user : defaultServerUser(),
+        socketPath: String(v.socket),
+        stateDir: String(v["state-dir"]),
+        log: out,
+      });
+    }
+
+    case "demo": {
+      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: { help: HELP } }));
+      if (v.help) return out("Usage: knockport demo   (needs root; builds and removes its own network namespaces)"), 0;
+      if (process.getuid?.() !== 0) throw new UsageError("knockport demo needs root (it creates network namespaces and firewall rules)");
+      return runDemo({ repoRoot: REPO_ROOT, log: out });
+    }
+
+    default:
+      throw new UsageError(`unknown command "${command}"; run knockport --help`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError || err instanceof UsageError) {
+      process.stderr.write(`knockport: ${err.message}\n`);
+      process.exit(2);
+    }
+    if (err instanceof HelperCallError) {
+      process.stderr.write(`knockport: ${err.message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`knockport: unexpected error: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

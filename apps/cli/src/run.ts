@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { UsageError } from "@knockport/config";
+
+export interface RunOptions {
+  repoRoot: string;
+  configFile: string;
+  firewallType: string;
+  httpPort: string | undefined;
+  httpsPort: string | undefined;
+  certFile: string;
+  keyFile: string;
+  user: string;
+  socketPath: string;
+  stateDir: string;
+  log: (line: string) => void;
+}
+
+interface Account {
+  uid: number;
+  gid: number;
+  name: string;
+}
+
+function lookupUser(name: string): Account {
+  const line = readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((l) => l.split(":")[0] === name);
+  const [, , uid, gid] = line?.split(":") ?? [];
+  if (!line || uid === undefined || gid === undefined) {
+    throw new UsageError(`--user ${name}: no such user; create it (useradd --system --no-create-home ${name}) or pick another`);
+  }
+  if (uid === "0") throw new UsageError(`--user ${name}: is root; the server must run unprivileged`);
+  return { uid: Number(uid), gid: Number(gid), name };
+}
+
+export function defaultServerUser(): string {
+  const users = readFileSync("/etc/passwd", "utf8").split("\n").map((l) => l.split(":")[0]);
+  return users.includes("knockport") ? "knockport" : "nobody";
+}
+
+/**
+ * `knockport run`: the original's one-command start. The helper runs as root; the server is
+ * started through setpriv as an unprivileged user that keeps only CAP_NET_BIND_SERVICE (for
+ * ports below 1024). Either process ending stops the other.
+ */
+export async function runBoth(opts: RunOptions): Promise<number> {
+  if (process.getuid?.() !== 0) throw new UsageError("knockport run must be started as root (the helper changes the firewall)");
+  const account = lookupUser(opts.user);
+  const ports = [
+    ...(opts.httpPort ? ["--http-port", opts.httpPort] : []),
+    ...(opts.httpsPort ? ["--https-port", opts.httpsPort] : []),
+  ];
+  const helper = spawn(
+    process.execPath,
+    [
+      join(opts.repoRoot, "bin/knockport-helper"),
+      "-c", opts.configFile,
+      "--firewall-type", opts.firewallType,
+      "--socket", opts.socketPath,
+      "--socket-group", String(account.gid),
+      "--state-dir", opts.stateDir,
+      ...ports,
+    ],
+    { stdio: "inherit" },
+  );
+  const server = spawn(
+    "setpriv",
+    [
+      `--reuid=${account.uid}`,
+      `--regid=${account.gid}`,
+      "--clear-groups",
+      "--inh-caps=-all,+net_bind_service",
+      "--ambient-caps=-all,+net_bind_service",
+      "--",
+      process.execPath,
+      join(opts.repoRoot, "bin/knockport-server"),
+      "-c", opts.configFile,
+      "--cert", opts.certFile,
+      "--key", opts.keyFile,
+      "--socket", opts.socketPath,
+      ...ports,
+    ],
+    { stdio: "inherit" },
+  );
+  opts.log(`knockport run: helper pid ${helper.pid} (root), server pid ${server.pid} (user ${account.name})`);
+
+  const children: ChildProcess[] = [helper, server];
+  return new Promise<number>((resolve) => {
+    let exitCode: number | undefined;
+    const finished = new Set<ChildProcess>();
+    const stopAll = (): void => {
+      for (const c of children) if (!finished.has(c)) c.kill("SIGTERM");
+    };
+    for (const child of children) {
+      child.on("error", (err) => {
+        opts.log(`knockport run: cannot start ${child === helper ? "helper" : "server"}: ${err.message}`);
+        exitCode ??= 1;
+      });
+      // "close" also fires when the process could not be spawned at all
+      child.on("close", (code) => {
+        finished.add(child);
+        exitCode ??= code ?? 1;
+        stopAll();
+        if (finished.size === children.length) resolve(exitCode);
+      });
+    }
+    process.once("SIGINT", stopAll);
+    process.once("SIGTERM", stopAll);
+  });
+}

@@ -1,0 +1,84 @@
+import { parseArgs } from "node:util";
+import { UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
+
+export interface HelperOptions {
+  /** Absent only with --uninstall-firewall, which needs no config. */
+  configFile: string | undefined;
+  firewallType: "nftables";
+  socketPath: string;
+  socketGroup: string | undefined;
+  stateDir: string;
+  httpPort: number | undefined;
+  httpsPort: number | undefined;
+  dryRun: boolean;
+  uninstallFirewall: boolean;
+  logLevel: LogLevel;
+}
+
+export const HELPER_USAGE = `Usage: knockport-helper -c CONFIG [options]
+
+Root-owned firewall helper: applies KnockPort's nftables table and opens ports on request of
+knockport-server over a Unix socket.
+
+  -c, --config FILE         config file (required)
+      --firewall-type TYPE  nftables (default; iptables and vyos are not supported by this version)
+      --socket PATH         Unix socket to listen on (default /run/knockport/helper.sock)
+      --socket-group GROUP  group allowed to connect (socket mode 0660); without it 0600, root only
+      --state-dir DIR       where leases are kept across restarts (default /var/lib/knockport)
+      --http-port N         HTTP (step 1) knock port, overrides global.http_port (default 8080)
+      --https-port N        HTTPS (step 2) knock port, overrides global.https_port (default 8443)
+      --dry-run             print the ruleset it would apply and exit; changes nothing
+      --uninstall-firewall  remove KnockPort's firewall table and saved leases, then exit
+      --log-level LEVEL     fatal, error, warn, info (default), debug
+  -h, --help                show this help
+`;
+
+export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: "string", short: "c" },
+        "firewall-type": { type: "string", default: "nftables" },
+        socket: { type: "string", default: "/run/knockport/helper.sock" },
+        "socket-group": { type: "string" },
+        "state-dir": { type: "string", default: "/var/lib/knockport" },
+        "http-port": { type: "string" },
+        "https-port": { type: "string" },
+        "dry-run": { type: "boolean", default: false },
+        "uninstall-firewall": { type: "boolean", default: false },
+        "log-level": { type: "string", default: "info" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}; see --help`);
+  }
+  const v = parsed.values;
+  if (v.help) return "help";
+  if (!v.config && !v["uninstall-firewall"]) {
+    throw new UsageError("-c/--config is required (e.g. -c /etc/knockport/config.yaml)");
+  }
+  const type = v["firewall-type"];
+  if (type === "iptables" || type === "vyos") {
+    throw new UsageError(
+      `--firewall-type ${type}: not supported by this version of KnockPort yet; use --firewall-type nftables`,
+    );
+  }
+  if (type !== "nftables") throw new UsageError(`--firewall-type: must be nftables (got "${type}")`);
+  return {
+    configFile: v.config,
+    firewallType: "nftables",
+    socketPath: v.socket,
+    socketGroup: v["socket-group"],
+    stateDir: v["state-dir"],
+    httpPort: parsePortFlag("--http-port", v["http-port"]),
+    httpsPort: parsePortFlag("--https-port", v["https-port"]),
+    dryRun: v["dry-run"],
+    uninstallFirewall: v["uninstall-firewall"],
+    logLevel: parseLogLevel(v["log-level"]),
+  };
+}

@@ -1,0 +1,18 @@
+import type { IpAddress } from "@knockport/protocol";
+
+export type SetChange =
+  | { readonly op: "grant"; readonly set: string; readonly ip: IpAddress; readonly timeoutSeconds: number }
+  | { readonly op: "revoke"; readonly set: string; readonly ip: IpAddress };
+
+/** What the lease logic needs from a firewall; one implementation per --firewall-type. */
+export interface FirewallBackend {
+  readonly type: "nftables";
+  /** The exact ruleset `install` applies (for --dry-run). */
+  renderRuleset(): string;
+  /** Replace our table atomically. Set elements are wiped: the caller re-applies live leases. */
+  install(): Promise<void>;
+  /** Apply grants/revokes as one transaction. */
+  apply(changes: readonly SetChange[]): Promise<void>;
+  /** Remove our table; false when it was not there. */
+  uninstall(): Promise<boolean>;
+}

@@ -1,0 +1,93 @@
+import { pino } from "pino";
+import { ConfigError, UsageError, loadConfig } from "@knockport/config";
+import { createDispatcher } from "@knockport/protocol";
+import { HELPER_USAGE, parseHelperArgs } from "./args.js";
+import { LeaseJournal } from "./leases.js";
+import { FirewallCommandError, NftablesBackend, uninstallNftables } from "./nftables.js";
+import { HelperService } from "./service.js";
+import { SocketSetupError, startRpcServer } from "./socket-server.js";
+import { UnsupportedConfigError, renderNftRuleset } from "@knockport/firewall";
+
+/** Problems the admin can fix: print the message alone, no stack trace. */
+function isExpectedFailure(err: unknown): err is Error & { code: string } {
+  return (
+    err instanceof ConfigError ||
+    err instanceof UsageError ||
+    err instanceof FirewallCommandError ||
+    err instanceof SocketSetupError ||
+    err instanceof UnsupportedConfigError ||
+    (err instanceof Error && (err as { code?: string }).code === "STATE_WRITE_FAILED")
+  );
+}
+
+async function main(argv: string[]): Promise<number> {
+  const options = parseHelperArgs(argv);
+  if (options === "help") {
+    process.stdout.write(HELPER_USAGE);
+    return 0;
+  }
+  const log = pino({ name: "knockport-helper", level: options.logLevel });
+  if (options.uninstallFirewall) {
+    const removed = await uninstallNftables();
+    const journal = new LeaseJournal(options.stateDir);
+    journal.prepare();
+    journal.save([]);
+    log.info({ event: "firewall.uninstalled", removed }, removed ? "knockport table removed" : "no knockport table was installed");
+    return 0;
+  }
+  // parseHelperArgs guarantees a config file unless uninstalling
+  const config = loadConfig(options.configFile ?? "", { httpPort: options.httpPort, httpsPort: options.httpsPort });
+  if (options.dryRun) {
+    // Rendering needs no nft binary and no privileges.
+    process.stdout.write(renderNftRuleset(config));
+    return 0;
+  }
+  const firewall = new NftablesBackend(config);
+  const journal = new LeaseJournal(options.stateDir);
+
+  const service = new HelperService(config, firewall, journal, log);
+  await service.start();
+  const dispatch = createDispatcher(service.handlers, (err, method) =>
+    log.error({ event: "rpc.internal_error", method, err: (err as Error)?.message }, "handler failed"),
+  );
+  const rpc = await startRpcServer({
+    socketPath: options.socketPath,
+    socketGroup: options.socketGroup,
+    dispatch: (frame) => dispatch(frame, undefined),
+    log,
+  });
+  service.startExpirySweep();
+  log.info(
+    {
+      event: "helper.ready",
+      firewallType: firewall.type,
+      httpPort: config.httpPort,
+      httpsPort: config.httpsPort,
+      apps: config.apps.map((a) => `${a.name}:${a.protocol}/${a.port}`),
+    },
+    "helper ready",
+  );
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ event: "helper.stopping", signal }, "stopping; the firewall table stays so ports stay protected");
+      service.stop();
+      void rpc.close().then(() => resolve(0));
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (isExpectedFailure(err)) {
+      process.stderr.write(`knockport-helper: ${err.message}\n`);
+      process.exit(err instanceof ConfigError || err instanceof UsageError ? 2 : 1);
+    }
+    // A bug, not a usage problem: one line for the operator, no stack trace.
+    process.stderr.write(`knockport-helper: unexpected error: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

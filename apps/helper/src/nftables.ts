@@ -1,0 +1,108 @@
+import { existsSync } from "node:fs";
+import { execa } from "execa";
+import type { KnockportConfig } from "@knockport/config";
+import {
+  renderNftGrant,
+  renderNftRemoveTable,
+  renderNftRevoke,
+  renderNftRuleset,
+  NFT_TABLE_FAMILY,
+  NFT_TABLE_NAME,
+} from "@knockport/firewall";
+import type { FirewallBackend, SetChange } from "./backend.js";
+
+const NFT_CANDIDATES = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
+const NFT_TIMEOUT_MS = 15_000;
+
+export class FirewallCommandError extends Error {
+  readonly code = "FIREWALL_COMMAND_FAILED";
+  constructor(
+    message: string,
+    readonly stderr: string,
+  ) {
+    super(message);
+    this.name = "FirewallCommandError";
+  }
+}
+
+export function locateNft(): string {
+  const found = NFT_CANDIDATES.find((p) => existsSync(p));
+  if (!found) {
+    throw new FirewallCommandError(
+      `nft not found (looked in ${NFT_CANDIDATES.join(", ")}); install it: apt-get install nftables`,
+      "",
+    );
+  }
+  return found;
+}
+
+/**
+ * Runs nft with an absolute path and an argument array (never a shell); scripts go in on stdin so
+ * every call is one atomic transaction: it applies whole or not at all.
+ */
+export class NftablesBackend implements FirewallBackend {
+  readonly type = "nftables" as const;
+
+  constructor(
+    private readonly config: KnockportConfig,
+    private readonly nftPath: string = locateNft(),
+  ) {}
+
+  renderRuleset(): string {
+    return renderNftRuleset(this.config);
+  }
+
+  async install(): Promise<void> {
+    await this.runScript(this.renderRuleset(), "install the knockport table");
+  }
+
+  async apply(changes: readonly SetChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    const script = changes
+      .map((c) =>
+        c.op === "grant"
+          ? renderNftGrant({ set: c.set, ip: c.ip, timeoutSeconds: c.timeoutSeconds })
+          : renderNftRevoke({ set: c.set, ip: c.ip }),
+      )
+      .join("");
+    await this.runScript(script, "update the knockport sets");
+  }
+
+  async uninstall(): Promise<boolean> {
+    return uninstallNftables(this.nftPath);
+  }
+
+  private runScript(script: string, what: string): Promise<void> {
+    return runNftScript(this.nftPath, script, what);
+  }
+}
+
+/** Remove our table; false when it was not there. Needs no config. */
+export async function uninstallNftables(nftPath: string = locateNft()): Promise<boolean> {
+  const listed = await execa(nftPath, ["list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME], {
+    reject: false,
+    timeout: NFT_TIMEOUT_MS,
+  });
+  if (listed.exitCode !== 0) return false;
+  await runNftScript(nftPath, renderNftRemoveTable(), "remove the knockport table");
+  return true;
+}
+
+async function runNftScript(nftPath: string, script: string, what: string): Promise<void> {
+  const r = await execa(nftPath, ["-f", "-"], {
+    input: script,
+    reject: false,
+    timeout: NFT_TIMEOUT_MS,
+    stripFinalNewline: true,
+  });
+  if (r.exitCode !== 0 || r.timedOut) {
+    const stderr = String(r.stderr ?? "").slice(0, 2000);
+    const hint = /Operation not permitted|EPERM/i.test(stderr)
+      ? "; the helper needs root or CAP_NET_ADMIN"
+      : "";
+    throw new FirewallCommandError(
+      `nft failed to ${what} (${r.timedOut ? "timed out" : `exit ${r.exitCode}`})${hint}: ${stderr}`,
+      stderr,
+    );
+  }
+}

@@ -1,0 +1,252 @@
+import type { Logger } from "pino";
+import { findApp, type AppConfig, type KnockportConfig } from "@knockport/config";
+import { HTTPS_SET_V4, HTTPS_SET_V6, serviceSetName } from "@knockport/firewall";
+import {
+  HelperError,
+  PROTOCOL_VERSION,
+  ipFamily,
+  parseIpAddress,
+  type CloseParams,
+  type CloseResult,
+  type HelloResult,
+  type IpAddress,
+  type KnockStep,
+  type LeaseInfo,
+  type ListResult,
+  type MethodHandlers,
+  type OpenParams,
+  type OpenResult,
+} from "@knockport/protocol";
+import type { FirewallBackend, SetChange } from "./backend.js";
+import { JournalError, LeaseBook, type Lease, type LeaseJournal } from "./leases.js";
+import { SerialQueue } from "./serial-queue.js";
+
+export const HELPER_VERSION = "0.1.0";
+
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
+
+function secondsUntil(deadlineMs: number, nowMs: number): number {
+  return Math.max(1, Math.ceil((deadlineMs - nowMs) / 1000));
+}
+
+/**
+ * Lease logic behind the socket. All changes run one at a time (firewall, then journal), so
+ * concurrent knocks never interleave half-applied state. Order is fail-closed: the kernel is
+ * changed first and rolled back if the journal cannot record it.
+ */
+export class HelperService {
+  private readonly book = new LeaseBook();
+  private readonly queue = new SerialQueue(1000);
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly config: KnockportConfig,
+    private readonly firewall: FirewallBackend,
+    private readonly journal: LeaseJournal,
+    private readonly log: Logger,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  /** Install the table and put back the journal's live leases with their remaining time. */
+  async start(): Promise<void> {
+    this.journal.prepare();
+    const { leases, problem } = this.journal.load();
+    if (problem) this.log.warn({ event: "journal.ignored" }, problem);
+    await this.firewall.install();
+    this.log.info({ event: "firewall.installed", type: this.firewall.type }, "firewall table installed");
+    const now = this.clock.now();
+    const restored: Lease[] = [];
+    for (const lease of leases) {
+      if (lease.expiresAtMs <= now) continue;
+      if (!findApp(this.config, lease.app)) {
+        this.log.warn({ event: "lease.dropped", app: lease.app, ip: lease.ip }, "journal lease for an app no longer configured");
+        continue;
+      }
+      this.book.put(lease);
+      restored.push(lease);
+    }
+    const changes = restored.map((l) => this.grantChange(l, now));
+    await this.firewall.apply(changes);
+    this.journal.save(this.book.all());
+    for (const l of restored) {
+      this.log.info(
+        { event: "lease.restored", app: l.app, ip: l.ip, step: l.step, remainingSeconds: secondsUntil(l.expiresAtMs, now) },
+        "lease restored after restart",
+      );
+    }
+  }
+
+  startExpirySweep(intervalMs = 1000): void {
+    this.sweepTimer = setInterval(() => void this.queue.run(async () => this.sweepExpired()).catch(() => undefined), intervalMs);
+    this.sweepTimer.unref();
+  }
+
+  stop(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+  }
+
+  readonly handlers: MethodHandlers<unknown> = {
+    hello: async () => this.hello(),
+    open: async (p) => this.queue.run(() => this.open(p)),
+    close: async (p) => this.queue.run(() => this.close(p)),
+    list: async () => this.list(),
+  };
+
+  hello(): HelloResult {
+    return {
+      version: HELPER_VERSION,
+      protocolVersion: PROTOCOL_VERSION,
+      firewallType: this.firewall.type,
+      httpPort: this.config.httpPort,
+      httpsPort: this.config.httpsPort,
+      services: this.config.apps.map((a) => ({ app: a.name, port: a.port, protocol: a.protocol })),
+    };
+  }
+
+  private resolve(appName: string, ipText: string): { app: AppConfig; ip: IpAddress } {
+    const app = findApp(this.config, appName);
+    if (!app) throw new HelperError("UNKNOWN_APP");
+    const ip = parseIpAddress(ipText);
+    if (!ip) throw new HelperError("INVALID_ADDRESS");
+    return { app, ip };
+  }
+
+  private setFor(step: KnockStep, appName: string, ip: IpAddress): string {
+    const family = ipFamily(ip);
+    if (step === 1) return family === 4 ? HTTPS_SET_V4 : HTTPS_SET_V6;
+    return serviceSetName(appName, family);
+  }
+
+  /** Kernel element for a lease. Step-1 leases of one address share the HTTPS element. */
+  private grantChange(lease: Lease, nowMs: number): SetChange {
+    const deadline =
+      lease.step === 1 ? Math.max(lease.expiresAtMs, this.book.latestStep1Deadline(lease.ip, nowMs) ?? 0) : lease.expiresAtMs;
+    return { op: "grant", set: this.setFor(lease.step, lease.app, lease.ip), ip: lease.ip, timeoutSeconds: secondsUntil(deadline, nowMs) };
+  }
+
+  /** The HTTPS element after step-1 leases of `ip` changed: as long as the longest one left, or gone. */
+  private httpsElementChange(ip: IpAddress, nowMs: number): SetChange {
+    const set = this.setFor(1, "", ip);
+    const deadline = this.book.latestStep1Deadline(ip, nowMs);
+    return deadline === undefined
+      ? { op: "revoke", set, ip }
+      : { op: "grant", set, ip, timeoutSeconds: secondsUntil(deadline, nowMs) };
+  }
+
+  private async commit(changes: SetChange[], undoBook: () => void, undoChanges: () => SetChange[]): Promise<void> {
+    try {
+      await this.firewall.apply(changes);
+    } catch (err) {
+      undoBook();
+      this.log.error({ event: "firewall.failed", err: (err as Error).message }, "firewall change failed; nothing opened");
+      throw new HelperError("FIREWALL_FAILED");
+    }
+    try {
+      this.journal.save(this.book.all());
+    } catch (err) {
+      undoBook();
+      const msg = err instanceof JournalError ? err.message : String(err);
+      this.log.error({ event: "journal.failed", err: msg }, "lease journal write failed; rolling the firewall back");
+      await this.firewall.apply(undoChanges()).catch((rollbackErr: Error) =>
+        this.log.error({ event: "firewall.rollback_failed", err: rollbackErr.message }, "rollback failed"),
+      );
+      throw new HelperError("STATE_FAILED");
+    }
+  }
+
+  private async open(p: OpenParams): Promise<OpenResult> {
+    const { app, ip } = this.resolve(p.app, p.ip);
+    const now = this.clock.now();
+    if (p.step === 2) {
+      const gate = this.book.get(1, app.name, ip);
+      if (!gate || gate.expiresAtMs <= now) throw new HelperError("STEP1_REQUIRED");
+    }
+    const durationSeconds = p.step === 1 ? app.step2HttpsDurationSeconds : app.durationSeconds;
+    const lease: Lease = { app: app.name, ip, step: p.step, expiresAtMs: now + durationSeconds * 1000 };
+    const previous = this.book.put(lease);
+    const refreshed = previous !== undefined && previous.expiresAtMs > now;
+    const restorePrevious = (): void => {
+      if (previous) this.book.put(previous);
+      else this.book.delete(p.step, app.name, ip);
+    };
+    await this.commit([this.grantChange(lease, now)], restorePrevious, () =>
+      p.step === 1
+        ? [this.httpsElementChange(ip, now)]
+        : [previous && refreshed ? this.grantChange(previous, now) : { op: "revoke", set: this.setFor(2, app.name, ip), ip }],
+    );
+    this.log.info(
+      {
+        event: refreshed ? "lease.refreshed" : "lease.opened",
+        app: app.name,
+        ip,
+        step: p.step,
+        port: p.step === 1 ? this.config.httpsPort : app.port,
+        protocol: p.step === 1 ? "tcp" : app.protocol,
+        durationSeconds,
+      },
+      `${p.step === 1 ? "HTTPS port" : `${app.name} port`} ${refreshed ? "refreshed" : "opened"} for ${ip}`,
+    );
+    return {
+      app: app.name,
+      ip,
+      step: p.step,
+      durationSeconds,
+      expiresAt: new Date(lease.expiresAtMs).toISOString(),
+      refreshed,
+    };
+  }
+
+  private async close(p: CloseParams): Promise<CloseResult> {
+    const { app, ip } = this.resolve(p.app, p.ip);
+    const now = this.clock.now();
+    const removed = [this.book.delete(1, app.name, ip), this.book.delete(2, app.name, ip)].filter(
+      (l): l is Lease => l !== undefined && l.expiresAtMs > now,
+    );
+    const changes: SetChange[] = [{ op: "revoke", set: this.setFor(2, app.name, ip), ip }, this.httpsElementChange(ip, now)];
+    await this.commit(
+      changes,
+      () => removed.forEach((l) => this.book.put(l)),
+      () => removed.map((l) => this.grantChange(l, now)),
+    );
+    this.log.info({ event: "lease.closed", app: app.name, ip, closed: removed.length }, `${app.name} closed for ${ip}`);
+    return { closed: removed.length };
+  }
+
+  list(): ListResult {
+    const now = this.clock.now();
+    const leases: LeaseInfo[] = this.book
+      .all()
+      .filter((l) => l.expiresAtMs > now)
+      .sort((a, b) => a.expiresAtMs - b.expiresAtMs)
+      .map((l) => {
+        const app = findApp(this.config, l.app);
+        return {
+          app: l.app,
+          ip: l.ip,
+          step: l.step,
+          port: l.step === 1 ? this.config.httpsPort : (app?.port ?? 0),
+          protocol: l.step === 1 ? "tcp" : (app?.protocol ?? "tcp"),
+          expiresAt: new Date(l.expiresAtMs).toISOString(),
+          remainingSeconds: Math.round((l.expiresAtMs - now) / 100) / 10,
+        };
+      });
+    return { leases };
+  }
+
+  /** The kernel already dropped these elements; record and log the end of each lease. */
+  private async sweepExpired(): Promise<void> {
+    const expired = this.book.takeExpired(this.clock.now());
+    if (expired.length === 0) return;
+    for (const l of expired) {
+      this.log.info({ event: "lease.expired", app: l.app, ip: l.ip, step: l.step }, `lease expired for ${l.ip}`);
+    }
+    try {
+      this.journal.save(this.book.all());
+    } catch (err) {
+      this.log.error({ event: "journal.failed", err: (err as Error).message }, "lease journal write failed");
+    }
+  }
+}

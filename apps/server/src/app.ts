@@ -1,0 +1,108 @@
+import type { Server as HttpsServer } from "node:https";
+import Fastify, { type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import formbody from "@fastify/formbody";
+import rateLimit from "@fastify/rate-limit";
+import type { KnockportConfig } from "@knockport/config";
+import { parseIpAddress, type KnockStep } from "@knockport/protocol";
+import type { HelperClient } from "@knockport/helper-client";
+import type { Logger } from "pino";
+import { KeyChecker } from "./keys.js";
+import { knockRoute } from "./knock-route.js";
+import { Step1Memory } from "./step1-memory.js";
+import { TwoFactor } from "./two-factor.js";
+
+/** The part of HelperClient the routes use; tests pass a fake. */
+export type HelperPort = Pick<HelperClient, "call">;
+
+/** State both listeners share: step 2 must see what step 1 recorded. */
+export interface KnockContext {
+  readonly config: KnockportConfig;
+  readonly helper: HelperPort;
+  readonly keys: KeyChecker;
+  readonly step1: Step1Memory;
+  readonly twoFactor: TwoFactor;
+}
+
+export function createKnockContext(config: KnockportConfig, helper: HelperPort, now: () => number = Date.now): KnockContext {
+  return {
+    config,
+    helper,
+    keys: new KeyChecker(config),
+    step1: new Step1Memory(100_000, now),
+    twoFactor: new TwoFactor({ folder: config.global.twoFactorFolder, now }),
+  };
+}
+
+export interface BuildKnockAppOptions {
+  step: KnockStep;
+  context: KnockContext;
+  logger: Logger | false;
+  https?: { cert: Buffer; key: Buffer };
+}
+
+/** Stealth port: a connection that sends nothing useful is reset, never closed with a FIN that would linger. */
+const STEALTH_IDLE_MS = 3000;
+
+/**
+ * One listener's Fastify instance: step 1 (HTTP) or step 2 (HTTPS), each serving only its own
+ * route. Timeouts are explicit so stalled clients cannot hold the listener.
+ */
+export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<FastifyInstance> {
+  const { step, context } = opts;
+  const serverOptions: FastifyServerOptions = {
+    loggerInstance: opts.logger === false ? undefined : opts.logger,
+    logger: opts.logger === false ? false : undefined,
+    disableRequestLogging: true, // request lines would carry the secret paths; the route logs its own outcome
+    bodyLimit: step === 1 ? 1024 : 4096,
+    connectionTimeout: 10_000,
+    requestTimeout: 5_000,
+    keepAliveTimeout: step === 1 ? 1 : 2_000,
+    maxRequestsPerSocket: step === 1 ? 1 : 10,
+    return503OnClosing: true,
+    trustProxy: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  };
+  const app: FastifyInstance = opts.https
+    ? (Fastify({
+        ...serverOptions,
+        https: { cert: opts.https.cert, key: opts.https.key },
+      } as FastifyHttpsOptions<HttpsServer>) as unknown as FastifyInstance)
+    : Fastify(serverOptions);
+
+  if (step === 1) {
+    app.server.on("connection", (socket) => {
+      socket.setTimeout(STEALTH_IDLE_MS, () => socket.resetAndDestroy());
+    });
+    // The reply is dropped by the firewall anyway; resetting frees the socket at once instead of
+    // leaving it retransmitting into the drop rule for minutes.
+    app.addHook("onResponse", async (request) => {
+      const socket = request.raw.socket as { resetAndDestroy?: () => void } | undefined;
+      socket?.resetAndDestroy?.();
+    });
+  }
+
+  app.setErrorHandler((error: { statusCode?: number; validation?: unknown; message: string }, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status === 429) return reply.code(429).type("text/plain").send("Too Many Requests\n");
+    if (error.validation !== undefined || (status >= 400 && status < 500)) {
+      request.log.info({ event: "knock", step, outcome: "bad-request", status: 400 }, "bad form");
+      return reply.code(400).type("text/plain").send("Bad Request\n");
+    }
+    request.log.error({ event: "knock", step, outcome: "error", err: error.message }, "unexpected error");
+    return reply.code(500).type("text/plain").send("Internal Server Error\n");
+  });
+  app.setNotFoundHandler((request, reply) => reply.code(404).type("text/plain").send("Not Found\n"));
+
+  await app.register(rateLimit, {
+    global: true,
+    max: context.config.global.rateLimitPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (request) => parseIpAddress(request.ip) ?? request.ip,
+    errorResponseBuilder: (_request, info) => ({ statusCode: 429, message: `limit ${info.max} per minute` }),
+    addHeadersOnExceeding: { "x-ratelimit-limit": false, "x-ratelimit-remaining": false, "x-ratelimit-reset": false },
+    addHeaders: { "x-ratelimit-limit": false, "x-ratelimit-remaining": false, "x-ratelimit-reset": false, "retry-after": true },
+  });
+  await app.register(formbody, { bodyLimit: step === 1 ? 1024 : 4096 });
+  await app.register(knockRoute, { step, context });
+  return app;
+}

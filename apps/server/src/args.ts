@@ -1,0 +1,71 @@
+import { parseArgs } from "node:util";
+import { UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
+
+export interface ServerOptions {
+  configFile: string;
+  httpPort: number | undefined;
+  httpsPort: number | undefined;
+  certFile: string;
+  keyFile: string;
+  socketPath: string;
+  listenAddress: string;
+  logLevel: LogLevel;
+}
+
+export const SERVER_USAGE = `Usage: knockport-server -c CONFIG --cert FILE --key FILE [options]
+
+Unprivileged knock server: HTTP listener for step 1, HTTPS listener for step 2. It asks
+knockport-helper (over its Unix socket) to open ports; it never touches the firewall itself.
+
+  -c, --config FILE         config file (required)
+      --http-port N         HTTP (step 1) port, overrides global.http_port (default 8080)
+      --https-port N        HTTPS (step 2) port, overrides global.https_port (default 8443)
+      --cert FILE           TLS certificate (PEM) for step 2 (required; test one: knockport gen-cert)
+      --key FILE            TLS private key (PEM) for step 2 (required)
+      --socket PATH         helper socket (default /run/knockport/helper.sock)
+      --listen-address IP   address to listen on (default :: = all IPv6 and IPv4 addresses)
+      --log-level LEVEL     fatal, error, warn, info (default), debug
+  -h, --help                show this help
+`;
+
+export function parseServerArgs(argv: string[]): ServerOptions | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: "string", short: "c" },
+        "http-port": { type: "string" },
+        "https-port": { type: "string" },
+        cert: { type: "string" },
+        key: { type: "string" },
+        socket: { type: "string", default: "/run/knockport/helper.sock" },
+        "listen-address": { type: "string", default: "::" },
+        "log-level": { type: "string", default: "info" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}; see --help`);
+  }
+  const v = parsed.values;
+  if (v.help) return "help";
+  if (!v.config) throw new UsageError("-c/--config is required (e.g. -c /etc/knockport/config.yaml)");
+  if (!v.cert || !v.key) {
+    throw new UsageError(
+      "--cert and --key are required: step 2 runs only over HTTPS (for a self-signed test certificate run: knockport gen-cert)",
+    );
+  }
+  return {
+    configFile: v.config,
+    httpPort: parsePortFlag("--http-port", v["http-port"]),
+    httpsPort: parsePortFlag("--https-port", v["https-port"]),
+    certFile: v.cert,
+    keyFile: v.key,
+    socketPath: v.socket,
+    listenAddress: v["listen-address"],
+    logLevel: parseLogLevel(v["log-level"]),
+  };
+}

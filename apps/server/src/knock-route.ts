@@ -1,0 +1,97 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { ACCESS_KEY_MAX_LENGTH, ACCESS_KEY_MIN_LENGTH } from "@knockport/config";
+import { HelperCallError } from "@knockport/helper-client";
+import { parseIpAddress, type KnockStep } from "@knockport/protocol";
+import type { KnockContext } from "./app.js";
+
+interface KnockBody {
+  app: string;
+  access_key?: string;
+  token?: string;
+}
+
+/** The original's form: `app`, `access_key`, optional `token`; anything else is a bad form. */
+const knockBodySchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["app"],
+  properties: {
+    app: { type: "string", minLength: 1, maxLength: 50 },
+    access_key: { type: "string", minLength: ACCESS_KEY_MIN_LENGTH, maxLength: ACCESS_KEY_MAX_LENGTH },
+    token: { type: "string", pattern: "^[0-9]{6}$" },
+  },
+} as const;
+
+export interface KnockRouteOptions {
+  step: KnockStep;
+  context: KnockContext;
+}
+
+type Outcome = "ok" | "healthcheck" | "denied" | "bad-request" | "helper-failed";
+
+/** Serves POST <http_post_path> (step 1) or POST <https_post_path> (step 2), nothing else. */
+export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions): Promise<void> {
+  const { step, context } = opts;
+  const { config, keys, step1, twoFactor, helper } = context;
+  const path = step === 1 ? config.global.httpPostPath : config.global.httpsPostPath;
+  const knownApps = new Set(config.apps.map((a) => a.name));
+
+  const answer = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    outcome: Outcome,
+    appName: string,
+    ip: string | undefined,
+  ): FastifyReply => {
+    const status = { ok: 200, healthcheck: 200, denied: 403, "bad-request": 400, "helper-failed": 500 }[outcome];
+    const text = { 200: "OK\n", 403: "Forbidden\n", 400: "Bad Request\n", 500: "Internal Server Error\n" }[status];
+    // Only configured names are logged: what a client typed into `app` stays out of the logs.
+    const logged = knownApps.has(appName) || appName === config.global.healthcheckAppName ? appName : "(unknown)";
+    request.log.info({ event: "knock", step, app: logged, ip: ip ?? request.ip, outcome, status }, `step ${step} ${outcome}`);
+    return reply.code(status).type("text/plain").header("connection", "close").send(text);
+  };
+
+  app.post<{ Body: KnockBody }>(path, { schema: { body: knockBodySchema } }, async (request, reply) => {
+    const { app: appName, access_key: accessKey, token } = request.body;
+    if (config.global.healthcheckAppName !== undefined && appName === config.global.healthcheckAppName) {
+      return answer(request, reply, "healthcheck", appName, undefined);
+    }
+    if (accessKey === undefined) return answer(request, reply, "bad-request", appName, undefined);
+    const ip = parseIpAddress(request.ip);
+    const appConfig = config.apps.find((a) => a.name === appName);
+    if (!ip) return answer(request, reply, "denied", appName, undefined);
+
+    if (step === 1) {
+      const keyIndex = keys.matchStep1(appName, accessKey);
+      // The 2FA check runs only for a matching key, so a wrong key cannot burn someone's token.
+      const secondFactor = keyIndex >= 0 ? twoFactor.check(accessKey, token) : "denied";
+      if (!appConfig || keyIndex < 0 || secondFactor === "denied") return answer(request, reply, "denied", appName, ip);
+      try {
+        await helper.call("open", { step: 1, app: appName, ip });
+      } catch (err) {
+        request.log.error({ event: "helper.failed", step, err: describeHelperError(err) }, "helper could not open the HTTPS port");
+        return answer(request, reply, "helper-failed", appName, ip);
+      }
+      step1.remember(appName, ip, keyIndex, appConfig.step2HttpsDurationSeconds);
+      return answer(request, reply, "ok", appName, ip);
+    }
+
+    const pairedIndex = step1.lookup(appName, ip);
+    const keyOk = keys.matchStep2(appName, pairedIndex ?? 0, accessKey);
+    if (!appConfig || pairedIndex === undefined || !keyOk) return answer(request, reply, "denied", appName, ip);
+    try {
+      await helper.call("open", { step: 2, app: appName, ip });
+    } catch (err) {
+      if (err instanceof HelperCallError && err.helperError === "STEP1_REQUIRED") {
+        return answer(request, reply, "denied", appName, ip);
+      }
+      request.log.error({ event: "helper.failed", step, err: describeHelperError(err) }, "helper could not open the service port");
+      return answer(request, reply, "helper-failed", appName, ip);
+    }
+    return answer(request, reply, "ok", appName, ip);
+  });
+}
+
+function describeHelperError(err: unknown): string {
+  return err instanceof HelperCallError ? `${err.code}: ${err.message}` : String((err as Error)?.message ?? err);
+}

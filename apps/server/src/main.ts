@@ -1,0 +1,106 @@
+import { readFileSync } from "node:fs";
+import type { FastifyInstance } from "fastify";
+import { pino, type Logger } from "pino";
+import { ConfigError, UsageError, loadConfig } from "@knockport/config";
+import { HelperClient, HelperCallError } from "@knockport/helper-client";
+import type { HelloResult } from "@knockport/protocol";
+import { SERVER_USAGE, parseServerArgs } from "./args.js";
+import { compareWithHelper } from "./startup-checks.js";
+import { buildKnockApp, createKnockContext } from "./app.js";
+
+class StartupError extends Error {
+  readonly code = "STARTUP";
+}
+
+function readPem(flag: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new StartupError(`${flag} ${file}: cannot read (${(err as NodeJS.ErrnoException).code}); check the path and permissions`);
+  }
+}
+
+async function helloWithRetry(helper: HelperClient, log: Logger, attempts = 20, delayMs = 500): Promise<HelloResult> {
+  let last: unknown;
+  for (let i = 0; i < attempts; i += 1) {
+    try {
+      return await helper.call("hello", {});
+    } catch (err) {
+      last = err;
+      if (i === 0) log.warn({ event: "helper.waiting", err: (err as Error).message }, "waiting for the helper");
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+  const why = last instanceof HelperCallError ? last.message : String(last);
+  throw new StartupError(`cannot talk to knockport-helper: ${why}; start the helper first (or check --socket and its group)`);
+}
+
+async function listen(app: FastifyInstance, port: number, host: string): Promise<void> {
+  try {
+    await app.listen({ port, host });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (host === "::" && (code === "EAFNOSUPPORT" || code === "EADDRNOTAVAIL")) {
+      await app.listen({ port, host: "0.0.0.0" }); // IPv6 disabled on this host
+      return;
+    }
+    const hint = code === "EACCES" ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : code === "EADDRINUSE" ? " (already in use)" : "";
+    throw new StartupError(`cannot listen on port ${port}: ${code ?? (err as Error).message}${hint}`);
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const options = parseServerArgs(argv);
+  if (options === "help") {
+    process.stdout.write(SERVER_USAGE);
+    return 0;
+  }
+  const config = loadConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort });
+  const https = { cert: readPem("--cert", options.certFile), key: readPem("--key", options.keyFile) };
+  const log = pino({
+    name: "knockport-server",
+    level: options.logLevel,
+    redact: { paths: ["access_key", "token", "*.access_key", "*.token", "req.body"], censor: "[redacted]" },
+  });
+
+  const helper = new HelperClient({ socketPath: options.socketPath, timeoutMs: 5000 });
+  const hello = await helloWithRetry(helper, log);
+  const mismatch = compareWithHelper(config, hello);
+  if (mismatch.length > 0) {
+    helper.close();
+    throw new StartupError(`refusing to start: ${mismatch.join("; ")}. Give both the same config and port flags.`);
+  }
+
+  const context = createKnockContext(config, helper);
+  const step1 = await buildKnockApp({ step: 1, context, logger: log.child({ listener: "http" }) });
+  const step2 = await buildKnockApp({ step: 2, context, logger: log.child({ listener: "https" }), https });
+  await listen(step1, config.httpPort, options.listenAddress);
+  await listen(step2, config.httpsPort, options.listenAddress);
+  log.info(
+    { event: "server.ready", httpPort: config.httpPort, httpsPort: config.httpsPort, helper: hello.firewallType },
+    "server ready",
+  );
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ event: "server.stopping", signal }, "stopping");
+      const deadline = setTimeout(() => resolve(0), 5000);
+      deadline.unref();
+      void Promise.allSettled([step1.close(), step2.close()]).then(() => {
+        helper.close();
+        resolve(0);
+      });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const expected = err instanceof ConfigError || err instanceof UsageError || err instanceof StartupError;
+    process.stderr.write(`knockport-server: ${expected ? "" : "unexpected error: "}${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(err instanceof ConfigError || err instanceof UsageError ? 2 : 1);
+  },
+);

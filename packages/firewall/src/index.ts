@@ -1,0 +1,5 @@
+export * from "./errors.js";
+export * from "./names.js";
+export * from "./payload.js";
+export * from "./elements.js";
+export * from "./ruleset.js";

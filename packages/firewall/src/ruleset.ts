@@ -1,0 +1,165 @@
+import type { AppConfig, KnockportConfig } from "@knockport/config";
+import { FirewallError, UnsupportedConfigError } from "./errors.js";
+import { renderAddElement, type GrantTarget } from "./elements.js";
+import { HTTPS_SET_V4, HTTPS_SET_V6, NFT_CHAINS, NFT_TABLE, serviceSetName } from "./names.js";
+import { renderPostPathMatch } from "./payload.js";
+import { checkComment, checkInterface, checkPort, checkProtocol } from "./validate.js";
+
+/**
+ * Largest packet (IP header + TCP header + payload, `meta length`) accepted on the stealth HTTP port
+ * when it starts with `POST <path> `. The whole knock request must fit in that one segment: a
+ * following segment does not start with the path and is dropped.
+ */
+export const STEP1_MAX_PACKET_LENGTH = 500;
+
+/** The handshake flags; `== syn` is a pure SYN, `== syn | ack` a pure SYN-ACK. */
+const TCP_FLAGS = "tcp flags & (fin | syn | rst | ack)";
+
+export interface RenderRulesetOptions {
+  /**
+   * Elements to put back into the fresh sets in the same transaction (a reload wipes the old sets):
+   * live leases with their remaining time. Every `set` must be one this ruleset defines.
+   */
+  readonly elements?: readonly GrantTarget[];
+}
+
+/** Names of every set `renderNftRuleset(config)` defines, in rendering order. */
+export function rulesetSetNames(config: KnockportConfig): string[] {
+  return [HTTPS_SET_V4, HTTPS_SET_V6, ...localApps(config).flatMap((a) => [serviceSetName(a.name, 4), serviceSetName(a.name, 6)])];
+}
+
+function localApps(config: KnockportConfig): AppConfig[] {
+  const forwarded = config.apps.filter((a) => a.destination.kind !== "local").map((a) => a.name);
+  if (forwarded.length > 0) throw new UnsupportedConfigError(forwarded);
+  return [...config.apps];
+}
+
+function quoteIfaces(names: readonly string[]): string {
+  const quoted = names.map((n) => `"${checkInterface(n)}"`);
+  return quoted.length === 1 ? (quoted[0] ?? "") : `{ ${quoted.join(", ")} }`;
+}
+
+function comment(text: string): string {
+  return `comment "${checkComment(text)}"`;
+}
+
+/**
+ * The complete `nft -f` script: creates `table inet knockport` from scratch in one transaction
+ * (`table … {}` makes the delete safe when the table is absent; the delete drops every old chain,
+ * set and element; then the full table). Pure: throws UnsupportedConfigError for forwarded apps and
+ * InvalidValueError if any interpolated value fails its re-check.
+ *
+ * The knock ports are guarded on every external interface the config names (global and per-app
+ * `interface_ext`), so a knock port is stealthy on each interface clients can come from; a service
+ * port is guarded on its own app's `interface_ext`.
+ */
+export function renderNftRuleset(config: KnockportConfig, options: RenderRulesetOptions = {}): string {
+  const apps = localApps(config);
+  const httpPort = checkPort(config.httpPort, "HTTP knock port");
+  const httpsPort = checkPort(config.httpsPort, "HTTPS knock port");
+  const knockIfaces = [...new Set([config.global.interfaceExt, ...apps.map((a) => a.interfaceExt)])];
+  const iifKnock = `iifname ${quoteIfaces(knockIfaces)}`;
+  const oifKnock = `oifname ${quoteIfaces(knockIfaces)}`;
+  const postMatch = renderPostPathMatch(config.global.httpPostPath);
+
+  const lines: string[] = [];
+  const add = (indent: number, text: string): void => {
+    lines.push(`${"\t".repeat(indent)}${text}`);
+  };
+  const set = (name: string, type: "ipv4_addr" | "ipv6_addr", text: string): void => {
+    add(1, `set ${name} {`);
+    add(2, `type ${type}`);
+    add(2, "flags timeout");
+    add(2, comment(text));
+    add(1, "}");
+    add(0, "");
+  };
+  const chain = (name: string, hook: string, text: string, rules: readonly string[]): void => {
+    add(1, `chain ${name} {`);
+    add(2, `type filter hook ${hook}; policy accept;`);
+    add(2, comment(text));
+    for (const r of rules) add(2, r);
+    add(1, "}");
+  };
+
+  add(0, "# KnockPort nftables ruleset, generated: do not edit. Loading it replaces table inet knockport");
+  add(0, "# atomically (one transaction); set elements are wiped unless re-added at the end of this file.");
+  add(0, `table ${NFT_TABLE} {}`);
+  add(0, `delete table ${NFT_TABLE}`);
+  add(0, `table ${NFT_TABLE} {`);
+  add(1, comment("KnockPort port-knocking gateway, managed by knockport-helper"));
+  add(0, "");
+  set(HTTPS_SET_V4, "ipv4_addr", `IPv4 clients that passed step 1: may reach HTTPS knock port ${httpsPort}`);
+  set(HTTPS_SET_V6, "ipv6_addr", `IPv6 clients that passed step 1: may reach HTTPS knock port ${httpsPort}`);
+  for (const app of apps) {
+    const proto = checkProtocol(app.protocol);
+    const port = checkPort(app.port, `${app.name}.port`);
+    set(serviceSetName(app.name, 4), "ipv4_addr", `IPv4 clients that passed step 2 of app ${app.name}: may reach ${proto}/${port}`);
+    set(serviceSetName(app.name, 6), "ipv6_addr", `IPv6 clients that passed step 2 of app ${app.name}: may reach ${proto}/${port}`);
+  }
+
+  const http = `tcp dport ${httpPort}`;
+  chain(NFT_CHAINS.rawPrerouting, "prerouting priority raw", "stateless stealth HTTP knock port (incoming)", [
+    `${iifKnock} ${http} notrack ${comment(`HTTP knock port ${httpPort}: no conntrack entry for knocks or scans`)}`,
+  ]);
+  add(0, "");
+  chain(NFT_CHAINS.rawOutput, "output priority raw", "stateless stealth HTTP knock port (replies)", [
+    `${oifKnock} tcp sport ${httpPort} notrack ${comment(`HTTP knock port ${httpPort}: no conntrack entry for replies`)}`,
+  ]);
+  add(0, "");
+
+  const input: string[] = [
+    `${iifKnock} ${http} ${TCP_FLAGS} == syn counter accept ${comment(`HTTP knock port ${httpPort}: connection request (SYN)`)}`,
+    `${iifKnock} ${http} tcp flags & rst == rst counter accept ${comment(`HTTP knock port ${httpPort}: reset from the client`)}`,
+    `${iifKnock} ${http} meta length <= ${STEP1_MAX_PACKET_LENGTH} ${postMatch} counter accept ${comment(
+      `HTTP knock port ${httpPort}: step-1 knock, a segment starting with POST <http_post_path>`,
+    )}`,
+    `${iifKnock} ${http} counter drop ${comment(`HTTP knock port ${httpPort}: everything else, so scans learn nothing`)}`,
+    `${iifKnock} tcp dport ${httpsPort} ip saddr @${HTTPS_SET_V4} counter accept ${comment(
+      `HTTPS knock port ${httpsPort}: IPv4 clients that passed step 1`,
+    )}`,
+    `${iifKnock} tcp dport ${httpsPort} ip6 saddr @${HTTPS_SET_V6} counter accept ${comment(
+      `HTTPS knock port ${httpsPort}: IPv6 clients that passed step 1`,
+    )}`,
+    `${iifKnock} tcp dport ${httpsPort} counter drop ${comment(`HTTPS knock port ${httpsPort}: everyone else`)}`,
+  ];
+  for (const app of apps) {
+    const iif = `iifname ${quoteIfaces([app.interfaceExt])}`;
+    const svc = `${checkProtocol(app.protocol)} dport ${checkPort(app.port, `${app.name}.port`)}`;
+    const what = `app ${app.name} ${app.protocol}/${app.port}`;
+    input.push(
+      `${iif} ${svc} ip saddr @${serviceSetName(app.name, 4)} counter accept ${comment(`${what}: IPv4 clients that passed step 2`)}`,
+      `${iif} ${svc} ip6 saddr @${serviceSetName(app.name, 6)} counter accept ${comment(`${what}: IPv6 clients that passed step 2`)}`,
+      `${iif} ${svc} counter drop ${comment(`${what}: everyone else`)}`,
+    );
+  }
+  chain(NFT_CHAINS.input, "input priority filter - 10", "knock ports and service ports; only drops traffic of its own ports", input);
+  add(0, "");
+  chain(NFT_CHAINS.output, "output priority filter - 10", "replies from the stealth HTTP knock port", [
+    `${oifKnock} tcp sport ${httpPort} ${TCP_FLAGS} == syn | ack counter accept ${comment(
+      `HTTP knock port ${httpPort}: SYN-ACK, so the client can send its knock`,
+    )}`,
+    `${oifKnock} tcp sport ${httpPort} counter drop ${comment(`HTTP knock port ${httpPort}: every other reply, the client learns nothing`)}`,
+  ]);
+  add(0, "}");
+
+  const elements = options.elements ?? [];
+  if (elements.length > 0) {
+    const known = new Set(rulesetSetNames(config));
+    for (const e of elements) {
+      if (!known.has(e.set)) {
+        throw new FirewallError("UNKNOWN_SET", `cannot re-add an element to set ${JSON.stringify(String(e.set).slice(0, 48))}: this ruleset does not define it`);
+      }
+      add(0, renderAddElement(e));
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Remove everything KnockPort put into the kernel (uninstall). Idempotent: the empty `table … {}`
+ * first makes the delete succeed when the table is already gone; one transaction.
+ */
+export function renderNftRemoveTable(): string {
+  return `table ${NFT_TABLE} {}\ndelete table ${NFT_TABLE}\n`;
+}

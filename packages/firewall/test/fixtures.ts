@@ -1,0 +1,36 @@
+import { parseConfig, type KnockportConfig } from "@knockport/config";
+
+/** 40 characters, every character class a path may hold. */
+export const PATH_40 = "/k-7Hq2x/Zm9vYmFy.YmF6_cXV4~LXNlY3Jl-001";
+
+export function makeConfig(overrides: { global?: Record<string, unknown>; apps?: Record<string, unknown> } = {}): KnockportConfig {
+  const doc = {
+    global: {
+      http_post_path: PATH_40,
+      https_post_path: "/step-two/8c1f4e",
+      interface_ext: "eth0",
+      http_port: 8080,
+      https_port: 8443,
+      ...overrides.global,
+    },
+    ...(overrides.apps ?? {
+      openvpn: {
+        port: 1194,
+        protocol: "udp",
+        access_key_http: ["http-key-openvpn-1"],
+        access_key_https: ["https-key-openvpn-1"],
+        duration: 86400,
+        step2_https_duration: 5,
+      },
+      "ssh-admin": {
+        port: 22,
+        protocol: "tcp",
+        access_key_http: ["http-key-ssh-admin-1"],
+        access_key_https: ["https-key-ssh-admin-1"],
+        duration: 3600,
+        step2_https_duration: 10,
+      },
+    }),
+  };
+  return parseConfig(doc, "test/config.yaml");
+}

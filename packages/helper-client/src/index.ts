@@ -1,0 +1,171 @@
+import { createConnection, type Socket } from "node:net";
+import {
+  FrameDecoder,
+  FrameTooLargeError,
+  compileResultValidators,
+  encodeFrame,
+  helperErrorNameFromCode,
+  type HelperErrorName,
+  type MethodName,
+  type ParamsOf,
+  type ResultOf,
+  type RpcResponse,
+} from "@knockport/protocol";
+
+export type HelperCallErrorCode =
+  | "HELPER_UNREACHABLE" // no socket, refused, or the connection dropped mid-call
+  | "HELPER_TIMEOUT"
+  | "HELPER_PROTOCOL" // the helper answered something that is not a valid response
+  | "HELPER_REJECTED"; // the helper answered a JSON-RPC error
+
+export class HelperCallError extends Error {
+  constructor(
+    readonly code: HelperCallErrorCode,
+    message: string,
+    /** Set for HELPER_REJECTED: the named error from the method table, if the code maps to one. */
+    readonly helperError?: HelperErrorName,
+    readonly rpcCode?: number,
+  ) {
+    super(message);
+    this.name = "HelperCallError";
+  }
+}
+
+export interface HelperClientOptions {
+  socketPath: string;
+  /** Per call, including connecting. */
+  timeoutMs?: number;
+}
+
+interface Pending {
+  method: MethodName;
+  resolve: (value: unknown) => void;
+  reject: (err: HelperCallError) => void;
+  timer: NodeJS.Timeout;
+}
+
+const resultValidators = compileResultValidators();
+
+/**
+ * One persistent connection to the helper, multiplexed by request id, reopened on demand.
+ * Every result is validated against the method table before it is handed to the caller.
+ */
+export class HelperClient {
+  private socket: Socket | undefined;
+  private connecting: Promise<Socket> | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: HelperClientOptions) {
+    this.timeoutMs = options.timeoutMs ?? 3000;
+  }
+
+  async call<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+    if (this.closed) throw new HelperCallError("HELPER_UNREACHABLE", "helper client is closed");
+    const id = this.nextId++;
+    return new Promise<ResultOf<M>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new HelperCallError("HELPER_TIMEOUT", `helper did not answer ${method} within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject, timer });
+      this.connect()
+        .then((socket) => {
+          if (this.pending.has(id)) socket.write(encodeFrame({ jsonrpc: "2.0", id, method, params }));
+        })
+        .catch((err: HelperCallError) => this.settle(id, err));
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.failAll(new HelperCallError("HELPER_UNREACHABLE", "helper client closed"));
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+
+  private settle(id: number, outcome: HelperCallError | { result: unknown }): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (outcome instanceof HelperCallError) p.reject(outcome);
+    else p.resolve(outcome.result);
+  }
+
+  private failAll(err: HelperCallError): void {
+    for (const id of [...this.pending.keys()]) this.settle(id, err);
+  }
+
+  private connect(): Promise<Socket> {
+    if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
+    if (this.connecting) return this.connecting;
+    this.connecting = new Promise<Socket>((resolve, reject) => {
+      const socket = createConnection({ path: this.options.socketPath });
+      const decoder = new FrameDecoder();
+      socket.once("connect", () => {
+        this.socket = socket;
+        this.connecting = undefined;
+        resolve(socket);
+      });
+      socket.on("data", (chunk: Buffer) => {
+        let frames: string[];
+        try {
+          frames = decoder.push(chunk);
+        } catch (err) {
+          const why = err instanceof FrameTooLargeError ? err.message : "bad frame";
+          this.failAll(new HelperCallError("HELPER_PROTOCOL", `helper sent ${why}`));
+          socket.destroy();
+          return;
+        }
+        for (const frame of frames) this.onFrame(frame);
+      });
+      socket.on("error", (err: NodeJS.ErrnoException) => {
+        const failure = new HelperCallError(
+          "HELPER_UNREACHABLE",
+          `cannot reach the helper at ${this.options.socketPath} (${err.code ?? err.message})`,
+        );
+        if (this.connecting) {
+          this.connecting = undefined;
+          reject(failure);
+        }
+        this.failAll(failure);
+      });
+      socket.on("close", () => {
+        if (this.socket === socket) this.socket = undefined;
+        this.failAll(new HelperCallError("HELPER_UNREACHABLE", "helper closed the connection"));
+      });
+    });
+    return this.connecting;
+  }
+
+  private onFrame(frame: string): void {
+    let msg: RpcResponse;
+    try {
+      msg = JSON.parse(frame) as RpcResponse;
+    } catch {
+      this.failAll(new HelperCallError("HELPER_PROTOCOL", "helper sent invalid JSON"));
+      return;
+    }
+    const id = typeof msg?.id === "number" ? msg.id : undefined;
+    const p = id === undefined ? undefined : this.pending.get(id);
+    if (id === undefined || !p) return; // late answer to a call that already timed out
+    if ("error" in msg && msg.error) {
+      const name = helperErrorNameFromCode(msg.error.code);
+      this.settle(
+        id,
+        new HelperCallError("HELPER_REJECTED", `helper refused ${p.method}: ${msg.error.message}`, name, msg.error.code),
+      );
+      return;
+    }
+    const validate = resultValidators.get(p.method);
+    const result = "result" in msg ? msg.result : undefined;
+    if (!validate || !validate(result)) {
+      this.settle(id, new HelperCallError("HELPER_PROTOCOL", `helper answered ${p.method} with an invalid result`));
+      return;
+    }
+    this.settle(id, { result });
+  }
+}

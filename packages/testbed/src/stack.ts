@@ -1,0 +1,348 @@
+import { randomBytes, randomInt } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ManagedProcess } from "./process.js";
+import { startEchoServer } from "./probe.js";
+import type { ExecResult, HostName, Topology } from "./topology.js";
+
+// ---------------------------------------------------------------- config
+
+export interface AppSpec {
+  readonly name: string;
+  readonly port: number;
+  readonly protocol: "tcp" | "udp";
+  /** access_key_http[i] pairs with access_key_https[i]. */
+  readonly accessKeysHttp: readonly string[];
+  readonly accessKeysHttps: readonly string[];
+  readonly duration: number;
+  readonly step2HttpsDuration: number;
+  /** Default "local". */
+  readonly destination?: string;
+}
+
+export interface ConfigSpec {
+  readonly httpPostPath: string;
+  readonly httpsPostPath: string;
+  readonly rateLimitPerMinute: number;
+  readonly interfaceExt: string;
+  readonly httpPort: number;
+  readonly httpsPort: number;
+  readonly apps: readonly AppSpec[];
+}
+
+const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/** A random string of `length` characters from `alphabet` (crypto-strong). */
+export function randomSecret(length: number, alphabet = ALNUM): string {
+  let out = "";
+  for (let i = 0; i < length; i++) out += alphabet[randomInt(alphabet.length)] ?? "x";
+  return out;
+}
+
+/** A random knock path of exactly `length` characters, starting with `prefix` (e.g. "/k-"). */
+export function randomPath(prefix: string, length: number): string {
+  if (!prefix.startsWith("/") || prefix.length >= length) throw new Error(`randomPath: bad prefix "${prefix}" for length ${length}`);
+  return prefix + randomSecret(length - prefix.length);
+}
+
+/** YAML double-quoted scalar (JSON strings are valid YAML). */
+const q = (s: string): string => JSON.stringify(s);
+
+/** Renders the original's YAML layout: `global` plus one key per app. */
+export function renderConfigYaml(spec: ConfigSpec): string {
+  const lines = [
+    "# Written by @knockport/testbed for an end-to-end run; secrets are random per run.",
+    "global:",
+    `  http_post_path: ${q(spec.httpPostPath)}`,
+    `  https_post_path: ${q(spec.httpsPostPath)}`,
+    `  step1_2_rate_limit_per_minute: ${spec.rateLimitPerMinute}`,
+    `  interface_ext: ${q(spec.interfaceExt)}`,
+    `  http_port: ${spec.httpPort}`,
+    `  https_port: ${spec.httpsPort}`,
+  ];
+  for (const app of spec.apps) {
+    lines.push(
+      "",
+      `${app.name}:`,
+      `  port: ${app.port}`,
+      "  access_key_http:",
+      ...app.accessKeysHttp.map((k) => `    - ${q(k)}`),
+      "  access_key_https:",
+      ...app.accessKeysHttps.map((k) => `    - ${q(k)}`),
+      `  destination: ${q(app.destination ?? "local")}`,
+      `  protocol: ${app.protocol}`,
+      `  duration: ${app.duration}`,
+      `  step2_https_duration: ${app.step2HttpsDuration}`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export interface ExampleConfigOptions {
+  interfaceExt: string;
+  duration?: number;
+  step2HttpsDuration?: number;
+  /** Length of http_post_path (default 40; at most 64). */
+  httpPathLength?: number;
+  rateLimitPerMinute?: number;
+  httpPort?: number;
+  httpsPort?: number;
+  /** Key pairs per app (default 2). */
+  keyPairs?: number;
+}
+
+/** Apps `ssh` (tcp 2222) and `openvpn` (udp 1194) with random paths and key pairs. */
+export function exampleConfig(opts: ExampleConfigOptions): ConfigSpec {
+  const pairs = opts.keyPairs ?? 2;
+  const keys = (tag: string): string[] => Array.from({ length: pairs }, (_, i) => `${tag}${i}-${randomSecret(24)}`);
+  const app = (name: string, port: number, protocol: "tcp" | "udp"): AppSpec => ({
+    name,
+    port,
+    protocol,
+    accessKeysHttp: keys(`${name}-h`),
+    accessKeysHttps: keys(`${name}-s`),
+    duration: opts.duration ?? 5,
+    step2HttpsDuration: opts.step2HttpsDuration ?? 5,
+  });
+  return {
+    httpPostPath: randomPath("/k1-", opts.httpPathLength ?? 40),
+    httpsPostPath: randomPath("/k2-", 32),
+    rateLimitPerMinute: opts.rateLimitPerMinute ?? 1000,
+    interfaceExt: opts.interfaceExt,
+    httpPort: opts.httpPort ?? 8080,
+    httpsPort: opts.httpsPort ?? 8443,
+    apps: [app("ssh", 2222, "tcp"), app("openvpn", 1194, "udp")],
+  };
+}
+
+// ---------------------------------------------------------------- stack
+
+export interface StackOptions {
+  /** The repository root holding bin/knockport-helper, bin/knockport-server and bin/knockport. */
+  repoRoot: string;
+  config: ConfigSpec;
+  /** Unprivileged account for the server (default nobody:nogroup); the helper's socket group is its group. */
+  serverUser?: { user: string; group: string };
+  /** Start the echo service in srv on every app's port (default true). */
+  echo?: boolean;
+  /** How long to wait for each "ready" line (default 20000 ms). */
+  readyTimeoutMs?: number;
+  /** Extra helper flags. */
+  helperArgs?: readonly string[];
+}
+
+export interface StatusLease {
+  readonly app: string;
+  readonly ip: string;
+  readonly step: number;
+  readonly port: number;
+  readonly protocol: string;
+  readonly expiresAt: string;
+  readonly remainingSeconds: number;
+}
+
+export interface KnockportStack {
+  /** Temporary directory holding config, certificate, socket and state (removed by stop()). */
+  readonly dir: string;
+  readonly configPath: string;
+  readonly certPath: string;
+  readonly keyPath: string;
+  readonly socketPath: string;
+  readonly stateDir: string;
+  readonly config: ConfigSpec;
+  readonly helper: ManagedProcess;
+  readonly server: ManagedProcess;
+  readonly echo: ManagedProcess | undefined;
+  /** The helper's argv after `node` (for re-running it, e.g. with --uninstall-firewall). */
+  readonly helperArgv: readonly string[];
+  /** Runs `node bin/knockport ...args` in `host` (default srv). */
+  cli(args: readonly string[], host?: HostName): Promise<ExecResult>;
+  /** Runs `node bin/knockport-helper <helperArgv> ...extra` once (not managed), e.g. --uninstall-firewall. */
+  runHelperOnce(extra: readonly string[]): Promise<ExecResult>;
+  /** `knockport status --socket ... --json`, parsed. */
+  status(): Promise<StatusLease[]>;
+  /** Stops server, helper and echo service and removes the directory. Never throws. */
+  stop(): Promise<void>;
+}
+
+function binPath(repoRoot: string, name: string): string {
+  return join(repoRoot, "bin", name);
+}
+
+function requireBuilt(repoRoot: string): void {
+  for (const [bin, dist] of [
+    ["knockport-helper", "apps/helper/dist/main.js"],
+    ["knockport-server", "apps/server/dist/main.js"],
+    ["knockport", "apps/cli/dist/main.js"],
+  ] as const) {
+    if (!existsSync(binPath(repoRoot, bin))) throw new Error(`testbed: ${binPath(repoRoot, bin)} is missing`);
+    if (!existsSync(join(repoRoot, dist))) throw new Error(`testbed: ${join(repoRoot, dist)} is missing: run "pnpm build" first`);
+  }
+}
+
+function parseStatus(stdout: string): StatusLease[] {
+  const parsed: unknown = JSON.parse(stdout);
+  if (typeof parsed !== "object" || parsed === null || !Array.isArray((parsed as { leases?: unknown }).leases)) {
+    throw new Error(`knockport status --json: no "leases" array in ${stdout.slice(0, 300)}`);
+  }
+  const leases = (parsed as { leases: unknown[] }).leases;
+  return leases.map((l, i): StatusLease => {
+    const o = (typeof l === "object" && l !== null ? l : {}) as Record<string, unknown>;
+    const str = (k: string): string => {
+      const v = o[k];
+      if (typeof v !== "string") throw new Error(`knockport status --json: leases[${i}].${k} is not a string (${JSON.stringify(v)})`);
+      return v;
+    };
+    const num = (k: string): number => {
+      const v = o[k];
+      if (typeof v !== "number") throw new Error(`knockport status --json: leases[${i}].${k} is not a number (${JSON.stringify(v)})`);
+      return v;
+    };
+    return {
+      app: str("app"),
+      ip: str("ip"),
+      step: num("step"),
+      port: num("port"),
+      protocol: str("protocol"),
+      expiresAt: str("expiresAt"),
+      remainingSeconds: num("remainingSeconds"),
+    };
+  });
+}
+
+/**
+ * Writes the config (readable by the server's user), generates a certificate with `knockport gen-cert`,
+ * then starts in srv: the echo service, `knockport-helper` (root, nftables) and `knockport-server` (as
+ * the unprivileged user), each waited for by its ready line. On failure everything started is stopped.
+ */
+export async function startKnockport(topo: Topology, opts: StackOptions): Promise<KnockportStack> {
+  requireBuilt(opts.repoRoot);
+  const user = opts.serverUser ?? { user: "nobody", group: "nogroup" };
+  const readyMs = opts.readyTimeoutMs ?? 20_000;
+  const node = process.execPath;
+  const dir = mkdtempSync(join(tmpdir(), `knockport-${topo.suffix}-`));
+  chmodSync(dir, 0o755);
+  const configPath = join(dir, "config.yaml");
+  const certDir = join(dir, "cert");
+  const runDir = join(dir, "run");
+  const stateDir = join(dir, "state");
+  mkdirSync(certDir, { mode: 0o755 });
+  mkdirSync(runDir, { mode: 0o755 });
+  mkdirSync(stateDir, { mode: 0o700 });
+  chmodSync(certDir, 0o755);
+  chmodSync(runDir, 0o755);
+  writeFileSync(configPath, renderConfigYaml(opts.config), { mode: 0o644 });
+  chmodSync(configPath, 0o644);
+  const socketPath = join(runDir, "helper.sock");
+  const certPath = join(certDir, "knockport.testing.pem");
+  const keyPath = join(certDir, "knockport.testing.key");
+
+  const started: ManagedProcess[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const p of [...started].reverse()) await p.stop(2000).catch(() => undefined);
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* never throw */
+    }
+  };
+
+  try {
+    const gen = await topo.exec("srv", node, [binPath(opts.repoRoot, "knockport"), "gen-cert", "--out-dir", certDir], { timeoutMs: 30_000 });
+    if (gen.exitCode !== 0 || !existsSync(certPath) || !existsSync(keyPath)) {
+      throw new Error(`knockport gen-cert failed (exit ${String(gen.exitCode)}):\n${gen.stdout}\n${gen.stderr}`);
+    }
+    // Throwaway test key: readable by the server's unprivileged user.
+    chmodSync(certPath, 0o644);
+    chmodSync(keyPath, 0o644);
+
+    let echo: ManagedProcess | undefined;
+    if (opts.echo !== false) {
+      echo = await startEchoServer(topo, "srv", {
+        tcp: opts.config.apps.filter((a) => a.protocol === "tcp").map((a) => a.port),
+        udp: opts.config.apps.filter((a) => a.protocol === "udp").map((a) => a.port),
+        readyTimeoutMs: readyMs,
+      });
+      started.push(echo);
+    }
+
+    const helperArgv = [
+      binPath(opts.repoRoot, "knockport-helper"),
+      "-c",
+      configPath,
+      "--firewall-type",
+      "nftables",
+      "--socket",
+      socketPath,
+      "--socket-group",
+      user.group,
+      "--state-dir",
+      stateDir,
+      "--http-port",
+      String(opts.config.httpPort),
+      "--https-port",
+      String(opts.config.httpsPort),
+      ...(opts.helperArgs ?? []),
+    ];
+    const helper = topo.spawn("srv", node, helperArgv, { label: "knockport-helper" });
+    started.push(helper);
+    await helper.waitForLine(/"msg":"helper ready"/, readyMs);
+
+    const server = topo.spawn(
+      "srv",
+      node,
+      [
+        binPath(opts.repoRoot, "knockport-server"),
+        "-c",
+        configPath,
+        "--http-port",
+        String(opts.config.httpPort),
+        "--https-port",
+        String(opts.config.httpsPort),
+        "--cert",
+        certPath,
+        "--key",
+        keyPath,
+        "--socket",
+        socketPath,
+      ],
+      { label: "knockport-server", runAs: user },
+    );
+    started.push(server);
+    await server.waitForLine(/"msg":"server ready"/, readyMs);
+
+    const cli = (args: readonly string[], host: HostName = "srv"): Promise<ExecResult> =>
+      topo.exec(host, node, [binPath(opts.repoRoot, "knockport"), ...args], { timeoutMs: 30_000 });
+    let stopped: Promise<void> | undefined;
+    return {
+      dir,
+      configPath,
+      certPath,
+      keyPath,
+      socketPath,
+      stateDir,
+      config: opts.config,
+      helper,
+      server,
+      echo,
+      helperArgv,
+      cli,
+      runHelperOnce: (extra) => topo.exec("srv", node, [...helperArgv, ...extra], { timeoutMs: 30_000 }),
+      status: async () => {
+        const res = await cli(["status", "--socket", socketPath, "--json"]);
+        if (res.exitCode !== 0) throw new Error(`knockport status failed (exit ${String(res.exitCode)}): ${res.stdout}${res.stderr}`);
+        return parseStatus(res.stdout);
+      },
+      stop: () => (stopped ??= cleanup()),
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+/** A random token, e.g. for unique labels. */
+export function randomTag(bytes = 3): string {
+  return randomBytes(bytes).toString("hex");
+}

@@ -1,0 +1,496 @@
+import { execa } from "execa";
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { ManagedChild, type ManagedProcess, type SpawnOptions } from "./process.js";
+
+/** The hosts of the topology. `sw` only holds the bridge that joins srv, cli and cli2. */
+export type HostName = "sw" | "srv" | "cli" | "cli2" | "lan";
+
+export interface HostAddresses {
+  readonly v4: string;
+  readonly v6: string;
+  readonly prefix4: number;
+  readonly prefix6: number;
+  /** Interface holding these addresses in its namespace. */
+  readonly iface: string;
+}
+
+export interface TopologyAddresses {
+  /** srv's external interface (`ext0`, on the bridge). */
+  readonly srv: HostAddresses;
+  readonly cli: HostAddresses;
+  readonly cli2: HostAddresses;
+  /** srv's internal interface (`int0`), only with `withLan`. */
+  readonly srvLan: HostAddresses | undefined;
+  readonly lan: HostAddresses | undefined;
+}
+
+export interface TopologyOptions {
+  /** Also build `lan` behind srv (`int0`), with forwarding enabled in srv. */
+  withLan?: boolean;
+  /** Namespace name suffix: 1-8 characters [a-z0-9]. Default: 6 random hex characters. */
+  suffix?: string;
+}
+
+export interface ExecOptions {
+  /** Kill the command after this many ms (default 30000). */
+  timeoutMs?: number;
+  /** Text fed to stdin. */
+  input?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Throw when the command fails (default false: the result carries the exit code). */
+  reject?: boolean;
+  runAs?: { user: string; group: string };
+}
+
+export interface ExecResult {
+  readonly command: readonly string[];
+  /** Undefined when the command was killed or could not start. */
+  readonly exitCode: number | undefined;
+  readonly signal: string | undefined;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly timedOut: boolean;
+  readonly failed: boolean;
+  readonly durationMs: number;
+}
+
+export interface Topology {
+  readonly suffix: string;
+  /** Namespace names, e.g. { srv: "kpab12cd-srv", ... }; lan undefined without `withLan`. */
+  readonly names: { readonly sw: string; readonly srv: string; readonly cli: string; readonly cli2: string; readonly lan: string | undefined };
+  readonly addr: TopologyAddresses;
+  /** srv's external interface name, to use as `interface_ext`. */
+  readonly extInterface: string;
+  readonly intInterface: string | undefined;
+  /** Runs `ip netns exec <ns> file ...args` and returns the result. */
+  exec(host: HostName, file: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Starts a long-running process in a namespace; `destroy()` stops it. */
+  spawn(host: HostName, file: string, args: readonly string[], opts?: SpawnOptions): ManagedProcess;
+  /** All processes started with spawn(), in start order. */
+  readonly processes: readonly ManagedProcess[];
+  /** Output tails of every managed process, for failure diagnostics. */
+  logs(maxLinesEach?: number): string;
+  /** Stops every child (SIGTERM, SIGKILL after 2 s) and deletes the namespaces. Idempotent, never throws. */
+  destroy(): Promise<void>;
+  readonly destroyed: boolean;
+}
+
+const IP = "/usr/sbin/ip";
+const ipBinary = (): string => {
+  for (const candidate of [IP, "/sbin/ip", "/usr/bin/ip", "/bin/ip"]) {
+    try {
+      statSync(candidate);
+      return candidate;
+    } catch {
+      /* try the next */
+    }
+  }
+  return "ip";
+};
+
+const NS_ROLES = ["sw", "srv", "cli", "cli2", "lan"] as const;
+/** Names our topologies use; nothing else is ever deleted by cleanupStaleTopologies(). */
+export const NAMESPACE_PATTERN = /^kp([a-z0-9]{1,8})-(sw|srv|cli|cli2|lan)$/;
+const SUFFIX_PATTERN = /^[a-z0-9]{1,8}$/;
+const OWNER_DIR = "/run/knockport-testbed";
+
+function addresses(v4: string, v6: string, iface: string, prefix4 = 24, prefix6 = 64): HostAddresses {
+  return { v4, v6, prefix4, prefix6, iface };
+}
+
+// ---------------------------------------------------------------- safety net
+
+const live = new Set<TopologyImpl>();
+let netInstalled = false;
+
+function syncCleanupAll(): void {
+  for (const topo of [...live]) topo.destroySync();
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (live.size > 0) {
+    process.stderr.write(`\n[testbed] ${signal}: removing namespaces ${[...live].map((t) => `kp${t.suffix}-*`).join(", ")}\n`);
+  }
+  syncCleanupAll();
+  const code = signal === "SIGINT" ? 130 : signal === "SIGTERM" ? 143 : 129;
+  process.exit(code);
+}
+
+function installSafetyNet(): void {
+  if (netInstalled) return;
+  netInstalled = true;
+  process.on("exit", syncCleanupAll);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGHUP", onSignal);
+}
+
+function uninstallSafetyNetIfIdle(): void {
+  if (!netInstalled || live.size > 0) return;
+  netInstalled = false;
+  process.off("exit", syncCleanupAll);
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  process.off("SIGHUP", onSignal);
+}
+
+// ---------------------------------------------------------------- owner markers
+
+function procStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Field 22 (starttime) counted after the ")" that closes the command name.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return rest[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function writeOwner(suffix: string): void {
+  try {
+    mkdirSync(OWNER_DIR, { recursive: true, mode: 0o755 });
+    writeFileSync(`${OWNER_DIR}/${suffix}`, `${process.pid} ${procStartTime(process.pid) ?? "?"}\n`);
+  } catch {
+    /* markers are an optimisation for cleanupStaleTopologies(); never fatal */
+  }
+}
+
+function removeOwner(suffix: string): void {
+  try {
+    rmSync(`${OWNER_DIR}/${suffix}`, { force: true });
+  } catch {
+    /* ignore */
+  }
+}
+
+/** True when the process that created topology `suffix` still runs. */
+function ownerAlive(suffix: string): boolean | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`${OWNER_DIR}/${suffix}`, "utf8");
+  } catch {
+    return undefined;
+  }
+  const [pidText, start] = text.trim().split(" ");
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  const now = procStartTime(pid);
+  return now !== undefined && (start === "?" || now === start);
+}
+
+// ---------------------------------------------------------------- implementation
+
+function listNamespaces(): string[] {
+  const res = spawnSync(ipBinary(), ["netns", "list"], { encoding: "utf8", timeout: 10_000 });
+  if (res.status !== 0 || typeof res.stdout !== "string") return [];
+  return res.stdout
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/)[0] ?? "")
+    .filter((n) => n.length > 0);
+}
+
+function killNamespacePidsSync(ns: string): void {
+  const res = spawnSync(ipBinary(), ["netns", "pids", ns], { encoding: "utf8", timeout: 10_000 });
+  if (res.status !== 0 || typeof res.stdout !== "string") return;
+  for (const text of res.stdout.split("\n")) {
+    const pid = Number(text.trim());
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+function deleteNamespaceSync(ns: string): void {
+  killNamespacePidsSync(ns);
+  spawnSync(ipBinary(), ["netns", "del", ns], { timeout: 10_000 });
+}
+
+class TopologyImpl implements Topology {
+  readonly suffix: string;
+  readonly names: Topology["names"];
+  readonly addr: TopologyAddresses;
+  readonly extInterface = "ext0";
+  readonly intInterface: string | undefined;
+  readonly processes: ManagedChild[] = [];
+  destroyed = false;
+  private destroying: Promise<void> | undefined;
+  private readonly created: string[] = [];
+  private readonly ip = ipBinary();
+
+  constructor(suffix: string, withLan: boolean) {
+    this.suffix = suffix;
+    const n = (role: string): string => `kp${suffix}-${role}`;
+    this.names = { sw: n("sw"), srv: n("srv"), cli: n("cli"), cli2: n("cli2"), lan: withLan ? n("lan") : undefined };
+    this.intInterface = withLan ? "int0" : undefined;
+    this.addr = {
+      srv: addresses("198.51.100.1", "2001:db8:100::1", "ext0"),
+      cli: addresses("198.51.100.10", "2001:db8:100::10", "eth0"),
+      cli2: addresses("198.51.100.20", "2001:db8:100::20", "eth0"),
+      srvLan: withLan ? addresses("203.0.113.1", "2001:db8:200::1", "int0") : undefined,
+      lan: withLan ? addresses("203.0.113.10", "2001:db8:200::10", "eth0") : undefined,
+    };
+  }
+
+  nsOf(host: HostName): string {
+    const ns = this.names[host];
+    if (ns === undefined) throw new Error(`topology kp${this.suffix}: host "${host}" was not built (withLan: false)`);
+    return ns;
+  }
+
+  /** Runs `ip ...args` in the root namespace, throwing with the command and stderr on failure. */
+  private async ipCmd(args: readonly string[]): Promise<void> {
+    const res = await execa(this.ip, args, { reject: false, timeout: 15_000, stdin: "ignore" });
+    if (res.exitCode !== 0) {
+      throw new Error(`testbed: "ip ${args.join(" ")}" failed (exit ${String(res.exitCode)}): ${res.stderr.trim()}`);
+    }
+  }
+
+  private async inNs(host: HostName, args: readonly string[]): Promise<void> {
+    await this.ipCmd(["-n", this.nsOf(host), ...args]);
+  }
+
+  async build(): Promise<void> {
+    const hosts: HostName[] = ["sw", "srv", "cli", "cli2"];
+    if (this.names.lan !== undefined) hosts.push("lan");
+    for (const host of hosts) {
+      const ns = this.nsOf(host);
+      await this.ipCmd(["netns", "add", ns]);
+      this.created.push(ns);
+      await this.inNs(host, ["link", "set", "lo", "up"]);
+    }
+    // The bridge: srv's ext0, cli's eth0 and cli2's eth0 share one L2 segment, so the firewall sees
+    // both clients arrive on the same interface (rules match `iifname ext0`).
+    await this.inNs("sw", ["link", "add", "br0", "type", "bridge", "stp_state", "0", "mcast_snooping", "0"]);
+    await this.inNs("sw", ["link", "set", "br0", "up"]);
+    const ports: Array<[HostName, string, string]> = [
+      ["srv", "p-srv", "ext0"],
+      ["cli", "p-cli", "eth0"],
+      ["cli2", "p-cli2", "eth0"],
+    ];
+    for (const [host, swSide, hostSide] of ports) {
+      // Created inside sw with the peer moved straight into the host: nothing touches the root namespace.
+      await this.inNs("sw", ["link", "add", swSide, "type", "veth", "peer", "name", hostSide, "netns", this.nsOf(host)]);
+      await this.inNs("sw", ["link", "set", swSide, "master", "br0"]);
+      await this.inNs("sw", ["link", "set", swSide, "up"]);
+    }
+    await this.configure("srv", this.addr.srv);
+    await this.configure("cli", this.addr.cli);
+    await this.configure("cli2", this.addr.cli2);
+
+    const lanAddr = this.addr.lan;
+    const srvLan = this.addr.srvLan;
+    if (lanAddr !== undefined && srvLan !== undefined) {
+      await this.inNs("srv", ["link", "add", srvLan.iface, "type", "veth", "peer", "name", lanAddr.iface, "netns", this.nsOf("lan")]);
+      await this.configure("srv", srvLan);
+      await this.configure("lan", lanAddr);
+      await this.inNs("lan", ["route", "add", "default", "via", srvLan.v4]);
+      await this.inNs("lan", ["-6", "route", "add", "default", "via", srvLan.v6]);
+      // Clients may reach the LAN range through srv (for forwarding tests); still nothing leaves our namespaces.
+      for (const host of ["cli", "cli2"] as const) {
+        await this.inNs(host, ["route", "add", `${srvLan.v4.replace(/\.\d+$/, ".0")}/${srvLan.prefix4}`, "via", this.addr.srv.v4]);
+        await this.inNs(host, ["-6", "route", "add", "2001:db8:200::/64", "via", this.addr.srv.v6]);
+      }
+      const fwd = await this.exec("srv", "sysctl", ["-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
+      if (fwd.exitCode !== 0) throw new Error(`testbed: enabling forwarding in srv failed: ${fwd.stderr}`);
+    }
+  }
+
+  private async configure(host: HostName, a: HostAddresses): Promise<void> {
+    await this.inNs(host, ["addr", "add", `${a.v4}/${a.prefix4}`, "dev", a.iface]);
+    await this.inNs(host, ["-6", "addr", "add", `${a.v6}/${a.prefix6}`, "dev", a.iface, "nodad"]);
+    await this.inNs(host, ["link", "set", a.iface, "up"]);
+  }
+
+  async exec(host: HostName, file: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const argv = this.argv(host, file, args, opts.runAs);
+    const started = Date.now();
+    const [bin, ...rest] = argv;
+    const res = await execa(bin ?? this.ip, rest, {
+      reject: false,
+      timeout: opts.timeoutMs ?? 30_000,
+      env: opts.env ?? {},
+      ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+      ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }),
+      stripFinalNewline: false,
+    });
+    const result: ExecResult = {
+      command: argv,
+      exitCode: res.exitCode,
+      signal: res.signal,
+      stdout: typeof res.stdout === "string" ? res.stdout : "",
+      stderr: typeof res.stderr === "string" ? res.stderr : "",
+      timedOut: res.timedOut,
+      failed: res.failed,
+      durationMs: Date.now() - started,
+    };
+    if (opts.reject === true && result.failed) {
+      throw new Error(`testbed: ${argv.join(" ")} failed (exit ${String(result.exitCode)}${result.timedOut ? ", timed out" : ""}): ${result.stderr.trim()}`);
+    }
+    return result;
+  }
+
+  private argv(host: HostName, file: string, args: readonly string[], runAs: ExecOptions["runAs"]): string[] {
+    if (this.destroyed) throw new Error(`topology kp${this.suffix} is destroyed`);
+    const prefix = runAs !== undefined ? ["setpriv", `--reuid=${runAs.user}`, `--regid=${runAs.group}`, "--clear-groups"] : [];
+    return [this.ip, "netns", "exec", this.nsOf(host), ...prefix, file, ...args];
+  }
+
+  spawn(host: HostName, file: string, args: readonly string[], opts: SpawnOptions = {}): ManagedProcess {
+    const argv = this.argv(host, file, args, opts.runAs);
+    const child = new ManagedChild(host, argv, { ...opts, label: opts.label ?? `${host}:${file.split("/").pop() ?? file}` });
+    this.processes.push(child);
+    return child;
+  }
+
+  logs(maxLinesEach = 60): string {
+    return this.processes
+      .map((p) => `===== ${p.label} (pid ${String(p.pid)}, ${p.exitInfo === undefined ? "running" : `exited ${String(p.exitInfo.exitCode ?? p.exitInfo.signal)}`}) =====\n${p.tail(maxLinesEach)}`)
+      .join("\n");
+  }
+
+  destroy(): Promise<void> {
+    this.destroying ??= this.doDestroy();
+    return this.destroying;
+  }
+
+  private async doDestroy(): Promise<void> {
+    try {
+      await Promise.all(this.processes.map((p) => p.stop(2000).catch(() => undefined)));
+    } catch {
+      /* never throw */
+    }
+    this.destroyed = true;
+    for (const ns of [...this.created].reverse()) {
+      try {
+        // Anything still running in the namespace (e.g. started with exec and left behind) goes too.
+        const pids = await execa(this.ip, ["netns", "pids", ns], { reject: false, timeout: 10_000 });
+        for (const text of String(pids.stdout ?? "").split("\n")) {
+          const pid = Number(text.trim());
+          if (Number.isInteger(pid) && pid > 1 && pid !== process.pid) {
+            try {
+              process.kill(pid, "SIGKILL");
+            } catch {
+              /* gone */
+            }
+          }
+        }
+        await execa(this.ip, ["netns", "del", ns], { reject: false, timeout: 10_000 });
+      } catch {
+        /* never throw */
+      }
+    }
+    this.created.length = 0;
+    removeOwner(this.suffix);
+    live.delete(this);
+    uninstallSafetyNetIfIdle();
+  }
+
+  /** Used by the process-exit safety net: synchronous, best effort. */
+  destroySync(): void {
+    this.destroyed = true;
+    for (const p of this.processes) p.killNow();
+    for (const ns of [...this.created].reverse()) deleteNamespaceSync(ns);
+    this.created.length = 0;
+    removeOwner(this.suffix);
+    live.delete(this);
+  }
+}
+
+/**
+ * Builds the namespaces kp<suffix>-{sw,srv,cli,cli2[,lan]}: a bridge in sw joins srv's `ext0`
+ * (198.51.100.1/24, 2001:db8:100::1/64), cli's `eth0` (.10 / ::10) and cli2's `eth0` (.20 / ::20).
+ * With `withLan`, srv's `int0` (203.0.113.1/24, 2001:db8:200::1/64) links to lan's `eth0` (.10 / ::10),
+ * lan routes via srv and srv forwards. Requires root. On failure, whatever was built is removed.
+ */
+export async function createTopology(opts: TopologyOptions = {}): Promise<Topology> {
+  const suffix = opts.suffix ?? randomBytes(3).toString("hex");
+  if (!SUFFIX_PATTERN.test(suffix)) throw new Error(`testbed: suffix must be 1-8 characters [a-z0-9] (got "${suffix}")`);
+  if (typeof process.getuid === "function" && process.getuid() !== 0) {
+    throw new Error("testbed: building network namespaces needs root (run the end-to-end tests as root)");
+  }
+  const existing = new Set(listNamespaces());
+  for (const role of NS_ROLES) {
+    if (existing.has(`kp${suffix}-${role}`)) throw new Error(`testbed: namespace kp${suffix}-${role} already exists (suffix in use)`);
+  }
+  const topo = new TopologyImpl(suffix, opts.withLan === true);
+  installSafetyNet();
+  live.add(topo);
+  writeOwner(suffix);
+  try {
+    await topo.build();
+  } catch (error) {
+    await topo.destroy();
+    throw error;
+  }
+  return topo;
+}
+
+export interface StaleCleanupReport {
+  readonly removed: readonly string[];
+  readonly kept: readonly string[];
+}
+
+/**
+ * Deletes namespaces named like ours (kp<suffix>-{sw,srv,cli,cli2,lan}) that an earlier run left behind:
+ * those whose creating process is gone (owner marker in /run/knockport-testbed), or, without a marker,
+ * those with a default 6-hex-character suffix older than `minAgeMs` (default 120000). Topologies of runs still in progress (this process included) are kept. Never throws.
+ */
+export function cleanupStaleTopologies(minAgeMs = 120_000): StaleCleanupReport {
+  const removed: string[] = [];
+  const kept: string[] = [];
+  try {
+    const mine = new Set([...live].map((t) => t.suffix));
+    for (const ns of listNamespaces()) {
+      const m = NAMESPACE_PATTERN.exec(ns);
+      const suffix = m?.[1];
+      if (suffix === undefined) continue;
+      if (mine.has(suffix)) {
+        kept.push(ns);
+        continue;
+      }
+      const alive = ownerAlive(suffix);
+      let stale: boolean;
+      if (alive === undefined) {
+        // No owner marker: only our default random suffixes (6 hex characters) are candidates.
+        if (!/^[0-9a-f]{6}$/.test(suffix)) {
+          kept.push(ns);
+          continue;
+        }
+        let ageMs = Infinity;
+        try {
+          ageMs = Date.now() - statSync(`/run/netns/${ns}`).mtimeMs;
+        } catch {
+          /* unknown age: treat as old */
+        }
+        stale = ageMs >= minAgeMs;
+      } else {
+        stale = !alive;
+      }
+      if (stale) {
+        deleteNamespaceSync(ns);
+        removed.push(ns);
+      } else {
+        kept.push(ns);
+      }
+    }
+    // Drop owner markers whose namespaces are all gone.
+    try {
+      const present = new Set(listNamespaces().map((n) => NAMESPACE_PATTERN.exec(n)?.[1]).filter((s) => s !== undefined));
+      for (const marker of readdirSync(OWNER_DIR)) {
+        if (!present.has(marker) && !mine.has(marker) && ownerAlive(marker) !== true) removeOwner(marker);
+      }
+    } catch {
+      /* no marker dir */
+    }
+  } catch {
+    /* never throw */
+  }
+  return { removed, kept };
+}
