@@ -1,5 +1,5 @@
 import type { Server as HttpsServer } from "node:https";
-import Fastify, { type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { LogController, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from "fastify";
 import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
 import type { KnockportConfig } from "@knockport/config";
@@ -52,7 +52,8 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
   const serverOptions: FastifyServerOptions = {
     loggerInstance: opts.logger === false ? undefined : opts.logger,
     logger: opts.logger === false ? false : undefined,
-    disableRequestLogging: true, // request lines would carry the secret paths; the route logs its own outcome
+    // Request lines would carry the secret paths; the route logs its own outcome instead.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: step === 1 ? 1024 : 4096,
     connectionTimeout: 10_000,
     requestTimeout: 5_000,

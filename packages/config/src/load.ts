@@ -58,6 +58,9 @@ function isMapping(value: unknown): value is Record<string, unknown> {
 /** A value as the admin wrote it, short; numbers as themselves (JSON would print NaN as null). */
 function show(value: unknown): string {
   if (typeof value === "number" || typeof value === "bigint") return String(value);
+  if (typeof value === "string" && value.length > 50) {
+    return `${JSON.stringify(value.slice(0, 40))}... (${value.length} characters)`;
+  }
   const text = JSON.stringify(value);
   if (text === undefined) return String(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;

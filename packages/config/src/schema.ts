@@ -94,7 +94,8 @@ export const appSchema: JSONSchemaType<RawApp> = {
     access_key_http: keyList,
     access_key_https: keyList,
     destination: { type: "string", minLength: 1, maxLength: 64, nullable: true },
-    protocol: { type: "string", enum: ["tcp", "udp"], nullable: true },
+    // ajv: a nullable enum must list null itself, or `protocol:` left empty would be refused
+    protocol: { type: "string", enum: ["tcp", "udp", null], nullable: true },
     duration: { type: "integer", minimum: 1, maximum: MAX_DURATION_SECONDS },
     step2_https_duration: { type: "integer", minimum: 1, maximum: MAX_STEP2_DURATION_SECONDS, nullable: true },
     interface_ext: { ...iface, nullable: true },

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what KnockPort needs on a Debian machine, then builds it. Safe to run again:
+# it only installs what is missing. Used by scripts/demo.sh, scripts/test.sh and CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION=10.34.8
+say() { printf 'bootstrap: %s\n' "$*"; }
+die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
+
+# Node.js 20 or newer is the runtime; Debian 12's own nodejs is 18, so it is not installed here.
+command -v node >/dev/null 2>&1 || die "Node.js 20+ is required (node not found); install Node.js 20 first"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || die "Node.js 20+ is required (found $(node --version))"
+
+# binary -> Debian package; the end-to-end tests and the demo need all of them
+declare -A needed=(
+  [nft]=nftables [ip]=iproute2 [curl]=curl [openssl]=openssl [conntrack]=conntrack [setpriv]=util-linux
+)
+missing=()
+for bin in "${!needed[@]}"; do
+  command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || [ -x "/sbin/$bin" ] || missing+=("${needed[$bin]}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]}; run as root or: apt-get install ${missing[*]}"
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
+  say "installing pnpm $PNPM_VERSION"
+  npm install -g --silent "pnpm@$PNPM_VERSION" >/dev/null
+fi
+
+say "installing node modules"
+pnpm install --frozen-lockfile --reporter=silent
+say "building"
+pnpm build
