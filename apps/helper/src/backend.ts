@@ -9,8 +9,11 @@ export interface FirewallBackend {
   readonly type: "nftables";
   /** The exact ruleset `install` applies (for --dry-run). */
   renderRuleset(): string;
-  /** Replace our table atomically. Set elements are wiped: the caller re-applies live leases. */
-  install(): Promise<void>;
+  /**
+   * Replace our table atomically, with `grants` already in its sets: live leases survive a
+   * reload without a moment in which their owners are locked out.
+   */
+  install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void>;
   /** Apply grants/revokes as one transaction. */
   apply(changes: readonly SetChange[]): Promise<void>;
   /** Remove our table; false when it was not there. */

@@ -52,8 +52,9 @@ export class NftablesBackend implements FirewallBackend {
     return renderNftRuleset(this.config);
   }
 
-  async install(): Promise<void> {
-    await this.runScript(this.renderRuleset(), "install the knockport table");
+  async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
+    const elements = grants.map((g) => ({ set: g.set, ip: g.ip, timeoutSeconds: g.timeoutSeconds }));
+    await this.runScript(renderNftRuleset(this.config, { elements }), "install the knockport table");
   }
 
   async apply(changes: readonly SetChange[]): Promise<void> {

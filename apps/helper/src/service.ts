@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { findApp, type AppConfig, type KnockportConfig } from "@knockport/config";
-import { HTTPS_SET_V4, HTTPS_SET_V6, serviceSetName } from "@knockport/firewall";
+import { httpsSetName, serviceSetName } from "@knockport/firewall";
 import {
   HelperError,
   PROTOCOL_VERSION,
@@ -55,8 +55,6 @@ export class HelperService {
     this.journal.prepare();
     const { leases, problem } = this.journal.load();
     if (problem) this.log.warn({ event: "journal.ignored" }, problem);
-    await this.firewall.install();
-    this.log.info({ event: "firewall.installed", type: this.firewall.type }, "firewall table installed");
     const now = this.clock.now();
     const restored: Lease[] = [];
     for (const lease of leases) {
@@ -68,8 +66,8 @@ export class HelperService {
       this.book.put(lease);
       restored.push(lease);
     }
-    const changes = restored.map((l) => this.grantChange(l, now));
-    await this.firewall.apply(changes);
+    await this.firewall.install(restored.map((l) => this.grantChange(l, now)));
+    this.log.info({ event: "firewall.installed", type: this.firewall.type, restored: restored.length }, "firewall table installed");
     this.journal.save(this.book.all());
     for (const l of restored) {
       this.log.info(
@@ -115,13 +113,11 @@ export class HelperService {
   }
 
   private setFor(step: KnockStep, appName: string, ip: IpAddress): string {
-    const family = ipFamily(ip);
-    if (step === 1) return family === 4 ? HTTPS_SET_V4 : HTTPS_SET_V6;
-    return serviceSetName(appName, family);
+    return step === 1 ? httpsSetName(ipFamily(ip)) : serviceSetName(appName, ipFamily(ip));
   }
 
   /** Kernel element for a lease. Step-1 leases of one address share the HTTPS element. */
-  private grantChange(lease: Lease, nowMs: number): SetChange {
+  private grantChange(lease: Lease, nowMs: number): Extract<SetChange, { op: "grant" }> {
     const deadline =
       lease.step === 1 ? Math.max(lease.expiresAtMs, this.book.latestStep1Deadline(lease.ip, nowMs) ?? 0) : lease.expiresAtMs;
     return { op: "grant", set: this.setFor(lease.step, lease.app, lease.ip), ip: lease.ip, timeoutSeconds: secondsUntil(deadline, nowMs) };

@@ -194,8 +194,10 @@ export function loadConfig(file: string, overrides: PortOverrides = {}): Knockpo
 
 interface KnockPortChoice {
   port: Port | undefined;
+  /** The flag or key to name at the start of a message about this port. */
+  key: string;
   /** Where the value came from, in the words an admin would search for. */
-  source: string;
+  origin: string;
 }
 
 function knockPort(
@@ -205,9 +207,9 @@ function knockPort(
   fromConfig: number | undefined,
   fallback: number,
 ): KnockPortChoice {
-  if (override !== undefined) return { port: parsePort(override), source: flag };
-  if (fromConfig !== undefined) return { port: parsePort(fromConfig), source: key };
-  return { port: parsePort(fallback), source: `${key} (default ${fallback}; set ${key} or ${flag} to change it)` };
+  if (override !== undefined) return { port: parsePort(override), key: flag, origin: flag };
+  if (fromConfig !== undefined) return { port: parsePort(fromConfig), key, origin: key };
+  return { port: parsePort(fallback), key, origin: `the default; ${key} or ${flag} moves it` };
 }
 
 export function parseConfig(doc: unknown, file: string, overrides: PortOverrides = {}): KnockportConfig {
@@ -243,11 +245,12 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
 
   const http = knockPort("--http-port", "global.http_port", overrides.httpPort, g.http_port, DEFAULT_HTTP_PORT);
   const https = knockPort("--https-port", "global.https_port", overrides.httpsPort, g.https_port, DEFAULT_HTTPS_PORT);
-  if (!http.port) fail(`${http.source}: must be an integer 1-65535 (got ${show(overrides.httpPort)})`);
-  if (!https.port) fail(`${https.source}: must be an integer 1-65535 (got ${show(overrides.httpsPort)})`);
+  // only a flag can be invalid here: a bad global.http_port was reported above and is not used
+  if (!http.port) fail(`${http.key}: must be an integer 1-65535 (got ${show(overrides.httpPort)})`);
+  if (!https.port) fail(`${https.key}: must be an integer 1-65535 (got ${show(overrides.httpsPort)})`);
   if (http.port && http.port === https.port) {
     fail(
-      `${https.source}: the HTTPS knock port must differ from the HTTP knock port ${http.source} (both ${http.port}); change one of them`,
+      `${https.key}: the HTTPS knock port (${https.origin}) must differ from the HTTP knock port (${http.origin}); both are ${http.port}`,
     );
   }
 
@@ -268,7 +271,7 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
   const apps: AppConfig[] = [];
   const seenPorts = new Map<string, string>();
   /** Every step-1 key with the app it belongs to, for the cross-app check below. */
-  const httpKeyOwners = new Map<string, string>();
+  const httpKeyOwners = new Map<string, string[]>();
   const httpsKeyLists: [string, readonly (string | undefined)[]][] = [];
   for (const [name, rawApp] of appEntries) {
     if (!appNameRegex.test(name)) {
@@ -310,7 +313,12 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
         );
       }
     });
-    for (const k of httpKeys) if (k !== undefined && !httpKeyOwners.has(k)) httpKeyOwners.set(k, name);
+    for (const k of httpKeys) {
+      if (k === undefined) continue;
+      const owners = httpKeyOwners.get(k) ?? [];
+      if (!owners.includes(name)) owners.push(name);
+      httpKeyOwners.set(k, owners);
+    }
     httpsKeyLists.push([name, httpsKeys]);
 
     const servicePort = a.port as Port | undefined;
@@ -324,7 +332,7 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
       for (const [what, knock] of [["HTTP", http], ["HTTPS", https]] as const) {
         if (servicePort === knock.port) {
           fail(
-            `${name}.port: ${servicePort} is also the ${what} knock port (${knock.source}); use another port for the service or the knock`,
+            `${name}.port: ${servicePort} is also the ${what} knock port (${knock.origin}); use another port for the service or move the knock`,
           );
         }
       }
@@ -357,8 +365,10 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
   // A step-2 key must never have travelled in clear text, not even as another app's step-1 key.
   for (const [name, httpsKeys] of httpsKeyLists) {
     httpsKeys.forEach((k, i) => {
-      const owner = k === undefined ? undefined : httpKeyOwners.get(k);
-      if (owner !== undefined && owner !== name) {
+      const owners = k === undefined ? [] : (httpKeyOwners.get(k) ?? []);
+      const owner = owners[0];
+      // a step-1 key of the same app was reported above, once is enough
+      if (owner !== undefined && !owners.includes(name)) {
         fail(
           `${name}.access_key_https.${i}: same key as a step-1 key of app "${owner}"; step-1 keys travel in clear text, so step-2 keys must differ from every step-1 key`,
         );

@@ -295,7 +295,7 @@ describe("parseConfig: error messages", () => {
 describe("parseConfig: knock ports", () => {
   it("a service on the default HTTP knock port", () => {
     expect(bare(withDoc((d) => (d.ssh.port = 8080)))).toEqual([
-      "ssh.port: 8080 is also the HTTP knock port (global.http_port (default 8080; set global.http_port or --http-port to change it)); use another port for the service or the knock",
+      "ssh.port: 8080 is also the HTTP knock port (the default; global.http_port or --http-port moves it); use another port for the service or move the knock",
     ]);
   });
 
@@ -307,7 +307,7 @@ describe("parseConfig: knock ports", () => {
           d.ssh.port = 443;
         }),
       ),
-    ).toEqual(["ssh.port: 443 is also the HTTPS knock port (global.https_port); use another port for the service or the knock"]);
+    ).toEqual(["ssh.port: 443 is also the HTTPS knock port (global.https_port); use another port for the service or move the knock"]);
   });
 
   it("a udp service on a knock port is refused too", () => {
@@ -322,10 +322,10 @@ describe("parseConfig: knock ports", () => {
     });
     expect(parse(doc, { httpPort: 80 }).httpPort).toBe(80);
     expect(bare(doc)).toEqual([
-      "ssh.port: 2222 is also the HTTP knock port (global.http_port); use another port for the service or the knock",
+      "ssh.port: 2222 is also the HTTP knock port (global.http_port); use another port for the service or move the knock",
     ]);
     expect(bare(baseDoc(), { httpPort: 1194 })).toEqual([
-      "openvpn.port: 1194 is also the HTTP knock port (--http-port); use another port for the service or the knock",
+      "openvpn.port: 1194 is also the HTTP knock port (--http-port); use another port for the service or move the knock",
     ]);
   });
 
@@ -333,7 +333,7 @@ describe("parseConfig: knock ports", () => {
     const doc = withDoc((d) => (d.global.https_port = 9443));
     expect(parse(doc, { httpsPort: 443 }).httpsPort).toBe(443);
     expect(bare(baseDoc(), { httpsPort: 2222 })).toEqual([
-      "ssh.port: 2222 is also the HTTPS knock port (--https-port); use another port for the service or the knock",
+      "ssh.port: 2222 is also the HTTPS knock port (--https-port); use another port for the service or move the knock",
     ]);
   });
 
@@ -346,18 +346,16 @@ describe("parseConfig: knock ports", () => {
         }),
       ),
     ).toEqual([
-      "global.https_port: the HTTPS knock port must differ from the HTTP knock port global.http_port (both 9000); change one of them",
+      "global.https_port: the HTTPS knock port (global.https_port) must differ from the HTTP knock port (global.http_port); both are 9000",
     ]);
   });
 
   it("a flag that makes the knock ports equal names the flag", () => {
     expect(bare(baseDoc(), { httpPort: 8443 })).toEqual([
-      expect.stringMatching(
-        /^global\.https_port \(default 8443; .*\): the HTTPS knock port must differ from the HTTP knock port --http-port \(both 8443\); change one of them$/,
-      ),
+      "global.https_port: the HTTPS knock port (the default; global.https_port or --https-port moves it) must differ from the HTTP knock port (--http-port); both are 8443",
     ]);
     expect(bare(baseDoc(), { httpPort: 443, httpsPort: 443 })).toEqual([
-      "--https-port: the HTTPS knock port must differ from the HTTP knock port --http-port (both 443); change one of them",
+      "--https-port: the HTTPS knock port (--https-port) must differ from the HTTP knock port (--http-port); both are 443",
     ]);
   });
 
@@ -477,6 +475,19 @@ describe("parseConfig: access keys", () => {
     ]);
     expect(bare(withDoc((d) => (d.openvpn.access_key_https[0] = "ssh-http-key-1")))).toEqual([
       'openvpn.access_key_https.0: same key as a step-1 key of app "ssh"; step-1 keys travel in clear text, so step-2 keys must differ from every step-1 key',
+    ]);
+  });
+
+  it("a step-2 key equal to a step-1 key of its own app and of another app is reported once", () => {
+    expect(
+      bare(
+        withDoc((d) => {
+          d.ssh.access_key_http = ["openvpn-http-1"];
+          d.ssh.access_key_https = ["openvpn-http-1"];
+        }),
+      ),
+    ).toEqual([
+      "ssh.access_key_https.0: same key as access_key_http.0; step-1 keys travel in clear text, so step-2 keys must differ",
     ]);
   });
 
@@ -647,7 +658,7 @@ describe("parseConfig: many problems at once", () => {
         expect.stringMatching(/^ssh\.duration: must be an integer number of seconds/),
         expect.stringMatching(/^ssh\.access_key_http\.0: must be a key of 10-128/),
         // global is invalid as a whole, yet its valid http_port still takes part in the cross-checks
-        "ssh.port: 2222 is also the HTTP knock port (global.http_port); use another port for the service or the knock",
+        "ssh.port: 2222 is also the HTTP knock port (global.http_port); use another port for the service or move the knock",
         expect.stringMatching(/^"bad app": app names must be/),
       ]),
     );

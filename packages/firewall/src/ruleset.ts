@@ -1,5 +1,5 @@
 import type { AppConfig, KnockportConfig } from "@knockport/config";
-import { FirewallError, UnsupportedConfigError } from "./errors.js";
+import { FirewallError, InvalidValueError, UnsupportedConfigError } from "./errors.js";
 import { renderAddElement, type GrantTarget } from "./elements.js";
 import { HTTPS_SET_V4, HTTPS_SET_V6, NFT_CHAINS, NFT_TABLE, serviceSetName } from "./names.js";
 import { renderPostPathMatch } from "./payload.js";
@@ -31,6 +31,11 @@ export function rulesetSetNames(config: KnockportConfig): string[] {
 function localApps(config: KnockportConfig): AppConfig[] {
   const forwarded = config.apps.filter((a) => a.destination.kind !== "local").map((a) => a.name);
   if (forwarded.length > 0) throw new UnsupportedConfigError(forwarded);
+  const seen = new Set<string>();
+  for (const a of config.apps) {
+    if (seen.has(a.name)) throw new InvalidValueError("app name", `${JSON.stringify(a.name)} appears twice; set names would collide`);
+    seen.add(a.name);
+  }
   return [...config.apps];
 }
 

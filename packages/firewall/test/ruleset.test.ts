@@ -128,6 +128,9 @@ describe("renderNftRuleset", () => {
       tamper((c) => {
         c.apps = [{ ...good.apps[0], interfaceExt: "a".repeat(16) }];
       }),
+      tamper((c) => {
+        c.apps = [good.apps[0], good.apps[0]];
+      }),
     ];
     for (const c of cases) {
       expect(() => renderNftRuleset(c)).toThrow(InvalidValueError);

@@ -138,7 +138,7 @@ describe("params schemas", () => {
     [{ app: "ssh", ip: "1.2.3.4" }, "step missing"],
     [[1, "ssh", "1.2.3.4"], "array"],
     [null, "null"],
-  ])("open rejects %j (%s)", (p) => {
+  ] as [unknown, string][])("open rejects %j (%s)", (p) => {
     expect(open()(p)).toBe(false);
   });
 

@@ -1,0 +1,94 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig, type KnockportConfig } from "@knockport/config";
+import { HelperCallError } from "@knockport/helper-client";
+import type { MethodName, OpenParams, OpenResult } from "@knockport/protocol";
+
+export const HTTP_PATH = "/knock-one-path";
+export const HTTPS_PATH = "/very-secret-https-path-7f3a9c";
+
+/** Every secret of the test config; none may ever show up in a log line. */
+export const KEYS = {
+  openvpnHttp: ["ovpn-http-key-000", "ovpn-http-key-111"],
+  openvpnHttps: ["ovpn-https-key-000", "ovpn-https-key-111"],
+  sshHttp: ["ssh-http-key-0000"],
+  sshHttps: ["ssh-https-key-0000"],
+} as const;
+
+export function makeConfig(global: Record<string, unknown> = {}): KnockportConfig {
+  const doc = {
+    global: {
+      http_post_path: HTTP_PATH,
+      https_post_path: HTTPS_PATH,
+      interface_ext: "eth0",
+      step1_2_rate_limit_per_minute: 1000,
+      healthcheck_app_name: "health",
+      ...global,
+    },
+    openvpn: {
+      port: 1194,
+      protocol: "udp",
+      access_key_http: [...KEYS.openvpnHttp],
+      access_key_https: [...KEYS.openvpnHttps],
+      duration: 86400,
+      step2_https_duration: 30,
+    },
+    ssh: {
+      port: 2222,
+      access_key_http: [...KEYS.sshHttp],
+      access_key_https: [...KEYS.sshHttps],
+      duration: 3600,
+      step2_https_duration: 10,
+    },
+  };
+  return parseConfig(doc, "test.yaml");
+}
+
+export interface RecordedCall {
+  method: MethodName;
+  params: unknown;
+}
+
+/**
+ * Stands in for HelperClient: records every call, answers schema-valid results, or throws what
+ * `failNext` says (once per entry).
+ */
+export class FakeHelper {
+  readonly calls: RecordedCall[] = [];
+  readonly failures: HelperCallError[] = [];
+
+  failNext(err: HelperCallError): void {
+    this.failures.push(err);
+  }
+
+  async call(method: MethodName, params: unknown): Promise<any> {
+    this.calls.push({ method, params });
+    const failure = this.failures.shift();
+    if (failure) throw failure;
+    if (method === "open") {
+      const p = params as OpenParams;
+      const result: OpenResult = {
+        app: p.app,
+        ip: p.ip,
+        step: p.step,
+        durationSeconds: 30,
+        expiresAt: new Date(0).toISOString(),
+        refreshed: false,
+      };
+      return result;
+    }
+    if (method === "close") return { closed: 0 };
+    if (method === "list") return { leases: [] };
+    throw new Error(`fake helper: unexpected method ${method}`);
+  }
+
+  opens(): OpenParams[] {
+    return this.calls.filter((c) => c.method === "open").map((c) => c.params as OpenParams);
+  }
+}
+
+export function tempDir(prefix: string): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
