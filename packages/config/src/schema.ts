@@ -11,8 +11,9 @@ export const MAX_STEP2_DURATION_SECONDS = 3600;
 
 /** Characters a knock path may hold: unreserved URL characters and "/", so no encoding ambiguity. */
 export const POST_PATH_PATTERN = "^/[A-Za-z0-9._~/-]+$";
-/** Printable ASCII without spaces: survives form encoding and shells, compared byte for byte. */
-export const ACCESS_KEY_PATTERN = "^[\\x21-\\x7e]+$";
+/** URL-unreserved characters: sent as-is in the form (no percent-encoding), so a knock with a
+ * 128-character key still fits the stealth port's single 500-byte packet. */
+export const ACCESS_KEY_PATTERN = "^[A-Za-z0-9._~-]+$";
 /**
  * A Linux interface name (1-15 characters, not "." or ".."), limited to characters every backend
  * takes literally: no ":" (alias labels are not interfaces), no "@" (`ip link` decoration), no "+"
@@ -115,10 +116,10 @@ export const KEY_HINTS: Record<string, string> = {
   http_port: "an integer 1-65535",
   https_port: "an integer 1-65535",
   port: "an integer 1-65535",
-  access_key_http: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} printable ASCII characters without spaces`,
-  access_key_https: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} printable ASCII characters without spaces`,
+  access_key_http: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ -`,
+  access_key_https: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ -`,
   /** One entry of access_key_http / access_key_https (messages never show the key itself). */
-  access_key_item: `a key of ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} printable ASCII characters without spaces`,
+  access_key_item: `a key of ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ -`,
   destination: 'either "local" or the LAN host as IPv4, IPv4:PORT, IPv6, [IPv6] or [IPv6]:PORT (a unicast address)',
   protocol: 'either "tcp" or "udp"',
   duration: `an integer number of seconds 1-${MAX_DURATION_SECONDS}`,

@@ -421,7 +421,7 @@ describe("parseConfig: access keys", () => {
     const doc = withDoc((d) => (d.ssh.access_key_http = ["short-key"]));
     const out = bare(doc);
     expect(out).toEqual([
-      "ssh.access_key_http.0: must be a key of 10-128 printable ASCII characters without spaces (got a string; the value is not shown)",
+      "ssh.access_key_http.0: must be a key of 10-128 characters of A-Z a-z 0-9 . _ ~ - (got a string; the value is not shown)",
     ]);
     expect(problems(doc).join("\n")).not.toContain("short-key");
   });
@@ -431,17 +431,18 @@ describe("parseConfig: access keys", () => {
     ["with a space", "has a space in it"],
     ["with a tab", "has\ta-tab-in-it"],
     ["non-ASCII", "clé-secrète-1234"],
+    ["with base64 symbols that need URL-encoding", "abc+def/ghi=="],
   ])("a key %s is refused without showing it", (_what, key) => {
     const doc = withDoc((d) => (d.ssh.access_key_https = [key]));
     const out = problems(doc);
     expect(out).toHaveLength(1);
-    expect(out[0]).toMatch(/ssh\.access_key_https\.0: must be a key of 10-128 printable ASCII characters/);
+    expect(out[0]).toMatch(/ssh\.access_key_https\.0: must be a key of 10-128 characters of A-Z a-z 0-9 . _ ~ -/);
     expect(out[0]).not.toContain(key);
   });
 
   it("a key YAML read as a number gets a hint to quote it", () => {
     expect(bare(withDoc((d) => (d.ssh.access_key_http = [12345678901])))).toEqual([
-      "ssh.access_key_http.0: must be a key of 10-128 printable ASCII characters without spaces (got a YAML number; quote the key)",
+      "ssh.access_key_http.0: must be a key of 10-128 characters of A-Z a-z 0-9 . _ ~ - (got a YAML number; quote the key)",
     ]);
   });
 
@@ -453,7 +454,7 @@ describe("parseConfig: access keys", () => {
   ])("a key list that is %s", (_what, value, got) => {
     const out = bare(withDoc((d) => (d.ssh.access_key_http = value)));
     expect(out).toEqual([
-      `ssh.access_key_http: must be a list of keys, each 10-128 printable ASCII characters without spaces (got ${got})`,
+      `ssh.access_key_http: must be a list of keys, each 10-128 characters of A-Z a-z 0-9 . _ ~ - (got ${got})`,
     ]);
   });
 
