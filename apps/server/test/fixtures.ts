@@ -16,7 +16,7 @@ export const KEYS = {
   sshHttps: ["ssh-https-key-0000"],
 } as const;
 
-export function makeConfig(global: Record<string, unknown> = {}): KnockportConfig {
+export function makeConfig(global: Record<string, unknown> = {}, extraApps: Record<string, unknown> = {}): KnockportConfig {
   const doc = {
     global: {
       http_post_path: HTTP_PATH,
@@ -41,6 +41,7 @@ export function makeConfig(global: Record<string, unknown> = {}): KnockportConfi
       duration: 3600,
       step2_https_duration: 10,
     },
+    ...extraApps,
   };
   return parseConfig(doc, "test.yaml");
 }

@@ -25,8 +25,15 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function harness(opts: { global?: Record<string, unknown>; logger?: Logger | false; startMs?: number } = {}): Promise<Harness> {
-  const config = makeConfig({ "2fa_config_folder": twoFaDir.path, ...opts.global });
+interface HarnessOptions {
+  global?: Record<string, unknown>;
+  apps?: Record<string, unknown>;
+  logger?: Logger | false;
+  startMs?: number;
+}
+
+async function harness(opts: HarnessOptions = {}): Promise<Harness> {
+  const config = makeConfig({ "2fa_config_folder": twoFaDir.path, ...opts.global }, opts.apps);
   const helper = new FakeHelper();
   const clock = { t: opts.startMs ?? 1_700_000_000_000 };
   const context = createKnockContext(config, helper, () => clock.t);
@@ -393,5 +400,31 @@ describe("2FA", () => {
     expect((await step1Knock(h, { app: "openvpn", access_key: key })).status).toBe(403);
     expect((await step1Knock(h, { app: "openvpn", access_key: key, token })).status).toBe(403);
     expect(h.helper.calls).toEqual([]);
+  });
+});
+
+describe("2FA for keys outside [A-Za-z0-9._-]", () => {
+  // Step-1 keys may be any printable ASCII without spaces (config schema), e.g. base64 output with
+  // "+" and "=", and such a file name is valid. DESIGN §2: "<2fa_config_folder>/<key>.json present
+  // => 2FA required for that step-1 key".
+  // PRODUCT BUG (fail open): apps/server/src/two-factor.ts:12 FILE_SAFE_KEY = /^[A-Za-z0-9._-]{1,128}$/
+  // and line 37 make read() return undefined ("not-required") for such a key without looking at the
+  // file, so 2FA set up for it is silently not enforced. Fix: only refuse keys that cannot name a file
+  // inside the folder (containing "/" or NUL), or make the config reject step-1 keys outside the
+  // file-safe set so the state cannot arise.
+  const key = "b64+Key=Zm9vYmFy";
+  const file = join(twoFaDir.path, `${key}.json`);
+
+  it.fails("still requires a token when the key's 2FA file exists", async () => {
+    writeFileSync(file, JSON.stringify({ secret: new Secret({ size: 20 }).base32 }));
+    const h = await harness({
+      apps: { vpn2: { port: 3333, access_key_http: [key], access_key_https: ["b64+Key=https-0001"], duration: 60 } },
+    });
+    try {
+      expect((await step1Knock(h, { app: "vpn2", access_key: key })).status).toBe(403);
+    } finally {
+      await h.close();
+      rmSync(file, { force: true });
+    }
   });
 });
