@@ -103,6 +103,9 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
     addHeadersOnExceeding: { "x-ratelimit-limit": false, "x-ratelimit-remaining": false, "x-ratelimit-reset": false },
     addHeaders: { "x-ratelimit-limit": false, "x-ratelimit-remaining": false, "x-ratelimit-reset": false, "retry-after": true },
   });
+  // Form-encoded only, as the original: drop Fastify's built-in JSON and text parsers so any other
+  // content type is refused (415, answered as 400) before a route sees it.
+  app.removeAllContentTypeParsers();
   await app.register(formbody, { bodyLimit: step === 1 ? 1024 : 4096 });
   await app.register(knockRoute, { step, context });
   return app;

@@ -69,6 +69,7 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
       try {
         await helper.call("open", { step: 1, app: appName, ip });
       } catch (err) {
+        if (secondFactor === "ok") twoFactor.release(accessKey, token);
         request.log.error({ event: "helper.failed", step, err: describeHelperError(err) }, "helper could not open the HTTPS port");
         return answer(request, reply, "helper-failed", appName, ip);
       }

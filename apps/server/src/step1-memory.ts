@@ -19,13 +19,13 @@ export class Step1Memory {
   ) {}
 
   remember(app: string, ip: IpAddress, keyIndex: number, durationSeconds: number): void {
+    const key = `${app}\u0000${ip}`;
+    this.records.delete(key); // re-insert so Map order stays oldest-first
     if (this.records.size >= this.maxEntries) this.prune();
     if (this.records.size >= this.maxEntries) {
       const oldest = this.records.keys().next().value;
       if (oldest !== undefined) this.records.delete(oldest);
     }
-    const key = `${app}\u0000${ip}`;
-    this.records.delete(key); // re-insert so Map order stays oldest-first
     this.records.set(key, { keyIndex, expiresAtMs: this.now() + durationSeconds * 1000 });
   }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Secret, TOTP } from "otpauth";
+import { ACCESS_KEY_MAX_LENGTH, ACCESS_KEY_PATTERN } from "@knockport/config";
 
 /** What a 2FA file holds: the original's `{ "secret": BASE32 }`, optionally with a period. */
 interface TwoFactorFile {
@@ -8,8 +9,11 @@ interface TwoFactorFile {
   interval?: number;
 }
 
-/** Key material safe to use as a file name (the original named files after the key itself). */
-const FILE_SAFE_KEY = /^[A-Za-z0-9._-]{1,128}$/;
+/**
+ * The original named the file after the key. Every valid key is a safe file name: the config
+ * allows only A-Z a-z 0-9 . _ ~ - (no "/") and at least 10 characters (never "." or "..").
+ */
+const VALID_KEY = new RegExp(ACCESS_KEY_PATTERN);
 
 export interface TwoFactorOptions {
   folder: string;
@@ -33,7 +37,7 @@ export class TwoFactor {
   }
 
   private read(accessKey: string): TwoFactorFile | "broken" | undefined {
-    if (!FILE_SAFE_KEY.test(accessKey) || accessKey.startsWith(".")) return undefined;
+    if (!VALID_KEY.test(accessKey) || accessKey.length > ACCESS_KEY_MAX_LENGTH) return undefined;
     let text: string;
     try {
       text = readFileSync(join(this.options.folder, `${accessKey}.json`), "utf8");
@@ -54,7 +58,9 @@ export class TwoFactor {
 
   /**
    * "not-required" when the key has no 2FA file; "ok" when the token is valid and unused (it is
-   * then spent); "denied" otherwise, including for an unreadable or malformed file (fail closed).
+   * then spent at once, so two concurrent knocks cannot both use it; `release` gives it back if
+   * the knock fails for a reason of ours); "denied" otherwise, including for an unreadable or
+   * malformed file (fail closed).
    */
   check(accessKey: string, token: string | undefined): "not-required" | "ok" | "denied" {
     const file = this.read(accessKey);
@@ -66,11 +72,22 @@ export class TwoFactor {
     const delta = totp.validate({ token, timestamp: t, window: this.skew });
     if (delta === null) return "denied";
     this.forgetExpired(t);
-    const usedKey = `${file.secret}:${token}`;
+    const usedKey = this.usedKey(file.secret, token);
     if (this.used.has(usedKey)) return "denied";
     // valid until the end of the last period in which the validator would still accept it
     this.used.set(usedKey, t + (this.skew * 2 + 2) * interval * 1000);
     return "ok";
+  }
+
+  /** Un-spend a token whose knock then failed on our side (helper down), so the user can retry with it. */
+  release(accessKey: string, token: string | undefined): void {
+    const file = this.read(accessKey);
+    if (file === undefined || file === "broken" || token === undefined) return;
+    this.used.delete(this.usedKey(file.secret, token));
+  }
+
+  private usedKey(secret: string, token: string): string {
+    return `${secret}:${token}`;
   }
 
   private forgetExpired(t: number): void {

@@ -121,11 +121,8 @@ describe("knock routes", () => {
       expect(h.helper.calls).toEqual([]);
     });
 
-    // PRODUCT BUG: Fastify's default application/json parser is still registered, so a JSON body with
-    // valid fields is served (200) although the knock form is form-encoded only (the original read
-    // request.form, so JSON gave 400). Fix in apps/server/src/app.ts: removeAllContentTypeParsers()
-    // before registering @fastify/formbody (then any other type is 415, which the error handler maps to 400).
-    it.fails("answers 400 to a JSON body even with valid fields (the form is form-encoded only)", async () => {
+    // A JSON body must not be a second way in: Fastify's own JSON parser is removed.
+    it("answers 400 to a JSON body even with valid fields (the form is form-encoded only)", async () => {
       const payload = JSON.stringify({ app: "openvpn", access_key: KEYS.openvpnHttp[0] });
       const res = await knock(h.step1, HTTP_PATH, payload, CLIENT, { "content-type": "application/json" });
       expect(res.status).toBe(400);
@@ -403,22 +400,36 @@ describe("2FA", () => {
   });
 });
 
-describe("2FA for keys outside [A-Za-z0-9._-]", () => {
-  // Step-1 keys may be any printable ASCII without spaces (config schema), e.g. base64 output with
-  // "+" and "=", and such a file name is valid. DESIGN §2: "<2fa_config_folder>/<key>.json present
-  // => 2FA required for that step-1 key".
-  // PRODUCT BUG (fail open): apps/server/src/two-factor.ts:12 FILE_SAFE_KEY = /^[A-Za-z0-9._-]{1,128}$/
-  // and line 37 make read() return undefined ("not-required") for such a key without looking at the
-  // file, so 2FA set up for it is silently not enforced. Fix: only refuse keys that cannot name a file
-  // inside the folder (containing "/" or NUL), or make the config reject step-1 keys outside the
-  // file-safe set so the state cannot arise.
-  const key = "b64+Key=Zm9vYmFy";
-  const file = join(twoFaDir.path, `${key}.json`);
+describe("2FA for every key the config accepts", () => {
+  // Every key the config accepts must find its 2FA file: a key the lookup skipped would silently
+  // need no token (fail open).
+  it("the config accepts these keys (so the test below checks the 2FA lookup, not config parsing)", () => {
+    for (const key of ["vpn~key~0000001", ".vpn-key-0000001"]) {
+      const config = makeConfig({}, { vpn2: { port: 3333, access_key_http: [key], access_key_https: ["vpn2-https-key-0001"], duration: 60 } });
+      expect(config.apps.find((a) => a.name === "vpn2")?.accessKeysHttp).toEqual([key]);
+    }
+  });
 
-  it.fails("still requires a token when the key's 2FA file exists", async () => {
+  it.each([["vpn~key~0000001"], [".vpn-key-0000001"]])("still requires a token for key %s when its file exists", async (key) => {
+    const file = join(twoFaDir.path, `${key}.json`);
     writeFileSync(file, JSON.stringify({ secret: new Secret({ size: 20 }).base32 }));
     const h = await harness({
-      apps: { vpn2: { port: 3333, access_key_http: [key], access_key_https: ["b64+Key=https-0001"], duration: 60 } },
+      apps: { vpn2: { port: 3333, access_key_http: [key], access_key_https: ["vpn2-https-key-0001"], duration: 60 } },
+    });
+    try {
+      expect((await step1Knock(h, { app: "vpn2", access_key: key })).status).toBe(403);
+    } finally {
+      await h.close();
+      rmSync(file, { force: true });
+    }
+  });
+
+  it("requires a token for a key with dots, dashes and underscores", async () => {
+    const key = "vpn.key_with-0001";
+    const file = join(twoFaDir.path, `${key}.json`);
+    writeFileSync(file, JSON.stringify({ secret: new Secret({ size: 20 }).base32 }));
+    const h = await harness({
+      apps: { vpn2: { port: 3333, access_key_http: [key], access_key_https: ["vpn2-https-key-0001"], duration: 60 } },
     });
     try {
       expect((await step1Knock(h, { app: "vpn2", access_key: key })).status).toBe(403);

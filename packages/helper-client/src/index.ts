@@ -134,7 +134,10 @@ export class HelperClient {
         this.failAll(failure);
       });
       socket.on("close", () => {
-        if (this.socket === socket) this.socket = undefined;
+        // A socket that never connected (or was already replaced) has nothing left to fail: its
+        // callers were rejected by "error", and newer calls belong to a newer connection.
+        if (this.socket !== socket) return;
+        this.socket = undefined;
         this.failAll(new HelperCallError("HELPER_UNREACHABLE", "helper closed the connection"));
       });
     });

@@ -20,6 +20,10 @@ export interface KnockOptions {
   body?: string;
   /** curl -m: default 1000 ms for step 1 (its reply is dropped), 3000 ms for step 2. */
   timeoutMs?: number;
+  /** curl --local-port: a fixed source port, to find this connection again (e.g. in `ss` output). */
+  localPort?: number;
+  /** Extra request headers, each "Name: value" (curl -H). */
+  headers?: readonly string[];
 }
 
 export interface KnockResult {
@@ -51,6 +55,8 @@ export async function knock(topo: Topology, from: HostName, opts: KnockOptions):
   const timeoutMs = opts.timeoutMs ?? (opts.step === 1 ? 1000 : 3000);
   const argv: string[] = ["curl", "-s", "-g", "-m", seconds(timeoutMs)];
   if (opts.step === 2) argv.push("-k", "-o", "-", "-w", "%{http_code}");
+  if (opts.localPort !== undefined) argv.push("--local-port", String(opts.localPort));
+  for (const header of opts.headers ?? []) argv.push("-H", header);
   if (opts.body !== undefined) argv.push("-d", opts.body);
   argv.push(opts.url);
   const started = Date.now();

@@ -1,0 +1,177 @@
+// Shared fixture of the KnockPort e2e files: one topology, the real helper + server + echo service in srv,
+// and small knock/probe helpers with readable failure messages.
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { expect, type TestContext } from "vitest";
+import {
+  cleanupStaleTopologies,
+  createTopology,
+  enableConntrack,
+  exampleConfig,
+  formBody,
+  knock,
+  knockUrl,
+  nftSetElements,
+  nftSetNames,
+  nftSetsContaining,
+  probe,
+  readNftTable,
+  sleepUntil,
+  startKnockport,
+  type AppSpec,
+  type ConfigSpec,
+  type HostName,
+  type KnockResult,
+  type KnockportStack,
+  type PortState,
+  type Topology,
+} from "./testbed.js";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+/** A closed port is probed for this long (in-namespace round trips take well under 1 ms). */
+export const PROBE_MS = 400;
+/** How late after a lease's deadline the port must be closed (the brief allows up to 1.5 s). */
+export const CLOSE_MARGIN_MS = 1200;
+
+export type Family = 4 | 6;
+export type Client = "cli" | "cli2";
+
+export interface HarnessOptions {
+  duration: number;
+  step2HttpsDuration: number;
+  rateLimitPerMinute: number;
+  httpPathLength?: number;
+}
+
+export const describeResult = (r: KnockResult): string =>
+  `curl exit ${String(r.curlExit)}, status ${String(r.status)}, body ${JSON.stringify(r.body)}, ${r.durationMs} ms: ${r.argv.join(" ")}`;
+
+export function expectStep1NoReply(r: KnockResult, what: string): void {
+  expect(r.curlExit, `${what}: step 1 must get no reply (curl exit 28 = timeout); ${describeResult(r)}`).toBe(28);
+}
+
+export function expectOk(r: KnockResult, what: string): void {
+  expect({ status: r.status, body: r.body }, `${what}: ${describeResult(r)}`).toEqual({ status: 200, body: "OK\n" });
+}
+
+/** Runs labelled checks in parallel and returns { label: state }, for one readable toEqual. */
+export async function states(checks: Record<string, () => Promise<PortState>>): Promise<Record<string, PortState>> {
+  const entries = await Promise.all(Object.entries(checks).map(async ([k, f]) => [k, await f()] as const));
+  return Object.fromEntries(entries);
+}
+
+export class Harness {
+  topo!: Topology;
+  stack!: KnockportStack;
+  cfg!: ConfigSpec;
+  ssh!: AppSpec;
+  openvpn!: AppSpec;
+  /** Upper bounds of lease deadlines (epoch ms), by `${host}|${family}|${app or "https"}`. */
+  private readonly deadlines = new Map<string, number>();
+
+  constructor(private readonly opts: HarnessOptions) {}
+
+  async start(): Promise<void> {
+    cleanupStaleTopologies();
+    this.topo = await createTopology();
+    // Like a typical distribution host: connection tracking is active in srv, so "no conntrack entry for
+    // the stealth port" is a real claim and not a side effect of conntrack being off.
+    await enableConntrack(this.topo);
+    this.cfg = exampleConfig({
+      interfaceExt: this.topo.extInterface,
+      duration: this.opts.duration,
+      step2HttpsDuration: this.opts.step2HttpsDuration,
+      httpPathLength: this.opts.httpPathLength ?? 40,
+      rateLimitPerMinute: this.opts.rateLimitPerMinute,
+      keyPairs: 2,
+    });
+    const [a, b] = this.cfg.apps;
+    if (a === undefined || b === undefined) throw new Error("example config lacks apps");
+    this.ssh = a;
+    this.openvpn = b;
+    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg });
+  }
+
+  async stop(): Promise<void> {
+    await this.stack?.stop();
+    await this.topo?.destroy();
+  }
+
+  /** Prints every process's output tail and the nft sets when the current test fails. */
+  diagnoseOnFailure(ctx: TestContext): void {
+    ctx.onTestFailed(async () => {
+      console.error(`\n---- diagnostics for "${ctx.task.name}" ----\n${this.topo?.logs(60) ?? "(no topology)"}`);
+      try {
+        const t = this.topo === undefined ? undefined : await readNftTable(this.topo);
+        if (t === undefined) console.error("nft: table inet knockport absent");
+        else for (const name of nftSetNames(t)) console.error(`nft set ${name}: ${JSON.stringify(nftSetElements(t, name))}`);
+      } catch (e) {
+        console.error(`nft listing failed: ${String(e)}`);
+      }
+    });
+  }
+
+  leaseKey(host: Client, family: Family, what: string): string {
+    return `${host}|${family}|${what}`;
+  }
+
+  noteLease(host: Client, family: Family, what: string, grantedBy: number, seconds: number): void {
+    const key = this.leaseKey(host, family, what);
+    this.deadlines.set(key, Math.max(this.deadlines.get(key) ?? 0, grantedBy + seconds * 1000));
+  }
+
+  /** Waits until every named lease has certainly expired (deadline + margin). */
+  async waitExpired(...keys: string[]): Promise<void> {
+    const until = Math.max(0, ...keys.map((k) => this.deadlines.get(k) ?? 0));
+    if (until > 0) await sleepUntil(until + CLOSE_MARGIN_MS);
+  }
+
+  srvIp(family: Family): string {
+    return family === 4 ? this.topo.addr.srv.v4 : this.topo.addr.srv.v6;
+  }
+
+  step1(host: Client, app: AppSpec, o: { family?: Family; key?: string; appName?: string; path?: string; body?: string; localPort?: number } = {}): Promise<KnockResult> {
+    const body = o.body ?? formBody({ app: o.appName ?? app.name, access_key: o.key ?? app.accessKeysHttp[0] ?? "" });
+    return knock(this.topo, host, {
+      step: 1,
+      url: knockUrl("http", this.srvIp(o.family ?? 4), this.cfg.httpPort, o.path ?? this.cfg.httpPostPath),
+      body,
+      ...(o.localPort !== undefined ? { localPort: o.localPort } : {}),
+    });
+  }
+
+  step2(host: Client, app: AppSpec, o: { family?: Family; key?: string; appName?: string } = {}): Promise<KnockResult> {
+    const body = formBody({ app: o.appName ?? app.name, access_key: o.key ?? app.accessKeysHttps[0] ?? "" });
+    return knock(this.topo, host, { step: 2, url: knockUrl("https", this.srvIp(o.family ?? 4), this.cfg.httpsPort, this.cfg.httpsPostPath), body });
+  }
+
+  /** Full two-step knock; the lease deadline lies in [sent + duration, done + duration]. */
+  async fullKnock(host: Client, app: AppSpec, family: Family = 4): Promise<{ sent: number; done: number }> {
+    const s1 = await this.step1(host, app, { family });
+    expectStep1NoReply(s1, `step 1 ${app.name} from ${host} IPv${family}`);
+    this.noteLease(host, family, "https", Date.now(), app.step2HttpsDuration);
+    const sent = Date.now();
+    const s2 = await this.step2(host, app, { family });
+    const done = Date.now();
+    expectOk(s2, `step 2 ${app.name} from ${host} IPv${family}`);
+    this.noteLease(host, family, app.name, done, app.duration);
+    return { sent, done };
+  }
+
+  /** State of an app's service port as seen from `host` (tcp: connect + echo; udp: echo). */
+  async svc(host: HostName, app: AppSpec, family: Family = 4, timeoutMs = PROBE_MS): Promise<PortState> {
+    return (await probe(this.topo, host, app.protocol, this.srvIp(family), app.port, timeoutMs)).state;
+  }
+
+  /** Whether the HTTPS knock port accepts a TCP connection from `host`. */
+  async https(host: HostName, family: Family = 4): Promise<PortState> {
+    return (await probe(this.topo, host, "tcp-connect", this.srvIp(family), this.cfg.httpsPort, PROBE_MS)).state;
+  }
+
+  /** Names of the knockport sets holding `ip`. */
+  async setsHolding(ip: string): Promise<string[]> {
+    const table = await readNftTable(this.topo);
+    if (table === undefined) throw new Error("table inet knockport is missing");
+    return nftSetsContaining(table, ip).map((e) => e.set);
+  }
+}
