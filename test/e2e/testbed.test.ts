@@ -18,6 +18,9 @@ import {
   type Topology,
 } from "./testbed.js";
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 function namespaces(): string[] {
   return execFileSync("ip", ["netns", "list"], { encoding: "utf8" })
@@ -109,45 +112,52 @@ describe("testbed", () => {
 
   it("knock(): step 1 times out when the reply is dropped; step 2 returns status and body (IPv4 and IPv6)", async () => {
     // Throwaway HTTP + HTTPS listeners in srv that answer "OK\n".
-    const cert = await topo.exec("srv", "openssl", [
-      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=testbed",
-      "-keyout", `/tmp/kp-selftest-${topo.suffix}.key`, "-out", `/tmp/kp-selftest-${topo.suffix}.pem`,
-    ], { timeoutMs: 30_000 });
-    expect(cert.exitCode, cert.stderr).toBe(0);
-    const script = `
-      import http from "node:http"; import https from "node:https"; import fs from "node:fs";
-      const h = (req, res) => { let b = ""; req.on("data", (c) => b += c); req.on("end", () => { res.statusCode = b.includes("good") ? 200 : 403; res.end(b.includes("good") ? "OK\\n" : "Forbidden\\n"); }); };
-      const opts = { key: fs.readFileSync(process.argv[1]), cert: fs.readFileSync(process.argv[2]) };
-      let n = 0; const up = () => { if (++n === 2) console.log("listeners ready"); };
-      http.createServer(h).listen({ host: "::", port: 8080 }, up);
-      https.createServer(opts, h).listen({ host: "::", port: 8443 }, up);
-    `;
-    const listener = topo.spawn("srv", process.execPath, ["--input-type=module", "-e", script, `/tmp/kp-selftest-${topo.suffix}.key`, `/tmp/kp-selftest-${topo.suffix}.pem`], { label: "selftest-listener" });
-    await listener.waitForLine(/listeners ready/, 10_000);
-    // Drop every reply from the HTTP port except the handshake, like the stealth port.
-    await topo.exec("srv", "nft", ["-f", "-"], {
-      input: "table inet kp_selftest2 {\n chain output { type filter hook output priority 0; policy accept; tcp sport 8080 tcp flags & (syn|ack) != (syn|ack) drop; }\n}\n",
-      reject: true,
-    });
-    const { srv } = topo.addr;
-    const s1 = await knock(topo, "cli", { step: 1, url: knockUrl("http", srv.v4, 8080, "/x"), body: "app=a&access_key=good" });
-    expect(s1.curlExit).toBe(28);
-    expect(s1.durationMs).toBeLessThan(3000);
-    for (const ip of [srv.v4, srv.v6]) {
-      const ok = await knock(topo, "cli", { step: 2, url: knockUrl("https", ip, 8443, "/y"), body: "app=a&access_key=good" });
-      expect(ok.curlExit).toBe(0);
-      expect(ok.status).toBe(200);
-      expect(ok.body).toBe("OK\n");
-      const bad = await knock(topo, "cli2", { step: 2, url: knockUrl("https", ip, 8443, "/y"), body: "app=a&access_key=bad" });
-      expect(bad.status).toBe(403);
+    const dir = mkdtempSync(join(tmpdir(), "kp-selftest-"));
+    const keyFile = join(dir, "key.pem");
+    const certFile = join(dir, "cert.pem");
+    try {
+      const cert = await topo.exec("srv", "openssl", [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=testbed",
+        "-keyout", keyFile, "-out", certFile,
+      ], { timeoutMs: 30_000 });
+      expect(cert.exitCode, cert.stderr).toBe(0);
+      const script = `
+        import http from "node:http"; import https from "node:https"; import fs from "node:fs";
+        const h = (req, res) => { let b = ""; req.on("data", (c) => b += c); req.on("end", () => { res.statusCode = b.includes("good") ? 200 : 403; res.end(b.includes("good") ? "OK\\n" : "Forbidden\\n"); }); };
+        const opts = { key: fs.readFileSync(process.argv[1]), cert: fs.readFileSync(process.argv[2]) };
+        let n = 0; const up = () => { if (++n === 2) console.log("listeners ready"); };
+        http.createServer(h).listen({ host: "::", port: 8080 }, up);
+        https.createServer(opts, h).listen({ host: "::", port: 8443 }, up);
+      `;
+      const listener = topo.spawn("srv", process.execPath, ["--input-type=module", "-e", script, keyFile, certFile], { label: "selftest-listener" });
+      await listener.waitForLine(/listeners ready/, 10_000);
+      // Drop every reply from the HTTP port except the handshake, like the stealth port.
+      await topo.exec("srv", "nft", ["-f", "-"], {
+        input: "table inet kp_selftest2 {\n chain output { type filter hook output priority 0; policy accept; tcp sport 8080 tcp flags & (syn|ack) != (syn|ack) drop; }\n}\n",
+        reject: true,
+      });
+      const { srv } = topo.addr;
+      const s1 = await knock(topo, "cli", { step: 1, url: knockUrl("http", srv.v4, 8080, "/x"), body: "app=a&access_key=good" });
+      expect(s1.curlExit).toBe(28);
+      expect(s1.durationMs).toBeLessThan(3000);
+      for (const ip of [srv.v4, srv.v6]) {
+        const ok = await knock(topo, "cli", { step: 2, url: knockUrl("https", ip, 8443, "/y"), body: "app=a&access_key=good" });
+        expect(ok.curlExit).toBe(0);
+        expect(ok.status).toBe(200);
+        expect(ok.body).toBe("OK\n");
+        const bad = await knock(topo, "cli2", { step: 2, url: knockUrl("https", ip, 8443, "/y"), body: "app=a&access_key=bad" });
+        expect(bad.status).toBe(403);
+      }
+      expect(await probeTcpConnect(topo, "cli", srv.v6, 8443)).toBe("open");
+      expect(await probeTcpConnect(topo, "cli", srv.v6, 8444)).toBe("closed");
+      const none = await knock(topo, "cli", { step: 2, url: knockUrl("https", srv.v4, 8444, "/y"), body: "x=y" });
+      expect(none.status).toBeUndefined();
+      expect(none.curlExit).toBe(7);
+      await listener.stop();
+      await topo.exec("srv", "nft", ["delete", "table", "inet", "kp_selftest2"], { reject: true });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    expect(await probeTcpConnect(topo, "cli", srv.v6, 8443)).toBe("open");
-    expect(await probeTcpConnect(topo, "cli", srv.v6, 8444)).toBe("closed");
-    const none = await knock(topo, "cli", { step: 2, url: knockUrl("https", srv.v4, 8444, "/y"), body: "x=y" });
-    expect(none.status).toBeUndefined();
-    expect(none.curlExit).toBe(7);
-    await listener.stop();
-    await topo.exec("srv", "nft", ["delete", "table", "inet", "kp_selftest2"], { reject: true });
   });
 
   it("listConntrack counts entries once conntrack is active", async () => {

@@ -1,4 +1,5 @@
 import type { Server as HttpsServer } from "node:https";
+import type { Socket } from "node:net";
 import Fastify, { LogController, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from "fastify";
 import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
@@ -8,6 +9,7 @@ import type { HelperClient } from "@knockport/helper-client";
 import type { Logger } from "pino";
 import { KeyChecker } from "./keys.js";
 import { knockRoute } from "./knock-route.js";
+import { plainReplyFor, resetSocket } from "./plain-reply.js";
 import { Step1Memory } from "./step1-memory.js";
 import { TwoFactor } from "./two-factor.js";
 
@@ -40,8 +42,8 @@ export interface BuildKnockAppOptions {
   https?: { cert: Buffer; key: Buffer };
 }
 
-/** Stealth port: a connection that sends nothing useful is reset, never closed with a FIN that would linger. */
-const STEALTH_IDLE_MS = 3000;
+/** Stealth port: a connection that has not delivered its knock by then is reset. */
+const STEALTH_CONNECTION_TIMEOUT_MS = 3000;
 
 /**
  * One listener's Fastify instance: step 1 (HTTP) or step 2 (HTTPS), each serving only its own
@@ -55,14 +57,16 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
     // Request lines would carry the secret paths; the route logs its own outcome instead.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: step === 1 ? 1024 : 4096,
-    connectionTimeout: 10_000,
+    connectionTimeout: step === 1 ? STEALTH_CONNECTION_TIMEOUT_MS : 10_000,
     requestTimeout: 5_000,
     keepAliveTimeout: step === 1 ? 1 : 2_000,
     maxRequestsPerSocket: step === 1 ? 1 : 10,
     return503OnClosing: true,
     trustProxy: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    ...(step === 1 ? { clientErrorHandler: resetSocket } : {}),
   };
+  const plainReply = plainReplyFor(step);
   const app: FastifyInstance = opts.https
     ? (Fastify({
         ...serverOptions,
@@ -71,28 +75,21 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
     : Fastify(serverOptions);
 
   if (step === 1) {
-    app.server.on("connection", (socket) => {
-      socket.setTimeout(STEALTH_IDLE_MS, () => socket.resetAndDestroy());
-    });
-    // The reply is dropped by the firewall anyway; resetting frees the socket at once instead of
-    // leaving it retransmitting into the drop rule for minutes.
-    app.addHook("onResponse", async (request) => {
-      const socket = request.raw.socket as { resetAndDestroy?: () => void } | undefined;
-      socket?.resetAndDestroy?.();
-    });
+    // With a 'timeout' listener Node no longer closes idle sockets itself (which would send a FIN).
+    app.server.on("timeout", (socket: Socket) => socket.resetAndDestroy());
   }
 
   app.setErrorHandler((error: { statusCode?: number; validation?: unknown; message: string }, request, reply) => {
     const status = error.statusCode ?? 500;
-    if (status === 429) return reply.code(429).type("text/plain").send("Too Many Requests\n");
+    if (status === 429) return plainReply(request, reply, 429, "Too Many Requests\n");
     if (error.validation !== undefined || (status >= 400 && status < 500)) {
       request.log.info({ event: "knock", step, outcome: "bad-request", status: 400 }, "bad form");
-      return reply.code(400).type("text/plain").send("Bad Request\n");
+      return plainReply(request, reply, 400, "Bad Request\n");
     }
     request.log.error({ event: "knock", step, outcome: "error", err: error.message }, "unexpected error");
-    return reply.code(500).type("text/plain").send("Internal Server Error\n");
+    return plainReply(request, reply, 500, "Internal Server Error\n");
   });
-  app.setNotFoundHandler((request, reply) => reply.code(404).type("text/plain").send("Not Found\n"));
+  app.setNotFoundHandler((request, reply) => plainReply(request, reply, 404, "Not Found\n"));
 
   await app.register(rateLimit, {
     global: true,
@@ -107,6 +104,6 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
   // content type is refused (415, answered as 400) before a route sees it.
   app.removeAllContentTypeParsers();
   await app.register(formbody, { bodyLimit: step === 1 ? 1024 : 4096 });
-  await app.register(knockRoute, { step, context });
+  await app.register(knockRoute, { step, context, plainReply });
   return app;
 }

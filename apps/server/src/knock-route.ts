@@ -3,6 +3,7 @@ import { ACCESS_KEY_MAX_LENGTH, ACCESS_KEY_MIN_LENGTH } from "@knockport/config"
 import { HelperCallError } from "@knockport/helper-client";
 import { parseIpAddress, type KnockStep } from "@knockport/protocol";
 import type { KnockContext } from "./app.js";
+import type { PlainReply } from "./plain-reply.js";
 
 interface KnockBody {
   app: string;
@@ -25,13 +26,23 @@ const knockBodySchema = {
 export interface KnockRouteOptions {
   step: KnockStep;
   context: KnockContext;
+  plainReply: PlainReply;
 }
 
 type Outcome = "ok" | "healthcheck" | "denied" | "bad-request" | "helper-failed";
 
+/** The original's answers; every kind of denial looks the same. */
+const ANSWERS: Record<Outcome, readonly [number, string]> = {
+  ok: [200, "OK\n"],
+  healthcheck: [200, "OK\n"],
+  denied: [403, "Forbidden\n"],
+  "bad-request": [400, "Bad Request\n"],
+  "helper-failed": [500, "Internal Server Error\n"],
+};
+
 /** Serves POST <http_post_path> (step 1) or POST <https_post_path> (step 2), nothing else. */
 export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions): Promise<void> {
-  const { step, context } = opts;
+  const { step, context, plainReply } = opts;
   const { config, keys, step1, twoFactor, helper } = context;
   const path = step === 1 ? config.global.httpPostPath : config.global.httpsPostPath;
   const knownApps = new Set(config.apps.map((a) => a.name));
@@ -43,12 +54,11 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
     appName: string,
     ip: string | undefined,
   ): FastifyReply => {
-    const status = { ok: 200, healthcheck: 200, denied: 403, "bad-request": 400, "helper-failed": 500 }[outcome];
-    const text = { 200: "OK\n", 403: "Forbidden\n", 400: "Bad Request\n", 500: "Internal Server Error\n" }[status];
+    const [status, text] = ANSWERS[outcome];
     // Only configured names are logged: what a client typed into `app` stays out of the logs.
     const logged = knownApps.has(appName) || appName === config.global.healthcheckAppName ? appName : "(unknown)";
     request.log.info({ event: "knock", step, app: logged, ip: ip ?? request.ip, outcome, status }, `step ${step} ${outcome}`);
-    return reply.code(status).type("text/plain").header("connection", "close").send(text);
+    return plainReply(request, reply, status, text);
   };
 
   app.post<{ Body: KnockBody }>(path, { schema: { body: knockBodySchema } }, async (request, reply) => {
