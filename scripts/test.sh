@@ -5,5 +5,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "scripts/test.sh: run as root (the end-to-end suite builds network namespaces)" >&2; exit 1; }
 bash scripts/bootstrap.sh
-pnpm test:unit
-pnpm test:e2e
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+status=0
+pnpm test:unit --reporter=default --reporter=json --outputFile.json="$results/unit.json" || status=$?
+pnpm test:e2e --reporter=default --reporter=json --outputFile.json="$results/e2e.json" || status=$?
+
+# One plain closing line over both runs.
+node -e '
+  const fs = require("node:fs");
+  let passed = 0, failed = 0, skipped = 0;
+  for (const f of process.argv.slice(1)) {
+    if (!fs.existsSync(f)) { failed += 1; continue; }
+    const r = JSON.parse(fs.readFileSync(f, "utf8"));
+    passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+  }
+  console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+' "$results/unit.json" "$results/e2e.json"
+exit "$status"

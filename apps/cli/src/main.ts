@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ConfigError, UsageError, loadConfig, parsePortFlag } from "@knockport/config";
+import { ConfigError, DEFAULT_HELPER_SOCKET, UsageError, loadConfig, parsePortFlag } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
 import { generateSelfSignedCert } from "./gen-cert.js";
 import { defaultServerUser, runBoth } from "./run.js";
@@ -10,7 +10,7 @@ import { fetchLeases, formatLeaseTable } from "./status.js";
 import { runDemo } from "./demo.js";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const DEFAULT_SOCKET = "/run/knockport/helper.sock";
+const DEFAULT_SOCKET = DEFAULT_HELPER_SOCKET;
 
 const USAGE = `Usage: knockport <command> [options]
 

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
+import { SHARED_FLAGS, UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
 
 export interface HelperOptions {
   /** Absent only with --uninstall-firewall, which needs no config. */
@@ -41,16 +41,12 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
       strict: true,
       allowPositionals: false,
       options: {
-        config: { type: "string", short: "c" },
+        ...SHARED_FLAGS,
         "firewall-type": { type: "string", default: "nftables" },
-        socket: { type: "string", default: "/run/knockport/helper.sock" },
         "socket-group": { type: "string" },
         "state-dir": { type: "string", default: "/var/lib/knockport" },
-        "http-port": { type: "string" },
-        "https-port": { type: "string" },
         "dry-run": { type: "boolean", default: false },
         "uninstall-firewall": { type: "boolean", default: false },
-        "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h", default: false },
       },
     });

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
+import { SHARED_FLAGS, UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
 
 export interface ServerOptions {
   configFile: string;
@@ -36,14 +36,10 @@ export function parseServerArgs(argv: string[]): ServerOptions | "help" {
       strict: true,
       allowPositionals: false,
       options: {
-        config: { type: "string", short: "c" },
-        "http-port": { type: "string" },
-        "https-port": { type: "string" },
+        ...SHARED_FLAGS,
         cert: { type: "string" },
         key: { type: "string" },
-        socket: { type: "string", default: "/run/knockport/helper.sock" },
         "listen-address": { type: "string", default: "::" },
-        "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h", default: false },
       },
     });

@@ -27,3 +27,14 @@ export function parseLogLevel(value: string): LogLevel {
   }
   return value as LogLevel;
 }
+
+export const DEFAULT_HELPER_SOCKET = "/run/knockport/helper.sock";
+
+/** Flags the helper, the server and `knockport run` share, spelled once (node:util parseArgs options). */
+export const SHARED_FLAGS = {
+  config: { type: "string", short: "c" },
+  "http-port": { type: "string" },
+  "https-port": { type: "string" },
+  socket: { type: "string", default: DEFAULT_HELPER_SOCKET },
+  "log-level": { type: "string", default: "info" },
+} as const;
