@@ -18,8 +18,8 @@ import {
   type OpenResult,
 } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "./backend.js";
-import { JournalError, LeaseBook, type Lease, type LeaseJournal } from "./leases.js";
-import { SerialQueue } from "./serial-queue.js";
+import { GroupCommitter, type PreparedChange } from "./group-commit.js";
+import { LeaseBook, type Lease, type LeaseJournal } from "./leases.js";
 
 export const HELPER_VERSION = "0.1.0";
 
@@ -39,7 +39,7 @@ function secondsUntil(deadlineMs: number, nowMs: number): number {
  */
 export class HelperService {
   private readonly book = new LeaseBook();
-  private readonly queue = new SerialQueue(1000);
+  private readonly committer: GroupCommitter;
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -48,7 +48,9 @@ export class HelperService {
     private readonly journal: LeaseJournal,
     private readonly log: Logger,
     private readonly clock: Clock = systemClock,
-  ) {}
+  ) {
+    this.committer = new GroupCommitter(firewall, () => this.journal.save(this.book.all()), log);
+  }
 
   /** Install the table and put back the journal's live leases with their remaining time. */
   async start(): Promise<void> {
@@ -78,7 +80,11 @@ export class HelperService {
   }
 
   startExpirySweep(intervalMs = 1000): void {
-    this.sweepTimer = setInterval(() => void this.queue.run(async () => this.sweepExpired()).catch(() => undefined), intervalMs);
+    this.sweepTimer = setInterval(() => {
+      const now = this.clock.now();
+      if (!this.book.all().some((l) => l.expiresAtMs <= now)) return; // nothing ended: no journal write
+      void this.committer.submit(() => this.prepareSweep()).catch(() => undefined);
+    }, intervalMs);
     this.sweepTimer.unref();
   }
 
@@ -88,8 +94,8 @@ export class HelperService {
 
   readonly handlers: MethodHandlers<unknown> = {
     hello: async () => this.hello(),
-    open: async (p) => this.queue.run(() => this.open(p)),
-    close: async (p) => this.queue.run(() => this.close(p)),
+    open: async (p) => this.committer.submit(() => this.prepareOpen(p)),
+    close: async (p) => this.committer.submit(() => this.prepareClose(p)),
     list: async () => this.list(),
   };
 
@@ -132,28 +138,7 @@ export class HelperService {
       : { op: "grant", set, ip, timeoutSeconds: secondsUntil(deadline, nowMs) };
   }
 
-  private async commit(changes: SetChange[], undoBook: () => void, undoChanges: () => SetChange[]): Promise<void> {
-    try {
-      await this.firewall.apply(changes);
-    } catch (err) {
-      undoBook();
-      this.log.error({ event: "firewall.failed", err: (err as Error).message }, "firewall change failed; nothing opened");
-      throw new HelperError("FIREWALL_FAILED");
-    }
-    try {
-      this.journal.save(this.book.all());
-    } catch (err) {
-      undoBook();
-      const msg = err instanceof JournalError ? err.message : String(err);
-      this.log.error({ event: "journal.failed", err: msg }, "lease journal write failed; rolling the firewall back");
-      await this.firewall.apply(undoChanges()).catch((rollbackErr: Error) =>
-        this.log.error({ event: "firewall.rollback_failed", err: rollbackErr.message }, "rollback failed"),
-      );
-      throw new HelperError("STATE_FAILED");
-    }
-  }
-
-  private async open(p: OpenParams): Promise<OpenResult> {
+  private prepareOpen(p: OpenParams): PreparedChange<OpenResult> {
     const { app, ip } = this.resolve(p.app, p.ip);
     const now = this.clock.now();
     if (p.step === 2) {
@@ -164,51 +149,65 @@ export class HelperService {
     const lease: Lease = { app: app.name, ip, step: p.step, expiresAtMs: now + durationSeconds * 1000 };
     const previous = this.book.put(lease);
     const refreshed = previous !== undefined && previous.expiresAtMs > now;
-    const restorePrevious = (): void => {
-      if (previous) this.book.put(previous);
-      else this.book.delete(p.step, app.name, ip);
+    return {
+      changes: [this.grantChange(lease, now)],
+      undoBook: () => {
+        if (previous) this.book.put(previous);
+        else this.book.delete(p.step, app.name, ip);
+      },
+      undoChanges: () =>
+        p.step === 1
+          ? [this.httpsElementChange(ip, now)]
+          : [previous && refreshed ? this.grantChange(previous, now) : { op: "revoke", set: this.setFor(2, app.name, ip), ip }],
+      finish: () => this.finishOpen(p.step, app, ip, lease, durationSeconds, refreshed),
     };
-    await this.commit([this.grantChange(lease, now)], restorePrevious, () =>
-      p.step === 1
-        ? [this.httpsElementChange(ip, now)]
-        : [previous && refreshed ? this.grantChange(previous, now) : { op: "revoke", set: this.setFor(2, app.name, ip), ip }],
-    );
+  }
+
+  private finishOpen(
+    step: KnockStep,
+    app: AppConfig,
+    ip: IpAddress,
+    lease: Lease,
+    durationSeconds: number,
+    refreshed: boolean,
+  ): OpenResult {
     this.log.info(
       {
         event: refreshed ? "lease.refreshed" : "lease.opened",
         app: app.name,
         ip,
-        step: p.step,
-        port: p.step === 1 ? this.config.httpsPort : app.port,
-        protocol: p.step === 1 ? "tcp" : app.protocol,
+        step: step,
+        port: step === 1 ? this.config.httpsPort : app.port,
+        protocol: step === 1 ? "tcp" : app.protocol,
         durationSeconds,
       },
-      `${p.step === 1 ? "HTTPS port" : `${app.name} port`} ${refreshed ? "refreshed" : "opened"} for ${ip}`,
+      `${step === 1 ? "HTTPS port" : `${app.name} port`} ${refreshed ? "refreshed" : "opened"} for ${ip}`,
     );
     return {
       app: app.name,
       ip,
-      step: p.step,
+      step: step,
       durationSeconds,
       expiresAt: new Date(lease.expiresAtMs).toISOString(),
       refreshed,
     };
   }
 
-  private async close(p: CloseParams): Promise<CloseResult> {
+  private prepareClose(p: CloseParams): PreparedChange<CloseResult> {
     const { app, ip } = this.resolve(p.app, p.ip);
     const now = this.clock.now();
     const removed = [this.book.delete(1, app.name, ip), this.book.delete(2, app.name, ip)].filter(
       (l): l is Lease => l !== undefined && l.expiresAtMs > now,
     );
-    const changes: SetChange[] = [{ op: "revoke", set: this.setFor(2, app.name, ip), ip }, this.httpsElementChange(ip, now)];
-    await this.commit(
-      changes,
-      () => removed.forEach((l) => this.book.put(l)),
-      () => removed.map((l) => this.grantChange(l, now)),
-    );
-    this.log.info({ event: "lease.closed", app: app.name, ip, closed: removed.length }, `${app.name} closed for ${ip}`);
-    return { closed: removed.length };
+    return {
+      changes: [{ op: "revoke", set: this.setFor(2, app.name, ip), ip }, this.httpsElementChange(ip, now)],
+      undoBook: () => removed.forEach((l) => this.book.put(l)),
+      undoChanges: () => removed.map((l) => this.grantChange(l, now)),
+      finish: () => {
+        this.log.info({ event: "lease.closed", app: app.name, ip, closed: removed.length }, `${app.name} closed for ${ip}`);
+        return { closed: removed.length };
+      },
+    };
   }
 
   list(): ListResult {
@@ -233,16 +232,17 @@ export class HelperService {
   }
 
   /** The kernel already dropped these elements; record and log the end of each lease. */
-  private async sweepExpired(): Promise<void> {
+  private prepareSweep(): PreparedChange<void> {
     const expired = this.book.takeExpired(this.clock.now());
-    if (expired.length === 0) return;
-    for (const l of expired) {
-      this.log.info({ event: "lease.expired", app: l.app, ip: l.ip, step: l.step }, `lease expired for ${l.ip}`);
-    }
-    try {
-      this.journal.save(this.book.all());
-    } catch (err) {
-      this.log.error({ event: "journal.failed", err: (err as Error).message }, "lease journal write failed");
-    }
+    return {
+      changes: [],
+      undoBook: () => expired.forEach((l) => this.book.put(l)),
+      undoChanges: () => [],
+      finish: () => {
+        for (const l of expired) {
+          this.log.info({ event: "lease.expired", app: l.app, ip: l.ip, step: l.step }, `lease expired for ${l.ip}`);
+        }
+      },
+    };
   }
 }

@@ -1,0 +1,126 @@
+import type { Logger } from "pino";
+import { HelperError } from "@knockport/protocol";
+import type { FirewallBackend, SetChange } from "./backend.js";
+
+/**
+ * One request's effect, prepared against the lease book: the book is already changed, the
+ * firewall and the journal not yet. `undoBook` reverts the book; `undoChanges` gives the firewall
+ * changes that revert `changes`; `finish` runs once both are committed (log, result).
+ */
+export interface PreparedChange<R> {
+  readonly changes: readonly SetChange[];
+  undoBook(): void;
+  undoChanges(): SetChange[];
+  finish(): R;
+}
+
+interface Waiting {
+  prepare: () => PreparedChange<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Prepared {
+  item: Waiting;
+  change: PreparedChange<unknown>;
+}
+
+export interface GroupCommitOptions {
+  /** Requests waiting past this are refused with OVERLOADED, so a flood cannot grow memory. */
+  maxWaiting?: number;
+  /** Requests applied in one firewall transaction and one journal write. */
+  maxBatch?: number;
+}
+
+/**
+ * Applies lease changes in groups: while one firewall transaction runs, new requests queue up
+ * and the next transaction carries all of them, with one journal write. Starting `nft` costs
+ * milliseconds, so under load this turns N process starts into one. Requests are prepared in
+ * arrival order against the book, so a step 2 may follow its step 1 in the same group. If a
+ * group's transaction fails, each request is retried alone so one bad change cannot fail the
+ * others. Order is fail-closed: kernel first, then journal; a journal failure rolls the kernel back.
+ */
+export class GroupCommitter {
+  private readonly waiting: Waiting[] = [];
+  private draining = false;
+  private readonly maxWaiting: number;
+  private readonly maxBatch: number;
+
+  constructor(
+    private readonly firewall: FirewallBackend,
+    private readonly persist: () => void,
+    private readonly log: Logger,
+    options: GroupCommitOptions = {},
+  ) {
+    this.maxWaiting = options.maxWaiting ?? 4096;
+    this.maxBatch = options.maxBatch ?? 512;
+  }
+
+  submit<R>(prepare: () => PreparedChange<R>): Promise<R> {
+    if (this.waiting.length >= this.maxWaiting) return Promise.reject(new HelperError("OVERLOADED"));
+    return new Promise<R>((resolve, reject) => {
+      this.waiting.push({ prepare, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.waiting.length > 0) {
+        const group = this.waiting.splice(0, this.maxBatch);
+        const committed = await this.commitGroup(group);
+        if (!committed) for (const item of group) await this.commitGroup([item]);
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** False when the firewall refused a multi-request group: the caller retries one by one. */
+  private async commitGroup(group: readonly Waiting[]): Promise<boolean> {
+    const prepared: Prepared[] = [];
+    for (const item of group) {
+      try {
+        prepared.push({ item, change: item.prepare() });
+      } catch (err) {
+        item.reject(err); // validation failures (unknown app, step 1 missing) touch nothing
+      }
+    }
+    if (prepared.length === 0) return true;
+    const undoBook = (): void => {
+      for (const p of [...prepared].reverse()) p.change.undoBook();
+    };
+    try {
+      await this.firewall.apply(prepared.flatMap((p) => p.change.changes));
+    } catch (err) {
+      undoBook();
+      if (prepared.length > 1) return false;
+      this.log.error({ event: "firewall.failed", err: (err as Error).message }, "firewall change failed; nothing opened");
+      for (const p of prepared) p.item.reject(new HelperError("FIREWALL_FAILED"));
+      return true;
+    }
+    try {
+      this.persist();
+    } catch (err) {
+      undoBook();
+      this.log.error({ event: "journal.failed", err: (err as Error).message }, "lease journal write failed; rolling the firewall back");
+      const rollback = [...prepared].reverse().flatMap((p) => p.change.undoChanges());
+      await this.firewall
+        .apply(rollback)
+        .catch((rollbackErr: Error) =>
+          this.log.error({ event: "firewall.rollback_failed", err: rollbackErr.message }, "rollback failed"),
+        );
+      for (const p of prepared) p.item.reject(new HelperError("STATE_FAILED"));
+      return true;
+    }
+    for (const p of prepared) {
+      try {
+        p.item.resolve(p.change.finish());
+      } catch (err) {
+        p.item.reject(err);
+      }
+    }
+    return true;
+  }
+}
