@@ -11,7 +11,7 @@ import { KeyChecker } from "./keys.js";
 import { knockRoute } from "./knock-route.js";
 import { plainReplyFor, resetSocket } from "./plain-reply.js";
 import { Step1Memory } from "./step1-memory.js";
-import { TwoFactor } from "./two-factor.js";
+import { TwoFactor, type UsedTokenStore } from "./two-factor.js";
 
 /** The part of HelperClient the routes use; tests pass a fake. */
 export type HelperPort = Pick<HelperClient, "call">;
@@ -25,13 +25,24 @@ export interface KnockContext {
   readonly twoFactor: TwoFactor;
 }
 
-export function createKnockContext(config: KnockportConfig, helper: HelperPort, now: () => number = Date.now): KnockContext {
+/** `usedTokens`: where accepted TOTP tokens are remembered (the server passes its --state-dir file store). */
+export function createKnockContext(
+  config: KnockportConfig,
+  helper: HelperPort,
+  now: () => number = Date.now,
+  usedTokens?: UsedTokenStore,
+): KnockContext {
   return {
     config,
     helper,
     keys: new KeyChecker(config),
     step1: new Step1Memory(100_000, now),
-    twoFactor: new TwoFactor({ folder: config.global.twoFactorFolder, now }),
+    twoFactor: new TwoFactor({
+      folder: config.global.twoFactorFolder,
+      now,
+      skewPeriods: config.global.twoFactorSkewPeriods,
+      ...(usedTokens !== undefined ? { usedTokens } : {}),
+    }),
   };
 }
 

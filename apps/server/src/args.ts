@@ -10,7 +10,12 @@ export interface ServerOptions {
   socketPath: string;
   listenAddress: string;
   logLevel: LogLevel;
+  /** Folder for the server's own state (spent 2FA tokens); `stateDirGiven` is false when it is the default. */
+  stateDir: string;
+  stateDirGiven: boolean;
 }
+
+export const DEFAULT_SERVER_STATE_DIR = "/var/lib/knockport-server";
 
 export const SERVER_USAGE = `Usage: knockport-server -c CONFIG --cert FILE --key FILE [options]
 
@@ -24,6 +29,8 @@ knockport-helper (over its Unix socket) to open ports; it never touches the fire
       --key FILE            TLS private key (PEM) for step 2 (required)
       --socket PATH         helper socket (default /run/knockport/helper.sock)
       --listen-address IP   address to listen on (default :: = all IPv6 and IPv4 addresses)
+      --state-dir DIR       server state: spent 2FA tokens, kept across restarts (default
+                            /var/lib/knockport-server; created 0700, must be writable by this user)
       --log-level LEVEL     fatal, error, warn, info (default), debug
   -h, --help                show this help
 `;
@@ -40,6 +47,7 @@ export function parseServerArgs(argv: string[]): ServerOptions | "help" {
         cert: { type: "string" },
         key: { type: "string" },
         "listen-address": { type: "string", default: "::" },
+        "state-dir": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -63,5 +71,7 @@ export function parseServerArgs(argv: string[]): ServerOptions | "help" {
     socketPath: v.socket,
     listenAddress: v["listen-address"],
     logLevel: parseLogLevel(v["log-level"]),
+    stateDir: v["state-dir"] ?? DEFAULT_SERVER_STATE_DIR,
+    stateDirGiven: v["state-dir"] !== undefined,
   };
 }

@@ -7,6 +7,7 @@ import type { HelloResult } from "@knockport/protocol";
 import { SERVER_USAGE, parseServerArgs } from "./args.js";
 import { compareWithHelper } from "./startup-checks.js";
 import { buildKnockApp, createKnockContext } from "./app.js";
+import { FileUsedTokenStore, UnavailableUsedTokenStore, type UsedTokenStore } from "./used-tokens.js";
 
 class StartupError extends Error {
   readonly code = "STARTUP";
@@ -71,7 +72,20 @@ async function main(argv: string[]): Promise<number> {
     throw new StartupError(`refusing to start: ${mismatch.join("; ")}. Give both the same config and port flags.`);
   }
 
-  const context = createKnockContext(config, helper);
+  let usedTokens: UsedTokenStore;
+  try {
+    usedTokens = new FileUsedTokenStore(options.stateDir, { warn: (m) => log.warn({ event: "2fa.store.reset" }, m) });
+  } catch (err) {
+    const why = `--state-dir ${options.stateDir}: cannot use it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    if (options.stateDirGiven) {
+      helper.close();
+      throw new StartupError(`${why}; create it writable for this user (mode 0700) or pass another --state-dir`);
+    }
+    // Default folder missing (e.g. no StateDirectory=): keys without 2FA keep working, 2FA knocks are refused.
+    log.warn({ event: "2fa.store.unavailable" }, `${why}; every knock that needs a 2FA token is refused until --state-dir is writable`);
+    usedTokens = new UnavailableUsedTokenStore(why);
+  }
+  const context = createKnockContext(config, helper, Date.now, usedTokens);
   const step1 = await buildKnockApp({ step: 1, context, logger: log.child({ listener: "http" }) });
   const step2 = await buildKnockApp({ step: 2, context, logger: log.child({ listener: "https" }), https });
   await listen(step1, config.httpPort, options.listenAddress);

@@ -1,12 +1,23 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Secret, TOTP } from "otpauth";
-import { ACCESS_KEY_MAX_LENGTH, ACCESS_KEY_PATTERN } from "@knockport/config";
+import { HOTP, Secret } from "otpauth";
+import {
+  ACCESS_KEY_MAX_LENGTH,
+  ACCESS_KEY_PATTERN,
+  TWO_FACTOR_DEFAULT_INTERVAL,
+  TWO_FACTOR_MAX_INTERVAL,
+  TWO_FACTOR_MIN_INTERVAL,
+  twoFactorFileId,
+} from "@knockport/config";
+import { MemoryUsedTokenStore, type UsedTokenStore } from "./used-tokens.js";
 
-/** What a 2FA file holds: the original's `{ "secret": BASE32 }`, optionally with a period. */
+export type { UsedTokenStore } from "./used-tokens.js";
+
+/** What a 2FA file holds: the original's `{ "secret": BASE32 }`, optionally with `interval` (other keys are ignored). */
 interface TwoFactorFile {
   secret: string;
-  interval?: number;
+  interval: number;
 }
 
 /**
@@ -14,83 +25,131 @@ interface TwoFactorFile {
  * allows only A-Z a-z 0-9 . _ ~ - (no "/") and at least 10 characters (never "." or "..").
  */
 const VALID_KEY = new RegExp(ACCESS_KEY_PATTERN);
+const TOKEN = /^\d{6}$/;
+/** Largest skew the config allows; release() looks one period further to find a token again. */
+const MAX_SKEW = 2;
 
 export interface TwoFactorOptions {
   folder: string;
   now?: () => number;
-  /** Accept tokens from this many periods before/after now. */
+  /** Accept tokens from this many periods before/after now (global `2fa_skew_periods`). */
   skewPeriods?: number;
+  /** Where accepted tokens are remembered; default in memory (lost on restart: tests only). */
+  usedTokens?: UsedTokenStore;
 }
 
 /**
- * Step-1 TOTP check. The file is read on every knock, so creating or removing it takes effect
- * without a restart. An accepted token is refused afterwards until it can no longer be valid.
+ * Step-1 TOTP check (RFC 6238: HMAC-SHA1, 6 digits, the file's period). The file is read on every
+ * knock, so creating or removing it takes effect without a restart. It is looked up as
+ * `<folder>/<twoFactorFileId(key)>.json` (written by `knockport setup-2fa`) and then under the
+ * original's name `<folder>/<key>.json`.
+ *
+ * One-time: for each secret the store keeps the last accepted time step; a token of that step or
+ * an earlier one is refused (RFC 6238 §5.2), until it could no longer validate anyway.
  */
 export class TwoFactor {
-  private readonly used = new Map<string, number>();
   private readonly now: () => number;
   private readonly skew: number;
+  private readonly store: UsedTokenStore;
+  /** Per store id: the entry an accept replaced, so release() can put it back. */
+  private readonly previous = new Map<string, { counter: number; entry: ReturnType<UsedTokenStore["get"]> }>();
 
   constructor(private readonly options: TwoFactorOptions) {
     this.now = options.now ?? Date.now;
-    this.skew = options.skewPeriods ?? 0;
+    this.skew = Math.min(Math.max(options.skewPeriods ?? 0, 0), MAX_SKEW);
+    this.store = options.usedTokens ?? new MemoryUsedTokenStore(this.now);
   }
 
-  private read(accessKey: string): TwoFactorFile | "broken" | undefined {
-    if (!VALID_KEY.test(accessKey) || accessKey.length > ACCESS_KEY_MAX_LENGTH) return undefined;
+  private readAt(file: string): TwoFactorFile | "broken" | undefined {
     let text: string;
     try {
-      text = readFileSync(join(this.options.folder, `${accessKey}.json`), "utf8");
+      text = readFileSync(file, "utf8");
     } catch (err) {
-      // Missing means 2FA is off for this key; any other failure must not silently switch it off.
+      // Missing means 2FA is off for this name; any other failure must not silently switch it off.
       return (err as NodeJS.ErrnoException).code === "ENOENT" ? undefined : "broken";
     }
     try {
-      const parsed = JSON.parse(text) as Partial<TwoFactorFile>;
-      if (typeof parsed.secret !== "string" || !/^[A-Z2-7]+=*$/i.test(parsed.secret)) return "broken";
-      const interval = parsed.interval ?? 30;
-      if (!Number.isInteger(interval) || interval < 1 || interval > 3600) return "broken";
-      return { secret: parsed.secret, interval };
+      const parsed = JSON.parse(text) as Partial<TwoFactorFile> | null;
+      if (parsed === null || typeof parsed !== "object") return "broken";
+      if (typeof parsed.secret !== "string" || !/^[A-Z2-7]{16,}=*$/i.test(parsed.secret)) return "broken";
+      const interval = parsed.interval ?? TWO_FACTOR_DEFAULT_INTERVAL;
+      if (!Number.isInteger(interval) || interval < TWO_FACTOR_MIN_INTERVAL || interval > TWO_FACTOR_MAX_INTERVAL) return "broken";
+      return { secret: parsed.secret.toUpperCase().replace(/=+$/, ""), interval };
     } catch {
       return "broken";
     }
   }
 
+  /** The key's 2FA file: the hashed name first, then the original's; a broken file never falls through. */
+  private read(accessKey: string): TwoFactorFile | "broken" | undefined {
+    if (!VALID_KEY.test(accessKey) || accessKey.length > ACCESS_KEY_MAX_LENGTH) return undefined;
+    const hashed = this.readAt(join(this.options.folder, `${twoFactorFileId(accessKey)}.json`));
+    if (hashed !== undefined) return hashed;
+    return this.readAt(join(this.options.folder, `${accessKey}.json`));
+  }
+
+  /** The time step (counter) the token belongs to within now ± `window` periods, or undefined. Constant time. */
+  private matchCounter(file: TwoFactorFile, token: string, window: number): number | undefined {
+    const hotp = new HOTP({ secret: Secret.fromBase32(file.secret), digits: 6, algorithm: "SHA1" });
+    const current = Math.floor(this.now() / 1000 / file.interval);
+    const given = Buffer.from(token, "ascii");
+    let match: number | undefined;
+    // every candidate is generated and compared, so the time taken does not depend on which one matched
+    for (let d = -window; d <= window; d += 1) {
+      const candidate = Buffer.from(hotp.generate({ counter: current + d }), "ascii");
+      if (candidate.length === given.length && timingSafeEqual(candidate, given) && match === undefined) match = current + d;
+    }
+    return match;
+  }
+
+  /** Store id of a secret+period: a hash, so the state file never holds the secret. */
+  private storeId(file: TwoFactorFile): string {
+    return createHash("sha256").update(`knockport-used-totp-v1\0${file.secret}\0${file.interval}`).digest("hex").slice(0, 32);
+  }
+
   /**
-   * "not-required" when the key has no 2FA file; "ok" when the token is valid and unused (it is
-   * then spent at once, so two concurrent knocks cannot both use it; `release` gives it back if
-   * the knock fails for a reason of ours); "denied" otherwise, including for an unreadable or
-   * malformed file (fail closed).
+   * "not-required" when the key has no 2FA file; "ok" when the token is valid and of a later time
+   * step than any accepted before (it is then recorded durably at once, so neither a concurrent
+   * knock nor one after a restart can use it; `release` gives it back if the knock fails for a reason
+   * of ours); "denied" otherwise — missing, malformed, wrong, expired or spent token, unreadable or
+   * malformed file, or a store that cannot record it (fail closed).
    */
   check(accessKey: string, token: string | undefined): "not-required" | "ok" | "denied" {
     const file = this.read(accessKey);
     if (file === undefined) return "not-required";
-    if (file === "broken" || token === undefined || !/^\d{6}$/.test(token)) return "denied";
-    const interval = file.interval ?? 30;
-    const totp = new TOTP({ secret: Secret.fromBase32(file.secret.toUpperCase()), period: interval, digits: 6 });
-    const t = this.now();
-    const delta = totp.validate({ token, timestamp: t, window: this.skew });
-    if (delta === null) return "denied";
-    this.forgetExpired(t);
-    const usedKey = this.usedKey(file.secret, token);
-    if (this.used.has(usedKey)) return "denied";
-    // valid until the end of the last period in which the validator would still accept it
-    this.used.set(usedKey, t + (this.skew * 2 + 2) * interval * 1000);
+    if (file === "broken" || token === undefined || !TOKEN.test(token)) return "denied";
+    const counter = this.matchCounter(file, token, this.skew);
+    if (counter === undefined) return "denied";
+    const id = this.storeId(file);
+    const entry = this.store.get(id);
+    const periodMs = file.interval * 1000;
+    const forgottenAt = this.store.forgottenAt;
+    // after the store lost its memory, anything valid at that moment may already have been spent
+    const floor = forgottenAt === undefined ? -Infinity : Math.floor(forgottenAt / periodMs) + this.skew;
+    if (counter <= Math.max(entry?.counter ?? -Infinity, floor)) return "denied";
+    try {
+      // a token of step c validates while now < (c + skew + 1) periods
+      this.store.set(id, { counter, until: (counter + this.skew + 1) * periodMs });
+    } catch {
+      return "denied";
+    }
+    this.previous.set(id, { counter, entry });
     return "ok";
   }
 
   /** Un-spend a token whose knock then failed on our side (helper down), so the user can retry with it. */
   release(accessKey: string, token: string | undefined): void {
     const file = this.read(accessKey);
-    if (file === undefined || file === "broken" || token === undefined) return;
-    this.used.delete(this.usedKey(file.secret, token));
-  }
-
-  private usedKey(secret: string, token: string): string {
-    return `${secret}:${token}`;
-  }
-
-  private forgetExpired(t: number): void {
-    for (const [k, until] of this.used) if (until <= t) this.used.delete(k);
+    if (file === undefined || file === "broken" || token === undefined || !TOKEN.test(token)) return;
+    const id = this.storeId(file);
+    const prev = this.previous.get(id);
+    const counter = this.matchCounter(file, token, this.skew + 1);
+    if (prev === undefined || counter === undefined || prev.counter !== counter || this.store.get(id)?.counter !== counter) return;
+    this.previous.delete(id);
+    try {
+      this.store.set(id, prev.entry);
+    } catch {
+      // the token stays spent: safe, only less convenient
+    }
   }
 }

@@ -3,3 +3,4 @@ export * from "./schema.js";
 export * from "./types.js";
 export * from "./load.js";
 export * from "./flags.js";
+export * from "./two-factor-file.js";

@@ -29,6 +29,7 @@ export interface RawGlobal {
   interface_ext: string;
   interface_int?: string;
   "2fa_config_folder"?: string;
+  "2fa_skew_periods"?: number;
   healthcheck_app_name?: string;
   http_port?: number;
   https_port?: number;
@@ -80,6 +81,7 @@ export const globalSchema: JSONSchemaType<RawGlobal> = {
     interface_ext: iface,
     interface_int: { ...iface, nullable: true },
     "2fa_config_folder": { type: "string", minLength: 1, maxLength: 4096, nullable: true },
+    "2fa_skew_periods": { type: "integer", minimum: 0, maximum: 2, nullable: true },
     healthcheck_app_name: { type: "string", pattern: APP_NAME_PATTERN, nullable: true },
     http_port: { ...port, nullable: true },
     https_port: { ...port, nullable: true },
@@ -112,6 +114,7 @@ export const KEY_HINTS: Record<string, string> = {
   interface_ext: "a network interface name such as eth0 (1-15 characters of A-Z a-z 0-9 _ . -)",
   interface_int: "a network interface name such as eth1 (1-15 characters of A-Z a-z 0-9 _ . -)",
   "2fa_config_folder": "a folder path (relative paths are taken from the config file's folder)",
+  "2fa_skew_periods": "0, 1 or 2 (TOTP periods before and after now whose token is still accepted)",
   healthcheck_app_name: "a name of 1-32 characters A-Z a-z 0-9 _ - that is not an app",
   http_port: "an integer 1-65535",
   https_port: "an integer 1-65535",

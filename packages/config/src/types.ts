@@ -26,6 +26,8 @@ export interface GlobalConfig {
   readonly interfaceInt: string;
   /** Absolute path. */
   readonly twoFactorFolder: string;
+  /** TOTP tokens of this many periods before and after the current one are accepted too. */
+  readonly twoFactorSkewPeriods: number;
   readonly healthcheckAppName: string | undefined;
 }
 
@@ -48,3 +50,4 @@ export const DEFAULT_HTTP_PORT = 8080;
 export const DEFAULT_HTTPS_PORT = 8443;
 export const DEFAULT_RATE_LIMIT_PER_MINUTE = 5;
 export const DEFAULT_STEP2_HTTPS_DURATION = 5;
+export const DEFAULT_2FA_SKEW_PERIODS = 1;

@@ -41,6 +41,7 @@ describe("parseConfig: a valid config", () => {
       interfaceExt: "eth0",
       interfaceInt: "eth0",
       twoFactorFolder: resolve("config", "2fa"),
+      twoFactorSkewPeriods: 1,
       healthcheckAppName: undefined,
     });
     expect(c.apps).toEqual([
@@ -78,6 +79,7 @@ describe("parseConfig: a valid config", () => {
           step1_2_rate_limit_per_minute: 30,
           interface_int: "eth1",
           "2fa_config_folder": "/etc/knockport/2fa",
+          "2fa_skew_periods": 0,
           healthcheck_app_name: "health",
           http_port: 80,
           https_port: 443,
@@ -89,6 +91,7 @@ describe("parseConfig: a valid config", () => {
     expect(c.global.rateLimitPerMinute).toBe(30);
     expect(c.global.interfaceInt).toBe("eth1");
     expect(c.global.twoFactorFolder).toBe("/etc/knockport/2fa");
+    expect(c.global.twoFactorSkewPeriods).toBe(0);
     expect(c.global.healthcheckAppName).toBe("health");
     expect(c.apps.every((a) => a.interfaceExt === "eth0" && a.interfaceInt === "eth1")).toBe(true);
   });
@@ -278,6 +281,8 @@ describe("parseConfig: error messages", () => {
     ["interface_ext", "eth 0", 'must be a network interface name such as eth0 (1-15 characters of A-Z a-z 0-9 _ . -) (got "eth 0")'],
     ["interface_ext", "", 'must be a network interface name such as eth0 (1-15 characters of A-Z a-z 0-9 _ . -) (got "")'],
     ["2fa_config_folder", "", `must be a folder path (relative paths are taken from the config file's folder) (got "")`],
+    ["2fa_skew_periods", 3, "must be 0, 1 or 2 (TOTP periods before and after now whose token is still accepted) (got 3)"],
+    ["2fa_skew_periods", 0.5, "must be 0, 1 or 2 (TOTP periods before and after now whose token is still accepted) (got 0.5)"],
     ["healthcheck_app_name", "bad name", 'must be a name of 1-32 characters A-Z a-z 0-9 _ - that is not an app (got "bad name")'],
     ["http_port", 0, "must be an integer 1-65535 (got 0)"],
     ["https_port", "443", 'must be an integer 1-65535 (got "443")'],
