@@ -76,14 +76,17 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
       // The 2FA check runs only for a matching key, so a wrong key cannot burn someone's token.
       const secondFactor = keyIndex >= 0 ? twoFactor.check(accessKey, token) : "denied";
       if (!appConfig || keyIndex < 0 || secondFactor === "denied") return answer(request, reply, "denied", appName, ip);
+      // Recorded before the helper call: the HTTPS port opens inside that call, and a fast client's
+      // step 2 may arrive before the helper's answer does.
+      step1.remember(appName, ip, keyIndex, appConfig.step2HttpsDurationSeconds);
       try {
         await helper.call("open", { step: 1, app: appName, ip });
       } catch (err) {
+        step1.forget(appName, ip);
         if (secondFactor === "ok") twoFactor.release(accessKey, token);
         request.log.error({ event: "helper.failed", step, err: describeHelperError(err) }, "helper could not open the HTTPS port");
         return answer(request, reply, "helper-failed", appName, ip);
       }
-      step1.remember(appName, ip, keyIndex, appConfig.step2HttpsDurationSeconds);
       return answer(request, reply, "ok", appName, ip);
     }
 

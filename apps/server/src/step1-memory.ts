@@ -29,6 +29,10 @@ export class Step1Memory {
     this.records.set(key, { keyIndex, expiresAtMs: this.now() + durationSeconds * 1000 });
   }
 
+  forget(app: string, ip: IpAddress): void {
+    this.records.delete(`${app}\u0000${ip}`);
+  }
+
   /** The key index used in a live step 1, or undefined. */
   lookup(app: string, ip: IpAddress): number | undefined {
     const key = `${app}\u0000${ip}`;

@@ -439,3 +439,40 @@ describe("2FA for every key the config accepts", () => {
     }
   });
 });
+
+describe("a step 2 that arrives while step 1 is still being answered", () => {
+  // The helper opens the HTTPS port inside the step-1 call; a fast client can connect and send
+  // step 2 before the helper's answer reaches the server. Step 2 must still be accepted.
+  it("is accepted: the step-1 record exists before the helper call returns", async () => {
+    const h = await harness();
+    try {
+      const original = h.helper.call.bind(h.helper);
+      let step2During: { status: number; body: string } | undefined;
+      h.helper.call = async (method, params) => {
+        const result = await original(method, params);
+        if (method === "open" && (params as { step: number }).step === 1 && step2During === undefined) {
+          step2During = await step2Knock(h, { app: "ssh", access_key: KEYS.sshHttps[0] });
+        }
+        return result;
+      };
+      const first = await step1Knock(h, { app: "ssh", access_key: KEYS.sshHttp[0] });
+      expect(first.status).toBe(200);
+      expect(step2During).toEqual({ status: 200, body: "OK\n" });
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("is refused when the helper then fails step 1: the record is withdrawn", async () => {
+    const h = await harness();
+    try {
+      h.helper.failNext(new HelperCallError("HELPER_UNREACHABLE", "down"));
+      const first = await step1Knock(h, { app: "ssh", access_key: KEYS.sshHttp[0] });
+      expect(first.status).toBe(500);
+      const second = await step2Knock(h, { app: "ssh", access_key: KEYS.sshHttps[0] });
+      expect(second.status).toBe(403);
+    } finally {
+      await h.close();
+    }
+  });
+});

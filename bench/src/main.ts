@@ -1,0 +1,251 @@
+/**
+ * `pnpm bench`: KnockPort's speed and scale on the real kernel, in throwaway network namespaces.
+ * Prints a table and writes bench/results/<timestamp>.json (and latest.json). Not a test: it
+ * asserts nothing; every figure comes with its method, run count and spread.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import {
+  cleanupStaleTopologies,
+  createTopology,
+  exampleConfig,
+  startKnockport,
+  type KnockportStack,
+  type Topology,
+} from "@knockport/testbed";
+import { formatSummary, summarize, type Summary } from "./stats.js";
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const TOOLS = join(REPO, "bench/tools");
+
+interface KnockRun {
+  ip: string;
+  step1ToHttpsMs?: number;
+  openMs?: number;
+  answerMs?: number;
+  answerEpochMs?: number;
+  error?: string;
+}
+
+interface Context {
+  topo: Topology;
+  stack: KnockportStack;
+  srvIp: string;
+  nextSource: number;
+}
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function runTool(ctx: Context, host: "cli" | "cli2", tool: string, job: unknown, timeoutMs: number): Promise<unknown> {
+  const res = await ctx.topo.exec(host, process.execPath, [join(TOOLS, tool)], {
+    input: JSON.stringify(job),
+    timeoutMs,
+  });
+  if (res.exitCode !== 0) throw new Error(`${tool} failed (exit ${String(res.exitCode)}): ${res.stderr}`);
+  return JSON.parse(res.stdout) as unknown;
+}
+
+/** Fresh source addresses on cli's interface, so every knock starts from a closed port. */
+async function addSources(ctx: Context, count: number): Promise<string[]> {
+  const ips: string[] = [];
+  const lines: string[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const n = ctx.nextSource++;
+    if (n > 250) throw new Error("out of source addresses in 198.51.100.0/24");
+    const ip = `198.51.100.${n}`;
+    ips.push(ip);
+    lines.push(`addr add ${ip}/24 dev eth0`);
+  }
+  const res = await ctx.topo.exec("cli", "ip", ["-batch", "-"], { input: `${lines.join("\n")}\n`, timeoutMs: 30_000 });
+  if (res.exitCode !== 0) throw new Error(`ip -batch failed: ${res.stderr}`);
+  return ips;
+}
+
+function knockJob(ctx: Context, sourceIps: string[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const cfg = ctx.stack.config;
+  const app = cfg.apps[0];
+  if (!app) throw new Error("no app");
+  return {
+    srvIp: ctx.srvIp,
+    httpPort: cfg.httpPort,
+    httpsPort: cfg.httpsPort,
+    httpPath: cfg.httpPostPath,
+    httpsPath: cfg.httpsPostPath,
+    app: app.name,
+    httpKey: app.accessKeysHttp[0],
+    httpsKey: app.accessKeysHttps[0],
+    servicePort: app.port,
+    sourceIps,
+    ...extra,
+  };
+}
+
+async function knockToOpen(ctx: Context, runs: number): Promise<{ runs: KnockRun[]; open: Summary; answer: Summary; step1: Summary; errors: number }> {
+  const ips = await addSources(ctx, runs);
+  const out = (await runTool(ctx, "cli", "knock-to-open.mjs", knockJob(ctx, ips), 120_000)) as { runs: KnockRun[] };
+  const ok = out.runs.filter((r) => r.openMs !== undefined);
+  return {
+    runs: out.runs,
+    open: summarize(ok.map((r) => r.openMs ?? 0)),
+    answer: summarize(ok.map((r) => r.answerMs ?? 0)),
+    step1: summarize(ok.map((r) => r.step1ToHttpsMs ?? 0)),
+    errors: out.runs.length - ok.length,
+  };
+}
+
+async function expiryPrecision(ctx: Context, runs: number, killHelper: boolean): Promise<{ lateMs: Summary; errors: number }> {
+  const duration = ctx.stack.config.apps[1]?.duration ?? 2;
+  const ips = await addSources(ctx, runs);
+  // the second app has a short duration; knock it, then watch each address's port close
+  const app = ctx.stack.config.apps[1];
+  if (!app) throw new Error("no short app");
+  const job = {
+    ...knockJob(ctx, ips),
+    app: app.name,
+    httpKey: app.accessKeysHttp[0],
+    httpsKey: app.accessKeysHttps[0],
+    servicePort: app.port,
+  };
+  const knocked = (await runTool(ctx, "cli", "knock-to-open.mjs", job, 120_000)) as { runs: KnockRun[] };
+  if (killHelper) ctx.stack.helper.signal("SIGKILL");
+  const watched = (await runTool(ctx, "cli", "knock-to-open.mjs", { ...job, mode: "watch", giveUpMs: (duration + 5) * 1000 }, 60_000)) as {
+    results: { ip: string; firstFailEpoch?: number }[];
+  };
+  const late: number[] = [];
+  let errors = 0;
+  for (const r of knocked.runs) {
+    const w = watched.results.find((x) => x.ip === r.ip);
+    if (r.answerEpochMs === undefined || w?.firstFailEpoch === undefined) {
+      errors += 1;
+      continue;
+    }
+    // The lease began between sending step 2 and its answer: measure from the answer (the later bound).
+    late.push(w.firstFailEpoch - (r.answerEpochMs + duration * 1000));
+  }
+  return { lateMs: summarize(late), errors };
+}
+
+async function flood(ctx: Context, host: "cli" | "cli2", job: Record<string, unknown>, seconds: number): Promise<{ sent: number; answered: Record<string, number>; errors: number; seconds: number }> {
+  return (await runTool(ctx, host, "flood.mjs", { ...job, seconds }, (seconds + 30) * 1000)) as {
+    sent: number;
+    answered: Record<string, number>;
+    errors: number;
+    seconds: number;
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: "string", default: "50" },
+      only: { type: "string" },
+    },
+  });
+  const runs = Math.min(Math.max(Number(values.runs) || 50, 5), 100);
+  const only = values.only ? new Set(values.only.split(",")) : undefined;
+  const want = (name: string): boolean => !only || only.has(name);
+
+  await cleanupStaleTopologies();
+  const topo = await createTopology();
+  const config = exampleConfig({ interfaceExt: topo.extInterface, duration: 600, step2HttpsDuration: 30, rateLimitPerMinute: 100_000, keyPairs: 1 });
+  // second app: short leases for the expiry measurement
+  const short = { ...config.apps[1]!, duration: 2 };
+  const spec = { ...config, apps: [config.apps[0]!, short] };
+  let stack: KnockportStack | undefined;
+  const results: Record<string, unknown> = {
+    when: new Date().toISOString(),
+    node: process.version,
+    machine: "2 cores (this workplace's standard machine), network namespaces on one kernel",
+  };
+  try {
+    stack = await startKnockport(topo, { repoRoot: REPO, config: spec });
+    const ctx: Context = { topo, stack, srvIp: topo.addr.srv.v4, nextSource: 100 };
+
+    if (want("knock-to-open")) {
+      log(`knock-to-open: ${runs} knocks, each from a fresh source address ...`);
+      const k = await knockToOpen(ctx, runs);
+      results.knockToOpen = {
+        method: "connect poll every 1 ms from the step-2 send; each knock from a new address",
+        ...k,
+        runs: undefined,
+        errorSamples: k.runs.flatMap((r) => (r.error ? [r.error] : [])).slice(0, 5),
+      };
+      log(`  service open after step 2: ${formatSummary(k.open)} (errors ${k.errors})`);
+      log(`  step-2 answer:             ${formatSummary(k.answer)}`);
+      log(`  HTTPS open after step 1:   ${formatSummary(k.step1)}`);
+    }
+
+    if (want("under-attack")) {
+      log(`under attack: knock-to-open while cli2 sends invalid step-2 knocks at 1000/s ...`);
+      const cfg = stack.config;
+      const app = cfg.apps[0]!;
+      // cli2 passes step 1 so the HTTPS port is open to it, then floods wrong step-2 keys
+      await topo.exec("cli2", "curl", ["-s", "-m", "1", "-d", `app=${app.name}&access_key=${app.accessKeysHttp[0]}`, `http://${ctx.srvIp}:${cfg.httpPort}${cfg.httpPostPath}`], { timeoutMs: 5000 });
+      const attackSeconds = 25;
+      const attack = flood(ctx, "cli2", { url: `https://${ctx.srvIp}:${cfg.httpsPort}${cfg.httpsPostPath}`, body: `app=${app.name}&access_key=wrong-key-000000`, rate: 1000, concurrency: 64 }, attackSeconds);
+      await new Promise((r) => setTimeout(r, 2000));
+      const k = await knockToOpen(ctx, Math.min(runs, 30));
+      const a = await attack;
+      results.underAttack = { method: "as knock-to-open, while cli2 floods step 2 with wrong keys (target 1000/s, 64 connections)", open: k.open, answer: k.answer, errors: k.errors, attack: a };
+      log(`  service open after step 2: ${formatSummary(k.open)} (errors ${k.errors})`);
+      log(`  attack achieved ${(a.sent / a.seconds).toFixed(0)} req/s, answers ${JSON.stringify(a.answered)}, errors ${a.errors}`);
+    }
+
+    if (want("throughput")) {
+      log("throughput: invalid knocks per second on each listener (new connection per request, 32 at a time, 8 s) ...");
+      const cfg = stack.config;
+      const app = cfg.apps[0]!;
+      const body = `app=${app.name}&access_key=wrong-key-000000`;
+      // from srv over loopback: the stealth firewall applies on ext0 only, so answers come back
+      const run = async (url: string): Promise<unknown> => {
+        const res = await topo.exec("srv", process.execPath, [join(TOOLS, "flood.mjs")], {
+          input: JSON.stringify({ url, body, rate: 0, concurrency: 32, seconds: 8 }),
+          timeoutMs: 60_000,
+        });
+        return JSON.parse(res.stdout) as unknown;
+      };
+      const http = (await run(`http://127.0.0.1:${cfg.httpPort}${cfg.httpPostPath}`)) as { sent: number; seconds: number; answered: Record<string, number> };
+      const https = (await run(`https://127.0.0.1:${cfg.httpsPort}${cfg.httpsPostPath}`)) as { sent: number; seconds: number; answered: Record<string, number> };
+      results.throughput = {
+        method: "flood.mjs in srv over loopback, invalid key (403), a new TCP/TLS connection per request, concurrency 32, 8 s",
+        http: { perSecond: Math.round(http.sent / http.seconds), answered: http.answered },
+        https: { perSecond: Math.round(https.sent / https.seconds), answered: https.answered },
+      };
+      log(`  step 1 (HTTP):  ${Math.round(http.sent / http.seconds)} req/s ${JSON.stringify(http.answered)}`);
+      log(`  step 2 (HTTPS): ${Math.round(https.sent / https.seconds)} req/s ${JSON.stringify(https.answered)}`);
+    }
+
+    if (want("expiry")) {
+      const n = Math.min(runs, 20);
+      log(`expiry precision: ${n} leases of 2 s, helper alive ...`);
+      const alive = await expiryPrecision(ctx, n, false);
+      log(`  closed after deadline: ${formatSummary(alive.lateMs)} (errors ${alive.errors})`);
+      log(`expiry precision: ${n} leases of 2 s, helper killed (SIGKILL) right after the knocks ...`);
+      const killed = await expiryPrecision(ctx, n, true);
+      log(`  closed after deadline: ${formatSummary(killed.lateMs)} (errors ${killed.errors})`);
+      results.expiry = {
+        method: "connect attempts every 10 ms (150 ms timeout); close = start of the first attempt that fails; deadline = step-2 answer + duration (the lease began up to one answer time earlier)",
+        helperAlive: alive,
+        helperKilled: killed,
+      };
+    }
+  } finally {
+    await stack?.stop();
+    await topo.destroy();
+  }
+  const dir = join(REPO, "bench/results");
+  mkdirSync(dir, { recursive: true });
+  const text = `${JSON.stringify(results, null, 2)}\n`;
+  writeFileSync(join(dir, `${String(results.when).replace(/[:.]/g, "-")}.json`), text);
+  writeFileSync(join(dir, "latest.json"), text);
+  log(`results written to bench/results/latest.json`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error)?.message ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+// Benchmark probe, run inside the knocker's network namespace by `pnpm bench`.
+// Reads a JSON job on stdin, prints one JSON result on stdout. For each source address it:
+//   1. sends the step-1 knock in one segment (no answer comes back by design),
+//   2. waits until the HTTPS port accepts a connection from that address,
+//   3. sends step 2 and, from the same instant, starts a new connect to the service port
+//      every `pollMs` until one succeeds: knock-to-open = that attempt's start - step-2 send.
+import https from "node:https";
+import net from "node:net";
+
+const job = JSON.parse(await new Promise((resolve) => {
+  let text = "";
+  process.stdin.on("data", (c) => (text += c));
+  process.stdin.on("end", () => resolve(text));
+}));
+const { srvIp, httpPort, httpsPort, httpPath, httpsPath, app, httpKey, httpsKey, servicePort, sourceIps } = job;
+const pollMs = job.pollMs ?? 1;
+const giveUpMs = job.giveUpMs ?? 3000;
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+function sendStep1(localAddress) {
+  const body = `app=${app}&access_key=${httpKey}`;
+  const request =
+    `POST ${httpPath} HTTP/1.1\r\nHost: k\r\nContent-Type: application/x-www-form-urlencoded\r\n` +
+    `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+  const s = net.connect({ host: srvIp, port: httpPort, localAddress });
+  s.setNoDelay(true);
+  s.on("connect", () => s.write(request));
+  s.on("error", () => {});
+  setTimeout(() => s.destroy(), 1500).unref();
+}
+
+/** Resolves with the start time of the first connect attempt that succeeds (or undefined). */
+function pollConnect(localAddress, port, startAt) {
+  return new Promise((resolve) => {
+    const sockets = [];
+    let done = false;
+    const finish = (value) => {
+      if (done) return;
+      done = true;
+      clearInterval(timer);
+      clearTimeout(deadline);
+      for (const s of sockets) s.destroy();
+      resolve(value);
+    };
+    const attempt = () => {
+      const t = now();
+      const s = net.connect({ host: srvIp, port, localAddress });
+      sockets.push(s);
+      s.on("connect", () => finish(t - startAt));
+      s.on("error", () => {});
+    };
+    attempt();
+    const timer = setInterval(attempt, pollMs);
+    const deadline = setTimeout(() => finish(undefined), giveUpMs);
+  });
+}
+
+function sendStep2(localAddress) {
+  return new Promise((resolve) => {
+    const body = `app=${app}&access_key=${httpsKey}`;
+    const req = https.request(
+      {
+        host: srvIp, port: httpsPort, path: httpsPath, method: "POST", localAddress, rejectUnauthorized: false, agent: false,
+        headers: { "content-type": "application/x-www-form-urlencoded", "content-length": body.length },
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode));
+      },
+    );
+    req.on("error", () => resolve(0));
+    req.end(body);
+  });
+}
+
+/** Mode "watch": when does the service port close for `ip`? Connect attempts every 10 ms; the first
+ * one that does not connect within 150 ms started after the port closed. */
+async function watchClose(ip) {
+  const stepMs = 10;
+  const attemptTimeoutMs = 150;
+  const giveUpAt = Date.now() + giveUpMs;
+  const pending = new Set();
+  return new Promise((resolve) => {
+    let firstFailEpoch;
+    let lastOkEpoch;
+    const timer = setInterval(() => {
+      if (Date.now() > giveUpAt || firstFailEpoch !== undefined) {
+        clearInterval(timer);
+        for (const s of pending) s.destroy();
+        // settle once every attempt started before the failure has had its chance
+        setTimeout(() => resolve({ ip, lastOkEpoch, firstFailEpoch }), attemptTimeoutMs + 20);
+        return;
+      }
+      const started = Date.now();
+      const s = net.connect({ host: srvIp, port: servicePort, localAddress: ip });
+      pending.add(s);
+      const t = setTimeout(() => {
+        if (firstFailEpoch === undefined || started < firstFailEpoch) firstFailEpoch = started;
+        s.destroy();
+        pending.delete(s);
+      }, attemptTimeoutMs);
+      s.on("connect", () => {
+        clearTimeout(t);
+        if (lastOkEpoch === undefined || started > lastOkEpoch) lastOkEpoch = started;
+        s.destroy();
+        pending.delete(s);
+      });
+      s.on("error", () => {});
+    }, stepMs);
+  });
+}
+
+if (job.mode === "watch") {
+  const results = await Promise.all(sourceIps.map((ip) => watchClose(ip)));
+  process.stdout.write(`${JSON.stringify({ results })}\n`);
+  process.exit(0);
+}
+
+const runs = [];
+for (const ip of sourceIps) {
+  const t1 = now();
+  sendStep1(ip);
+  const httpsOpenMs = await pollConnect(ip, httpsPort, t1);
+  if (httpsOpenMs === undefined) {
+    runs.push({ ip, error: "HTTPS port did not open after step 1" });
+    continue;
+  }
+  const t2 = now();
+  const opened = pollConnect(ip, servicePort, t2);
+  const status = await sendStep2(ip);
+  const answerMs = now() - t2;
+  const answerEpochMs = Date.now();
+  const openMs = await opened;
+  runs.push(openMs === undefined || status !== 200 ? { ip, error: `step 2 answered ${status}, service open: ${openMs !== undefined}` } : { ip, step1ToHttpsMs: httpsOpenMs, openMs, answerMs, answerEpochMs });
+}
+process.stdout.write(`${JSON.stringify({ runs })}\n`);
