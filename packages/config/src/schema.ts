@@ -44,6 +44,7 @@ export interface RawApp {
   step2_https_duration?: number;
   interface_ext?: string;
   interface_int?: string;
+  masquerade?: boolean;
 }
 
 const port = { type: "integer", minimum: 1, maximum: 65535 } as const;
@@ -103,6 +104,7 @@ export const appSchema: JSONSchemaType<RawApp> = {
     step2_https_duration: { type: "integer", minimum: 1, maximum: MAX_STEP2_DURATION_SECONDS, nullable: true },
     interface_ext: { ...iface, nullable: true },
     interface_int: { ...iface, nullable: true },
+    masquerade: { type: "boolean", nullable: true },
   },
 };
 
@@ -125,6 +127,7 @@ export const KEY_HINTS: Record<string, string> = {
   access_key_item: `a key of ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ -`,
   destination: 'either "local" or the LAN host as IPv4, IPv4:PORT, IPv6, [IPv6] or [IPv6]:PORT (a unicast address)',
   protocol: 'either "tcp" or "udp"',
+  masquerade: "true or false (only used with destination: IP[:PORT])",
   duration: `an integer number of seconds 1-${MAX_DURATION_SECONDS}`,
   step2_https_duration: `an integer number of seconds 1-${MAX_STEP2_DURATION_SECONDS}`,
 };

@@ -16,6 +16,12 @@ export interface AppConfig {
   readonly step2HttpsDurationSeconds: number;
   readonly interfaceExt: string;
   readonly interfaceInt: string;
+  /**
+   * Forwarded apps only: rewrite the client's source address to interface_int's address on the
+   * way to the LAN host (`masquerade: true`, the default), or keep it (the LAN host must then
+   * route its replies back through this host).
+   */
+  readonly masquerade: boolean;
 }
 
 export interface GlobalConfig {
@@ -50,4 +56,5 @@ export const DEFAULT_HTTP_PORT = 8080;
 export const DEFAULT_HTTPS_PORT = 8443;
 export const DEFAULT_RATE_LIMIT_PER_MINUTE = 5;
 export const DEFAULT_STEP2_HTTPS_DURATION = 5;
+export const DEFAULT_MASQUERADE = true;
 export const DEFAULT_2FA_SKEW_PERIODS = 1;

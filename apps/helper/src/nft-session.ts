@@ -1,0 +1,137 @@
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+
+export class NftSessionError extends Error {
+  readonly code = "NFT_SESSION_FAILED";
+  constructor(
+    message: string,
+    readonly stderr: string,
+  ) {
+    super(message);
+    this.name = "NftSessionError";
+  }
+}
+
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+  reject: (err: NftSessionError) => void;
+  timer: NodeJS.Timeout;
+}
+
+export interface NftSessionOptions {
+  /** Program and arguments that start an interactive nft reading commands on stdin. */
+  command: string;
+  args?: readonly string[];
+  /** The table holding the sync set ("inet knockport"). */
+  table: string;
+  syncSet?: string;
+  /** Per transaction. */
+  timeoutMs?: number;
+}
+
+const LISTING_END = "\n}\n";
+const SEQ_MODULUS = 0x7fffffff;
+
+/**
+ * A long-lived `nft -i`: starting an nft process costs 15-20 ms, a command written to a running
+ * one well under 1 ms. In interactive mode each input line is one transaction, and nft reports
+ * failures only on stderr and carries on, so every transaction also replaces the single element
+ * of a sync set with its own sequence number, and the next line lists that set on stdout: the
+ * number is there if and only if the transaction committed. stdout alone decides; stderr only
+ * supplies the error text.
+ */
+export class NftSession {
+  private proc: ChildProcessWithoutNullStreams | undefined;
+  private stdout = "";
+  private stderr = "";
+  private seq = 0;
+  private readonly waiters: Waiter[] = [];
+  private readonly syncSet: string;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: NftSessionOptions) {
+    this.syncSet = options.syncSet ?? "kp_sync";
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  /** Apply one-line nft commands as one transaction; resolves once the kernel committed it. */
+  apply(commands: readonly string[]): Promise<void> {
+    if (commands.some((c) => c.includes("\n") || c.includes("\r") || c.includes("#"))) {
+      return Promise.reject(new NftSessionError("nft session: commands must be single lines without comments", ""));
+    }
+    const proc = this.ensureStarted();
+    this.seq = (this.seq % SEQ_MODULUS) + 1;
+    const seq = this.seq;
+    const { table } = this.options;
+    const set = `${table} ${this.syncSet}`;
+    const lines = [
+      // its own transaction, idempotent: the listing below can never fail, so stdout stays in step
+      `add table ${table}; add set ${set} { type mark; flags timeout; }`,
+      [...commands, `flush set ${set}`, `add element ${set} { ${seq} timeout 1h }`].join("; "),
+      `list set ${set}`,
+    ];
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(`nft did not answer within ${this.timeoutMs} ms`), this.timeoutMs);
+      this.waiters.push({ seq, resolve, reject, timer });
+      proc.stdin.write(`${lines.join("\n")}\n`);
+    });
+  }
+
+  close(): void {
+    this.fail("nft session closed");
+  }
+
+  private ensureStarted(): ChildProcessWithoutNullStreams {
+    if (this.proc && this.proc.exitCode === null && !this.proc.killed) return this.proc;
+    const proc = spawn(this.options.command, [...(this.options.args ?? ["-i"])], { stdio: ["pipe", "pipe", "pipe"] });
+    this.proc = proc;
+    this.stdout = "";
+    this.stderr = "";
+    proc.stdout.setEncoding("utf8");
+    proc.stderr.setEncoding("utf8");
+    proc.stdout.on("data", (chunk: string) => this.onStdout(chunk));
+    proc.stderr.on("data", (chunk: string) => {
+      this.stderr = (this.stderr + chunk).slice(-4000);
+    });
+    proc.on("error", (err) => this.fail(`cannot run ${this.options.command}: ${err.message}`));
+    proc.on("close", () => {
+      if (this.proc === proc) this.fail("nft exited");
+    });
+    proc.stdin.on("error", () => this.fail("nft closed its input"));
+    return proc;
+  }
+
+  private onStdout(chunk: string): void {
+    this.stdout += chunk;
+    for (let end = this.stdout.indexOf(LISTING_END); end >= 0; end = this.stdout.indexOf(LISTING_END)) {
+      const listing = this.stdout.slice(0, end + LISTING_END.length);
+      this.stdout = this.stdout.slice(end + LISTING_END.length);
+      const waiter = this.waiters.shift();
+      if (!waiter) continue;
+      clearTimeout(waiter.timer);
+      const match = /elements = \{ 0x([0-9a-f]+)/.exec(listing);
+      if (match && Number.parseInt(match[1] ?? "", 16) === waiter.seq) {
+        waiter.resolve();
+      } else {
+        // the error text is on stderr, which may trail stdout by a moment
+        setTimeout(() => {
+          const text = this.stderr.trim();
+          this.stderr = "";
+          waiter.reject(new NftSessionError(`nft refused the change: ${text.split("\n")[0] ?? "unknown error"}`, text));
+        }, 5);
+      }
+    }
+  }
+
+  /** Out of step or dead: fail everything waiting and start afresh next time. */
+  private fail(reason: string): void {
+    const proc = this.proc;
+    this.proc = undefined;
+    proc?.kill("SIGKILL");
+    const text = this.stderr.trim();
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(new NftSessionError(`${reason}${text ? `: ${text.split("\n")[0]}` : ""}`, text));
+    }
+  }
+}
