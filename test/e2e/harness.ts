@@ -41,6 +41,12 @@ export interface HarnessOptions {
   step2HttpsDuration: number;
   rateLimitPerMinute: number;
   httpPathLength?: number;
+  /** Also build the `lan` host behind srv's int0 (forwarded apps); interface_int is then int0. */
+  withLan?: boolean;
+  /** Replace the example apps (at least two), e.g. with forwarded ones. */
+  apps?: (topo: Topology, base: ConfigSpec) => AppSpec[];
+  /** Start the echo service in srv on the apps' ports (default true). */
+  echo?: boolean;
 }
 
 export const describeResult = (r: KnockResult): string =>
@@ -73,7 +79,7 @@ export class Harness {
 
   async start(): Promise<void> {
     cleanupStaleTopologies();
-    this.topo = await createTopology();
+    this.topo = await createTopology({ withLan: this.opts.withLan === true });
     // Like a typical distribution host: connection tracking is active in srv, so "no conntrack entry for
     // the stealth port" is a real claim and not a side effect of conntrack being off.
     await enableConntrack(this.topo);
@@ -85,11 +91,13 @@ export class Harness {
       rateLimitPerMinute: this.opts.rateLimitPerMinute,
       keyPairs: 2,
     });
+    if (this.topo.intInterface !== undefined) this.cfg = { ...this.cfg, interfaceInt: this.topo.intInterface };
+    if (this.opts.apps !== undefined) this.cfg = { ...this.cfg, apps: this.opts.apps(this.topo, this.cfg) };
     const [a, b] = this.cfg.apps;
     if (a === undefined || b === undefined) throw new Error("example config lacks apps");
     this.ssh = a;
     this.openvpn = b;
-    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg });
+    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false });
   }
 
   async stop(): Promise<void> {

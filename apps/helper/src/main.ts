@@ -6,7 +6,8 @@ import { LeaseJournal } from "./leases.js";
 import { FirewallCommandError, NftablesBackend, uninstallNftables } from "./nftables.js";
 import { HelperService } from "./service.js";
 import { SocketSetupError, startRpcServer } from "./socket-server.js";
-import { UnsupportedConfigError, renderNftRuleset } from "@knockport/firewall";
+import { renderNftRuleset } from "@knockport/firewall";
+import { ForwardingDisabledError, checkForwarding } from "./forwarding.js";
 
 /** Problems the admin can fix: print the message alone, no stack trace. */
 function isExpectedFailure(err: unknown): err is Error & { code: string } {
@@ -15,7 +16,7 @@ function isExpectedFailure(err: unknown): err is Error & { code: string } {
     err instanceof UsageError ||
     err instanceof FirewallCommandError ||
     err instanceof SocketSetupError ||
-    err instanceof UnsupportedConfigError ||
+    err instanceof ForwardingDisabledError ||
     (err instanceof Error && (err as { code?: string }).code === "STATE_WRITE_FAILED")
   );
 }
@@ -42,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(renderNftRuleset(config));
     return 0;
   }
+  checkForwarding(config);
   const firewall = new NftablesBackend(config);
   const journal = new LeaseJournal(options.stateDir);
 

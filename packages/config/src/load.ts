@@ -11,6 +11,7 @@ import {
   DEFAULT_RATE_LIMIT_PER_MINUTE,
   DEFAULT_STEP2_HTTPS_DURATION,
   DEFAULT_2FA_SKEW_PERIODS,
+  DEFAULT_MASQUERADE,
   type AppConfig,
   type Destination,
   type KnockportConfig,
@@ -360,6 +361,7 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
       step2HttpsDurationSeconds: v.step2_https_duration ?? DEFAULT_STEP2_HTTPS_DURATION,
       interfaceExt: v.interface_ext ?? g.interface_ext ?? "",
       interfaceInt: v.interface_int ?? g.interface_int ?? g.interface_ext ?? "",
+      masquerade: v.masquerade ?? DEFAULT_MASQUERADE,
     });
   }
 

@@ -56,6 +56,7 @@ describe("parseConfig: a valid config", () => {
         step2HttpsDurationSeconds: 5,
         interfaceExt: "eth0",
         interfaceInt: "eth0",
+        masquerade: true,
       },
       {
         name: "ssh",
@@ -68,6 +69,7 @@ describe("parseConfig: a valid config", () => {
         step2HttpsDurationSeconds: 5,
         interfaceExt: "eth0",
         interfaceInt: "eth0",
+        masquerade: true,
       },
     ]);
   });
@@ -572,6 +574,18 @@ describe("parseConfig: app names", () => {
     expect(bare(d)).toEqual([
       'web.port: tcp/2222 is already used by app "ssh"; each app needs its own port',
       'web2.port: tcp/2222 is already used by app "ssh"; each app needs its own port',
+    ]);
+  });
+});
+
+describe("parseConfig: masquerade", () => {
+  it("defaults to true and takes false per app", () => {
+    const c = parse(withDoc((d) => Object.assign(d.ssh, { destination: "192.0.2.10:22", masquerade: false })));
+    expect(c.apps.map((a) => [a.name, a.masquerade])).toEqual([["openvpn", true], ["ssh", false]]);
+  });
+  it("names the key and the fix for a non-boolean", () => {
+    expect(bare(withDoc((d) => Object.assign(d.ssh, { masquerade: "yes" })))).toEqual([
+      'ssh.masquerade: must be true or false (only used with destination: IP[:PORT]) (got "yes")',
     ]);
   });
 });

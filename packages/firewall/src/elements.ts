@@ -1,6 +1,6 @@
 import type { AppConfig, KnockportConfig } from "@knockport/config";
 import { ipFamily, type IpAddress } from "@knockport/protocol";
-import { FirewallError, InvalidValueError, UnsupportedConfigError } from "./errors.js";
+import { FirewallError, InvalidValueError } from "./errors.js";
 import { httpsSetName, NFT_TABLE, serviceSetName, setFamily } from "./names.js";
 import { checkIp, checkTimeout } from "./validate.js";
 
@@ -81,7 +81,6 @@ export function step1Target(config: KnockportConfig, app: AppConfig | string, ip
 /** Step 2 passed: `ip` may reach the app's service port for the app's `duration`. */
 export function step2Target(config: KnockportConfig, app: AppConfig | string, ip: IpAddress): GrantTarget {
   const a = findAppOf(config, app);
-  if (a.destination.kind !== "local") throw new UnsupportedConfigError([a.name]);
   const checkedIp = checkIp(ip);
   return { set: serviceSetName(a.name, ipFamily(checkedIp)), ip: checkedIp, timeoutSeconds: a.durationSeconds };
 }

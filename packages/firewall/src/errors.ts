@@ -1,6 +1,4 @@
 export type FirewallErrorCode =
-  /** An app uses `destination: IP[:PORT]`; this version only opens local services. */
-  | "FORWARDING_UNSUPPORTED"
   /** A value about to be written into a rule failed its (second) validation. A bug, never user input. */
   | "INVALID_VALUE"
   /** A grant names an app the config does not have. */
@@ -16,22 +14,6 @@ export class FirewallError extends Error {
   ) {
     super(message);
     this.name = "FirewallError";
-  }
-}
-
-/** The config asks for something this version cannot build rules for. */
-export class UnsupportedConfigError extends FirewallError {
-  /** The apps that caused it, in config order. */
-  readonly apps: readonly string[];
-  constructor(apps: readonly string[]) {
-    super(
-      "FORWARDING_UNSUPPORTED",
-      apps
-        .map((app) => `${app}.destination: destination forwarding is not supported by this version yet; use destination: local`)
-        .join("\n"),
-    );
-    this.name = "UnsupportedConfigError";
-    this.apps = apps;
   }
 }
 

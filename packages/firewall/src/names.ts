@@ -16,6 +16,12 @@ export const NFT_CHAINS = {
   input: "input",
   /** output, priority filter - 10: only SYN-ACK leaves the stealth HTTP port. */
   output: "output",
+  /** prerouting, priority dstnat - 10: DNAT of forwarded apps (only with forwarded apps). */
+  natPrerouting: "nat_prerouting",
+  /** forward, priority filter - 10: forwarded apps (only with forwarded apps). */
+  forward: "forward",
+  /** postrouting, priority srcnat - 10: masquerade of forwarded apps (only when one masquerades). */
+  natPostrouting: "nat_postrouting",
 } as const;
 
 /** Clients that passed step 1 and may reach the HTTPS knock port. */

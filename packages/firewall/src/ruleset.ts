@@ -1,9 +1,10 @@
 import type { AppConfig, KnockportConfig } from "@knockport/config";
-import { FirewallError, InvalidValueError, UnsupportedConfigError } from "./errors.js";
+import { FirewallError, InvalidValueError } from "./errors.js";
 import { renderAddElement, type GrantTarget } from "./elements.js";
 import { HTTPS_SET_V4, HTTPS_SET_V6, NFT_CHAINS, NFT_TABLE, serviceSetName } from "./names.js";
 import { renderPostPathMatch } from "./payload.js";
-import { checkComment, checkInterface, checkPort, checkProtocol } from "./validate.js";
+import { checkComment, checkInterface, checkIp, checkPort, checkProtocol } from "./validate.js";
+import { ipFamily, type IpAddress, type IpFamily } from "@knockport/protocol";
 
 /**
  * Largest packet (IP header + TCP header + payload, `meta length`) accepted on the stealth HTTP port
@@ -25,12 +26,30 @@ export interface RenderRulesetOptions {
 
 /** Names of every set `renderNftRuleset(config)` defines, in rendering order. */
 export function rulesetSetNames(config: KnockportConfig): string[] {
-  return [HTTPS_SET_V4, HTTPS_SET_V6, ...localApps(config).flatMap((a) => [serviceSetName(a.name, 4), serviceSetName(a.name, 6)])];
+  return [HTTPS_SET_V4, HTTPS_SET_V6, ...allApps(config).flatMap((a) => [serviceSetName(a.name, 4), serviceSetName(a.name, 6)])];
 }
 
-function localApps(config: KnockportConfig): AppConfig[] {
-  const forwarded = config.apps.filter((a) => a.destination.kind !== "local").map((a) => a.name);
-  if (forwarded.length > 0) throw new UnsupportedConfigError(forwarded);
+/** An app whose service runs on a LAN host: DNAT from interface_ext, forward, optional masquerade. */
+export interface ForwardedApp {
+  readonly app: AppConfig;
+  readonly ip: IpAddress;
+  readonly family: IpFamily;
+  readonly port: number;
+}
+
+/** The forwarded apps of `config` with their re-checked destination. */
+export function forwardedApps(config: KnockportConfig): ForwardedApp[] {
+  const out: ForwardedApp[] = [];
+  for (const app of config.apps) {
+    const d = app.destination;
+    if (d.kind !== "forward") continue;
+    const ip = checkIp(d.ip);
+    out.push({ app, ip, family: ipFamily(ip), port: checkPort(d.port, `${app.name}.destination port`) });
+  }
+  return out;
+}
+
+function allApps(config: KnockportConfig): AppConfig[] {
   const seen = new Set<string>();
   for (const a of config.apps) {
     if (seen.has(a.name)) throw new InvalidValueError("app name", `${JSON.stringify(a.name)} appears twice; set names would collide`);
@@ -51,15 +70,15 @@ function comment(text: string): string {
 /**
  * The complete `nft -f` script: creates `table inet knockport` from scratch in one transaction
  * (`table … {}` makes the delete safe when the table is absent; the delete drops every old chain,
- * set and element; then the full table). Pure: throws UnsupportedConfigError for forwarded apps and
- * InvalidValueError if any interpolated value fails its re-check.
+ * set and element; then the full table). Pure: throws InvalidValueError if any interpolated value fails its re-check.
  *
  * The knock ports are guarded on every external interface the config names (global and per-app
  * `interface_ext`), so a knock port is stealthy on each interface clients can come from; a service
  * port is guarded on its own app's `interface_ext`.
  */
 export function renderNftRuleset(config: KnockportConfig, options: RenderRulesetOptions = {}): string {
-  const apps = localApps(config);
+  const apps = allApps(config);
+  const forwarded = forwardedApps(config);
   const httpPort = checkPort(config.httpPort, "HTTP knock port");
   const httpsPort = checkPort(config.httpsPort, "HTTPS knock port");
   const knockIfaces = [...new Set([config.global.interfaceExt, ...apps.map((a) => a.interfaceExt)])];
@@ -79,9 +98,9 @@ export function renderNftRuleset(config: KnockportConfig, options: RenderRuleset
     add(1, "}");
     add(0, "");
   };
-  const chain = (name: string, hook: string, text: string, rules: readonly string[]): void => {
+  const chain = (name: string, hook: string, text: string, rules: readonly string[], type: "filter" | "nat" = "filter"): void => {
     add(1, `chain ${name} {`);
-    add(2, `type filter hook ${hook}; policy accept;`);
+    add(2, `type ${type} hook ${hook}; policy accept;`);
     add(2, comment(text));
     for (const r of rules) add(2, r);
     add(1, "}");
@@ -132,6 +151,12 @@ export function renderNftRuleset(config: KnockportConfig, options: RenderRuleset
     const iif = `iifname ${quoteIfaces([app.interfaceExt])}`;
     const svc = `${checkProtocol(app.protocol)} dport ${checkPort(app.port, `${app.name}.port`)}`;
     const what = `app ${app.name} ${app.protocol}/${app.port}`;
+    if (app.destination.kind === "forward") {
+      // Clients in the app's set are DNATed in prerouting and never get here; nobody else may reach a
+      // local listener on the public port.
+      input.push(`${iif} ${svc} counter drop ${comment(`${what}: forwarded to a LAN host; nothing local is served on it`)}`);
+      continue;
+    }
     input.push(
       `${iif} ${svc} ip saddr @${serviceSetName(app.name, 4)} counter accept ${comment(`${what}: IPv4 clients that passed step 2`)}`,
       `${iif} ${svc} ip6 saddr @${serviceSetName(app.name, 6)} counter accept ${comment(`${what}: IPv6 clients that passed step 2`)}`,
@@ -146,6 +171,7 @@ export function renderNftRuleset(config: KnockportConfig, options: RenderRuleset
     )}`,
     `${oifKnock} tcp sport ${httpPort} counter drop ${comment(`HTTP knock port ${httpPort}: every other reply, the client learns nothing`)}`,
   ]);
+  if (forwarded.length > 0) renderForwarding(forwarded, add, chain, comment);
   add(0, "}");
 
   const elements = options.elements ?? [];
@@ -159,6 +185,65 @@ export function renderNftRuleset(config: KnockportConfig, options: RenderRuleset
     }
   }
   return `${lines.join("\n")}\n`;
+}
+
+type ChainFn = (name: string, hook: string, text: string, rules: readonly string[], type?: "filter" | "nat") => void;
+
+/**
+ * Forwarded apps (`destination: IP[:PORT]`):
+ * - nat prerouting: packets from the app's set to the public port on interface_ext are DNATed to the
+ *   LAN host (only set members: nobody else is ever translated);
+ * - forward: the TRANSLATED destination (LAN address and LAN port) is accepted for set members whose
+ *   connection was DNATed by us, everything else arriving on interface_ext for that destination is
+ *   dropped (also a bystander routing straight to the LAN address, and a flow whose lease expired);
+ * - nat postrouting: masquerade towards interface_int unless the app says `masquerade: false`.
+ * A destination of one family is reached by clients of that family only (no NAT64).
+ */
+function renderForwarding(
+  forwarded: readonly ForwardedApp[],
+  add: (indent: number, text: string) => void,
+  chain: ChainFn,
+  comment: (text: string) => string,
+): void {
+  const pre: string[] = [];
+  const fwd: string[] = [];
+  const post: string[] = [];
+  for (const f of forwarded) {
+    const app = f.app;
+    const proto = checkProtocol(app.protocol);
+    const pub = checkPort(app.port, `${app.name}.port`);
+    const ipKw = f.family === 4 ? "ip" : "ip6";
+    const set = serviceSetName(app.name, f.family);
+    const target = f.family === 4 ? `${f.ip}:${f.port}` : `[${f.ip}]:${f.port}`;
+    const iif = `iifname ${quoteIfaces([app.interfaceExt])}`;
+    const oif = `oifname ${quoteIfaces([app.interfaceInt])}`;
+    const what = `app ${app.name} ${proto}/${pub}`;
+    const dst = `${ipKw} daddr ${f.ip} ${proto} dport ${f.port}`;
+    pre.push(
+      `${iif} ${ipKw} saddr @${set} ${proto} dport ${pub} counter dnat ${ipKw} to ${target} ${comment(
+        `${what}: clients that passed step 2 go to LAN host ${target}`,
+      )}`,
+    );
+    fwd.push(
+      `${iif} ${oif} ${dst} ${ipKw} saddr @${set} ct status dnat counter accept ${comment(
+        `${what}: forwarded clients that passed step 2 (translated destination)`,
+      )}`,
+      `${iif} ${dst} counter drop ${comment(`${what}: everyone else to LAN host ${target}`)}`,
+    );
+    if (app.masquerade) {
+      post.push(
+        `${oif} ${dst} ${ipKw} saddr @${set} ct status dnat counter masquerade ${comment(`${what}: masquerade towards the LAN host`)}`,
+      );
+    }
+  }
+  add(0, "");
+  chain(NFT_CHAINS.natPrerouting, "prerouting priority dstnat - 10", "DNAT of forwarded apps, only for clients that passed step 2", pre, "nat");
+  add(0, "");
+  chain(NFT_CHAINS.forward, "forward priority filter - 10", "forwarded apps: only drops traffic to its own LAN destinations", fwd);
+  if (post.length > 0) {
+    add(0, "");
+    chain(NFT_CHAINS.natPostrouting, "postrouting priority srcnat - 10", "masquerade of forwarded apps towards interface_int", post, "nat");
+  }
 }
 
 /**

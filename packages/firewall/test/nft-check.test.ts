@@ -47,6 +47,16 @@ describe.skipIf(skipReason !== "")(`nft -c accepts the generated text (${skipRea
     expect(nftCheck(text)).toEqual({ status: 0, stderr: "" });
   });
 
+  it("ruleset with forwarded apps (IPv4 and IPv6 destinations, masquerade on and off)", () => {
+    const c = makeConfig({
+      apps: {
+        fwd4: { port: 3389, access_key_http: ["k1-abcdefgh"], access_key_https: ["k2-abcdefgh"], duration: 60, destination: "192.0.2.10:13389" },
+        fwd6: { port: 5900, protocol: "udp", access_key_http: ["k3-abcdefgh"], access_key_https: ["k4-abcdefgh"], duration: 60, destination: "[2001:db8::5]", masquerade: false },
+      },
+    });
+    expect(nftCheck(renderNftRuleset(c, { elements: [step2Target(c, "fwd4", V4)] }))).toEqual({ status: 0, stderr: "" });
+  });
+
   it("grant and revoke batches, each on its own and after the ruleset", () => {
     const batches = [
       renderNftGrant(step1Target(config, "openvpn", V4)),

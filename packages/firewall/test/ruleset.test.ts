@@ -2,7 +2,6 @@ import { describe, expect, it } from "vitest";
 import type { KnockportConfig } from "@knockport/config";
 import type { IpAddress } from "@knockport/protocol";
 import {
-  FirewallError,
   InvalidValueError,
   NFT_TABLE_FAMILY,
   NFT_TABLE_NAME,
@@ -10,7 +9,6 @@ import {
   renderNftRuleset,
   rulesetSetNames,
   step2Target,
-  UnsupportedConfigError,
 } from "../src/index.js";
 import { expectGolden } from "./golden.js";
 import { makeConfig, PATH_40 } from "./fixtures.js";
@@ -75,25 +73,32 @@ describe("renderNftRuleset", () => {
     expect(text).toContain(`iifname "eth0" tcp dport 22 counter drop`);
   });
 
-  it("rejects forwarded apps with a typed error naming each of them", () => {
+  it("matches the golden ruleset with forwarded apps (IPv4 and IPv6, same and other port, masquerade on and off)", () => {
     const config = makeConfig({
-      apps: { local1: app(22), fwd1: app(3389, { destination: "192.0.2.10:3389" }), fwd2: app(5900, { destination: "[2001:db8::5]" }) },
+      apps: {
+        local1: app(22),
+        fwd1: app(3389, { destination: "192.0.2.10:13389", interface_int: "lan0" }),
+        fwd2: app(5900, { destination: "[2001:db8::5]", protocol: "udp", masquerade: false, interface_ext: "wan1", interface_int: "lan1" }),
+      },
     });
-    let caught: unknown;
-    try {
-      renderNftRuleset(config);
-    } catch (e) {
-      caught = e;
-    }
-    expect(caught).toBeInstanceOf(UnsupportedConfigError);
-    expect(caught).toBeInstanceOf(FirewallError);
-    const err = caught as UnsupportedConfigError;
-    expect(err.code).toBe("FORWARDING_UNSUPPORTED");
-    expect(err.apps).toEqual(["fwd1", "fwd2"]);
-    expect(err.message).toContain("fwd1.destination: destination forwarding is not supported by this version yet; use destination: local");
-    expect(err.message).toContain("fwd2");
-    expect(() => rulesetSetNames(config)).toThrow(UnsupportedConfigError);
-    expect(() => step2Target(config, "fwd1", "198.51.100.7" as IpAddress)).toThrow(UnsupportedConfigError);
+    const text = renderNftRuleset(config);
+    expectGolden("ruleset-forward.nft", text);
+    expect(rulesetSetNames(config)).toEqual(["https_v4", "https_v6", "svc_local1_v4", "svc_local1_v6", "svc_fwd1_v4", "svc_fwd1_v6", "svc_fwd2_v4", "svc_fwd2_v6"]);
+    expect(step2Target(config, "fwd1", "198.51.100.7" as IpAddress).set).toBe("svc_fwd1_v4");
+    // DNAT only for set members, forward accept on the translated destination, masquerade only for fwd1.
+    expect(text).toContain(`iifname "eth0" ip saddr @svc_fwd1_v4 tcp dport 3389 counter dnat ip to 192.0.2.10:13389`);
+    expect(text).toContain(`iifname "eth0" oifname "lan0" ip daddr 192.0.2.10 tcp dport 13389 ip saddr @svc_fwd1_v4 ct status dnat counter accept`);
+    expect(text).toContain(`iifname "wan1" ip6 saddr @svc_fwd2_v6 udp dport 5900 counter dnat ip6 to [2001:db8::5]:5900`);
+    expect(text).toContain(`oifname "lan0" ip daddr 192.0.2.10 tcp dport 13389 ip saddr @svc_fwd1_v4 ct status dnat counter masquerade`);
+    expect(text).not.toMatch(/oifname "lan1"[^\n]*masquerade/);
+    // Nobody reaches a local listener on a forwarded app's public port.
+    expect(text).toContain(`iifname "eth0" tcp dport 3389 counter drop`);
+    expect(text).not.toContain("@svc_fwd1_v4 counter accept");
+  });
+
+  it("renders no NAT or forward chain without forwarded apps", () => {
+    const text = renderNftRuleset(makeConfig());
+    expect(text).not.toMatch(/nat_prerouting|hook forward|masquerade/);
   });
 
   it("re-validates everything it interpolates (defence in depth)", () => {

@@ -19,6 +19,8 @@ export interface AppSpec {
   readonly step2HttpsDuration: number;
   /** Default "local". */
   readonly destination?: string;
+  /** Forwarded apps: masquerade towards interface_int (KnockPort's default: true). */
+  readonly masquerade?: boolean;
 }
 
 export interface ConfigSpec {
@@ -26,6 +28,8 @@ export interface ConfigSpec {
   readonly httpsPostPath: string;
   readonly rateLimitPerMinute: number;
   readonly interfaceExt: string;
+  /** global.interface_int (default: not written, so interface_ext). */
+  readonly interfaceInt?: string;
   readonly httpPort: number;
   readonly httpsPort: number;
   readonly apps: readonly AppSpec[];
@@ -58,6 +62,7 @@ export function renderConfigYaml(spec: ConfigSpec): string {
     `  https_post_path: ${q(spec.httpsPostPath)}`,
     `  step1_2_rate_limit_per_minute: ${spec.rateLimitPerMinute}`,
     `  interface_ext: ${q(spec.interfaceExt)}`,
+    ...(spec.interfaceInt !== undefined ? [`  interface_int: ${q(spec.interfaceInt)}`] : []),
     `  http_port: ${spec.httpPort}`,
     `  https_port: ${spec.httpsPort}`,
   ];
@@ -74,6 +79,7 @@ export function renderConfigYaml(spec: ConfigSpec): string {
       `  protocol: ${app.protocol}`,
       `  duration: ${app.duration}`,
       `  step2_https_duration: ${app.step2HttpsDuration}`,
+      ...(app.masquerade !== undefined ? [`  masquerade: ${String(app.masquerade)}`] : []),
     );
   }
   return `${lines.join("\n")}\n`;
