@@ -8,6 +8,8 @@ import { generateSelfSignedCert } from "./gen-cert.js";
 import { defaultServerUser, runBoth } from "./run.js";
 import { fetchLeases, formatLeaseTable } from "./status.js";
 import { runDemo } from "./demo.js";
+import { KNOCK_USAGE, KnockFailure, resolveKnockSettings, runKnock } from "./knock.js";
+import { DEFAULT_SERVER_CONFIG, SETUP_2FA_USAGE, parseInterval, setupTwoFactor } from "./setup-2fa.js";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const DEFAULT_SOCKET = DEFAULT_HELPER_SOCKET;
@@ -22,6 +24,8 @@ Commands:
   status               list live leases from the helper          [--socket PATH] [--json]
   check-config         validate a config file                    -c FILE [--http-port N] [--https-port N]
   gen-cert             write a self-signed test certificate      [--out-dir DIR] [--name NAME] [--cn HOST] [--days N]
+  setup-2fa            turn on 2FA (TOTP) for a step-1 key       -k KEY [-c FILE] [-i SECONDS] [--label NAME]
+  knock                knock both steps as a client              --host H --app A --http-path P --https-path P ...
   uninstall-firewall   remove KnockPort's firewall table (needs root)
 
 Run "knockport <command> --help" for a command's options.
@@ -149,6 +153,35 @@ async function main(argv: string[]): Promise<number> {
       });
     }
 
+    case "setup-2fa": {
+      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: {
+        key: { type: "string", short: "k" },
+        config: { type: "string", short: "c", default: DEFAULT_SERVER_CONFIG },
+        interval: { type: "string", short: "i" },
+        label: { type: "string" },
+        force: { type: "boolean", default: false },
+        "no-qr": { type: "boolean", default: false }, help: HELP } }));
+      if (v.help) return process.stdout.write(SETUP_2FA_USAGE), 0;
+      const key = v.key ?? process.env.KNOCKPORT_HTTP_KEY;
+      if (key === undefined || key === "") throw new UsageError("-k/--key (or KNOCKPORT_HTTP_KEY) is required: the step-1 key (access_key_http) to protect");
+      await setupTwoFactor({
+        configFile: String(v.config),
+        accessKey: key,
+        interval: parseInterval(v.interval as string | undefined),
+        label: v.label as string | undefined,
+        force: Boolean(v.force),
+        qr: !v["no-qr"],
+        out,
+      });
+      return 0;
+    }
+
+    case "knock": {
+      const settings = resolveKnockSettings({ argv: rest, env: process.env, warn: (l) => process.stderr.write(`knockport knock: ${l}\n`) });
+      if (settings === "help") return process.stdout.write(KNOCK_USAGE), 0;
+      return runKnock(settings, { out, err: (l) => process.stderr.write(`${l}\n`), stdin: process.stdin });
+    }
+
     case "demo": {
       const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: { help: HELP } }));
       if (v.help) return out("Usage: knockport demo   (needs root; builds and removes its own network namespaces)"), 0;
@@ -167,6 +200,10 @@ main(process.argv.slice(2)).then(
     if (err instanceof ConfigError || err instanceof UsageError) {
       process.stderr.write(`knockport: ${err.message}\n`);
       process.exit(2);
+    }
+    if (err instanceof KnockFailure) {
+      process.stderr.write(`knockport knock: ${err.message}\n`);
+      process.exit(err.exitCode);
     }
     if (err instanceof HelperCallError) {
       process.stderr.write(`knockport: ${err.message}\n`);

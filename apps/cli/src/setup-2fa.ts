@@ -1,0 +1,179 @@
+import { chmodSync, chownSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { Secret, TOTP } from "otpauth";
+import QRCode from "qrcode";
+import qrcodeTerminal from "qrcode-terminal";
+import {
+  TWO_FACTOR_MAX_INTERVAL,
+  TWO_FACTOR_MIN_INTERVAL,
+  UsageError,
+  loadConfig,
+  twoFactorFileId,
+  type KnockportConfig,
+} from "@knockport/config";
+
+export const SETUP_2FA_USAGE = `Usage: knockport setup-2fa -k ACCESS_KEY_HTTP [-c CONFIG] [-i SECONDS] [--label NAME] [--force]
+
+Turns on 2FA (TOTP) for one step-1 key: from then on a knock with that key needs a one-time
+6-digit token from an authenticator app in the form field "token".
+
+  -k, --key KEY          a step-1 key (access_key_http) of the config; or set KNOCKPORT_HTTP_KEY
+                         instead, so the key stays out of the process list and shell history
+  -c, --config FILE      KnockPort config (default /etc/knockport/config.yaml)
+  -i, --interval N       TOTP period in seconds (default 30; most authenticator apps only know 30)
+      --label NAME       name shown in the authenticator as "KnockPort:NAME" (default: the app name)
+      --force            replace an existing 2FA file (the old authenticator entry stops working)
+      --no-qr            do not print the terminal QR code
+
+Writes <2fa_config_folder>/<id>.json (the secret, mode 0600) and <id>_qr.png next to it, where <id>
+is the first 32 hex digits of HMAC-SHA256(key "knockport-2fa-file-v1", message ACCESS_KEY_HTTP) so
+no file name reveals the key. Prints the otpauth:// URI and a QR code to scan. Delete the .json
+file to turn 2FA off again for that key (no restart needed).
+`;
+
+export const DEFAULT_SERVER_CONFIG = "/etc/knockport/config.yaml";
+
+export interface SetupTwoFactorOptions {
+  configFile: string;
+  accessKey: string;
+  interval: number;
+  label: string | undefined;
+  force: boolean;
+  qr: boolean;
+  out: (line: string) => void;
+}
+
+export interface SetupTwoFactorResult {
+  app: string;
+  jsonFile: string;
+  pngFile: string;
+  uri: string;
+}
+
+const LABEL = /^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/;
+
+export function parseInterval(value: string | undefined): number {
+  if (value === undefined) return 30;
+  const n = Number(value);
+  if (!/^\d{1,4}$/.test(value) || n < TWO_FACTOR_MIN_INTERVAL || n > TWO_FACTOR_MAX_INTERVAL) {
+    throw new UsageError(`-i/--interval: must be a number of seconds ${TWO_FACTOR_MIN_INTERVAL}-${TWO_FACTOR_MAX_INTERVAL} (got "${value}"); 30 suits every authenticator app`);
+  }
+  return n;
+}
+
+/** The app whose access_key_http holds `key`; a usage error that names the fix otherwise. Never echoes the key. */
+export function appForStep1Key(config: KnockportConfig, key: string): string {
+  const app = config.apps.find((a) => a.accessKeysHttp.includes(key));
+  if (app) return app.name;
+  const step2 = config.apps.find((a) => a.accessKeysHttps.includes(key));
+  if (step2) {
+    throw new UsageError(
+      `-k/--key: that is a step-2 key (access_key_https) of app "${step2.name}" in ${config.file}; 2FA protects step 1, pass the app's access_key_http`,
+    );
+  }
+  throw new UsageError(
+    `-k/--key: no app in ${config.file} has that key in access_key_http (the key is not shown); pass a step-1 key of the config, or the right -c/--config`,
+  );
+}
+
+/** Writes `data` to `file` (mode 0600) through a temporary file and a rename, so no partial file is ever read. */
+function writePrivateFile(file: string, data: string | Buffer, owner: { uid: number; gid: number } | undefined): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, "w", 0o600);
+  try {
+    writeSync(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(tmp, 0o600);
+  if (owner !== undefined) chownSync(tmp, owner.uid, owner.gid);
+  renameSync(tmp, file);
+}
+
+function terminalQr(text: string): string {
+  let qr = "";
+  // generate() calls back synchronously; it only builds a string, so it needs no TTY
+  qrcodeTerminal.generate(text, { small: true }, (s) => {
+    qr = s;
+  });
+  return qr;
+}
+
+export async function setupTwoFactor(opts: SetupTwoFactorOptions): Promise<SetupTwoFactorResult> {
+  const config = loadConfig(opts.configFile);
+  const app = appForStep1Key(config, opts.accessKey);
+  const name = opts.label ?? app;
+  if (!LABEL.test(name)) {
+    throw new UsageError(`--label: 1-64 characters A-Z a-z 0-9 space . _ @ - starting with a letter or digit (got ${JSON.stringify(name)})`);
+  }
+  if (name.includes(opts.accessKey) || (name.length >= 10 && opts.accessKey.includes(name))) {
+    throw new UsageError("--label: must not contain the access key (the label is shown in the authenticator app)");
+  }
+
+  const folder = config.global.twoFactorFolder;
+  try {
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new UsageError(
+      `${folder} (2fa_config_folder of ${config.file}): cannot create it (${(err as NodeJS.ErrnoException).code}); create it or run as a user who may`,
+    );
+  }
+  const st = statSync(folder);
+  if (!st.isDirectory()) throw new UsageError(`${folder} (2fa_config_folder): is not a folder; fix 2fa_config_folder in ${config.file}`);
+  if ((st.mode & 0o077) !== 0) {
+    try {
+      chmodSync(folder, 0o700);
+      opts.out(`note: ${folder} was accessible to other users; its mode is now 0700`);
+    } catch {
+      opts.out(`warning: ${folder} is accessible to other users; make it mode 0700 (chmod 700 ${folder})`);
+    }
+  }
+  // Run as root: the files belong to the folder's owner (the server's user reads them).
+  const owner = process.getuid?.() === 0 ? { uid: st.uid, gid: st.gid } : undefined;
+
+  const id = twoFactorFileId(opts.accessKey);
+  const jsonFile = join(folder, `${id}.json`);
+  const pngFile = join(folder, `${id}_qr.png`);
+  if (existsSync(jsonFile) && !opts.force) {
+    throw new UsageError(`${jsonFile}: 2FA is already set up for that key; pass --force to replace it (the old authenticator entry then stops working)`);
+  }
+
+  const secret = new Secret({ size: 20 }); // 160 bits, RFC 4226's recommended length
+  const totp = new TOTP({ issuer: "KnockPort", label: name, algorithm: "SHA1", digits: 6, period: opts.interval, secret });
+  const uri = totp.toString();
+  const content = {
+    secret: secret.base32,
+    interval: opts.interval,
+    label: `KnockPort:${name}`,
+    app,
+    created: new Date().toISOString(),
+  };
+  const png = await QRCode.toBuffer(uri, { type: "png", errorCorrectionLevel: "M", margin: 4, scale: 6 });
+  // PNG first: the JSON switches 2FA on, so it appears only once everything else is in place
+  writePrivateFile(pngFile, png, owner);
+  writePrivateFile(jsonFile, `${JSON.stringify(content, null, 2)}\n`, owner);
+
+  const out = opts.out;
+  out(`2FA is on for a step-1 key of app "${app}" (${config.file}).`);
+  out(`  secret file: ${jsonFile} (mode 0600${owner ? `, owner ${owner.uid}:${owner.gid} like the folder` : ""})`);
+  out(`  QR code:     ${pngFile}`);
+  if (owner !== undefined && owner.uid === 0) {
+    out(`  note: ${folder} belongs to root; the server's user must read it: chown -R knockport: ${folder}`);
+  }
+  if (existsSync(join(folder, `${opts.accessKey}.json`))) {
+    out(`  note: a file under the original's naming (<access_key>.json) also exists for this key; the new file wins, delete the old one`);
+  }
+  out("");
+  out(`Add it to an authenticator app (label KnockPort:${name}, ${opts.interval} s period${opts.interval === 30 ? "" : "; many apps only support 30 s"}):`);
+  out(`  ${uri}`);
+  if (opts.qr) {
+    out("");
+    out(terminalQr(uri));
+  }
+  out("");
+  out("From now on step 1 with this key needs the current code, each code once:");
+  out(`  knockport knock ... --totp-prompt      or      curl -d "app=${app}&access_key=<key>&token=<code>" -m 1 http://<host>:<port><http_post_path>`);
+  out(`Turn 2FA off again: rm ${jsonFile}`);
+  return { app, jsonFile, pngFile, uri };
+}
