@@ -7,6 +7,7 @@ import { HelperCallError } from "@knockport/helper-client";
 import { generateSelfSignedCert } from "./gen-cert.js";
 import { defaultServerUser, runBoth } from "./run.js";
 import { fetchLeases, formatLeaseTable } from "./status.js";
+import { AdminError, exitCodeFor, formatGrant, formatRevoke, grantLease, parseAdminTarget, parseDurationFlag, revokeLease } from "./admin.js";
 import { runDemo } from "./demo.js";
 import { KNOCK_USAGE, KnockFailure, resolveKnockSettings, runKnock } from "./knock.js";
 import { DEFAULT_SERVER_CONFIG, SETUP_2FA_USAGE, parseInterval, setupTwoFactor } from "./setup-2fa.js";
@@ -22,6 +23,8 @@ Commands:
   run                  start helper (root) and server (unprivileged) together, as the original's
                        "python src/main.py -c ... --firewall-type ..." did (needs root)
   status               list live leases from the helper          [--socket PATH] [--json]
+  grant                open an app's port for an address by hand --app A --ip IP [--duration S] [--json]
+  revoke               close an app's port for an address now    --app A --ip IP [--json]
   check-config         validate a config file                    -c FILE [--http-port N] [--https-port N]
   gen-cert             write a self-signed test certificate      [--out-dir DIR] [--name NAME] [--cn HOST] [--days N]
   setup-2fa            turn on 2FA (TOTP) for a step-1 key       -k KEY [-c FILE] [-i SECONDS] [--label NAME]
@@ -110,6 +113,27 @@ async function main(argv: string[]): Promise<number> {
       const leases = await fetchLeases(String(v.socket));
       process.stdout.write(v.json ? `${JSON.stringify(leases)}\n` : formatLeaseTable(leases));
       return 0;
+    }
+
+    case "grant":
+    case "revoke": {
+      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: {
+        app: { type: "string" }, ip: { type: "string" }, socket: { type: "string", default: DEFAULT_SOCKET },
+        json: { type: "boolean", default: false }, ...(command === "grant" ? { duration: { type: "string" } } : {}), help: HELP } }));
+      if (v.help) {
+        return out(command === "grant"
+          ? `Usage: knockport grant --app A --ip IP [--duration S] [--socket ${DEFAULT_SOCKET}] [--json]\n  opens A's port for IP without a knock, for S seconds (default and maximum: A's duration); exit 3 if its on_open command failed`
+          : `Usage: knockport revoke --app A --ip IP [--socket ${DEFAULT_SOCKET}] [--json]\n  closes A's port (and the HTTPS knock port) for IP now; exit 3 if its on_close command failed`), 0;
+      }
+      const target = parseAdminTarget(v.app as string | undefined, v.ip as string | undefined, command);
+      if (command === "grant") {
+        const r = await grantLease(String(v.socket), target, parseDurationFlag((v as { duration?: string }).duration));
+        process.stdout.write(v.json ? `${JSON.stringify(r)}\n` : formatGrant(r));
+        return exitCodeFor(r.hooks);
+      }
+      const r = await revokeLease(String(v.socket), target);
+      process.stdout.write(v.json ? `${JSON.stringify(r)}\n` : formatRevoke(target, r));
+      return exitCodeFor(r.hooks);
     }
 
     case "uninstall-firewall": {
@@ -205,7 +229,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`knockport knock: ${err.message}\n`);
       process.exit(err.exitCode);
     }
-    if (err instanceof HelperCallError) {
+    if (err instanceof HelperCallError || err instanceof AdminError) {
       process.stderr.write(`knockport: ${err.message}\n`);
       process.exit(1);
     }

@@ -8,6 +8,8 @@ import {
   parseIpAddress,
   type CloseParams,
   type CloseResult,
+  type GrantParams,
+  type GrantResult,
   type HelloResult,
   type IpAddress,
   type KnockStep,
@@ -19,6 +21,7 @@ import {
 } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "./backend.js";
 import { GroupCommitter, type PreparedChange } from "./group-commit.js";
+import { HookRunner } from "./hooks.js";
 import { LeaseBook, type Lease, type LeaseJournal } from "./leases.js";
 
 export const HELPER_VERSION = "0.1.0";
@@ -48,6 +51,8 @@ export class HelperService {
     private readonly journal: LeaseJournal,
     private readonly log: Logger,
     private readonly clock: Clock = systemClock,
+    /** Runs apps' on_open / on_close commands; tests pass one with a short timeout. */
+    readonly hooks: HookRunner = new HookRunner(log),
   ) {
     this.committer = new GroupCommitter(firewall, () => this.journal.save(this.book.all()), log);
   }
@@ -59,8 +64,12 @@ export class HelperService {
     if (problem) this.log.warn({ event: "journal.ignored" }, problem);
     const now = this.clock.now();
     const restored: Lease[] = [];
+    const endedWhileDown: Lease[] = [];
     for (const lease of leases) {
-      if (lease.expiresAtMs <= now) continue;
+      if (lease.expiresAtMs <= now) {
+        endedWhileDown.push(lease);
+        continue;
+      }
       if (!findApp(this.config, lease.app)) {
         this.log.warn({ event: "lease.dropped", app: lease.app, ip: lease.ip }, "journal lease for an app no longer configured");
         continue;
@@ -73,9 +82,25 @@ export class HelperService {
     this.journal.save(this.book.all());
     for (const l of restored) {
       this.log.info(
-        { event: "lease.restored", app: l.app, ip: l.ip, step: l.step, remainingSeconds: secondsUntil(l.expiresAtMs, now) },
+        { audit: true, event: "lease.restored", app: l.app, ip: l.ip, step: l.step, remainingSeconds: secondsUntil(l.expiresAtMs, now) },
         "lease restored after restart",
       );
+    }
+    // The kernel closed these while we were down; record it and run their on_close commands now.
+    for (const l of endedWhileDown) {
+      this.log.info(
+        { audit: true, event: "lease.expired", app: l.app, ip: l.ip, step: l.step, expiredAt: new Date(l.expiresAtMs).toISOString(), whileDown: true },
+        `lease expired for ${l.ip} while the helper was down`,
+      );
+      this.runCloseHook(l, "expired-while-down");
+    }
+  }
+
+  /** on_close for a service lease that ended (not awaited: the caller does not wait for it). */
+  private runCloseHook(lease: Lease, reason: string): void {
+    const app = findApp(this.config, lease.app);
+    if (lease.step === 2 && app && HookRunner.has(app, "on_close")) {
+      void this.hooks.run({ kind: "on_close", app, ip: lease.ip, durationSeconds: 0, reason });
     }
   }
 
@@ -94,9 +119,34 @@ export class HelperService {
 
   readonly handlers: MethodHandlers<unknown> = {
     hello: async () => this.hello(),
-    open: async (p) => this.committer.submit(() => this.prepareOpen(p)),
-    close: async (p) => this.committer.submit(() => this.prepareClose(p)),
+    open: async (p) => {
+      const result = await this.committer.submit(() => this.prepareOpen(p));
+      // A knock is answered when the kernel and journal hold the grant; its on_open command runs
+      // after, so a slow cloud API never makes a knock time out. Failures are audit-logged.
+      const app = findApp(this.config, result.app);
+      if (p.step === 2 && !result.refreshed && app && HookRunner.has(app, "on_open")) {
+        void this.hooks.run({ kind: "on_open", app, ip: result.ip as IpAddress, durationSeconds: result.durationSeconds, reason: "knock" });
+      }
+      return result;
+    },
+    close: async (p) => {
+      const { serviceLeaseClosed, ...result } = await this.committer.submit(() => this.prepareClose(p));
+      const app = findApp(this.config, p.app);
+      if (!serviceLeaseClosed || !app) return result;
+      const hooks = await this.hooks.runAll([{ kind: "on_close", app, ip: serviceLeaseClosed.ip, durationSeconds: 0, reason: "revoke" }]);
+      return hooks ? { ...result, hooks } : result;
+    },
     list: async () => this.list(),
+    grant: async (p) => {
+      const result: GrantResult = await this.committer.submit(() => this.prepareGrant(p));
+      const app = findApp(this.config, result.app);
+      if (result.refreshed || !app) return result;
+      // An admin waits for the on_open command and sees whether it failed.
+      const hooks = await this.hooks.runAll([
+        { kind: "on_open", app, ip: result.ip as IpAddress, durationSeconds: result.durationSeconds, reason: "admin-grant" },
+      ]);
+      return hooks ? { ...result, hooks } : result;
+    },
   };
 
   hello(): HelloResult {
@@ -138,14 +188,27 @@ export class HelperService {
       : { op: "grant", set, ip, timeoutSeconds: secondsUntil(deadline, nowMs) };
   }
 
-  private prepareOpen(p: OpenParams): PreparedChange<OpenResult> {
+  /** An admin's grant: a step-2 lease without step 1, at most as long as the app's `duration`. */
+  private prepareGrant(p: GrantParams): PreparedChange<OpenResult> {
+    const { app } = this.resolve(p.app, p.ip);
+    const durationSeconds = p.durationSeconds ?? app.durationSeconds;
+    if (durationSeconds > app.durationSeconds) {
+      throw new HelperError(
+        "DURATION_TOO_LONG",
+        `durationSeconds ${durationSeconds} exceeds ${app.name}'s configured duration of ${app.durationSeconds}s; raise ${app.name}.duration in the config to allow longer grants`,
+      );
+    }
+    return this.prepareOpen({ step: 2, app: p.app, ip: p.ip }, { durationSeconds });
+  }
+
+  private prepareOpen(p: OpenParams, admin?: { durationSeconds: number }): PreparedChange<OpenResult> {
     const { app, ip } = this.resolve(p.app, p.ip);
     const now = this.clock.now();
-    if (p.step === 2) {
+    if (p.step === 2 && !admin) {
       const gate = this.book.get(1, app.name, ip);
       if (!gate || gate.expiresAtMs <= now) throw new HelperError("STEP1_REQUIRED");
     }
-    const durationSeconds = p.step === 1 ? app.step2HttpsDurationSeconds : app.durationSeconds;
+    const durationSeconds = admin?.durationSeconds ?? (p.step === 1 ? app.step2HttpsDurationSeconds : app.durationSeconds);
     const lease: Lease = { app: app.name, ip, step: p.step, expiresAtMs: now + durationSeconds * 1000 };
     const previous = this.book.put(lease);
     const refreshed = previous !== undefined && previous.expiresAtMs > now;
@@ -159,7 +222,7 @@ export class HelperService {
         p.step === 1
           ? [this.httpsElementChange(ip, now)]
           : [previous && refreshed ? this.grantChange(previous, now) : { op: "revoke", set: this.setFor(2, app.name, ip), ip }],
-      finish: () => this.finishOpen(p.step, app, ip, lease, durationSeconds, refreshed),
+      finish: () => this.finishOpen(p.step, app, ip, lease, durationSeconds, refreshed, admin ? "admin" : "knock"),
     };
   }
 
@@ -170,16 +233,20 @@ export class HelperService {
     lease: Lease,
     durationSeconds: number,
     refreshed: boolean,
+    via: "knock" | "admin",
   ): OpenResult {
     this.log.info(
       {
+        audit: true,
         event: refreshed ? "lease.refreshed" : "lease.opened",
+        via,
         app: app.name,
         ip,
         step: step,
         port: step === 1 ? this.config.httpsPort : app.port,
         protocol: step === 1 ? "tcp" : app.protocol,
         durationSeconds,
+        expiresAt: new Date(lease.expiresAtMs).toISOString(),
       },
       `${step === 1 ? "HTTPS port" : `${app.name} port`} ${refreshed ? "refreshed" : "opened"} for ${ip}`,
     );
@@ -193,7 +260,7 @@ export class HelperService {
     };
   }
 
-  private prepareClose(p: CloseParams): PreparedChange<CloseResult> {
+  private prepareClose(p: CloseParams): PreparedChange<CloseResult & { serviceLeaseClosed?: Lease }> {
     const { app, ip } = this.resolve(p.app, p.ip);
     const now = this.clock.now();
     const removed = [this.book.delete(1, app.name, ip), this.book.delete(2, app.name, ip)].filter(
@@ -204,8 +271,12 @@ export class HelperService {
       undoBook: () => removed.forEach((l) => this.book.put(l)),
       undoChanges: () => removed.map((l) => this.grantChange(l, now)),
       finish: () => {
-        this.log.info({ event: "lease.closed", app: app.name, ip, closed: removed.length }, `${app.name} closed for ${ip}`);
-        return { closed: removed.length };
+        this.log.info(
+          { audit: true, event: "lease.closed", via: "admin", app: app.name, ip, closed: removed.length, steps: removed.map((l) => l.step) },
+          `${app.name} closed for ${ip}`,
+        );
+        const serviceLeaseClosed = removed.find((l) => l.step === 2);
+        return serviceLeaseClosed ? { closed: removed.length, serviceLeaseClosed } : { closed: removed.length };
       },
     };
   }
@@ -240,7 +311,11 @@ export class HelperService {
       undoChanges: () => [],
       finish: () => {
         for (const l of expired) {
-          this.log.info({ event: "lease.expired", app: l.app, ip: l.ip, step: l.step }, `lease expired for ${l.ip}`);
+          this.log.info(
+            { audit: true, event: "lease.expired", app: l.app, ip: l.ip, step: l.step, expiredAt: new Date(l.expiresAtMs).toISOString() },
+            `lease expired for ${l.ip}`,
+          );
+          this.runCloseHook(l, "expiry");
         }
       },
     };

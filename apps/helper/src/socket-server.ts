@@ -90,7 +90,9 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<{ close():
   }
   try {
     if (gid !== undefined) {
-      chownSync(socketPath, process.getuid?.() ?? 0, gid);
+      // Under systemd (Group=knockport) the socket is born with the right group: no chown, so
+      // the unit can forbid chown(2) (SystemCallFilter=~@privileged) and CAP_CHOWN.
+      if (lstatSync(socketPath).gid !== gid) chownSync(socketPath, process.getuid?.() ?? 0, gid);
       chmodSync(socketPath, 0o660);
     } else {
       chmodSync(socketPath, 0o600);

@@ -5,6 +5,7 @@ import yaml from "js-yaml";
 import { APP_NAME_PATTERN, parseIpAddress, parsePort, type Port } from "@knockport/protocol";
 import { ConfigError } from "./errors.js";
 import { appSchema, globalSchema, KEY_HINTS, type RawApp, type RawGlobal } from "./schema.js";
+import { checkHookArgv } from "./hooks.js";
 import {
   DEFAULT_HTTP_PORT,
   DEFAULT_HTTPS_PORT,
@@ -348,6 +349,11 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
         fail(`${name}.destination: must be ${KEY_HINTS.destination ?? "local or an address"} (got ${show(rawDestination)})`);
       }
     }
+    for (const hook of ["on_open", "on_close"] as const) {
+      const argv = a[hook];
+      const problem = argv === undefined ? undefined : checkHookArgv(argv);
+      if (problem !== undefined) fail(`${name}.${hook}: ${problem}`);
+    }
     if (!appValid || !destination) continue;
     const v = rawApp as unknown as RawApp;
     apps.push({
@@ -362,6 +368,8 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
       interfaceExt: v.interface_ext ?? g.interface_ext ?? "",
       interfaceInt: v.interface_int ?? g.interface_int ?? g.interface_ext ?? "",
       masquerade: v.masquerade ?? DEFAULT_MASQUERADE,
+      onOpen: v.on_open ?? undefined,
+      onClose: v.on_close ?? undefined,
     });
   }
 

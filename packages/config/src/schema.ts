@@ -1,5 +1,6 @@
 import type { JSONSchemaType } from "ajv";
 import { APP_NAME_PATTERN } from "@knockport/protocol";
+import { HOOK_MAX_ARG_LENGTH, HOOK_MAX_ARGS } from "./hooks.js";
 
 export const ACCESS_KEY_MIN_LENGTH = 10;
 export const ACCESS_KEY_MAX_LENGTH = 128;
@@ -45,9 +46,18 @@ export interface RawApp {
   interface_ext?: string;
   interface_int?: string;
   masquerade?: boolean;
+  on_open?: string[];
+  on_close?: string[];
 }
 
 const port = { type: "integer", minimum: 1, maximum: 65535 } as const;
+/** A hook command as an argument list (no shell); placeholders are checked in load.ts. */
+const hookArgv = {
+  type: "array",
+  minItems: 1,
+  maxItems: HOOK_MAX_ARGS,
+  items: { type: "string", minLength: 1, maxLength: HOOK_MAX_ARG_LENGTH },
+} as const;
 const iface = { type: "string", pattern: INTERFACE_PATTERN } as const;
 const keyList = {
   type: "array",
@@ -105,6 +115,8 @@ export const appSchema: JSONSchemaType<RawApp> = {
     interface_ext: { ...iface, nullable: true },
     interface_int: { ...iface, nullable: true },
     masquerade: { type: "boolean", nullable: true },
+    on_open: { ...hookArgv, nullable: true },
+    on_close: { ...hookArgv, nullable: true },
   },
 };
 
@@ -128,6 +140,8 @@ export const KEY_HINTS: Record<string, string> = {
   destination: 'either "local" or the LAN host as IPv4, IPv4:PORT, IPv6, [IPv6] or [IPv6]:PORT (a unicast address)',
   protocol: 'either "tcp" or "udp"',
   masquerade: "true or false (only used with destination: IP[:PORT])",
+  on_open: `a command as a list of 1-${HOOK_MAX_ARGS} arguments, the first an absolute program path, e.g. ["/usr/local/bin/sg-open", "{ip}", "{port}"]`,
+  on_close: `a command as a list of 1-${HOOK_MAX_ARGS} arguments, the first an absolute program path, e.g. ["/usr/local/bin/sg-close", "{ip}", "{port}"]`,
   duration: `an integer number of seconds 1-${MAX_DURATION_SECONDS}`,
   step2_https_duration: `an integer number of seconds 1-${MAX_STEP2_DURATION_SECONDS}`,
 };

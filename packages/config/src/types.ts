@@ -22,6 +22,13 @@ export interface AppConfig {
    * route its replies back through this host).
    */
   readonly masquerade: boolean;
+  /**
+   * Commands the helper runs (no shell) after a service lease opens / when it ends (expiry,
+   * revoke, or expired while the helper was down). Placeholders {ip} {port} {protocol}
+   * {duration} {app} are replaced inside each argument. Undefined when not configured.
+   */
+  readonly onOpen: readonly string[] | undefined;
+  readonly onClose: readonly string[] | undefined;
 }
 
 export interface GlobalConfig {
@@ -56,5 +63,5 @@ export const DEFAULT_HTTP_PORT = 8080;
 export const DEFAULT_HTTPS_PORT = 8443;
 export const DEFAULT_RATE_LIMIT_PER_MINUTE = 5;
 export const DEFAULT_STEP2_HTTPS_DURATION = 5;
-export const DEFAULT_MASQUERADE = true;
 export const DEFAULT_2FA_SKEW_PERIODS = 1;
+export const DEFAULT_MASQUERADE = true;

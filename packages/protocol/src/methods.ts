@@ -49,6 +49,24 @@ export interface CloseParams {
 }
 export interface CloseResult {
   closed: number;
+  /** on_close hook commands run for the closed service lease, when the app has them. */
+  hooks?: HookReport;
+}
+/** An admin lets an address in by hand: a step-2 lease without a step 1. */
+export interface GrantParams {
+  app: string;
+  ip: string;
+  /** At most the app's configured `duration` (its default), so the socket grants no more than a knock. */
+  durationSeconds?: number;
+}
+export interface GrantResult extends OpenResult {
+  /** on_open hook commands run for a new lease, when the app has them. */
+  hooks?: HookReport;
+}
+/** Outcome of an app's on_open / on_close commands: how many ran and how many failed (details in the helper log). */
+export interface HookReport {
+  ran: number;
+  failed: number;
 }
 export interface ListParams {
   [k: string]: never;
@@ -79,6 +97,15 @@ const isoTime = { type: "string", maxLength: 40 } as const;
 const step = { type: "integer", enum: [1, 2] } as const;
 const port = { type: "integer", minimum: 1, maximum: 65535 } as const;
 const transport = { type: "string", enum: ["tcp", "udp"] } as const;
+/** Longest manual grant the protocol carries (366 days, the config's longest `duration`). */
+export const MAX_GRANT_SECONDS = 366 * 24 * 3600;
+const hookReport = {
+  type: "object",
+  additionalProperties: false,
+  required: ["ran", "failed"],
+  properties: { ran: { type: "integer", minimum: 0 }, failed: { type: "integer", minimum: 0 } },
+  nullable: true,
+} as const;
 
 const helloResult: JSONSchemaType<HelloResult> = {
   type: "object",
@@ -132,8 +159,22 @@ const closeResult: JSONSchemaType<CloseResult> = {
   type: "object",
   additionalProperties: false,
   required: ["closed"],
-  properties: { closed: { type: "integer", minimum: 0 } },
+  properties: { closed: { type: "integer", minimum: 0 }, hooks: hookReport },
+} as unknown as JSONSchemaType<CloseResult>;
+const grantParams: JSONSchemaType<GrantParams> = {
+  type: "object",
+  additionalProperties: false,
+  required: ["app", "ip"],
+  properties: {
+    app: appName,
+    ip: ipText,
+    durationSeconds: { type: "integer", minimum: 1, maximum: MAX_GRANT_SECONDS, nullable: true },
+  },
 };
+const grantResult = {
+  ...openResult,
+  properties: { ...openResult.properties, hooks: hookReport },
+} as unknown as JSONSchemaType<GrantResult>;
 const listResult: JSONSchemaType<ListResult> = {
   type: "object",
   additionalProperties: false,
@@ -167,6 +208,7 @@ export const HELPER_ERRORS = {
   INVALID_ADDRESS: { code: -32004, message: "not a unicast IPv4 or IPv6 address" },
   OVERLOADED: { code: -32005, message: "helper is busy, retry later" },
   STATE_FAILED: { code: -32006, message: "the lease journal could not be written; nothing was opened" },
+  DURATION_TOO_LONG: { code: -32007, message: "durationSeconds exceeds the app's configured duration" },
 } as const;
 export type HelperErrorName = keyof typeof HELPER_ERRORS;
 
@@ -181,6 +223,7 @@ export interface MethodTypes {
   open: { params: OpenParams; result: OpenResult };
   close: { params: CloseParams; result: CloseResult };
   list: { params: ListParams; result: ListResult };
+  grant: { params: GrantParams; result: GrantResult };
 }
 export type MethodName = keyof MethodTypes;
 export type ParamsOf<M extends MethodName> = MethodTypes[M]["params"];
@@ -200,6 +243,11 @@ export const METHODS: MethodTable = {
     errors: ["UNKNOWN_APP", "INVALID_ADDRESS", "FIREWALL_FAILED", "STATE_FAILED", "OVERLOADED"],
   },
   list: { params: emptyParams as unknown as JSONSchemaType<ListParams>, result: listResult, errors: [] },
+  grant: {
+    params: grantParams,
+    result: grantResult,
+    errors: ["UNKNOWN_APP", "INVALID_ADDRESS", "DURATION_TOO_LONG", "FIREWALL_FAILED", "STATE_FAILED", "OVERLOADED"],
+  },
 };
 
 export function isMethodName(name: unknown): name is MethodName {

@@ -5,6 +5,7 @@ import {
   HELPER_ERRORS,
   isMethodName,
   METHODS,
+  MAX_GRANT_SECONDS,
   type MethodName,
   PROTOCOL_VERSION,
 } from "../src/index.js";
@@ -45,6 +46,15 @@ const validResults = {
     refreshed: false,
   },
   close: { closed: 1 },
+  grant: {
+    app: "ssh",
+    ip: "203.0.113.9",
+    step: 2,
+    durationSeconds: 600,
+    expiresAt: "2026-01-01T00:10:00.000Z",
+    refreshed: false,
+    hooks: { ran: 1, failed: 0 },
+  },
   list: {
     leases: [
       {
@@ -61,8 +71,9 @@ const validResults = {
 } satisfies Record<MethodName, unknown>;
 
 describe("METHODS table", () => {
-  it("has exactly the four methods, and isMethodName agrees", () => {
-    expect(names.sort()).toEqual(["close", "hello", "list", "open"]);
+  it("has exactly the five methods, and isMethodName agrees", () => {
+    // A new method widens what a member of the socket's group can do: add it here deliberately.
+    expect(names.sort()).toEqual(["close", "grant", "hello", "list", "open"]);
     for (const m of names) expect(isMethodName(m)).toBe(true);
     for (const m of ["toString", "__proto__", "constructor", "hasOwnProperty", "OPEN", "", 1, null, undefined]) {
       expect(isMethodName(m)).toBe(false);
@@ -151,6 +162,21 @@ describe("params schemas", () => {
     expect(v({ app: "ssh", ip: "example.com" })).toBe(false);
   });
 
+  it("grant takes app, ip and an optional bounded duration, nothing else", () => {
+    const v = compiled(params, "grant");
+    expect(v({ app: "ssh", ip: "198.51.100.7" })).toBe(true);
+    expect(v({ app: "ssh", ip: "2001:db8::7", durationSeconds: 60 })).toBe(true);
+    expect(v({ app: "ssh", ip: "198.51.100.7", durationSeconds: MAX_GRANT_SECONDS })).toBe(true);
+    expect(v({ app: "ssh", ip: "198.51.100.7", durationSeconds: MAX_GRANT_SECONDS + 1 })).toBe(false);
+    expect(v({ app: "ssh", ip: "198.51.100.7", durationSeconds: 0 })).toBe(false);
+    expect(v({ app: "ssh", ip: "198.51.100.7", durationSeconds: 1.5 })).toBe(false);
+    expect(v({ app: "ssh", ip: "198.51.100.7", durationSeconds: "60" })).toBe(false);
+    expect(v({ app: "ssh", ip: "198.51.100.7", step: 1 })).toBe(false);
+    expect(v({ app: "ssh", ip: "198.51.100.7", port: 22 })).toBe(false);
+    expect(v({ app: "ssh" })).toBe(false);
+    expect(v({ app: "ssh", ip: "1.2.3.0/24" })).toBe(false);
+  });
+
   it("APP_NAME_PATTERN allows 1-32 characters", () => {
     const re = new RegExp(APP_NAME_PATTERN);
     expect(re.test("a")).toBe(true);
@@ -192,6 +218,15 @@ describe("result schemas", () => {
     expect(close({ closed: -1 })).toBe(false);
     expect(close({ closed: 0.5 })).toBe(false);
     expect(close({ closed: 0 })).toBe(true);
+    expect(close({ closed: 1, hooks: { ran: 1, failed: 1 } })).toBe(true);
+    expect(close({ closed: 1, hooks: { ran: 1 } })).toBe(false);
+    expect(close({ closed: 1, hooks: { ran: 1, failed: 0, output: "x" } })).toBe(false);
+
+    const grant = compiled(results, "grant");
+    const { hooks: _hooks, ...noHooks } = validResults.grant;
+    expect(grant(noHooks)).toBe(true);
+    expect(grant({ ...validResults.grant, hooks: { ran: -1, failed: 0 } })).toBe(false);
+    expect(grant({ ...validResults.grant, durationSeconds: 0 })).toBe(false);
 
     const list = compiled(results, "list");
     const lease = validResults.list.leases[0];
