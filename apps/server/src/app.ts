@@ -9,7 +9,8 @@ import type { HelperClient } from "@knockport/helper-client";
 import type { Logger } from "pino";
 import { KeyChecker } from "./keys.js";
 import { knockRoute } from "./knock-route.js";
-import { plainReplyFor, resetSocket } from "./plain-reply.js";
+import { plainReplyFor, resetSocket, type PlainReply } from "./plain-reply.js";
+import type { ServerMetrics } from "./metrics.js";
 import { Step1Memory } from "./step1-memory.js";
 import { TwoFactor, type UsedTokenStore } from "./two-factor.js";
 
@@ -51,6 +52,8 @@ export interface BuildKnockAppOptions {
   context: KnockContext;
   logger: Logger | false;
   https?: { cert: Buffer; key: Buffer };
+  /** Counts every answer by step and outcome (served by the --metrics-port listener). */
+  metrics?: ServerMetrics | undefined;
 }
 
 /** Stealth port: a connection that has not delivered its knock by then is reset. */
@@ -77,7 +80,15 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     ...(step === 1 ? { clientErrorHandler: resetSocket } : {}),
   };
-  const plainReply = plainReplyFor(step);
+  const sendReply = plainReplyFor(step);
+  const { metrics } = opts;
+  // Every answer (route, 400, 404, 429, 500) goes through plainReply: the one place to count them.
+  const plainReply: PlainReply = metrics
+    ? (request, reply, status, text) => {
+        metrics.countKnock(step, status);
+        return sendReply(request, reply, status, text);
+      }
+    : sendReply;
   const app: FastifyInstance = opts.https
     ? (Fastify({
         ...serverOptions,

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { SHARED_FLAGS, UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
+import { checkMetricsAddress } from "./metrics.js";
 
 export interface ServerOptions {
   configFile: string;
@@ -13,6 +14,10 @@ export interface ServerOptions {
   /** Folder for the server's own state (spent 2FA tokens); `stateDirGiven` is false when it is the default. */
   stateDir: string;
   stateDirGiven: boolean;
+  /** Prometheus /metrics listener; off (undefined) by default. */
+  metricsPort: number | undefined;
+  /** Always a loopback address. */
+  metricsAddress: string;
 }
 
 export const DEFAULT_SERVER_STATE_DIR = "/var/lib/knockport-server";
@@ -31,9 +36,18 @@ knockport-helper (over its Unix socket) to open ports; it never touches the fire
       --listen-address IP   address to listen on (default :: = all IPv6 and IPv4 addresses)
       --state-dir DIR       server state: spent 2FA tokens, kept across restarts (default
                             /var/lib/knockport-server; created 0700, must be writable by this user)
+      --metrics-port N      serve Prometheus metrics on http://127.0.0.1:N/metrics (default: off)
+      --metrics-address IP  loopback address for --metrics-port (default 127.0.0.1; only 127.0.0.0/8 or ::1)
       --log-level LEVEL     fatal, error, warn, info (default), debug
   -h, --help                show this help
 `;
+
+function metricsOptions(port: string | undefined, address: string | undefined): Pick<ServerOptions, "metricsPort" | "metricsAddress"> {
+  if (address !== undefined && port === undefined) {
+    throw new UsageError("--metrics-address needs --metrics-port (e.g. --metrics-port 9464)");
+  }
+  return { metricsPort: parsePortFlag("--metrics-port", port), metricsAddress: checkMetricsAddress(address ?? "127.0.0.1") };
+}
 
 export function parseServerArgs(argv: string[]): ServerOptions | "help" {
   let parsed;
@@ -48,6 +62,8 @@ export function parseServerArgs(argv: string[]): ServerOptions | "help" {
         key: { type: "string" },
         "listen-address": { type: "string", default: "::" },
         "state-dir": { type: "string" },
+        "metrics-port": { type: "string" },
+        "metrics-address": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -73,5 +89,6 @@ export function parseServerArgs(argv: string[]): ServerOptions | "help" {
     logLevel: parseLogLevel(v["log-level"]),
     stateDir: v["state-dir"] ?? DEFAULT_SERVER_STATE_DIR,
     stateDirGiven: v["state-dir"] !== undefined,
+    ...metricsOptions(v["metrics-port"], v["metrics-address"]),
   };
 }

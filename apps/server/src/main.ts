@@ -7,6 +7,7 @@ import type { HelloResult } from "@knockport/protocol";
 import { SERVER_USAGE, parseServerArgs } from "./args.js";
 import { compareWithHelper } from "./startup-checks.js";
 import { buildKnockApp, createKnockContext } from "./app.js";
+import { CachedLeaseList, ServerMetrics, instrumentHelper, startMetricsListener, type MetricsListener } from "./metrics.js";
 import { FileUsedTokenStore, UnavailableUsedTokenStore, type UsedTokenStore } from "./used-tokens.js";
 
 class StartupError extends Error {
@@ -85,11 +86,26 @@ async function main(argv: string[]): Promise<number> {
     log.warn({ event: "2fa.store.unavailable" }, `${why}; every knock that needs a 2FA token is refused until --state-dir is writable`);
     usedTokens = new UnavailableUsedTokenStore(why);
   }
-  const context = createKnockContext(config, helper, Date.now, usedTokens);
-  const step1 = await buildKnockApp({ step: 1, context, logger: log.child({ listener: "http" }) });
-  const step2 = await buildKnockApp({ step: 2, context, logger: log.child({ listener: "https" }), https });
+  const metrics = options.metricsPort === undefined ? undefined : new ServerMetrics(config.apps.map((a) => a.name));
+  const context = createKnockContext(config, metrics ? instrumentHelper(helper, metrics) : helper, Date.now, usedTokens);
+  const step1 = await buildKnockApp({ step: 1, context, logger: log.child({ listener: "http" }), metrics });
+  const step2 = await buildKnockApp({ step: 2, context, logger: log.child({ listener: "https" }), https, metrics });
   await listen(step1, config.httpPort, options.listenAddress);
   await listen(step2, config.httpsPort, options.listenAddress);
+  let metricsListener: MetricsListener | undefined;
+  if (metrics && options.metricsPort !== undefined) {
+    try {
+      metricsListener = await startMetricsListener({
+        address: options.metricsAddress,
+        port: options.metricsPort,
+        metrics,
+        leases: new CachedLeaseList(helper, metrics),
+      });
+    } catch (err) {
+      throw new StartupError(`--metrics-port ${options.metricsPort}: cannot listen on ${options.metricsAddress} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    log.info({ event: "metrics.listening", address: options.metricsAddress, port: metricsListener.port }, "metrics listener ready");
+  }
   log.info(
     { event: "server.ready", httpPort: config.httpPort, httpsPort: config.httpsPort, helper: hello.firewallType },
     "server ready",
@@ -100,7 +116,7 @@ async function main(argv: string[]): Promise<number> {
       log.info({ event: "server.stopping", signal }, "stopping");
       const deadline = setTimeout(() => resolve(0), 5000);
       deadline.unref();
-      void Promise.allSettled([step1.close(), step2.close()]).then(() => {
+      void Promise.allSettled([step1.close(), step2.close(), metricsListener?.close()]).then(() => {
         helper.close();
         resolve(0);
       });
