@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# All tests: unit tests, then the end-to-end suite on the real kernel (network namespaces,
-# nftables, the real helper and server). Needs root. Installs what is missing first.
+# All tests: unit tests, the end-to-end suite on the real kernel (network namespaces,
+# nftables, the real helper and server), then the fault suite (test/faults). Needs root. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "scripts/test.sh: run as root (the end-to-end suite builds network namespaces)" >&2; exit 1; }
@@ -11,8 +11,10 @@ trap 'rm -rf "$results"' EXIT
 status=0
 pnpm test:unit --reporter=default --reporter=json --outputFile.json="$results/unit.json" || status=$?
 pnpm test:e2e --reporter=default --reporter=json --outputFile.json="$results/e2e.json" || status=$?
+# Hostile input, slow-loris and socket trust boundary (test/faults; tens of seconds).
+pnpm test:faults --reporter=default --reporter=json --outputFile.json="$results/faults.json" || status=$?
 
-# One plain closing line over both runs.
+# One plain closing line over all three runs.
 node -e '
   const fs = require("node:fs");
   let passed = 0, failed = 0, skipped = 0;
@@ -22,5 +24,5 @@ node -e '
     passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
   }
   console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
-' "$results/unit.json" "$results/e2e.json"
+' "$results/unit.json" "$results/e2e.json" "$results/faults.json"
 exit "$status"

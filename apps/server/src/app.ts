@@ -60,6 +60,13 @@ export interface BuildKnockAppOptions {
 const STEALTH_CONNECTION_TIMEOUT_MS = 3000;
 
 /**
+ * Node enforces headersTimeout/requestTimeout only when it sweeps its connections, by default every
+ * 30 s: a slow-loris client trickling header bytes kept its socket for up to 35 s (test/faults).
+ * Sweep every second, so a stalled request is cut about 5 s after it started.
+ */
+const NODE_SERVER_TIMEOUTS = { connectionsCheckingInterval: 1000, headersTimeout: 5_000, requestTimeout: 5_000 };
+
+/**
  * One listener's Fastify instance: step 1 (HTTP) or step 2 (HTTPS), each serving only its own
  * route. Timeouts are explicit so stalled clients cannot hold the listener.
  */
@@ -92,9 +99,9 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
   const app: FastifyInstance = opts.https
     ? (Fastify({
         ...serverOptions,
-        https: { cert: opts.https.cert, key: opts.https.key },
+        https: { cert: opts.https.cert, key: opts.https.key, ...NODE_SERVER_TIMEOUTS },
       } as FastifyHttpsOptions<HttpsServer>) as unknown as FastifyInstance)
-    : Fastify(serverOptions);
+    : Fastify({ ...serverOptions, http: NODE_SERVER_TIMEOUTS });
 
   if (step === 1) {
     // With a 'timeout' listener Node no longer closes idle sockets itself (which would send a FIN).
