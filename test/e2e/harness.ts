@@ -47,6 +47,8 @@ export interface HarnessOptions {
   apps?: (topo: Topology, base: ConfigSpec) => AppSpec[];
   /** Start the echo service in srv on the apps' ports (default true). */
   echo?: boolean;
+  /** Extra knockport-server flags (e.g. --state-dir for 2FA). */
+  serverArgs?: readonly string[];
 }
 
 export const describeResult = (r: KnockResult): string =>
@@ -97,7 +99,7 @@ export class Harness {
     if (a === undefined || b === undefined) throw new Error("example config lacks apps");
     this.ssh = a;
     this.openvpn = b;
-    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false });
+    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, serverArgs: this.opts.serverArgs ?? [] });
   }
 
   async stop(): Promise<void> {

@@ -136,6 +136,8 @@ export interface StackOptions {
   readyTimeoutMs?: number;
   /** Extra helper flags. */
   helperArgs?: readonly string[];
+  /** Extra server flags (e.g. --state-dir DIR). */
+  serverArgs?: readonly string[];
 }
 
 export interface StatusLease {
@@ -312,6 +314,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
         keyPath,
         "--socket",
         socketPath,
+        ...(opts.serverArgs ?? []),
       ],
       { label: "knockport-server", runAs: user },
     );
