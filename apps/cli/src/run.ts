@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { chownSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { UsageError } from "@knockport/config";
 
 export interface RunOptions {
@@ -48,6 +48,10 @@ export function defaultServerUser(): string {
 export async function runBoth(opts: RunOptions): Promise<number> {
   if (process.getuid?.() !== 0) throw new UsageError("knockport run must be started as root (the helper changes the firewall)");
   const account = lookupUser(opts.user);
+  // The server's own state (spent 2FA codes) next to the helper's: /var/lib/knockport-server by default.
+  const serverStateDir = join(dirname(opts.stateDir), "knockport-server");
+  mkdirSync(serverStateDir, { recursive: true, mode: 0o700 });
+  chownSync(serverStateDir, account.uid, account.gid);
   const ports = [
     ...(opts.httpPort ? ["--http-port", opts.httpPort] : []),
     ...(opts.httpsPort ? ["--https-port", opts.httpsPort] : []),
@@ -80,6 +84,7 @@ export async function runBoth(opts: RunOptions): Promise<number> {
       "--cert", opts.certFile,
       "--key", opts.keyFile,
       "--socket", opts.socketPath,
+      "--state-dir", serverStateDir,
       ...ports,
     ],
     { stdio: "inherit" },
