@@ -16,6 +16,7 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 # binary -> Debian package; the end-to-end tests and the demo need all of them
 declare -A needed=(
   [nft]=nftables [ip]=iproute2 [curl]=curl [openssl]=openssl [conntrack]=conntrack [setpriv]=util-linux
+  [ipset]=ipset [iptables-nft]=iptables [iptables-legacy]=iptables [ip6tables-nft]=iptables [ip6tables-legacy]=iptables
 )
 missing=()
 for bin in "${!needed[@]}"; do

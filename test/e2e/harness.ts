@@ -11,15 +11,16 @@ import {
   formBody,
   knock,
   knockUrl,
-  nftSetElements,
-  nftSetNames,
-  nftSetsContaining,
+  FIREWALL_KINDS,
   probe,
-  readNftTable,
+  readFirewallState,
   sleepUntil,
   startKnockport,
   type AppSpec,
   type ConfigSpec,
+  type FirewallKind,
+  type FirewallSetEntry,
+  type FirewallState,
   type HostName,
   type KnockResult,
   type KnockportStack,
@@ -47,6 +48,8 @@ export interface HarnessOptions {
   apps?: (topo: Topology, base: ConfigSpec) => AppSpec[];
   /** Start the echo service in srv on the apps' ports (default true). */
   echo?: boolean;
+  /** Firewall backend of the helper (default nftables). */
+  firewall?: FirewallKind;
   /** Extra knockport-server flags (e.g. --state-dir for 2FA). */
   serverArgs?: readonly string[];
 }
@@ -68,6 +71,20 @@ export async function states(checks: Record<string, () => Promise<PortState>>): 
   return Object.fromEntries(entries);
 }
 
+/**
+ * Backends the e2e files run against: all of them, or the comma-separated list in
+ * KNOCKPORT_E2E_FIREWALLS (e.g. "nftables" for a quick run).
+ */
+export function e2eFirewalls(): FirewallKind[] {
+  const wanted = process.env.KNOCKPORT_E2E_FIREWALLS;
+  if (wanted === undefined || wanted.trim() === "") return [...FIREWALL_KINDS];
+  const list = wanted.split(",").map((s) => s.trim());
+  for (const w of list) {
+    if (!(FIREWALL_KINDS as readonly string[]).includes(w)) throw new Error(`KNOCKPORT_E2E_FIREWALLS: unknown backend "${w}" (use ${FIREWALL_KINDS.join(", ")})`);
+  }
+  return list as FirewallKind[];
+}
+
 export class Harness {
   topo!: Topology;
   stack!: KnockportStack;
@@ -78,6 +95,10 @@ export class Harness {
   private readonly deadlines = new Map<string, number>();
 
   constructor(private readonly opts: HarnessOptions) {}
+
+  get firewall(): FirewallKind {
+    return this.opts.firewall ?? "nftables";
+  }
 
   async start(): Promise<void> {
     cleanupStaleTopologies();
@@ -99,7 +120,7 @@ export class Harness {
     if (a === undefined || b === undefined) throw new Error("example config lacks apps");
     this.ssh = a;
     this.openvpn = b;
-    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, serverArgs: this.opts.serverArgs ?? [] });
+    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, firewall: this.firewall, serverArgs: this.opts.serverArgs ?? [] });
   }
 
   async stop(): Promise<void> {
@@ -112,11 +133,11 @@ export class Harness {
     ctx.onTestFailed(async () => {
       console.error(`\n---- diagnostics for "${ctx.task.name}" ----\n${this.topo?.logs(60) ?? "(no topology)"}`);
       try {
-        const t = this.topo === undefined ? undefined : await readNftTable(this.topo);
-        if (t === undefined) console.error("nft: table inet knockport absent");
-        else for (const name of nftSetNames(t)) console.error(`nft set ${name}: ${JSON.stringify(nftSetElements(t, name))}`);
+        const t = this.topo === undefined ? undefined : await this.firewallState();
+        if (t === undefined) console.error(`${this.firewall}: KnockPort's firewall is absent`);
+        else for (const name of t.sets) console.error(`${this.firewall} set ${name}: ${JSON.stringify(t.elements.filter((e) => e.set === name).map((e) => e.ip))}`);
       } catch (e) {
-        console.error(`nft listing failed: ${String(e)}`);
+        console.error(`${this.firewall} listing failed: ${String(e)}`);
       }
     });
   }
@@ -180,8 +201,18 @@ export class Harness {
 
   /** Names of the knockport sets holding `ip`. */
   async setsHolding(ip: string): Promise<string[]> {
-    const table = await readNftTable(this.topo);
-    if (table === undefined) throw new Error("table inet knockport is missing");
-    return nftSetsContaining(table, ip).map((e) => e.set);
+    return (await this.elementsHolding(ip)).map((e) => e.set);
+  }
+
+  /** KnockPort's sets and elements, whatever the backend; undefined when its table / chains are absent. */
+  firewallState(): Promise<FirewallState | undefined> {
+    return readFirewallState(this.topo, this.firewall, this.cfg.apps.map((a) => a.name));
+  }
+
+  /** Elements holding `ip`, with logical set names (`https_v4`, `svc_<app>_v4`, ...). */
+  async elementsHolding(ip: string): Promise<FirewallSetEntry[]> {
+    const state = await this.firewallState();
+    if (state === undefined) throw new Error(`KnockPort's firewall (${this.firewall}) is missing`);
+    return state.elements.filter((e) => e.ip === ip);
   }
 }

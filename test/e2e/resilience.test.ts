@@ -2,17 +2,17 @@
 // restart that restores live leases from its state directory (DESIGN.md §4). Own topology, own config
 // with a small rate limit and a long duration, so nothing here depends on expiry timing.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, describeResult, expectOk, expectStep1NoReply, states } from "./harness.js";
-import { readNftTable, sleep, type AppSpec, type ManagedProcess } from "./testbed.js";
+import { Harness, describeResult, e2eFirewalls, expectOk, expectStep1NoReply, states } from "./harness.js";
+import { sleep, type AppSpec, type ManagedProcess } from "./testbed.js";
 
 const RATE_LIMIT = 4;
 const DURATION_S = 20;
 
-const h = new Harness({ duration: DURATION_S, step2HttpsDuration: 6, rateLimitPerMinute: RATE_LIMIT, httpPathLength: 64 });
-let ssh: AppSpec;
-let openvpn: AppSpec;
+describe.each(e2eFirewalls())("knockport end to end (%s): rate limits, helper failure and restart", (firewall) => {
+  const h = new Harness({ duration: DURATION_S, step2HttpsDuration: 6, rateLimitPerMinute: RATE_LIMIT, httpPathLength: 64, firewall });
+  let ssh: AppSpec;
+  let openvpn: AppSpec;
 
-describe("knockport end to end: rate limits, helper failure and restart", () => {
   beforeAll(async () => {
     await h.start();
     ssh = h.ssh;
@@ -60,7 +60,7 @@ describe("knockport end to end: rate limits, helper failure and restart", () => 
     const r = await h.step2("cli2", openvpn);
     expect(r.status, `step 2 with the helper down: ${describeResult(r)}`).toBe(500);
     expect(await h.svc("cli2", openvpn), "nothing half-open").toBe("closed");
-    expect(await readNftTable(h.topo), "the table stays while the helper is down").toBeDefined();
+    expect(await h.firewallState(), "the table stays while the helper is down").toBeDefined();
   });
 
   let restarted: ManagedProcess | undefined;

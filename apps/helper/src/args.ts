@@ -4,7 +4,9 @@ import { SHARED_FLAGS, UsageError, parseLogLevel, parsePortFlag, type LogLevel }
 export interface HelperOptions {
   /** Absent only with --uninstall-firewall, which needs no config. */
   configFile: string | undefined;
-  firewallType: "nftables";
+  firewallType: "nftables" | "iptables";
+  /** iptables backend: auto, nft, legacy or an absolute path to an iptables executable. */
+  iptablesBinary: string;
   socketPath: string;
   socketGroup: string | undefined;
   stateDir: string;
@@ -21,7 +23,10 @@ Root-owned firewall helper: applies KnockPort's nftables table and opens ports o
 knockport-server over a Unix socket.
 
   -c, --config FILE         config file (required)
-      --firewall-type TYPE  nftables (default; iptables and vyos are not supported by this version)
+      --firewall-type TYPE  nftables (default) or iptables (ipset + KNOCKPORT-* chains); vyos is not
+                            supported by this version
+      --iptables-binary B   iptables backend: auto (default: the distribution's iptables), nft,
+                            legacy, or an absolute path such as /usr/sbin/iptables-legacy
       --socket PATH         Unix socket to listen on (default /run/knockport/helper.sock)
       --socket-group GROUP  group allowed to connect (socket mode 0660); without it 0600, root only
       --state-dir DIR       where leases are kept across restarts (default /var/lib/knockport)
@@ -43,6 +48,7 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
       options: {
         ...SHARED_FLAGS,
         "firewall-type": { type: "string", default: "nftables" },
+        "iptables-binary": { type: "string", default: "auto" },
         "socket-group": { type: "string" },
         "state-dir": { type: "string", default: "/var/lib/knockport" },
         "dry-run": { type: "boolean", default: false },
@@ -59,15 +65,20 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
     throw new UsageError("-c/--config is required (e.g. -c /etc/knockport/config.yaml)");
   }
   const type = v["firewall-type"];
-  if (type === "iptables" || type === "vyos") {
+  if (type === "vyos") {
+    throw new UsageError(`--firewall-type vyos: not supported by this version of KnockPort yet; use --firewall-type nftables or iptables`);
+  }
+  if (type !== "nftables" && type !== "iptables") throw new UsageError(`--firewall-type: must be nftables or iptables (got "${type}")`);
+  const iptablesBinary = v["iptables-binary"];
+  if (!/^(auto|nft|legacy|\/[A-Za-z0-9._/-]*\/iptables(-[a-z]+)?)$/.test(iptablesBinary)) {
     throw new UsageError(
-      `--firewall-type ${type}: not supported by this version of KnockPort yet; use --firewall-type nftables`,
+      `--iptables-binary: must be auto, nft, legacy or an absolute path to an iptables executable such as /usr/sbin/iptables-legacy (got "${iptablesBinary.slice(0, 80)}")`,
     );
   }
-  if (type !== "nftables") throw new UsageError(`--firewall-type: must be nftables (got "${type}")`);
   return {
     configFile: v.config,
-    firewallType: "nftables",
+    firewallType: type,
+    iptablesBinary,
     socketPath: v.socket,
     socketGroup: v["socket-group"],
     stateDir: v["state-dir"],

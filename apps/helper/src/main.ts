@@ -6,7 +6,9 @@ import { LeaseJournal } from "./leases.js";
 import { FirewallCommandError, NftablesBackend, uninstallNftables } from "./nftables.js";
 import { HelperService } from "./service.js";
 import { SocketSetupError, startRpcServer } from "./socket-server.js";
-import { renderNftRuleset } from "@knockport/firewall";
+import { renderIptablesDryRun, renderNftRuleset } from "@knockport/firewall";
+import { IptablesBackend, locateIptables, uninstallIptables } from "./iptables.js";
+import type { FirewallBackend } from "./backend.js";
 import { ForwardingDisabledError, checkForwarding } from "./forwarding.js";
 
 /** Problems the admin can fix: print the message alone, no stack trace. */
@@ -29,7 +31,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const log = pino({ name: "knockport-helper", level: options.logLevel });
   if (options.uninstallFirewall) {
-    const removed = await uninstallNftables();
+    const removed = options.firewallType === "iptables" ? await uninstallIptables(locateIptables(options.iptablesBinary)) : await uninstallNftables();
     const journal = new LeaseJournal(options.stateDir);
     journal.prepare();
     journal.save([]);
@@ -40,11 +42,12 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig(options.configFile ?? "", { httpPort: options.httpPort, httpsPort: options.httpsPort });
   if (options.dryRun) {
     // Rendering needs no nft binary and no privileges.
-    process.stdout.write(renderNftRuleset(config));
+    process.stdout.write(options.firewallType === "iptables" ? renderIptablesDryRun(config) : renderNftRuleset(config));
     return 0;
   }
   checkForwarding(config);
-  const firewall = new NftablesBackend(config);
+  const firewall: FirewallBackend =
+    options.firewallType === "iptables" ? new IptablesBackend(config, locateIptables(options.iptablesBinary)) : new NftablesBackend(config);
   const journal = new LeaseJournal(options.stateDir);
 
   const service = new HelperService(config, firewall, journal, log);

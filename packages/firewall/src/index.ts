@@ -3,3 +3,4 @@ export * from "./names.js";
 export * from "./payload.js";
 export * from "./elements.js";
 export * from "./ruleset.js";
+export * from "./iptables.js";

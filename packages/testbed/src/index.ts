@@ -64,3 +64,11 @@ export {
   type KnockportStack,
 } from "./stack.js";
 export { sleep, sleepUntil, pollUntil, maskSecret } from "./util.js";
+export {
+  readFirewallState,
+  firewallFlags,
+  FIREWALL_KINDS,
+  type FirewallKind,
+  type FirewallState,
+  type FirewallSetEntry,
+} from "./firewall-state.js";

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ManagedProcess } from "./process.js";
 import { startEchoServer } from "./probe.js";
+import { firewallFlags, type FirewallKind } from "./firewall-state.js";
 import type { ExecResult, HostName, Topology } from "./topology.js";
 
 // ---------------------------------------------------------------- config
@@ -136,6 +137,8 @@ export interface StackOptions {
   readyTimeoutMs?: number;
   /** Extra helper flags. */
   helperArgs?: readonly string[];
+  /** Firewall backend of the helper (default nftables). */
+  firewall?: FirewallKind;
   /** Extra server flags (e.g. --state-dir DIR). */
   serverArgs?: readonly string[];
 }
@@ -279,8 +282,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       binPath(opts.repoRoot, "knockport-helper"),
       "-c",
       configPath,
-      "--firewall-type",
-      "nftables",
+      ...firewallFlags(opts.firewall ?? "nftables"),
       "--socket",
       socketPath,
       "--socket-group",

@@ -1,0 +1,191 @@
+import { existsSync } from "node:fs";
+import { basename, dirname, isAbsolute, join } from "node:path";
+import { execa } from "execa";
+import type { KnockportConfig } from "@knockport/config";
+import {
+  IPT_CHAINS,
+  iptablesJumps,
+  ipsetName,
+  isOurIpset,
+  renderIpsetAdd,
+  renderIpsetDel,
+  renderIptablesDryRun,
+  renderIptablesRuleset,
+  type IptJump,
+  type IptTable,
+} from "@knockport/firewall";
+import type { FirewallBackend, SetChange } from "./backend.js";
+import { FirewallCommandError } from "./nftables.js";
+
+const TIMEOUT_MS = 15_000;
+const SBIN = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+/** The binaries of one iptables flavour (legacy or nft), all absolute paths. */
+export interface IptablesBinaries {
+  readonly iptables: string;
+  readonly ip6tables: string;
+  readonly iptablesRestore: string;
+  readonly ip6tablesRestore: string;
+  readonly ipset: string;
+}
+
+function find(name: string, what: string, pkg: string): string {
+  const found = SBIN.map((d) => join(d, name)).find((p) => existsSync(p));
+  if (!found) {
+    throw new FirewallCommandError(`${name} not found (looked in ${SBIN.join(", ")}); ${what}: apt-get install ${pkg}`, "");
+  }
+  return found;
+}
+
+/**
+ * `--iptables-binary`: `auto` (the distribution's `iptables`, whichever flavour it points to), `nft`,
+ * `legacy`, or the absolute path of an iptables executable such as /usr/sbin/iptables-legacy; the
+ * ip6tables and *-restore binaries are taken from the same directory with the same flavour suffix.
+ */
+export function locateIptables(choice: string): IptablesBinaries {
+  const ipset = find("ipset", "the iptables backend keeps its timed sets in ipset", "ipset");
+  if (choice === "auto" || choice === "nft" || choice === "legacy") {
+    const suffix = choice === "auto" ? "" : `-${choice}`;
+    return {
+      iptables: find(`iptables${suffix}`, "--iptables-binary", "iptables"),
+      ip6tables: find(`ip6tables${suffix}`, "--iptables-binary", "iptables"),
+      iptablesRestore: find(`iptables${suffix}-restore`, "--iptables-binary", "iptables"),
+      ip6tablesRestore: find(`ip6tables${suffix}-restore`, "--iptables-binary", "iptables"),
+      ipset,
+    };
+  }
+  const name = basename(choice);
+  const m = /^iptables(-[a-z]+)?$/.exec(name);
+  if (!isAbsolute(choice) || !m) {
+    throw new FirewallCommandError(
+      `--iptables-binary: must be auto, nft, legacy or an absolute path to an iptables executable such as /usr/sbin/iptables-legacy (got ${JSON.stringify(choice.slice(0, 80))})`,
+      "",
+    );
+  }
+  const dir = dirname(choice);
+  const suffix = m[1] ?? "";
+  const paths = {
+    iptables: choice,
+    ip6tables: join(dir, `ip6tables${suffix}`),
+    iptablesRestore: join(dir, `iptables${suffix}-restore`),
+    ip6tablesRestore: join(dir, `ip6tables${suffix}-restore`),
+  };
+  for (const p of Object.values(paths)) {
+    if (!existsSync(p)) throw new FirewallCommandError(`--iptables-binary ${choice}: ${p} does not exist; install iptables or pick another flavour`, "");
+  }
+  return { ...paths, ipset };
+}
+
+async function run(file: string, args: readonly string[], what: string, input?: string): Promise<{ exitCode: number; stderr: string }> {
+  const r = await execa(file, args, {
+    reject: false,
+    timeout: TIMEOUT_MS,
+    stripFinalNewline: true,
+    ...(input !== undefined ? { input } : { stdin: "ignore" as const }),
+  });
+  const stderr = String(r.stderr ?? "").slice(0, 2000);
+  if (r.timedOut) throw new FirewallCommandError(`${basename(file)} timed out trying to ${what}`, stderr);
+  return { exitCode: r.exitCode ?? 1, stderr };
+}
+
+async function mustRun(file: string, args: readonly string[], what: string, input?: string): Promise<void> {
+  const r = await run(file, args, what, input);
+  if (r.exitCode !== 0) {
+    const hint = /Permission denied|Operation not permitted|EPERM/i.test(r.stderr) ? "; the helper needs root or CAP_NET_ADMIN" : "";
+    throw new FirewallCommandError(`${basename(file)} failed to ${what} (exit ${r.exitCode})${hint}: ${r.stderr}`, r.stderr);
+  }
+}
+
+/**
+ * iptables + ipset. Install: `ipset -exist restore` (sets created if missing, flushed, live leases
+ * re-added), `iptables-restore --noflush` / `ip6tables-restore --noflush` (our chains declared, which
+ * flushes and refills them in one commit per table, nothing else touched), then the jumps from the
+ * built-in chains, each inserted at position 1 once (checked with -C). Grants and revokes are one
+ * `ipset -exist restore` batch each: `add … timeout N` refreshes an existing entry's timeout.
+ */
+export class IptablesBackend implements FirewallBackend {
+  readonly type = "iptables" as const;
+
+  constructor(
+    private readonly config: KnockportConfig,
+    private readonly bin: IptablesBinaries,
+  ) {}
+
+  renderRuleset(): string {
+    return renderIptablesDryRun(this.config);
+  }
+
+  async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
+    const r = renderIptablesRuleset(this.config, { elements: grants.map((g) => ({ set: g.set, ip: g.ip, timeoutSeconds: g.timeoutSeconds })) });
+    await mustRun(this.bin.ipset, ["-exist", "restore"], "create the knockport ipsets", r.ipset);
+    await mustRun(this.bin.iptablesRestore, ["-w", "5", "--noflush"], "load the KNOCKPORT-* chains (IPv4)", r.v4);
+    await mustRun(this.bin.ip6tablesRestore, ["-w", "5", "--noflush"], "load the KNOCKPORT-* chains (IPv6)", r.v6);
+    for (const j of r.jumps) {
+      await this.ensureJump(this.bin.iptables, j);
+      await this.ensureJump(this.bin.ip6tables, j);
+    }
+    await this.destroyStaleSets(new Set(r.ipset.split("\n").filter((l) => l.startsWith("create ")).map((l) => l.split(" ")[1] ?? "")));
+  }
+
+  async apply(changes: readonly SetChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    const script = changes
+      .map((c) => (c.op === "grant" ? renderIpsetAdd({ set: c.set, ip: c.ip, timeoutSeconds: c.timeoutSeconds }) : renderIpsetDel({ set: c.set, ip: c.ip })))
+      .join("");
+    await mustRun(this.bin.ipset, ["-exist", "restore"], "update the knockport ipsets", script);
+  }
+
+  async uninstall(): Promise<boolean> {
+    return uninstallIptables(this.bin);
+  }
+
+  private async ensureJump(binary: string, j: IptJump): Promise<void> {
+    const check = await run(binary, ["-w", "5", "-t", j.table, "-C", j.builtin, ...j.spec], "check a jump");
+    if (check.exitCode === 0) return;
+    await mustRun(binary, ["-w", "5", "-t", j.table, "-I", j.builtin, "1", ...j.spec], `insert the jump ${j.table}/${j.builtin} -> KNOCKPORT`);
+  }
+
+  /** Sets of apps that are no longer configured (their rules are gone now, so they are unreferenced). */
+  private async destroyStaleSets(keep: Set<string>): Promise<void> {
+    for (const name of await listOurSets(this.bin.ipset)) {
+      if (!keep.has(name)) await run(this.bin.ipset, ["destroy", name], "destroy a stale set");
+    }
+  }
+}
+
+async function listOurSets(ipset: string): Promise<string[]> {
+  const r = await execa(ipset, ["list", "-n"], { reject: false, timeout: TIMEOUT_MS, stdin: "ignore" });
+  if (r.exitCode !== 0) return [];
+  return String(r.stdout).split("\n").map((l) => l.trim()).filter(isOurIpset);
+}
+
+/** Remove our jumps, chains and sets; false when none of them was there. Needs no config. */
+export async function uninstallIptables(bin: IptablesBinaries): Promise<boolean> {
+  let found = false;
+  for (const binary of [bin.iptables, bin.ip6tables]) {
+    for (const j of iptablesJumps()) {
+      // at most a few copies (e.g. inserted by hand); bounded
+      for (let i = 0; i < 8; i++) {
+        const del = await run(binary, ["-w", "5", "-t", j.table, "-D", j.builtin, ...j.spec], "remove a jump");
+        if (del.exitCode !== 0) break;
+        found = true;
+      }
+    }
+    for (const table of Object.keys(IPT_CHAINS) as IptTable[]) {
+      for (const chain of new Set(Object.values(IPT_CHAINS[table]))) {
+        const flushed = await run(binary, ["-w", "5", "-t", table, "-F", chain], "flush a chain");
+        if (flushed.exitCode !== 0) continue;
+        found = true;
+        await mustRun(binary, ["-w", "5", "-t", table, "-X", chain], `delete chain ${table}/${chain}`);
+      }
+    }
+  }
+  for (const name of await listOurSets(bin.ipset)) {
+    found = true;
+    await mustRun(bin.ipset, ["destroy", name], `destroy ipset ${name}`);
+  }
+  return found;
+}
+
+/** For status/tests: the ipset name of a logical set. */
+export { ipsetName };

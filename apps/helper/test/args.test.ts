@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { UsageError } from "@knockport/config";
+import { parseHelperArgs } from "../src/args.js";
+
+const parse = (...extra: string[]) => parseHelperArgs(["-c", "/etc/knockport/config.yaml", ...extra]);
+
+describe("parseHelperArgs: firewall backends", () => {
+  it("defaults to nftables and an auto-detected iptables binary", () => {
+    expect(parse()).toMatchObject({ firewallType: "nftables", iptablesBinary: "auto" });
+  });
+
+  it.each([["nft"], ["legacy"], ["auto"], ["/usr/sbin/iptables-legacy"], ["/usr/sbin/iptables"]])("takes --firewall-type iptables --iptables-binary %s", (bin) => {
+    expect(parse("--firewall-type", "iptables", "--iptables-binary", bin)).toMatchObject({ firewallType: "iptables", iptablesBinary: bin });
+  });
+
+  it.each([
+    [["--firewall-type", "pf"], '--firewall-type: must be nftables or iptables (got "pf")'],
+    [["--firewall-type", "vyos"], "--firewall-type vyos: not supported by this version of KnockPort yet; use --firewall-type nftables or iptables"],
+    [["--iptables-binary", "iptables"], "--iptables-binary: must be auto, nft, legacy or an absolute path"],
+    [["--iptables-binary", "/bin/sh"], "--iptables-binary: must be auto, nft, legacy or an absolute path"],
+    [["--iptables-binary", "/usr/sbin/iptables;rm"], "--iptables-binary: must be auto, nft, legacy or an absolute path"],
+  ])("refuses %j with a message naming the flag", (args, message) => {
+    let caught: unknown;
+    try {
+      parse(...args);
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(UsageError);
+    expect((caught as Error).message).toContain(message);
+  });
+});
