@@ -1,0 +1,268 @@
+// End-to-end, secret hygiene and the helper socket's trust boundary (issue 4, items 6 and 7), on the
+// real kernel with the real helper and server:
+// - knocks with known keys and tokens (valid and invalid, both steps): no access key, knock path or
+//   token in any line either process printed; the lease journal is 0600 in a 0700 state dir;
+// - the helper socket is 0660 root:<server group>; a process outside the group is refused (EACCES);
+//   whatever a process inside the group sends, only configured apps can open (nft unchanged).
+import { readFileSync, statSync } from "node:fs";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Harness, expectOk, expectStep1NoReply } from "./harness.js";
+import { formBody, knock, knockUrl, readNftTable, sleep, type AppSpec, type ExecResult } from "./testbed.js";
+
+const h = new Harness({ duration: 30, step2HttpsDuration: 10, rateLimitPerMinute: 1000 });
+let ssh: AppSpec;
+let openvpn: AppSpec;
+
+/** The server's group (the testbed runs it as nobody:nogroup and gives the helper --socket-group nogroup). */
+const SERVER_GROUP = "nogroup";
+/** A group that is neither the socket's group nor root's. */
+const OUTSIDE_GROUP = "daemon";
+const TOKENS = ["493817", "082645", "731950"];
+
+function gidOf(group: string): number {
+  const line = readFileSync("/etc/group", "utf8")
+    .split("\n")
+    .find((l) => l.split(":")[0] === group);
+  const gid = Number(line?.split(":")[2]);
+  if (!Number.isInteger(gid)) throw new Error(`group ${group} not in /etc/group`);
+  return gid;
+}
+
+/**
+ * Sends `frames` (one per line) to the helper socket as `user:group` without supplementary groups,
+ * and prints {connected, error, answers}. Runs in srv (the socket is a file; the netns does not matter).
+ */
+const CLIENT_SCRIPT = `
+const net = require("node:net");
+const path = process.argv[1];
+let input = "";
+process.stdin.on("data", (d) => (input += d));
+process.stdin.on("end", () => {
+  const frames = JSON.parse(input);
+  const out = { connected: false, error: null, answers: [], uid: process.getuid(), gid: process.getgid(), groups: process.getgroups() };
+  let buf = "";
+  let finished = false;
+  const done = () => { if (finished) return; finished = true; process.stdout.write(JSON.stringify(out)); process.exit(0); };
+  setTimeout(done, 4000);
+  const s = net.createConnection({ path });
+  s.on("error", (e) => { out.error = e.code; done(); });
+  s.on("connect", () => { out.connected = true; s.write(frames.map((f) => f + "\\n").join("")); });
+  s.on("data", (d) => {
+    buf += d;
+    for (let i = buf.indexOf("\\n"); i >= 0; i = buf.indexOf("\\n")) { out.answers.push(JSON.parse(buf.slice(0, i))); buf = buf.slice(i + 1); }
+    if (out.answers.length >= frames.length) done();
+  });
+  s.on("close", done);
+});
+`;
+
+interface SocketClientResult {
+  connected: boolean;
+  error: string | null;
+  answers: { id?: unknown; result?: unknown; error?: { code: number; message: string } }[];
+  uid: number;
+  gid: number;
+  groups: number[];
+}
+
+async function asUser(group: string, frames: string[]): Promise<SocketClientResult> {
+  const res: ExecResult = await h.topo.exec("srv", process.execPath, ["-e", CLIENT_SCRIPT, h.stack.socketPath], {
+    runAs: { user: "nobody", group },
+    input: JSON.stringify(frames),
+    timeoutMs: 15_000,
+  });
+  expect(res.exitCode, `socket client as nobody:${group}: ${res.stdout} ${res.stderr}`).toBe(0);
+  return JSON.parse(res.stdout) as SocketClientResult;
+}
+
+/** The table as nft lists it, without element countdowns and rule counters (they change on their own). */
+async function nftSnapshot(): Promise<unknown> {
+  const table = await readNftTable(h.topo);
+  expect(table, "table inet knockport must exist").toBeDefined();
+  return JSON.parse(JSON.stringify(table, (key, value: unknown) => (key === "expires" || key === "counter" ? undefined : value))) as unknown;
+}
+
+const rpc = (id: number, method: unknown, params?: unknown): string =>
+  JSON.stringify({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
+
+describe("knockport end to end: secret hygiene and the helper socket's trust boundary", () => {
+  beforeAll(async () => {
+    await h.start();
+    ssh = h.ssh;
+    openvpn = h.openvpn;
+  });
+  afterAll(() => h.stop());
+  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+
+  it("the helper socket is 0660 root:<server group>; a user outside the group is refused with EACCES", async () => {
+    const st = statSync(h.stack.socketPath);
+    expect(st.isSocket()).toBe(true);
+    expect((st.mode & 0o777).toString(8)).toBe("660");
+    expect(st.uid).toBe(0);
+    expect(st.gid).toBe(gidOf(SERVER_GROUP));
+    expect(gidOf(OUTSIDE_GROUP)).not.toBe(st.gid);
+
+    const outsider = await asUser(OUTSIDE_GROUP, [rpc(1, "hello")]);
+    expect(outsider.uid).toBe(65534);
+    expect(outsider.gid).toBe(gidOf(OUTSIDE_GROUP));
+    expect(outsider.groups).not.toContain(st.gid);
+    expect({ connected: outsider.connected, error: outsider.error }).toEqual({ connected: false, error: "EACCES" });
+
+    // Control: the same user in the socket's group gets in, so the refusal above is the group's doing.
+    const member = await asUser(SERVER_GROUP, [rpc(1, "hello")]);
+    expect(member.connected).toBe(true);
+    expect(member.answers[0]?.result).toBeDefined();
+  });
+
+  it("whatever a group member sends, nothing but a configured app opens: hostile frames leave nft unchanged", async () => {
+    const before = await nftSnapshot();
+    const cli = h.topo.addr.cli.v4;
+    const hostile = [
+      rpc(1, "open", { step: 1, app: "sshd", ip: cli }),
+      rpc(2, "open", { step: 2, app: "nosuchapp", ip: cli }),
+      rpc(3, "open", { step: 3, app: ssh.name, ip: cli }),
+      rpc(4, "open", { step: 2, app: ssh.name, ip: cli }), // no step 1: refused
+      rpc(5, "open", { step: 1, app: `${ssh.name}; flush ruleset`, ip: cli }),
+      rpc(6, "open", { step: 1, app: ssh.name, ip: `${cli}; nft flush ruleset` }),
+      rpc(7, "open", { step: 1, app: ssh.name, ip: "fe80::1%ext0" }),
+      rpc(8, "open", { step: 1, app: ssh.name, ip: "0.0.0.0" }),
+      rpc(9, "open", { step: 1, app: ssh.name, ip: "ff02::1" }),
+      rpc(10, "open", { step: 1, app: ssh.name, ip: cli, port: 22 }),
+      rpc(11, "open", { step: 1, app: ssh.name, ip: cli, protocol: "tcp", durationSeconds: 999999 }),
+      rpc(12, "grant", { app: "sshd", ip: cli }),
+      rpc(13, "grant", { app: ssh.name, ip: cli, durationSeconds: 366 * 24 * 3600 }),
+      rpc(14, "close", { app: "nosuchapp", ip: cli }),
+      rpc(15, "flush"),
+      rpc(16, "uninstall"),
+      rpc(17, "exec", { cmd: "nft flush ruleset" }),
+      '{"jsonrpc":"2.0","id":18,"method":"open","params":{"step":1,"app":"ssh\\"}","ip":"198.51.100.10"}}',
+      '{"jsonrpc":"2.0","id":19,"method":"open","params":{"step":1,"app":"ssh\\u0000","ip":"198.51.100.10"}}',
+      "{ not json",
+      rpc(21, "open", [1, ssh.name, cli]),
+    ];
+    const member = await asUser(SERVER_GROUP, hostile);
+    expect(member.connected).toBe(true);
+    expect(member.answers).toHaveLength(hostile.length);
+    const refused = member.answers.filter((a) => a.error !== undefined && a.result === undefined);
+    expect(refused.map((a) => a.id), `answers: ${JSON.stringify(member.answers)}`).toHaveLength(hostile.length);
+    expect(await nftSnapshot(), "the hostile frames changed the nft table").toEqual(before);
+    for (const host of ["cli", "cli2"] as const) expect(await h.svc(host, ssh), `${host} ssh`).toBe("closed");
+
+    // An oversized frame ends the connection with an error and changes nothing either.
+    const huge = await asUser(SERVER_GROUP, [rpc(30, "open", { step: 1, app: "a".repeat(70_000), ip: cli })]);
+    expect(huge.answers[0]?.error?.code).toBe(-32600);
+    expect(await nftSnapshot()).toEqual(before);
+
+    // Control: a valid request over the same channel does change the table (for a configured app only).
+    const ok = await asUser(SERVER_GROUP, [rpc(40, "open", { step: 1, app: ssh.name, ip: h.topo.addr.cli2.v4 })]);
+    expect(ok.answers[0]?.result).toBeDefined();
+    expect(await nftSnapshot()).not.toEqual(before);
+    expect(await h.https("cli2")).toBe("open");
+  });
+
+  it("knocks with known keys and tokens, valid and invalid on both steps: no key, knock path or token in any log line", async () => {
+    // valid knocks, IPv4 and IPv6, every key pair
+    await h.fullKnock("cli", ssh);
+    await h.fullKnock("cli", openvpn, 6);
+    expectStep1NoReply(await h.step1("cli", ssh, { key: ssh.accessKeysHttp[1] }), "second key pair, step 1");
+    expectOk(await h.step2("cli", ssh, { key: ssh.accessKeysHttps[1] }), "second key pair, step 2");
+    // invalid: wrong key, another app's key, a step-2 key on step 1, an unknown app named like a key
+    const bad1 = [
+      { key: "wrong-key-0123456789" },
+      { key: openvpn.accessKeysHttp[0] },
+      { key: ssh.accessKeysHttps[0] },
+      { appName: ssh.accessKeysHttp[0] },
+      { appName: `${ssh.name}; flush ruleset` },
+    ];
+    for (const o of bad1) expectStep1NoReply(await h.step1("cli2", ssh, o), `bad step 1 ${JSON.stringify(Object.keys(o))}`);
+    // step 1 with tokens (no 2FA file for these keys) and with a malformed token
+    for (const token of TOKENS) {
+      const body = formBody({ app: ssh.name, access_key: ssh.accessKeysHttp[0] ?? "", token });
+      expectStep1NoReply(await h.step1("cli2", ssh, { body }), "step 1 with a token");
+    }
+    expectStep1NoReply(await h.step1("cli2", ssh, { body: `app=${ssh.name}&access_key=${ssh.accessKeysHttp[1]}&token=${TOKENS[0]}x` }), "bad token");
+    // step 2 (HTTPS opened again for both, step2_https_duration is short): step-1 key, another app's key,
+    // a wrong key, and an app this address did not knock step 1 for
+    expectStep1NoReply(await h.step1("cli", ssh), "cli step 1 again");
+    expectStep1NoReply(await h.step1("cli2", ssh), "cli2 step 1 for ssh (not openvpn)");
+    const bad2: { host: "cli" | "cli2"; key: string | undefined; app?: AppSpec }[] = [
+      { host: "cli", key: ssh.accessKeysHttp[0] },
+      { host: "cli", key: openvpn.accessKeysHttps[0] },
+      { host: "cli", key: "wrong-key-0123456789" },
+      { host: "cli2", key: openvpn.accessKeysHttps[1], app: openvpn },
+    ];
+    for (const b of bad2) {
+      const r = await h.step2(b.host, b.app ?? ssh, { key: b.key ?? "" });
+      expect(r.status, `bad step 2 from ${b.host}`).toBe(403);
+    }
+    // step 2 on the wrong path, and a token on step 2
+    const wrongPath = await knock(h.topo, "cli", {
+      step: 2,
+      url: knockUrl("https", h.srvIp(4), h.cfg.httpsPort, `${h.cfg.httpsPostPath}x`),
+      body: formBody({ app: ssh.name, access_key: ssh.accessKeysHttps[0] ?? "", token: TOKENS[1] ?? "" }),
+    });
+    expect(wrongPath.status).toBe(404);
+    const withToken = await knock(h.topo, "cli", {
+      step: 2,
+      url: knockUrl("https", h.srvIp(4), h.cfg.httpsPort, h.cfg.httpsPostPath),
+      body: formBody({ app: ssh.name, access_key: ssh.accessKeysHttps[0] ?? "", token: TOKENS[2] ?? "" }),
+    });
+    expect(withToken.status).not.toBe(500);
+    expect(withToken.status).toBeDefined();
+    await sleep(500); // let the last log lines arrive
+
+    const lines = [...h.stack.helper.lines, ...h.stack.server.lines].map((l) => l.line);
+    const knockLines = lines.filter((l) => l.includes('"event":"knock"'));
+    // The check means something only if the knocks were logged, both the accepted and the refused ones.
+    expect(knockLines.some((l) => l.includes('"outcome":"ok"'))).toBe(true);
+    expect(knockLines.some((l) => l.includes('"outcome":"denied"'))).toBe(true);
+    expect(h.stack.helper.lines.some((l) => l.line.includes("lease.opened"))).toBe(true);
+
+    const secrets = [
+      ...h.cfg.apps.flatMap((a) => [...a.accessKeysHttp, ...a.accessKeysHttps]),
+      h.cfg.httpPostPath,
+      h.cfg.httpsPostPath,
+      h.cfg.httpPostPath.slice(1),
+      h.cfg.httpsPostPath.slice(1),
+    ];
+    const leaks: string[] = [];
+    for (const line of lines) {
+      for (const s of secrets) if (line.includes(s)) leaks.push(`secret ${s.slice(0, 6)}… in: ${line.slice(0, 300)}`);
+      // Tokens are 6 digits: look for them as values, not inside timestamps or pids.
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        parsed = undefined;
+      }
+      const values: unknown[] = [];
+      const walk = (v: unknown, key: string): void => {
+        if (v !== null && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, k);
+        else if (key !== "time" && key !== "pid") values.push(v);
+      };
+      if (parsed === undefined) values.push(line);
+      else walk(parsed, "");
+      for (const v of values) {
+        for (const t of TOKENS) {
+          if ((typeof v === "string" && v.includes(t)) || (typeof v === "number" && String(v) === String(Number(t)))) {
+            leaks.push(`token in: ${line.slice(0, 300)}`);
+          }
+        }
+      }
+    }
+    expect(leaks).toEqual([]);
+    expect(lines.length).toBeGreaterThan(20);
+  });
+
+  it("the lease journal is 0600 in a 0700 state directory, both root's", () => {
+    const journal = `${h.stack.stateDir}/leases.json`;
+    const st = statSync(journal);
+    expect((st.mode & 0o777).toString(8), journal).toBe("600");
+    expect(st.uid).toBe(0);
+    const dir = statSync(h.stack.stateDir);
+    expect((dir.mode & 0o777).toString(8)).toBe("700");
+    // Nothing else in it is readable by others either.
+    const text = readFileSync(journal, "utf8");
+    for (const a of h.cfg.apps) for (const k of [...a.accessKeysHttp, ...a.accessKeysHttps]) expect(text).not.toContain(k);
+  });
+});
