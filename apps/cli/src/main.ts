@@ -45,6 +45,8 @@ const RUN_USAGE = `Usage: knockport run -c CONFIG --cert FILE --key FILE [option
       --user NAME          unprivileged user for the server (default knockport, else nobody)
       --socket PATH        helper socket (default ${DEFAULT_SOCKET})
       --state-dir DIR      helper state (default /var/lib/knockport)
+      --service-rule-cleanup-on-shutdown
+                           on stop, revoke live grants (the firewall table and its drops stay)
 `;
 
 const HELP = { type: "boolean", short: "h" } as const;
@@ -158,6 +160,7 @@ async function main(argv: string[]): Promise<number> {
         user: { type: "string" },
         socket: { type: "string", default: DEFAULT_SOCKET },
         "state-dir": { type: "string", default: "/var/lib/knockport" },
+        "service-rule-cleanup-on-shutdown": { type: "boolean", default: false },
         "use-sudo": { type: "boolean", default: false }, help: HELP } }));
       if (v.help) return process.stdout.write(RUN_USAGE), 0;
       if (v["use-sudo"]) throw new UsageError("--use-sudo: not supported by this version yet; run knockport run as root");
@@ -173,6 +176,7 @@ async function main(argv: string[]): Promise<number> {
         user: typeof v.user === "string" ? v.user : defaultServerUser(),
         socketPath: String(v.socket),
         stateDir: String(v["state-dir"]),
+        cleanupOnShutdown: v["service-rule-cleanup-on-shutdown"] === true,
         log: out,
       });
     }

@@ -14,6 +14,8 @@ export interface RunOptions {
   user: string;
   socketPath: string;
   stateDir: string;
+  /** Pass --service-rule-cleanup-on-shutdown to the helper. */
+  cleanupOnShutdown?: boolean;
   log: (line: string) => void;
 }
 
@@ -66,6 +68,7 @@ export async function runBoth(opts: RunOptions): Promise<number> {
       "--socket-group", String(account.gid),
       "--state-dir", opts.stateDir,
       ...ports,
+      ...(opts.cleanupOnShutdown === true ? ["--service-rule-cleanup-on-shutdown"] : []),
     ],
     { stdio: "inherit" },
   );

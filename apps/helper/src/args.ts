@@ -14,6 +14,8 @@ export interface HelperOptions {
   httpsPort: number | undefined;
   dryRun: boolean;
   uninstallFirewall: boolean;
+  /** On SIGTERM/SIGINT, revoke live grants (the table and its drops stay). */
+  serviceRuleCleanupOnShutdown: boolean;
   logLevel: LogLevel;
 }
 
@@ -34,6 +36,9 @@ knockport-server over a Unix socket.
       --https-port N        HTTPS (step 2) knock port, overrides global.https_port (default 8443)
       --dry-run             print the ruleset it would apply and exit; changes nothing
       --uninstall-firewall  remove KnockPort's firewall table and saved leases, then exit
+      --service-rule-cleanup-on-shutdown
+                            on SIGTERM/SIGINT revoke every live grant (as the original); the
+                            table and its drop rules stay, so the ports stay closed
       --log-level LEVEL     fatal, error, warn, info (default), debug
   -h, --help                show this help
 `;
@@ -53,6 +58,7 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
         "state-dir": { type: "string", default: "/var/lib/knockport" },
         "dry-run": { type: "boolean", default: false },
         "uninstall-firewall": { type: "boolean", default: false },
+        "service-rule-cleanup-on-shutdown": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -86,6 +92,7 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
     httpsPort: parsePortFlag("--https-port", v["https-port"]),
     dryRun: v["dry-run"],
     uninstallFirewall: v["uninstall-firewall"],
+    serviceRuleCleanupOnShutdown: v["service-rule-cleanup-on-shutdown"],
     logLevel: parseLogLevel(v["log-level"]),
   };
 }

@@ -6,6 +6,7 @@ import { LeaseJournal } from "./leases.js";
 import { FirewallCommandError, NftablesBackend, uninstallNftables } from "./nftables.js";
 import { HelperService } from "./service.js";
 import { SocketSetupError, startRpcServer } from "./socket-server.js";
+import { revokeAllLeases } from "./shutdown.js";
 import { renderIptablesDryRun, renderNftRuleset } from "@knockport/firewall";
 import { IptablesBackend, locateIptables, uninstallIptables } from "./iptables.js";
 import type { FirewallBackend } from "./backend.js";
@@ -75,9 +76,22 @@ async function main(argv: string[]): Promise<number> {
 
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
-      log.info({ event: "helper.stopping", signal }, "stopping; the firewall table stays so ports stay protected");
+      const cleanup = options.serviceRuleCleanupOnShutdown;
+      log.info(
+        { event: "helper.stopping", signal, revokeGrants: cleanup },
+        cleanup
+          ? "stopping; revoking live grants (--service-rule-cleanup-on-shutdown), the firewall table stays so ports stay protected"
+          : "stopping; the firewall table stays so ports stay protected",
+      );
       service.stop();
-      void rpc.close().then(() => resolve(0));
+      // No new requests first, then (with the flag) the grants go; the table and its drops never do.
+      void rpc
+        .close()
+        .then(async () => (cleanup ? await revokeAllLeases(service, log) : undefined))
+        .then(
+          (r) => resolve(r !== undefined && r.failed > 0 ? 1 : 0),
+          () => resolve(1),
+        );
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
