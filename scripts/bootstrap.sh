@@ -17,6 +17,7 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 declare -A needed=(
   [nft]=nftables [ip]=iproute2 [curl]=curl [openssl]=openssl [conntrack]=conntrack [setpriv]=util-linux
   [ipset]=ipset [iptables-nft]=iptables [iptables-legacy]=iptables [ip6tables-nft]=iptables [ip6tables-legacy]=iptables
+  [systemd-analyze]=systemd # deploy/test: verify the units and measure their exposure (nothing is started)
 )
 missing=()
 for bin in "${!needed[@]}"; do

@@ -84,14 +84,18 @@ describe.skipIf(missing !== undefined)("systemd units", () => {
     expect(score).toBeLessThanOrEqual(goal);
   });
 
-  it("the unprivileged-helper drop-in keeps the helper under its goal", () => {
-    const dropIn = readFileSync(join(DEPLOY, "systemd/knockport-helper.service.d/unprivileged.conf.example"), "utf8");
-    const merged = `${shipped["knockport-helper.service"]}\n${dropIn}`;
-    const r3 = makeRoot({ "knockport-helper.service": merged });
-    roots.push(r3);
-    expect(verify(r3, ["knockport-helper.service"]).output).toBe("");
-    expect(exposure(join(r3, "etc/systemd/system/knockport-helper.service"), r3)).toBeLessThanOrEqual(GOALS["knockport-helper.service"]!);
-  });
+  it.each(["unprivileged.conf.example", "iptables.conf.example", "hooks-network.conf.example"])(
+    "the helper drop-in %s verifies and keeps the helper under its goal",
+    (name) => {
+      const dropIn = readFileSync(join(DEPLOY, "systemd/knockport-helper.service.d", name), "utf8");
+      // A drop-in's lines count as if appended to the unit (an empty ExecStart= resets the list).
+      const merged = `${shipped["knockport-helper.service"]}\n${dropIn}`;
+      const r3 = makeRoot({ "knockport-helper.service": merged });
+      roots.push(r3);
+      expect(verify(r3, ["knockport-helper.service"]).output).toBe("");
+      expect(exposure(join(r3, "etc/systemd/system/knockport-helper.service"), r3)).toBeLessThanOrEqual(GOALS["knockport-helper.service"]!);
+    },
+  );
 
   it("the server needs the helper, the helper comes after nftables, the timer waits 60 s", () => {
     expect(shipped["knockport-server.service"]).toMatch(/^Requires=knockport-helper\.service$/m);
