@@ -3,15 +3,12 @@
 // - knocks with known keys and tokens (valid and invalid, both steps): no access key, knock path or
 //   token in any line either process printed; the lease journal is 0600 in a 0700 state dir;
 // - the helper socket is 0660 root:<server group>; a process outside the group is refused (EACCES);
-//   whatever a process inside the group sends, only configured apps can open (nft unchanged).
+//   whatever a process inside the group sends, only configured apps can open (firewall unchanged).
+// Runs once per firewall backend.
 import { readFileSync, statSync } from "node:fs";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, expectOk, expectStep1NoReply } from "./harness.js";
-import { formBody, knock, knockUrl, readNftTable, sleep, type AppSpec, type ExecResult } from "./testbed.js";
-
-const h = new Harness({ duration: 30, step2HttpsDuration: 10, rateLimitPerMinute: 1000 });
-let ssh: AppSpec;
-let openvpn: AppSpec;
+import { Harness, e2eFirewalls, expectOk, expectStep1NoReply } from "./harness.js";
+import { formBody, knock, knockUrl, readNftTable, sleep, type AppSpec, type ExecResult, type FirewallKind } from "./testbed.js";
 
 /** The server's group (the testbed runs it as nobody:nogroup and gives the helper --socket-group nogroup). */
 const SERVER_GROUP = "nogroup";
@@ -65,7 +62,7 @@ interface SocketClientResult {
   groups: number[];
 }
 
-async function asUser(group: string, frames: string[]): Promise<SocketClientResult> {
+async function asUser(h: Harness, group: string, frames: string[]): Promise<SocketClientResult> {
   const res: ExecResult = await h.topo.exec("srv", process.execPath, ["-e", CLIENT_SCRIPT, h.stack.socketPath], {
     runAs: { user: "nobody", group },
     input: JSON.stringify(frames),
@@ -75,17 +72,39 @@ async function asUser(group: string, frames: string[]): Promise<SocketClientResu
   return JSON.parse(res.stdout) as SocketClientResult;
 }
 
-/** The table as nft lists it, without element countdowns and rule counters (they change on their own). */
-async function nftSnapshot(): Promise<unknown> {
-  const table = await readNftTable(h.topo);
-  expect(table, "table inet knockport must exist").toBeDefined();
-  return JSON.parse(JSON.stringify(table, (key, value: unknown) => (key === "expires" || key === "counter" ? undefined : value))) as unknown;
+/**
+ * Everything of ours in the firewall, without element countdowns and rule counters (they change on
+ * their own): nftables: the whole table as nft lists it; iptables: our sets' elements and every
+ * KNOCKPORT rule as iptables-save / ip6tables-save print them.
+ */
+async function firewallSnapshot(h: Harness, firewall: FirewallKind): Promise<unknown> {
+  if (firewall === "nftables") {
+    const table = await readNftTable(h.topo);
+    expect(table, "table inet knockport must exist").toBeDefined();
+    return JSON.parse(JSON.stringify(table, (key, value: unknown) => (key === "expires" || key === "counter" ? undefined : value))) as unknown;
+  }
+  const state = await h.firewallState();
+  expect(state, "KnockPort's chains and sets must exist").toBeDefined();
+  const flavour = firewall === "iptables-nft" ? "nft" : "legacy";
+  const rules: string[] = [];
+  for (const tool of [`iptables-${flavour}-save`, `ip6tables-${flavour}-save`]) {
+    const r = await h.topo.exec("srv", tool, []);
+    expect(r.exitCode, `${tool}: ${r.stderr}`).toBe(0);
+    rules.push(...r.stdout.split("\n").filter((l) => l.includes("KNOCKPORT")).map((l) => l.replace(/\[\d+:\d+\]/g, "")));
+  }
+  expect(rules.length).toBeGreaterThan(0);
+  return { sets: [...(state?.sets ?? [])].sort(), elements: (state?.elements ?? []).map((e) => `${e.set} ${e.ip}`).sort(), rules };
 }
 
 const rpc = (id: number, method: unknown, params?: unknown): string =>
   JSON.stringify({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
 
-describe("knockport end to end: secret hygiene and the helper socket's trust boundary", () => {
+describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the helper socket's trust boundary", (firewall) => {
+  const h = new Harness({ duration: 30, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall });
+  let ssh: AppSpec;
+  let openvpn: AppSpec;
+  const nftSnapshot = (): Promise<unknown> => firewallSnapshot(h, firewall);
+
   beforeAll(async () => {
     await h.start();
     ssh = h.ssh;
@@ -102,19 +121,19 @@ describe("knockport end to end: secret hygiene and the helper socket's trust bou
     expect(st.gid).toBe(gidOf(SERVER_GROUP));
     expect(gidOf(OUTSIDE_GROUP)).not.toBe(st.gid);
 
-    const outsider = await asUser(OUTSIDE_GROUP, [rpc(1, "hello")]);
+    const outsider = await asUser(h, OUTSIDE_GROUP, [rpc(1, "hello")]);
     expect(outsider.uid).toBe(65534);
     expect(outsider.gid).toBe(gidOf(OUTSIDE_GROUP));
     expect(outsider.groups).not.toContain(st.gid);
     expect({ connected: outsider.connected, error: outsider.error }).toEqual({ connected: false, error: "EACCES" });
 
     // Control: the same user in the socket's group gets in, so the refusal above is the group's doing.
-    const member = await asUser(SERVER_GROUP, [rpc(1, "hello")]);
+    const member = await asUser(h, SERVER_GROUP, [rpc(1, "hello")]);
     expect(member.connected).toBe(true);
     expect(member.answers[0]?.result).toBeDefined();
   });
 
-  it("whatever a group member sends, nothing but a configured app opens: hostile frames leave nft unchanged", async () => {
+  it("whatever a group member sends, nothing but a configured app opens: hostile frames leave the firewall unchanged", async () => {
     const before = await nftSnapshot();
     const cli = h.topo.addr.cli.v4;
     const hostile = [
@@ -140,21 +159,21 @@ describe("knockport end to end: secret hygiene and the helper socket's trust bou
       "{ not json",
       rpc(21, "open", [1, ssh.name, cli]),
     ];
-    const member = await asUser(SERVER_GROUP, hostile);
+    const member = await asUser(h, SERVER_GROUP, hostile);
     expect(member.connected).toBe(true);
     expect(member.answers).toHaveLength(hostile.length);
     const refused = member.answers.filter((a) => a.error !== undefined && a.result === undefined);
     expect(refused.map((a) => a.id), `answers: ${JSON.stringify(member.answers)}`).toHaveLength(hostile.length);
-    expect(await nftSnapshot(), "the hostile frames changed the nft table").toEqual(before);
+    expect(await nftSnapshot(), "the hostile frames changed the firewall").toEqual(before);
     for (const host of ["cli", "cli2"] as const) expect(await h.svc(host, ssh), `${host} ssh`).toBe("closed");
 
     // An oversized frame ends the connection with an error and changes nothing either.
-    const huge = await asUser(SERVER_GROUP, [rpc(30, "open", { step: 1, app: "a".repeat(70_000), ip: cli })]);
+    const huge = await asUser(h, SERVER_GROUP, [rpc(30, "open", { step: 1, app: "a".repeat(70_000), ip: cli })]);
     expect(huge.answers[0]?.error?.code).toBe(-32600);
     expect(await nftSnapshot()).toEqual(before);
 
     // Control: a valid request over the same channel does change the table (for a configured app only).
-    const ok = await asUser(SERVER_GROUP, [rpc(40, "open", { step: 1, app: ssh.name, ip: h.topo.addr.cli2.v4 })]);
+    const ok = await asUser(h, SERVER_GROUP, [rpc(40, "open", { step: 1, app: ssh.name, ip: h.topo.addr.cli2.v4 })]);
     expect(ok.answers[0]?.result).toBeDefined();
     expect(await nftSnapshot()).not.toEqual(before);
     expect(await h.https("cli2")).toBe("open");
