@@ -106,4 +106,19 @@ describe.skipIf(missing !== undefined)("systemd units", () => {
     expect(shipped["knockport-helper.service"]).toMatch(/^CapabilityBoundingSet=CAP_NET_ADMIN$/m);
     expect(shipped["knockport.timer"]).toMatch(/^OnBootSec=60$/m);
   });
+
+  it("helper and server read the same config and socket, and neither overrides the knock ports", () => {
+    const execStart = (unit: string): string => /^ExecStart=((?:.*\\\n)*.*)$/m.exec(shipped[unit]!)![1]!.replace(/\\\n\s*/g, " ");
+    const helper = execStart("knockport-helper.service");
+    const server = execStart("knockport-server.service");
+    for (const cmd of [helper, server]) {
+      expect(cmd).toContain("-c /etc/knockport/config.yaml");
+      expect(cmd).toContain("--socket /run/knockport/helper.sock");
+      expect(cmd).not.toMatch(/--https?-port/);
+    }
+    expect(helper).toContain("--socket-group knockport");
+    expect(shipped["knockport-server.service"]).toMatch(/^Group=knockport$/m);
+    expect(server).toContain("--state-dir /var/lib/knockport-server");
+    expect(shipped["knockport-server.service"]).toMatch(/^StateDirectory=knockport-server$/m);
+  });
 });
