@@ -71,6 +71,12 @@ describe.skipIf(!BUILT)("deploy/install.sh --prefix", { timeout: 120_000 }, () =
     const dry = node(at("opt/knockport/bin/knockport-helper"), "-c", at("valid.yaml"), "--dry-run");
     expect(dry.status, dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/table inet knockport/);
+    // every entry point resolves its dependencies (fastify, pino, execa...) from the copied node_modules
+    for (const bin of ["knockport-server", "knockport-helper", "knockport"]) {
+      const help = node(at(`opt/knockport/bin/${bin}`), "--help");
+      expect(help.status, `${bin}: ${help.stderr}`).toBe(0);
+      expect(help.stdout).toMatch(/^Usage: /);
+    }
     // the example config is refused until its sample paths are changed
     expect(node(at("opt/knockport/bin/knockport"), "check-config", "-c", at("etc/knockport/config.yaml")).status).toBe(2);
   });
