@@ -232,6 +232,18 @@ describe("grant, audit lines and command hooks", () => {
     ]);
   });
 
+  it("a hook that prints more than the output limit is stopped and reported", async () => {
+    service.stop();
+    const chatty = join(dir, "chatty");
+    writeFileSync(chatty, "#!/bin/sh\nexec yes knockport\n");
+    chmodSync(chatty, 0o755);
+    const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
+    service = new HelperService(config({ on_open: [chatty] }), firewall, new LeaseJournal(join(dir, "state")), log, clock, new HookRunner(log, { maxOutputBytes: 4096 }));
+    await service.start();
+    expect((await service.handlers.grant({ app: "ssh", ip: IP }, undefined)).hooks).toEqual({ ran: 1, failed: 1 });
+    expect(audit().find((l) => l.event === "hook.failed")).toMatchObject({ outcome: "failed", error: "printed more than 4096 bytes" });
+  });
+
   it("an address is one argument: no shell, no splitting, placeholders replaced inside arguments only", async () => {
     service.stop();
     service = await startService(config({ on_open: [recorder, "--cidr={ip}/32", "{unknown-but-literal"] }));
