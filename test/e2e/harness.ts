@@ -50,6 +50,10 @@ export interface HarnessOptions {
   echo?: boolean;
   /** Firewall backend of the helper (default nftables). */
   firewall?: FirewallKind;
+  /** Address family of knocks and probes when a call names none (default 4). */
+  family?: Family;
+  /** Extra knockport-helper flags (e.g. --use-sudo). */
+  helperArgs?: readonly string[];
   /** Extra knockport-server flags (e.g. --state-dir for 2FA). */
   serverArgs?: readonly string[];
 }
@@ -85,6 +89,27 @@ export function e2eFirewalls(): FirewallKind[] {
   return list as FirewallKind[];
 }
 
+export interface E2eCase {
+  readonly firewall: FirewallKind;
+  readonly family: Family;
+}
+
+/**
+ * Backend x family cases of the core suite. Default: every backend over IPv4 and IPv6 for nftables,
+ * and iptables-nft over IPv4 + iptables-legacy over IPv6 (each iptables code path - iptables and
+ * ip6tables rules, both flavours - once, to keep the run short); KNOCKPORT_E2E_MATRIX=full runs every
+ * backend over both families. KNOCKPORT_E2E_FIREWALLS narrows the backends.
+ */
+export function e2eMatrix(): E2eCase[] {
+  const full = process.env.KNOCKPORT_E2E_MATRIX === "full";
+  const out: E2eCase[] = [];
+  for (const firewall of e2eFirewalls()) {
+    const families: Family[] = full || firewall === "nftables" || e2eFirewalls().length === 1 ? [4, 6] : firewall === "iptables-nft" ? [4] : [6];
+    for (const family of families) out.push({ firewall, family });
+  }
+  return out;
+}
+
 export class Harness {
   topo!: Topology;
   stack!: KnockportStack;
@@ -98,6 +123,23 @@ export class Harness {
 
   get firewall(): FirewallKind {
     return this.opts.firewall ?? "nftables";
+  }
+
+  /** The default family of this run. */
+  get family(): Family {
+    return this.opts.family ?? 4;
+  }
+
+  /** The family this run does not default to. */
+  get otherFamily(): Family {
+    return this.family === 4 ? 6 : 4;
+  }
+
+  /** A host's address in `family` (default: this run's). */
+  ip(host: HostName, family: Family = this.family): string {
+    const a = host === "lan" ? this.topo.addr.lan : host === "sw" ? undefined : this.topo.addr[host];
+    if (a === undefined) throw new Error(`no addresses for ${host}`);
+    return family === 4 ? a.v4 : a.v6;
   }
 
   async start(): Promise<void> {
@@ -120,7 +162,7 @@ export class Harness {
     if (a === undefined || b === undefined) throw new Error("example config lacks apps");
     this.ssh = a;
     this.openvpn = b;
-    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, firewall: this.firewall, serverArgs: this.opts.serverArgs ?? [] });
+    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, firewall: this.firewall, helperArgs: this.opts.helperArgs ?? [], serverArgs: this.opts.serverArgs ?? [] });
   }
 
   async stop(): Promise<void> {
@@ -165,7 +207,7 @@ export class Harness {
     const body = o.body ?? formBody({ app: o.appName ?? app.name, access_key: o.key ?? app.accessKeysHttp[0] ?? "" });
     return knock(this.topo, host, {
       step: 1,
-      url: knockUrl("http", this.srvIp(o.family ?? 4), this.cfg.httpPort, o.path ?? this.cfg.httpPostPath),
+      url: knockUrl("http", this.srvIp(o.family ?? this.family), this.cfg.httpPort, o.path ?? this.cfg.httpPostPath),
       body,
       ...(o.localPort !== undefined ? { localPort: o.localPort } : {}),
     });
@@ -173,11 +215,11 @@ export class Harness {
 
   step2(host: Client, app: AppSpec, o: { family?: Family; key?: string; appName?: string } = {}): Promise<KnockResult> {
     const body = formBody({ app: o.appName ?? app.name, access_key: o.key ?? app.accessKeysHttps[0] ?? "" });
-    return knock(this.topo, host, { step: 2, url: knockUrl("https", this.srvIp(o.family ?? 4), this.cfg.httpsPort, this.cfg.httpsPostPath), body });
+    return knock(this.topo, host, { step: 2, url: knockUrl("https", this.srvIp(o.family ?? this.family), this.cfg.httpsPort, this.cfg.httpsPostPath), body });
   }
 
   /** Full two-step knock; the lease deadline lies in [sent + duration, done + duration]. */
-  async fullKnock(host: Client, app: AppSpec, family: Family = 4): Promise<{ sent: number; done: number }> {
+  async fullKnock(host: Client, app: AppSpec, family: Family = this.family): Promise<{ sent: number; done: number }> {
     const s1 = await this.step1(host, app, { family });
     expectStep1NoReply(s1, `step 1 ${app.name} from ${host} IPv${family}`);
     this.noteLease(host, family, "https", Date.now(), app.step2HttpsDuration);
@@ -190,12 +232,12 @@ export class Harness {
   }
 
   /** State of an app's service port as seen from `host` (tcp: connect + echo; udp: echo). */
-  async svc(host: HostName, app: AppSpec, family: Family = 4, timeoutMs = PROBE_MS): Promise<PortState> {
+  async svc(host: HostName, app: AppSpec, family: Family = this.family, timeoutMs = PROBE_MS): Promise<PortState> {
     return (await probe(this.topo, host, app.protocol, this.srvIp(family), app.port, timeoutMs)).state;
   }
 
   /** Whether the HTTPS knock port accepts a TCP connection from `host`. */
-  async https(host: HostName, family: Family = 4): Promise<PortState> {
+  async https(host: HostName, family: Family = this.family): Promise<PortState> {
     return (await probe(this.topo, host, "tcp-connect", this.srvIp(family), this.cfg.httpsPort, PROBE_MS)).state;
   }
 

@@ -7,7 +7,7 @@
 // The tests run in order and share one topology; each one records the leases it created (with an upper
 // bound of their deadline) so later tests that need a closed port wait for the kernel to expire them.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { CLOSE_MARGIN_MS, Harness, describeResult, e2eFirewalls, expectOk, expectStep1NoReply, states } from "./harness.js";
+import { CLOSE_MARGIN_MS, Harness, describeResult, e2eMatrix, expectOk, expectStep1NoReply, states, type Family } from "./harness.js";
 import {
   formBody,
   knock,
@@ -26,8 +26,11 @@ import {
 const DURATION_S = 3;
 const STEP2_WINDOW_S = 4;
 
-describe.each(e2eFirewalls())("knockport end to end (%s, real kernel)", (firewall) => {
-  const h = new Harness({ duration: DURATION_S, step2HttpsDuration: STEP2_WINDOW_S, rateLimitPerMinute: 1000, httpPathLength: 40, firewall });
+describe.each(e2eMatrix())("knockport end to end ($firewall, IPv$family, real kernel)", ({ firewall, family }) => {
+  const h = new Harness({ duration: DURATION_S, step2HttpsDuration: STEP2_WINDOW_S, rateLimitPerMinute: 1000, httpPathLength: 40, firewall, family });
+  /** This run's family, and the other one (knocks in one family must not open the other). */
+  const F: Family = family;
+  const O: Family = family === 4 ? 6 : 4;
   let ssh: AppSpec;
   let openvpn: AppSpec;
 
@@ -69,7 +72,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s, real kernel)", (firewal
     const lastChar = path.endsWith("x") ? "y" : "x";
     const validBody = formBody({ app: ssh.name, access_key: ssh.accessKeysHttp[0] ?? "" });
     const cases: Array<[string, () => Promise<KnockResult>]> = [
-      ["GET on the valid path", () => knock(h.topo, "cli", { step: 1, url: knockUrl("http", h.srvIp(4), h.cfg.httpPort, path) })],
+      ["GET on the valid path", () => knock(h.topo, "cli", { step: 1, url: knockUrl("http", h.srvIp(F), h.cfg.httpPort, path) })],
       ["POST to a wrong path", () => h.step1("cli", ssh, { path: randomPath("/k1-", 40) })],
       ["POST to the path with its last character changed", () => h.step1("cli", ssh, { path: path.slice(0, -1) + lastChar })],
       ["POST to the path without its last character", () => h.step1("cli", ssh, { path: path.slice(0, -1) })],
@@ -83,19 +86,19 @@ describe.each(e2eFirewalls())("knockport end to end (%s, real kernel)", (firewal
     const results = await Promise.all(cases.map(async ([what, run]) => [what, await run()] as const));
     for (const [what, r] of results) expectStep1NoReply(r, what);
     // The knocks above ran within ~1 s, far inside the 4 s HTTPS window any of them could have opened.
-    expect(await h.https("cli", 4), "HTTPS must stay closed for cli after rejected step-1 requests").toBe("closed");
-    expect(await h.setsHolding(h.topo.addr.cli.v4), "no set may hold cli's address").toEqual([]);
+    expect(await h.https("cli", F), "HTTPS must stay closed for cli after rejected step-1 requests").toBe("closed");
+    expect(await h.setsHolding(h.ip("cli", F)), "no set may hold cli's address").toEqual([]);
     const leases = await h.stack.status();
-    expect(leases.filter((l) => l.ip === h.topo.addr.cli.v4)).toEqual([]);
+    expect(leases.filter((l) => l.ip === h.ip("cli", F))).toEqual([]);
   });
 
   it("3. a valid step 1 from cli opens HTTPS for cli only", async () => {
     const r = await h.step1("cli", ssh);
     expectStep1NoReply(r, "valid step 1");
-    h.noteLease("cli", 4, "https", Date.now(), STEP2_WINDOW_S);
+    h.noteLease("cli", F, "https", Date.now(), STEP2_WINDOW_S);
     expect(
-      await states({ "cli https v4": () => h.https("cli", 4), "cli2 https v4": () => h.https("cli2", 4), "cli https v6": () => h.https("cli", 6) }),
-    ).toEqual({ "cli https v4": "open", "cli2 https v4": "closed", "cli https v6": "closed" });
+      await states({ [`cli https v${F}`]: () => h.https("cli", F), [`cli2 https v${F}`]: () => h.https("cli2", F), [`cli https v${O}`]: () => h.https("cli", O) }),
+    ).toEqual({ [`cli https v${F}`]: "open", [`cli2 https v${F}`]: "closed", [`cli https v${O}`]: "closed" });
   });
 
   let t4: { ssh: { sent: number; done: number }; openvpn: { sent: number; done: number } } | undefined;
@@ -104,7 +107,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s, real kernel)", (firewal
     const [a, b] = await Promise.all([h.step1("cli", ssh), h.step1("cli", openvpn)]);
     expectStep1NoReply(a, "step 1 ssh");
     expectStep1NoReply(b, "step 1 openvpn");
-    h.noteLease("cli", 4, "https", Date.now(), STEP2_WINDOW_S);
+    h.noteLease("cli", F, "https", Date.now(), STEP2_WINDOW_S);
     const sshSent = Date.now();
     const r1 = await h.step2("cli", ssh);
     const sshDone = Date.now();
@@ -113,27 +116,27 @@ describe.each(e2eFirewalls())("knockport end to end (%s, real kernel)", (firewal
     const vpnDone = Date.now();
     expectOk(r1, "step 2 ssh");
     expectOk(r2, "step 2 openvpn");
-    h.noteLease("cli", 4, ssh.name, sshDone, DURATION_S);
-    h.noteLease("cli", 4, openvpn.name, vpnDone, DURATION_S);
+    h.noteLease("cli", F, ssh.name, sshDone, DURATION_S);
+    h.noteLease("cli", F, openvpn.name, vpnDone, DURATION_S);
     t4 = { ssh: { sent: sshSent, done: sshDone }, openvpn: { sent: vpnSent, done: vpnDone } };
     expect(
       await states({
-        "cli ssh v4": () => h.svc("cli", ssh, 4),
-        "cli openvpn v4": () => h.svc("cli", openvpn, 4),
-        "cli2 ssh v4": () => h.svc("cli2", ssh, 4),
-        "cli2 openvpn v4": () => h.svc("cli2", openvpn, 4),
-        "cli ssh v6": () => h.svc("cli", ssh, 6),
-        "cli2 https v4": () => h.https("cli2", 4),
+        [`cli ssh v${F}`]: () => h.svc("cli", ssh, F),
+        [`cli openvpn v${F}`]: () => h.svc("cli", openvpn, F),
+        [`cli2 ssh v${F}`]: () => h.svc("cli2", ssh, F),
+        [`cli2 openvpn v${F}`]: () => h.svc("cli2", openvpn, F),
+        [`cli ssh v${O}`]: () => h.svc("cli", ssh, O),
+        [`cli2 https v${F}`]: () => h.https("cli2", F),
       }),
     ).toEqual({
-      "cli ssh v4": "open",
-      "cli openvpn v4": "open",
-      "cli2 ssh v4": "closed",
-      "cli2 openvpn v4": "closed",
-      "cli ssh v6": "closed",
-      "cli2 https v4": "closed",
+      [`cli ssh v${F}`]: "open",
+      [`cli openvpn v${F}`]: "open",
+      [`cli2 ssh v${F}`]: "closed",
+      [`cli2 openvpn v${F}`]: "closed",
+      [`cli ssh v${O}`]: "closed",
+      [`cli2 https v${F}`]: "closed",
     });
-    expect(await h.setsHolding(h.topo.addr.cli2.v4), "no set may hold cli2's address").toEqual([]);
+    expect(await h.setsHolding(h.ip("cli2", F)), "no set may hold cli2's address").toEqual([]);
   });
 
   it(`5. the services close again after duration (${DURATION_S} s) + at most ${CLOSE_MARGIN_MS} ms`, async () => {
@@ -156,7 +159,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s, real kernel)", (firewal
 
     // Step 1 for ssh (key pair 0) opens HTTPS for cli2 ...
     expectStep1NoReply(await h.step1("cli2", ssh), "cli2 step 1 ssh");
-    h.noteLease("cli2", 4, "https", Date.now(), STEP2_WINDOW_S);
+    h.noteLease("cli2", F, "https", Date.now(), STEP2_WINDOW_S);
     expect(await h.https("cli2"), "control: HTTPS must open for cli2 after its step 1").toBe("open");
     // ... but step 2 for another app (with that app's valid key) is refused,
     const otherApp = await h.step2("cli2", openvpn);
@@ -167,17 +170,17 @@ describe.each(e2eFirewalls())("knockport end to end (%s, real kernel)", (firewal
     const wrongKey = await h.step2("cli2", ssh, { key: "wrong-key-0123456789" });
     expect(wrongKey.status, describeResult(wrongKey)).toBe(403);
     expect(await states({ ssh: () => h.svc("cli2", ssh), openvpn: () => h.svc("cli2", openvpn) })).toEqual({ ssh: "closed", openvpn: "closed" });
-    expect((await h.setsHolding(h.topo.addr.cli2.v4)).filter((s) => !s.startsWith("https"))).toEqual([]);
+    expect((await h.setsHolding(h.ip("cli2", F))).filter((s) => !s.startsWith("https"))).toEqual([]);
 
     // Control: the matching step 2 still works, so the refusals above were about app and pair.
     const right = await h.step2("cli2", ssh);
     expectOk(right, "cli2 matching step 2");
-    h.noteLease("cli2", 4, ssh.name, Date.now(), DURATION_S);
+    h.noteLease("cli2", F, ssh.name, Date.now(), DURATION_S);
     expect(await h.svc("cli2", ssh)).toBe("open");
   });
 
   it("7. a re-knock extends the lease: open after the first deadline, closed after the second", async () => {
-    await h.waitExpired(h.leaseKey("cli", 4, ssh.name));
+    await h.waitExpired(h.leaseKey("cli", F, ssh.name));
     expect(await h.svc("cli", ssh), "precondition: cli's ssh lease has expired").toBe("closed");
     const first = await h.fullKnock("cli", ssh);
     // Second knock ~2 s later: step 1 now, step 2 at first.sent + 2 s (inside the 4 s HTTPS window).
@@ -187,12 +190,12 @@ describe.each(e2eFirewalls())("knockport end to end (%s, real kernel)", (firewal
     const again = await h.step2("cli", ssh);
     const secondDone = Date.now();
     expectOk(again, "re-knock step 2");
-    h.noteLease("cli", 4, ssh.name, secondDone, DURATION_S);
+    h.noteLease("cli", F, ssh.name, secondDone, DURATION_S);
 
     // One element and one lease, never a duplicate.
-    const holding = (await h.elementsHolding(h.topo.addr.cli.v4)).filter((e) => !e.set.startsWith("https"));
+    const holding = (await h.elementsHolding(h.ip("cli", F))).filter((e) => !e.set.startsWith("https"));
     expect(holding.map((e) => e.set), "exactly one service-set element for cli").toHaveLength(1);
-    const leases = (await h.stack.status()).filter((l) => l.ip === h.topo.addr.cli.v4 && l.app === ssh.name && l.step === 2);
+    const leases = (await h.stack.status()).filter((l) => l.ip === h.ip("cli", F) && l.app === ssh.name && l.step === 2);
     expect(leases, "exactly one step-2 lease for cli/ssh").toHaveLength(1);
 
     // After the first lease's latest deadline (+0.7 s) but well before the second's: still open.
@@ -206,10 +209,10 @@ describe.each(e2eFirewalls())("knockport end to end (%s, real kernel)", (firewal
 
   it("8. a 40-character http_post_path works (firewall payload match and server route)", async () => {
     expect(h.cfg.httpPostPath).toHaveLength(40);
-    await h.waitExpired(h.leaseKey("cli2", 4, "https"));
+    await h.waitExpired(h.leaseKey("cli2", F, "https"));
     expect(await h.https("cli2"), "precondition: cli2's HTTPS window has expired").toBe("closed");
     expectStep1NoReply(await h.step1("cli2", openvpn), "step 1 on the 40-character path");
-    h.noteLease("cli2", 4, "https", Date.now(), STEP2_WINDOW_S);
+    h.noteLease("cli2", F, "https", Date.now(), STEP2_WINDOW_S);
     expect(await h.https("cli2")).toBe("open");
   });
 
@@ -259,35 +262,35 @@ describe.each(e2eFirewalls())("knockport end to end (%s, real kernel)", (firewal
     expect(gone, `server socket of an incomplete request still there after 12 s: ${JSON.stringify(await socketsOf(partialPort))}`).toBe(true);
   });
 
-  it("10. IPv6: a knock from cli over IPv6 opens the services for cli's IPv6 address only", async () => {
-    await h.waitExpired(h.leaseKey("cli", 4, ssh.name), h.leaseKey("cli", 4, openvpn.name));
-    const [a, b] = await Promise.all([h.step1("cli", ssh, { family: 6 }), h.step1("cli", openvpn, { family: 6 })]);
-    expectStep1NoReply(a, "step 1 ssh over IPv6");
-    expectStep1NoReply(b, "step 1 openvpn over IPv6");
-    h.noteLease("cli", 6, "https", Date.now(), STEP2_WINDOW_S);
-    const r1 = await h.step2("cli", ssh, { family: 6 });
-    const r2 = await h.step2("cli", openvpn, { family: 6 });
-    expectOk(r1, "step 2 ssh over IPv6");
-    expectOk(r2, "step 2 openvpn over IPv6");
-    h.noteLease("cli", 6, ssh.name, Date.now(), DURATION_S);
-    h.noteLease("cli", 6, openvpn.name, Date.now(), DURATION_S);
+  it("10. the other family: a knock from cli over it opens the services for cli's address in that family only", async () => {
+    await h.waitExpired(h.leaseKey("cli", F, ssh.name), h.leaseKey("cli", F, openvpn.name));
+    const [a, b] = await Promise.all([h.step1("cli", ssh, { family: O }), h.step1("cli", openvpn, { family: O })]);
+    expectStep1NoReply(a, `step 1 ssh over IPv${O}`);
+    expectStep1NoReply(b, `step 1 openvpn over IPv${O}`);
+    h.noteLease("cli", O, "https", Date.now(), STEP2_WINDOW_S);
+    const r1 = await h.step2("cli", ssh, { family: O });
+    const r2 = await h.step2("cli", openvpn, { family: O });
+    expectOk(r1, `step 2 ssh over IPv${O}`);
+    expectOk(r2, `step 2 openvpn over IPv${O}`);
+    h.noteLease("cli", O, ssh.name, Date.now(), DURATION_S);
+    h.noteLease("cli", O, openvpn.name, Date.now(), DURATION_S);
     expect(
       await states({
-        "cli ssh v6": () => h.svc("cli", ssh, 6),
-        "cli openvpn v6": () => h.svc("cli", openvpn, 6),
-        "cli2 ssh v6": () => h.svc("cli2", ssh, 6),
-        "cli2 openvpn v6": () => h.svc("cli2", openvpn, 6),
-        "cli ssh v4": () => h.svc("cli", ssh, 4),
+        [`cli ssh v${O}`]: () => h.svc("cli", ssh, O),
+        [`cli openvpn v${O}`]: () => h.svc("cli", openvpn, O),
+        [`cli2 ssh v${O}`]: () => h.svc("cli2", ssh, O),
+        [`cli2 openvpn v${O}`]: () => h.svc("cli2", openvpn, O),
+        [`cli ssh v${F}`]: () => h.svc("cli", ssh, F),
       }),
-    ).toEqual({ "cli ssh v6": "open", "cli openvpn v6": "open", "cli2 ssh v6": "closed", "cli2 openvpn v6": "closed", "cli ssh v4": "closed" });
-    const sets = await h.setsHolding(h.topo.addr.cli.v6);
-    expect(sets.length, `sets holding cli's IPv6 address: ${sets.join(", ")}`).toBeGreaterThanOrEqual(2);
+    ).toEqual({ [`cli ssh v${O}`]: "open", [`cli openvpn v${O}`]: "open", [`cli2 ssh v${O}`]: "closed", [`cli2 openvpn v${O}`]: "closed", [`cli ssh v${F}`]: "closed" });
+    const sets = await h.setsHolding(h.ip("cli", O));
+    expect(sets.length, `sets holding cli's IPv${O} address: ${sets.join(", ")}`).toBeGreaterThanOrEqual(2);
   });
 
   it("11. knockport status --json lists the lease with sane remaining seconds", async () => {
-    const { done } = await h.fullKnock("cli", openvpn, 4);
+    const { done } = await h.fullKnock("cli", openvpn, F);
     const leases = await h.stack.status();
-    const lease = leases.find((l) => l.app === openvpn.name && l.ip === h.topo.addr.cli.v4 && l.step === 2);
+    const lease = leases.find((l) => l.app === openvpn.name && l.ip === h.ip("cli", F) && l.step === 2);
     expect(lease, `status: ${JSON.stringify(leases)}`).toBeDefined();
     if (lease === undefined) return;
     expect({ port: lease.port, protocol: lease.protocol }).toEqual({ port: openvpn.port, protocol: openvpn.protocol });
@@ -300,14 +303,14 @@ describe.each(e2eFirewalls())("knockport end to end (%s, real kernel)", (firewal
     expect(Math.abs(expiresAt - (Date.now() + lease.remainingSeconds * 1000)), "expiresAt agrees with remainingSeconds").toBeLessThan(1500);
     expect(Math.abs(expiresAt - (done + DURATION_S * 1000)), "expiresAt agrees with the knock time").toBeLessThan(1500);
     // Nothing listed for the bystander beyond what it really did (its service lease of test 6 has expired).
-    await h.waitExpired(h.leaseKey("cli2", 4, ssh.name));
+    await h.waitExpired(h.leaseKey("cli2", F, ssh.name));
     const again = await h.stack.status();
-    expect(again.filter((l) => l.ip === h.topo.addr.cli2.v4 && l.step === 2)).toEqual([]);
+    expect(again.filter((l) => l.ip === h.ip("cli2", F) && l.step === 2)).toEqual([]);
   });
 
   it("12. SIGTERM stops the helper cleanly and keeps the table (leases run out in the kernel); --uninstall-firewall removes it", async () => {
-    await h.waitExpired(h.leaseKey("cli2", 4, ssh.name), h.leaseKey("cli2", 4, openvpn.name));
-    const { done } = await h.fullKnock("cli", ssh, 4);
+    await h.waitExpired(h.leaseKey("cli2", F, ssh.name), h.leaseKey("cli2", F, openvpn.name));
+    const { done } = await h.fullKnock("cli", ssh, F);
     h.stack.helper.signal("SIGTERM");
     const exit = await Promise.race([h.stack.helper.exited, sleep(5000).then(() => undefined)]);
     expect(exit, "the helper must exit within 5 s of SIGTERM").toBeDefined();

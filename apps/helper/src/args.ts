@@ -16,6 +16,14 @@ export interface HelperOptions {
   uninstallFirewall: boolean;
   /** On SIGTERM/SIGINT, revoke live grants (the table and its drops stay). */
   serviceRuleCleanupOnShutdown: boolean;
+  /** Run firewall binaries through `sudo -n` (the helper as an ordinary user). */
+  useSudo: boolean;
+  /** Absolute path of sudo. */
+  sudoPath: string;
+  /** Print the sudoers file for this backend and exit. */
+  printSudoers: boolean;
+  /** The user named in --print-sudoers output. */
+  sudoUser: string;
   logLevel: LogLevel;
 }
 
@@ -39,6 +47,12 @@ knockport-server over a Unix socket.
       --service-rule-cleanup-on-shutdown
                             on SIGTERM/SIGINT revoke every live grant (as the original); the
                             table and its drop rules stay, so the ports stay closed
+      --use-sudo            run the firewall binaries through "sudo -n" with absolute paths, so the
+                            helper can run as an ordinary user (see --print-sudoers; the
+                            CAP_NET_ADMIN systemd unit is the safer choice)
+      --sudo-path PATH      absolute path of sudo (default /usr/bin/sudo)
+      --print-sudoers       print the sudoers file allowing exactly this backend's commands, exit
+      --sudo-user USER      user named in --print-sudoers output (default knockport)
       --log-level LEVEL     fatal, error, warn, info (default), debug
   -h, --help                show this help
 `;
@@ -59,6 +73,10 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
         "dry-run": { type: "boolean", default: false },
         "uninstall-firewall": { type: "boolean", default: false },
         "service-rule-cleanup-on-shutdown": { type: "boolean", default: false },
+        "use-sudo": { type: "boolean", default: false },
+        "sudo-path": { type: "string", default: "/usr/bin/sudo" },
+        "print-sudoers": { type: "boolean", default: false },
+        "sudo-user": { type: "string", default: "knockport" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -67,7 +85,7 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
   }
   const v = parsed.values;
   if (v.help) return "help";
-  if (!v.config && !v["uninstall-firewall"]) {
+  if (!v.config && !v["uninstall-firewall"] && !v["print-sudoers"]) {
     throw new UsageError("-c/--config is required (e.g. -c /etc/knockport/config.yaml)");
   }
   const type = v["firewall-type"];
@@ -81,7 +99,18 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
       `--iptables-binary: must be auto, nft, legacy or an absolute path to an iptables executable such as /usr/sbin/iptables-legacy (got "${iptablesBinary.slice(0, 80)}")`,
     );
   }
+  const sudoPath = v["sudo-path"];
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(sudoPath) || sudoPath.includes("..")) {
+    throw new UsageError(`--sudo-path: must be an absolute path such as /usr/bin/sudo (got "${sudoPath.slice(0, 80)}")`);
+  }
+  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(v["sudo-user"])) {
+    throw new UsageError(`--sudo-user: must be a user name such as knockport (got "${v["sudo-user"].slice(0, 40)}")`);
+  }
   return {
+    useSudo: v["use-sudo"],
+    sudoPath,
+    printSudoers: v["print-sudoers"],
+    sudoUser: v["sudo-user"],
     configFile: v.config,
     firewallType: type,
     iptablesBinary,

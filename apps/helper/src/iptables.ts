@@ -16,6 +16,7 @@ import {
 } from "@knockport/firewall";
 import type { FirewallBackend, SetChange } from "./backend.js";
 import { FirewallCommandError } from "./nftables.js";
+import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
 
 const TIMEOUT_MS = 15_000;
 const SBIN = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
@@ -76,8 +77,9 @@ export function locateIptables(choice: string): IptablesBinaries {
   return { ...paths, ipset };
 }
 
-async function run(file: string, args: readonly string[], what: string, input?: string): Promise<{ exitCode: number; stderr: string }> {
-  const r = await execa(file, args, {
+async function run(p: Privilege, file: string, args: readonly string[], what: string, input?: string): Promise<{ exitCode: number; stderr: string }> {
+  const cmd = p.wrap(file, args);
+  const r = await execa(cmd.file, cmd.args, {
     reject: false,
     timeout: TIMEOUT_MS,
     stripFinalNewline: true,
@@ -88,10 +90,10 @@ async function run(file: string, args: readonly string[], what: string, input?: 
   return { exitCode: r.exitCode ?? 1, stderr };
 }
 
-async function mustRun(file: string, args: readonly string[], what: string, input?: string): Promise<void> {
-  const r = await run(file, args, what, input);
+async function mustRun(p: Privilege, file: string, args: readonly string[], what: string, input?: string): Promise<void> {
+  const r = await run(p, file, args, what, input);
   if (r.exitCode !== 0) {
-    const hint = /Permission denied|Operation not permitted|EPERM/i.test(r.stderr) ? "; the helper needs root or CAP_NET_ADMIN" : "";
+    const hint = privilegeHint(p, r.stderr);
     throw new FirewallCommandError(`${basename(file)} failed to ${what} (exit ${r.exitCode})${hint}: ${r.stderr}`, r.stderr);
   }
 }
@@ -109,6 +111,7 @@ export class IptablesBackend implements FirewallBackend {
   constructor(
     private readonly config: KnockportConfig,
     private readonly bin: IptablesBinaries,
+    private readonly privilege: Privilege = DIRECT,
   ) {}
 
   renderRuleset(): string {
@@ -117,9 +120,10 @@ export class IptablesBackend implements FirewallBackend {
 
   async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
     const r = renderIptablesRuleset(this.config, { elements: grants.map((g) => ({ set: g.set, ip: g.ip, timeoutSeconds: g.timeoutSeconds })) });
-    await mustRun(this.bin.ipset, ["-exist", "restore"], "create the knockport ipsets", r.ipset);
-    await mustRun(this.bin.iptablesRestore, ["-w", "5", "--noflush"], "load the KNOCKPORT-* chains (IPv4)", r.v4);
-    await mustRun(this.bin.ip6tablesRestore, ["-w", "5", "--noflush"], "load the KNOCKPORT-* chains (IPv6)", r.v6);
+    const p = this.privilege;
+    await mustRun(p, this.bin.ipset, ["-exist", "restore"], "create the knockport ipsets", r.ipset);
+    await mustRun(p, this.bin.iptablesRestore, ["-w", "5", "--noflush"], "load the KNOCKPORT-* chains (IPv4)", r.v4);
+    await mustRun(p, this.bin.ip6tablesRestore, ["-w", "5", "--noflush"], "load the KNOCKPORT-* chains (IPv6)", r.v6);
     for (const j of r.jumps) {
       await this.ensureJump(this.bin.iptables, j);
       await this.ensureJump(this.bin.ip6tables, j);
@@ -132,57 +136,58 @@ export class IptablesBackend implements FirewallBackend {
     const script = changes
       .map((c) => (c.op === "grant" ? renderIpsetAdd({ set: c.set, ip: c.ip, timeoutSeconds: c.timeoutSeconds }) : renderIpsetDel({ set: c.set, ip: c.ip })))
       .join("");
-    await mustRun(this.bin.ipset, ["-exist", "restore"], "update the knockport ipsets", script);
+    await mustRun(this.privilege, this.bin.ipset, ["-exist", "restore"], "update the knockport ipsets", script);
   }
 
   async uninstall(): Promise<boolean> {
-    return uninstallIptables(this.bin);
+    return uninstallIptables(this.bin, this.privilege);
   }
 
   private async ensureJump(binary: string, j: IptJump): Promise<void> {
-    const check = await run(binary, ["-w", "5", "-t", j.table, "-C", j.builtin, ...j.spec], "check a jump");
+    const check = await run(this.privilege, binary, ["-w", "5", "-t", j.table, "-C", j.builtin, ...j.spec], "check a jump");
     if (check.exitCode === 0) return;
-    await mustRun(binary, ["-w", "5", "-t", j.table, "-I", j.builtin, "1", ...j.spec], `insert the jump ${j.table}/${j.builtin} -> KNOCKPORT`);
+    await mustRun(this.privilege, binary, ["-w", "5", "-t", j.table, "-I", j.builtin, "1", ...j.spec], `insert the jump ${j.table}/${j.builtin} -> KNOCKPORT`);
   }
 
   /** Sets of apps that are no longer configured (their rules are gone now, so they are unreferenced). */
   private async destroyStaleSets(keep: Set<string>): Promise<void> {
-    for (const name of await listOurSets(this.bin.ipset)) {
-      if (!keep.has(name)) await run(this.bin.ipset, ["destroy", name], "destroy a stale set");
+    for (const name of await listOurSets(this.bin.ipset, this.privilege)) {
+      if (!keep.has(name)) await run(this.privilege, this.bin.ipset, ["destroy", name], "destroy a stale set");
     }
   }
 }
 
-async function listOurSets(ipset: string): Promise<string[]> {
-  const r = await execa(ipset, ["list", "-n"], { reject: false, timeout: TIMEOUT_MS, stdin: "ignore" });
+async function listOurSets(ipset: string, p: Privilege): Promise<string[]> {
+  const cmd = p.wrap(ipset, ["list", "-n"]);
+  const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore" });
   if (r.exitCode !== 0) return [];
   return String(r.stdout).split("\n").map((l) => l.trim()).filter(isOurIpset);
 }
 
 /** Remove our jumps, chains and sets; false when none of them was there. Needs no config. */
-export async function uninstallIptables(bin: IptablesBinaries): Promise<boolean> {
+export async function uninstallIptables(bin: IptablesBinaries, p: Privilege = DIRECT): Promise<boolean> {
   let found = false;
   for (const binary of [bin.iptables, bin.ip6tables]) {
     for (const j of iptablesJumps()) {
       // at most a few copies (e.g. inserted by hand); bounded
       for (let i = 0; i < 8; i++) {
-        const del = await run(binary, ["-w", "5", "-t", j.table, "-D", j.builtin, ...j.spec], "remove a jump");
+        const del = await run(p, binary, ["-w", "5", "-t", j.table, "-D", j.builtin, ...j.spec], "remove a jump");
         if (del.exitCode !== 0) break;
         found = true;
       }
     }
     for (const table of Object.keys(IPT_CHAINS) as IptTable[]) {
       for (const chain of new Set(Object.values(IPT_CHAINS[table]))) {
-        const flushed = await run(binary, ["-w", "5", "-t", table, "-F", chain], "flush a chain");
+        const flushed = await run(p, binary, ["-w", "5", "-t", table, "-F", chain], "flush a chain");
         if (flushed.exitCode !== 0) continue;
         found = true;
-        await mustRun(binary, ["-w", "5", "-t", table, "-X", chain], `delete chain ${table}/${chain}`);
+        await mustRun(p, binary, ["-w", "5", "-t", table, "-X", chain], `delete chain ${table}/${chain}`);
       }
     }
   }
-  for (const name of await listOurSets(bin.ipset)) {
+  for (const name of await listOurSets(bin.ipset, p)) {
     found = true;
-    await mustRun(bin.ipset, ["destroy", name], `destroy ipset ${name}`);
+    await mustRun(p, bin.ipset, ["destroy", name], `destroy ipset ${name}`);
   }
   return found;
 }

@@ -3,13 +3,15 @@ import { ConfigError, UsageError, loadConfig } from "@knockport/config";
 import { createDispatcher } from "@knockport/protocol";
 import { HELPER_USAGE, parseHelperArgs } from "./args.js";
 import { LeaseJournal } from "./leases.js";
-import { FirewallCommandError, NftablesBackend, uninstallNftables } from "./nftables.js";
+import { FirewallCommandError, NftablesBackend, locateNft, uninstallNftables } from "./nftables.js";
 import { HelperService } from "./service.js";
 import { SocketSetupError, startRpcServer } from "./socket-server.js";
 import { revokeAllLeases } from "./shutdown.js";
 import { renderIptablesDryRun, renderNftRuleset } from "@knockport/firewall";
 import { IptablesBackend, locateIptables, uninstallIptables } from "./iptables.js";
 import type { FirewallBackend } from "./backend.js";
+import { DIRECT, sudoPrivilege } from "./privilege.js";
+import { renderSudoers, sudoCommands } from "./sudoers.js";
 import { ForwardingDisabledError, checkForwarding } from "./forwarding.js";
 
 /** Problems the admin can fix: print the message alone, no stack trace. */
@@ -31,8 +33,21 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const log = pino({ name: "knockport-helper", level: options.logLevel });
+  const privilege = options.useSudo ? sudoPrivilege(options.sudoPath) : DIRECT;
+  if (options.printSudoers) {
+    const config = options.configFile === undefined ? undefined : loadConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort });
+    const commands =
+      options.firewallType === "iptables"
+        ? sudoCommands({ type: "iptables", bin: locateIptables(options.iptablesBinary) }, config)
+        : sudoCommands({ type: "nftables", nft: locateNft() }, config);
+    process.stdout.write(renderSudoers(options.sudoUser, commands, options.firewallType));
+    return 0;
+  }
   if (options.uninstallFirewall) {
-    const removed = options.firewallType === "iptables" ? await uninstallIptables(locateIptables(options.iptablesBinary)) : await uninstallNftables();
+    const removed =
+      options.firewallType === "iptables"
+        ? await uninstallIptables(locateIptables(options.iptablesBinary), privilege)
+        : await uninstallNftables(locateNft(), privilege);
     const journal = new LeaseJournal(options.stateDir);
     journal.prepare();
     journal.save([]);
@@ -48,7 +63,9 @@ async function main(argv: string[]): Promise<number> {
   }
   checkForwarding(config);
   const firewall: FirewallBackend =
-    options.firewallType === "iptables" ? new IptablesBackend(config, locateIptables(options.iptablesBinary)) : new NftablesBackend(config);
+    options.firewallType === "iptables"
+      ? new IptablesBackend(config, locateIptables(options.iptablesBinary), privilege)
+      : new NftablesBackend(config, locateNft(), privilege);
   const journal = new LeaseJournal(options.stateDir);
 
   const service = new HelperService(config, firewall, journal, log);

@@ -10,6 +10,7 @@ import {
   NFT_TABLE_NAME,
 } from "@knockport/firewall";
 import type { FirewallBackend, SetChange } from "./backend.js";
+import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
 
 const NFT_CANDIDATES = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
 const NFT_TIMEOUT_MS = 15_000;
@@ -46,6 +47,7 @@ export class NftablesBackend implements FirewallBackend {
   constructor(
     private readonly config: KnockportConfig,
     private readonly nftPath: string = locateNft(),
+    private readonly privilege: Privilege = DIRECT,
   ) {}
 
   renderRuleset(): string {
@@ -70,27 +72,29 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   async uninstall(): Promise<boolean> {
-    return uninstallNftables(this.nftPath);
+    return uninstallNftables(this.nftPath, this.privilege);
   }
 
   private runScript(script: string, what: string): Promise<void> {
-    return runNftScript(this.nftPath, script, what);
+    return runNftScript(this.nftPath, script, what, this.privilege);
   }
 }
 
 /** Remove our table; false when it was not there. Needs no config. */
-export async function uninstallNftables(nftPath: string = locateNft()): Promise<boolean> {
-  const listed = await execa(nftPath, ["list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME], {
+export async function uninstallNftables(nftPath: string = locateNft(), privilege: Privilege = DIRECT): Promise<boolean> {
+  const list = privilege.wrap(nftPath, ["list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME]);
+  const listed = await execa(list.file, list.args, {
     reject: false,
     timeout: NFT_TIMEOUT_MS,
   });
   if (listed.exitCode !== 0) return false;
-  await runNftScript(nftPath, renderNftRemoveTable(), "remove the knockport table");
+  await runNftScript(nftPath, renderNftRemoveTable(), "remove the knockport table", privilege);
   return true;
 }
 
-async function runNftScript(nftPath: string, script: string, what: string): Promise<void> {
-  const r = await execa(nftPath, ["-f", "-"], {
+async function runNftScript(nftPath: string, script: string, what: string, privilege: Privilege = DIRECT): Promise<void> {
+  const cmd = privilege.wrap(nftPath, ["-f", "-"]);
+  const r = await execa(cmd.file, cmd.args, {
     input: script,
     reject: false,
     timeout: NFT_TIMEOUT_MS,
@@ -98,9 +102,7 @@ async function runNftScript(nftPath: string, script: string, what: string): Prom
   });
   if (r.exitCode !== 0 || r.timedOut) {
     const stderr = String(r.stderr ?? "").slice(0, 2000);
-    const hint = /Operation not permitted|EPERM/i.test(stderr)
-      ? "; the helper needs root or CAP_NET_ADMIN"
-      : "";
+    const hint = privilegeHint(privilege, stderr);
     throw new FirewallCommandError(
       `nft failed to ${what} (${r.timedOut ? "timed out" : `exit ${r.exitCode}`})${hint}: ${stderr}`,
       stderr,

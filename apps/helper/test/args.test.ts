@@ -30,3 +30,20 @@ describe("parseHelperArgs: firewall backends", () => {
     expect((caught as Error).message).toContain(message);
   });
 });
+
+describe("parseHelperArgs: --use-sudo", () => {
+  it("defaults to no sudo, /usr/bin/sudo and user knockport", () => {
+    expect(parse()).toMatchObject({ useSudo: false, sudoPath: "/usr/bin/sudo", printSudoers: false, sudoUser: "knockport" });
+    expect(parse("--use-sudo", "--sudo-path", "/usr/local/bin/sudo")).toMatchObject({ useSudo: true, sudoPath: "/usr/local/bin/sudo" });
+  });
+  it("--print-sudoers needs no config", () => {
+    expect(parseHelperArgs(["--print-sudoers"])).toMatchObject({ printSudoers: true, configFile: undefined });
+  });
+  it.each([
+    [["--sudo-path", "sudo"], "--sudo-path: must be an absolute path"],
+    [["--sudo-path", "/usr/bin/../tmp/sudo"], "--sudo-path: must be an absolute path"],
+    [["--sudo-user", "Root; ALL"], "--sudo-user: must be a user name"],
+  ])("refuses %j naming the flag", (args, message) => {
+    expect(() => parse(...args)).toThrow(message);
+  });
+});

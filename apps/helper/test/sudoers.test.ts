@@ -1,0 +1,39 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "@knockport/config";
+import { DIRECT, sudoPrivilege } from "../src/privilege.js";
+import { renderSudoers, sudoCommands } from "../src/sudoers.js";
+
+const BIN = {
+  iptables: "/usr/sbin/iptables-legacy",
+  ip6tables: "/usr/sbin/ip6tables-legacy",
+  iptablesRestore: "/usr/sbin/iptables-legacy-restore",
+  ip6tablesRestore: "/usr/sbin/ip6tables-legacy-restore",
+  ipset: "/usr/sbin/ipset",
+};
+
+describe("sudo", () => {
+  it("wraps a command as sudo -n -- <absolute path> <args>, and leaves it alone without sudo", () => {
+    expect(sudoPrivilege("/usr/bin/sudo").wrap("/usr/sbin/nft", ["-f", "-"])).toEqual({ file: "/usr/bin/sudo", args: ["-n", "--", "/usr/sbin/nft", "-f", "-"] });
+    expect(DIRECT.wrap("/usr/sbin/nft", ["-f", "-"])).toEqual({ file: "/usr/sbin/nft", args: ["-f", "-"] });
+  });
+
+  it("the shipped deploy/sudoers/knockport is the generated nftables file", () => {
+    const shipped = readFileSync(new URL("../../../deploy/sudoers/knockport", import.meta.url), "utf8");
+    expect(shipped).toBe(renderSudoers("knockport", sudoCommands({ type: "nftables", nft: "/usr/sbin/nft" }, undefined), "nftables"));
+    expect(shipped).toContain("    /usr/sbin/nft -f -, \\\n    /usr/sbin/nft list table inet knockport\n");
+    expect(shipped).not.toMatch(/\*/); // no wildcard anywhere
+  });
+
+  it("lists exact iptables command lines, escapes sudoers specials and names the configured sets", () => {
+    const config = parseConfig(
+      { global: { http_post_path: "/k-abcdefgh", https_post_path: "/k2-abcdefgh", interface_ext: "eth0" }, ssh: { port: 22, access_key_http: ["k1-abcdefghij"], access_key_https: ["k2-abcdefghij"], duration: 60 } },
+      "c.yaml",
+    );
+    const text = renderSudoers("knockport", sudoCommands({ type: "iptables", bin: BIN }, config), "iptables");
+    expect(text).toContain("/usr/sbin/iptables-legacy -w 5 -t filter -I INPUT 1 -m comment --comment KnockPort\\: jump to its own chain -j KNOCKPORT-INPUT");
+    expect(text).toMatch(/\/usr\/sbin\/ipset destroy kp-ssh-[0-9a-f]{8}-v6/);
+    expect(text).not.toMatch(/\*/);
+    expect(() => renderSudoers("root ALL=(ALL) ALL #", [], "x")).toThrow(/--sudo-user/);
+  });
+});

@@ -1,0 +1,70 @@
+// End-to-end: knockport-helper --use-sudo runs every firewall command as `sudo -n -- <absolute path> <args>`,
+// and only command lines that its own --print-sudoers output allows. sudo itself is replaced by a
+// recording stand-in (--sudo-path) that checks `-n --`, logs the command line and runs it: the helper
+// still runs as root here, so this proves the command discipline, not a non-root deployment.
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Harness, e2eFirewalls, states } from "./harness.js";
+import type { AppSpec } from "./testbed.js";
+
+const FAKE_SUDO = `#!${process.execPath}
+// Recording sudo stand-in for the KnockPort e2e suite: sudo -n -- /abs/prog args...
+const { appendFileSync } = require("node:fs");
+const { spawnSync } = require("node:child_process");
+const argv = process.argv.slice(2);
+if (argv[0] !== "-n" || argv[1] !== "--" || !String(argv[2] || "").startsWith("/")) {
+  process.stderr.write("fake sudo: expected -n -- /absolute/program\\n");
+  process.exit(97);
+}
+appendFileSync(__filename + ".log", JSON.stringify(argv.slice(2)) + "\\n");
+const r = spawnSync(argv[2], argv.slice(3), { stdio: "inherit" });
+process.exit(r.status === null ? 98 : r.status);
+`;
+
+/** Command lines of the sudoers file: the Cmnd_Alias entries, unescaped. */
+function allowedCommands(sudoers: string): Set<string> {
+  const out = new Set<string>();
+  for (const line of sudoers.split("\n")) {
+    const m = /^ {4}(\/.*?)(?:, \\)?$/.exec(line);
+    if (m?.[1]) out.add(m[1].replace(/\\([\\,:=])/g, "$1"));
+  }
+  return out;
+}
+
+describe.each(e2eFirewalls())("knockport end to end (%s): --use-sudo", (firewall) => {
+  const dir = mkdtempSync(join(tmpdir(), "kp-sudo-"));
+  const sudo = join(dir, "sudo.cjs");
+  const h = new Harness({ duration: 3, step2HttpsDuration: 5, rateLimitPerMinute: 1000, firewall, helperArgs: ["--use-sudo", "--sudo-path", sudo] });
+  let ssh: AppSpec;
+
+  beforeAll(async () => {
+    writeFileSync(sudo, FAKE_SUDO, { mode: 0o755 });
+    chmodSync(dir, 0o755);
+    await h.start();
+    ssh = h.ssh;
+  });
+  afterAll(async () => {
+    await h.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+
+  it("knocks work through sudo, and every command run is one the printed sudoers file allows", async () => {
+    await h.fullKnock("cli", ssh);
+    expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
+    h.stack.helper.signal("SIGTERM");
+    await h.stack.helper.exited;
+    const un = await h.stack.runHelperOnce(["--uninstall-firewall"]);
+    expect(un.exitCode, `--uninstall-firewall: ${un.stdout}${un.stderr}`).toBe(0);
+    expect(await h.firewallState(), "uninstalled through sudo").toBeUndefined();
+
+    const printed = await h.stack.runHelperOnce(["--print-sudoers"]);
+    expect(printed.exitCode, printed.stderr).toBe(0);
+    const allowed = allowedCommands(printed.stdout);
+    const ran = readFileSync(`${sudo}.log`, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as string[]).join(" "));
+    expect(ran.length, "commands run through sudo").toBeGreaterThan(1);
+    expect([...new Set(ran)].filter((c) => !allowed.has(c)), `allowed:\n${[...allowed].join("\n")}`).toEqual([]);
+  });
+});
