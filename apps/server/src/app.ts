@@ -67,6 +67,12 @@ const STEALTH_CONNECTION_TIMEOUT_MS = 3000;
 const NODE_SERVER_TIMEOUTS = { connectionsCheckingInterval: 1000, headersTimeout: 5_000, requestTimeout: 5_000 };
 
 /**
+ * A TCP connection to the HTTPS port that never starts its TLS handshake is not an HTTP request yet:
+ * none of the timeouts above apply, and Node's own handshake limit is 120 s (test/faults slow-loris).
+ */
+const TLS_HANDSHAKE_TIMEOUT_MS = 5_000;
+
+/**
  * One listener's Fastify instance: step 1 (HTTP) or step 2 (HTTPS), each serving only its own
  * route. Timeouts are explicit so stalled clients cannot hold the listener.
  */
@@ -99,7 +105,7 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
   const app: FastifyInstance = opts.https
     ? (Fastify({
         ...serverOptions,
-        https: { cert: opts.https.cert, key: opts.https.key, ...NODE_SERVER_TIMEOUTS },
+        https: { cert: opts.https.cert, key: opts.https.key, ...NODE_SERVER_TIMEOUTS, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
       } as FastifyHttpsOptions<HttpsServer>) as unknown as FastifyInstance)
     : Fastify({ ...serverOptions, http: NODE_SERVER_TIMEOUTS });
 
