@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Harness, REPO_ROOT, describeResult, expectOk, expectStep1NoReply } from "./harness.js";
-import { formBody, knock, knockUrl, type AppSpec, type ExecResult, type HostName } from "./testbed.js";
+import { formBody, knock, knockUrl, type AppSpec, type ExecResult, type HostName, type ManagedProcess } from "./testbed.js";
 
 const DURATION_S = 5;
 const STEP2_WINDOW_S = 4;
@@ -48,6 +48,7 @@ let openvpn: AppSpec;
 let secret: { secret: string; interval: number };
 let twoFaKey: string;
 let spentBody: string;
+let restarted: ManagedProcess | undefined;
 
 /** `node bin/knockport ...` in a namespace, with extra environment and stdin. */
 function cli(host: HostName, args: readonly string[], env: Record<string, string> = {}, input?: string): Promise<ExecResult> {
@@ -85,6 +86,7 @@ describe("2FA and the knock client end to end", () => {
     secret = JSON.parse(readFileSync(join(folder, json), "utf8")) as { secret: string; interval: number };
   });
   afterAll(async () => {
+    await restarted?.stop(3000);
     await h.stop();
     rmSync(serverState, { recursive: true, force: true });
   });
@@ -222,6 +224,53 @@ describe("2FA and the knock client end to end", () => {
     expect(await h.svc("cli2", openvpn)).toBe("open");
     // the same settings file drives the node client too (a re-knock refreshes the lease)
     const k = await cli("cli2", ["knock", "--config", settings, "--check-port", `${openvpn.port}/udp`]);
+    h.noteLease("cli2", 4, "https", Date.now(), STEP2_WINDOW_S);
     expect(k.exitCode, show(k)).toBe(0);
+  });
+
+  it("10. a code accepted before a server restart is still refused after it (the server's --state-dir file)", async () => {
+    // A second 2FA key (ssh pair 1), so this test does not depend on the codes spent above.
+    const key = ssh.accessKeysHttp[1] ?? "";
+    const setup = await cli("srv", ["setup-2fa", "-c", h.stack.configPath, "--no-qr", "--label", "restart-test"], { KNOCKPORT_HTTP_KEY: key });
+    expect(setup.exitCode, show(setup)).toBe(0);
+    const file = /secret file: (\S+\.json)/.exec(setup.stdout)?.[1] ?? "";
+    const s = JSON.parse(readFileSync(file, "utf8")) as { secret: string; interval: number };
+    const counter = counterNow(s.interval);
+    const body = formBody({ app: ssh.name, access_key: key, token: totp(s.secret, counter) });
+    const url = knockUrl("http", h.srvIp(4), h.cfg.httpPort, h.cfg.httpPostPath);
+    expectStep1NoReply(await knock(h.topo, "cli", { step: 1, url, body }), "step 1 with the second key's code");
+    h.noteLease("cli", 4, "https", Date.now(), STEP2_WINDOW_S);
+    expect(await h.https("cli"), "control: the code opened HTTPS for cli").toBe("open");
+
+    // Restart the server (same flags, same --state-dir).
+    await h.stack.server.stop(3000);
+    restarted = h.topo.spawn(
+      "srv",
+      process.execPath,
+      [
+        join(REPO_ROOT, "bin/knockport-server"),
+        "-c", h.stack.configPath,
+        "--http-port", String(h.cfg.httpPort),
+        "--https-port", String(h.cfg.httpsPort),
+        "--cert", h.stack.certPath,
+        "--key", h.stack.keyPath,
+        "--socket", h.stack.socketPath,
+        "--state-dir", serverState,
+      ],
+      { label: "knockport-server (restarted)", runAs: { user: "nobody", group: "nogroup" } },
+    );
+    await restarted.waitForLine(/"msg":"server ready"/, 20_000);
+
+    // The bystander replays the accepted code: refused by the restarted server.
+    await h.waitExpired(h.leaseKey("cli2", 4, "https"));
+    expect(await h.https("cli2"), "precondition: cli2's earlier HTTPS window has expired").toBe("closed");
+    // (still inside the code's validity window, so only the spent-code record can refuse it)
+    expect(counterNow(s.interval), "timing: the code must still be inside its validity window").toBeLessThanOrEqual(counter + 1);
+    expectStep1NoReply(await knock(h.topo, "cli2", { step: 1, url, body }), "replay after the restart");
+    expect(await h.https("cli2"), "HTTPS must stay closed for cli2 after the replay").toBe("closed");
+    // Control: the restarted server does accept a newer code of the same key (next period, skew 1).
+    const fresh = formBody({ app: ssh.name, access_key: key, token: totp(s.secret, counter + 1) });
+    expectStep1NoReply(await knock(h.topo, "cli2", { step: 1, url, body: fresh }), "newer code after the restart");
+    expect(await h.https("cli2"), "control: a newer code opens HTTPS for cli2").toBe("open");
   });
 });

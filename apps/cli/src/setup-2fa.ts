@@ -1,5 +1,5 @@
 import { chmodSync, chownSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve, sep } from "node:path";
 import { Secret, TOTP } from "otpauth";
 import QRCode from "qrcode";
 import qrcodeTerminal from "qrcode-terminal";
@@ -11,6 +11,23 @@ import {
   twoFactorFileId,
   type KnockportConfig,
 } from "@knockport/config";
+
+/**
+ * mkdir -p with a bounded walk (one mkdir per path component). Node's own recursive mkdirSync can
+ * spin forever on some paths (e.g. below /proc), which a daemon's start must never do.
+ */
+function makeDirs(dir: string, mode: number): void {
+  const parts = resolve(dir).split(sep).filter((p) => p !== "");
+  let path: string = sep;
+  for (const part of parts) {
+    path = join(path, part);
+    try {
+      mkdirSync(path, { mode });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
+}
 
 export const SETUP_2FA_USAGE = `Usage: knockport setup-2fa -k ACCESS_KEY_HTTP [-c CONFIG] [-i SECONDS] [--label NAME] [--force]
 
@@ -113,7 +130,7 @@ export async function setupTwoFactor(opts: SetupTwoFactorOptions): Promise<Setup
 
   const folder = config.global.twoFactorFolder;
   try {
-    mkdirSync(folder, { recursive: true, mode: 0o700 });
+    makeDirs(folder, 0o700);
   } catch (err) {
     throw new UsageError(
       `${folder} (2fa_config_folder of ${config.file}): cannot create it (${(err as NodeJS.ErrnoException).code}); create it or run as a user who may`,

@@ -65,6 +65,20 @@ async function main(argv: string[]): Promise<number> {
     redact: { paths: ["access_key", "token", "*.access_key", "*.token", "req.body"], censor: "[redacted]" },
   });
 
+  // Before the helper is asked anything: a bad --state-dir fails at once.
+  let usedTokens: UsedTokenStore;
+  try {
+    usedTokens = new FileUsedTokenStore(options.stateDir, { warn: (m) => log.warn({ event: "2fa.store.reset" }, m) });
+  } catch (err) {
+    const why = `--state-dir ${options.stateDir}: cannot use it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    if (options.stateDirGiven) {
+      throw new StartupError(`${why}; create it writable for this user (mode 0700) or pass another --state-dir`);
+    }
+    // Default folder missing (e.g. no StateDirectory=): keys without 2FA keep working, 2FA knocks are refused.
+    log.warn({ event: "2fa.store.unavailable" }, `${why}; every knock that needs a 2FA token is refused until --state-dir is writable`);
+    usedTokens = new UnavailableUsedTokenStore(why);
+  }
+
   const helper = new HelperClient({ socketPath: options.socketPath, timeoutMs: 5000 });
   const hello = await helloWithRetry(helper, log);
   const mismatch = compareWithHelper(config, hello);
@@ -73,19 +87,6 @@ async function main(argv: string[]): Promise<number> {
     throw new StartupError(`refusing to start: ${mismatch.join("; ")}. Give both the same config and port flags.`);
   }
 
-  let usedTokens: UsedTokenStore;
-  try {
-    usedTokens = new FileUsedTokenStore(options.stateDir, { warn: (m) => log.warn({ event: "2fa.store.reset" }, m) });
-  } catch (err) {
-    const why = `--state-dir ${options.stateDir}: cannot use it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
-    if (options.stateDirGiven) {
-      helper.close();
-      throw new StartupError(`${why}; create it writable for this user (mode 0700) or pass another --state-dir`);
-    }
-    // Default folder missing (e.g. no StateDirectory=): keys without 2FA keep working, 2FA knocks are refused.
-    log.warn({ event: "2fa.store.unavailable" }, `${why}; every knock that needs a 2FA token is refused until --state-dir is writable`);
-    usedTokens = new UnavailableUsedTokenStore(why);
-  }
   const metrics = options.metricsPort === undefined ? undefined : new ServerMetrics(config.apps.map((a) => a.name));
   const context = createKnockContext(config, metrics ? instrumentHelper(helper, metrics) : helper, Date.now, usedTokens);
   const step1 = await buildKnockApp({ step: 1, context, logger: log.child({ listener: "http" }), metrics });

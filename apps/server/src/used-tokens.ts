@@ -1,5 +1,22 @@
 import { closeSync, chmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve, sep } from "node:path";
+
+/**
+ * mkdir -p with a bounded walk (one mkdir per path component). Node's own recursive mkdirSync can
+ * spin forever on some paths (e.g. below /proc), which a daemon's start must never do.
+ */
+function makeDirs(dir: string, mode: number): void {
+  const parts = resolve(dir).split(sep).filter((p) => p !== "");
+  let path: string = sep;
+  for (const part of parts) {
+    path = join(path, part);
+    try {
+      mkdirSync(path, { mode });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
+}
 
 /** The last TOTP time step accepted for one secret, and until when a token of that step could be valid. */
 export interface UsedTokenEntry {
@@ -97,7 +114,7 @@ export class FileUsedTokenStore implements UsedTokenStore {
   ) {
     this.now = options.now ?? Date.now;
     this.file = join(dir, USED_TOKENS_FILE);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, 0o700);
     try {
       if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
     } catch {

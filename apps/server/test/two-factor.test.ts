@@ -164,6 +164,14 @@ describe("TwoFactor with a fixed clock", () => {
     expect(again.check(KEY, tokenAt(clock.t, +1))).toBe("denied");
   });
 
+  it("a state folder that cannot be created throws at once (also below /proc, where a recursive mkdir can spin)", () => {
+    expect(() => new FileUsedTokenStore("/proc/knockport-no-such/x")).toThrow();
+    expect(() => new FileUsedTokenStore(join(folder, `${twoFactorFileId(KEY)}.json`, "x"))).toThrow(/ENOTDIR/);
+    const nested = new FileUsedTokenStore(join(dir.path, "a", "b", "state"));
+    expect(nested.forgottenAt).toBeUndefined();
+    expect(statSync(join(dir.path, "a", "b", "state")).mode & 0o777).toBe(0o700);
+  });
+
   it("fails closed when the store cannot record a token", () => {
     const tf = new TwoFactor({ folder, now: () => clock.t, skewPeriods: 1, usedTokens: new UnavailableUsedTokenStore("no state dir") });
     expect(tf.check(KEY, tokenAt(clock.t))).toBe("denied");
