@@ -273,4 +273,13 @@ describe("2FA and the knock client end to end", () => {
     expectStep1NoReply(await knock(h.topo, "cli2", { step: 1, url, body: fresh }), "newer code after the restart");
     expect(await h.https("cli2"), "control: a newer code opens HTTPS for cli2").toBe("open");
   });
+
+  it("11. knockport knock over IPv6 (address literal, -6): both steps and --check-port through the stealth port's packet limit", async () => {
+    expect(await h.svc("cli", openvpn, 6), "precondition: openvpn closed for cli over IPv6").toBe("closed");
+    const r = await cli("cli", [...base(openvpn, 1), "-6", "--check-port", `${openvpn.port}/udp`].map((a) => (a === h.srvIp(4) ? h.srvIp(6) : a)));
+    expect(r.exitCode, show(r)).toBe(0);
+    expect(r.stdout).toContain(`sent to ${h.srvIp(6)}:${h.cfg.httpPort}`);
+    expect(await h.svc("cli", openvpn, 6)).toBe("open");
+    expect(await h.svc("cli2", openvpn, 6)).toBe("closed");
+  });
 });
