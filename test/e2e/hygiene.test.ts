@@ -5,9 +5,12 @@
 // - the helper socket is 0660 root:<server group>; a process outside the group is refused (EACCES);
 //   whatever a process inside the group sends, only configured apps can open (firewall unchanged).
 // Runs once per firewall backend.
-import { readFileSync, statSync } from "node:fs";
+import { createHmac } from "node:crypto";
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, e2eFirewalls, expectOk, expectStep1NoReply } from "./harness.js";
+import { Harness, REPO_ROOT, e2eFirewalls, expectOk, expectStep1NoReply } from "./harness.js";
 import { formBody, knock, knockUrl, readNftTable, sleep, type AppSpec, type ExecResult, type FirewallKind } from "./testbed.js";
 
 /** The server's group (the testbed runs it as nobody:nogroup and gives the helper --socket-group nogroup). */
@@ -15,6 +18,19 @@ const SERVER_GROUP = "nogroup";
 /** A group that is neither the socket's group nor root's. */
 const OUTSIDE_GROUP = "daemon";
 const TOKENS = ["493817", "082645", "731950"];
+
+/** RFC 6238 TOTP (HMAC-SHA1, 6 digits), independent of the code under test. */
+function totp(base32: string, period: number, at = Date.now()): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of base32.replace(/=+$/, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from((bits.match(/.{8}/g) ?? []).map((b) => parseInt(b, 2)));
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / period)));
+  const mac = createHmac("sha1", key).update(msg).digest();
+  const offset = (mac[mac.length - 1] ?? 0) & 0x0f;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
 
 function gidOf(group: string): number {
   const line = readFileSync("/etc/group", "utf8")
@@ -100,17 +116,38 @@ const rpc = (id: number, method: unknown, params?: unknown): string =>
   JSON.stringify({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
 
 describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the helper socket's trust boundary", (firewall) => {
-  const h = new Harness({ duration: 30, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall });
+  // The server keeps spent 2FA codes in its own state dir, owned by its user (nobody:nogroup).
+  const serverState = mkdtempSync(join(tmpdir(), "kp-hygiene-srv-"));
+  chownSync(serverState, 65534, gidOf(SERVER_GROUP));
+  const h = new Harness({ duration: 30, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall, serverArgs: ["--state-dir", serverState] });
   let ssh: AppSpec;
   let openvpn: AppSpec;
+  /** openvpn's second step-1 key needs a TOTP code; its secret must not be logged either. */
+  let twoFa: { key: string; secret: string; interval: number };
   const nftSnapshot = (): Promise<unknown> => firewallSnapshot(h, firewall);
 
   beforeAll(async () => {
     await h.start();
     ssh = h.ssh;
     openvpn = h.openvpn;
+    const folder = join(h.stack.dir, "2fa"); // the config's default 2fa_config_folder
+    mkdirSync(folder, { mode: 0o700 });
+    chownSync(folder, 65534, gidOf(SERVER_GROUP));
+    const key = openvpn.accessKeysHttp[1] ?? "";
+    const setup = await h.topo.exec("srv", process.execPath, [join(REPO_ROOT, "bin/knockport"), "setup-2fa", "-c", h.stack.configPath, "--no-qr"], {
+      env: { KNOCKPORT_HTTP_KEY: key },
+      timeoutMs: 30_000,
+    });
+    expect(setup.exitCode, `${setup.stdout}${setup.stderr}`).toBe(0);
+    const file = readdirSync(folder).find((f) => /^[0-9a-f]{32}\.json$/.test(f));
+    if (file === undefined) throw new Error(`setup-2fa wrote no 2FA file: ${readdirSync(folder).join(", ")}`);
+    const parsed = JSON.parse(readFileSync(join(folder, file), "utf8")) as { secret: string; interval?: number };
+    twoFa = { key, secret: parsed.secret, interval: parsed.interval ?? 30 };
   });
-  afterAll(() => h.stop());
+  afterAll(async () => {
+    await h.stop();
+    rmSync(serverState, { recursive: true, force: true });
+  });
   beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it("the helper socket is 0660 root:<server group>; a user outside the group is refused with EACCES", async () => {
@@ -200,6 +237,17 @@ describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the
       expectStep1NoReply(await h.step1("cli2", ssh, { body }), "step 1 with a token");
     }
     expectStep1NoReply(await h.step1("cli2", ssh, { body: `app=${ssh.name}&access_key=${ssh.accessKeysHttp[1]}&token=${TOKENS[0]}x` }), "bad token");
+    // a 2FA key: without a code, with a wrong one, with the right one (opens), the same one again (refused)
+    const code = totp(twoFa.secret, twoFa.interval);
+    const wrongCode = code === "000000" ? "000001" : "000000";
+    const twoFaBody = (token?: string): string => formBody({ app: openvpn.name, access_key: twoFa.key, ...(token === undefined ? {} : { token }) });
+    expectStep1NoReply(await h.step1("cli2", openvpn, { body: twoFaBody() }), "2FA key without a code");
+    expectStep1NoReply(await h.step1("cli2", openvpn, { body: twoFaBody(wrongCode) }), "2FA key with a wrong code");
+    expectStep1NoReply(await h.step1("cli2", openvpn, { body: twoFaBody(code), family: 6 }), "2FA key with the right code");
+    expect(await h.https("cli2", 6), "the right code opens HTTPS").toBe("open");
+    expectStep1NoReply(await h.step1("cli", openvpn, { body: twoFaBody(code), family: 6 }), "2FA code replayed");
+    expect(await h.https("cli", 6), "a replayed code opens nothing").toBe("closed");
+    TOKENS.push(code, wrongCode);
     // step 2 (HTTPS opened again for both, step2_https_duration is short): step-1 key, another app's key,
     // a wrong key, and an app this address did not knock step 1 for
     expectStep1NoReply(await h.step1("cli", ssh), "cli step 1 again");
@@ -243,6 +291,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the
       h.cfg.httpsPostPath,
       h.cfg.httpPostPath.slice(1),
       h.cfg.httpsPostPath.slice(1),
+      twoFa.secret,
     ];
     const leaks: string[] = [];
     for (const line of lines) {
@@ -263,7 +312,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the
       else walk(parsed, "");
       for (const v of values) {
         for (const t of TOKENS) {
-          if ((typeof v === "string" && v.includes(t)) || (typeof v === "number" && String(v) === String(Number(t)))) {
+          if ((typeof v === "string" && v.includes(t)) || (typeof v === "number" && String(v) === t) /* a code with leading zeros cannot be a JSON number */) {
             leaks.push(`token in: ${line.slice(0, 300)}`);
           }
         }
