@@ -99,8 +99,14 @@ uninstall() {
     systemctl disable --now knockport.timer knockport-server.service knockport-helper.service 2>/dev/null || true
   fi
   if [ "$SYSTEMCTL" -eq 1 ] && [ -x "$NODE" ] && [ -f "$OPT/bin/knockport-helper" ]; then
-    # Without the helper the table would keep the service ports closed: remove it (and the leases).
-    "$NODE" "$OPT/bin/knockport-helper" --uninstall-firewall --state-dir /var/lib/knockport || say "warning: could not remove the firewall table; run: nft delete table inet knockport"
+    # Without the helper our rules would keep the service ports closed: remove them (and the leases),
+    # for whichever backend was in use (removing an absent one is a no-op).
+    "$NODE" "$OPT/bin/knockport-helper" --uninstall-firewall --state-dir /var/lib/knockport >/dev/null ||
+      say "warning: could not remove the nftables table; run: nft delete table inet knockport"
+    if have iptables; then
+      "$NODE" "$OPT/bin/knockport-helper" --uninstall-firewall --firewall-type iptables --state-dir /var/lib/knockport >/dev/null ||
+        say "warning: could not remove the KNOCKPORT-* iptables chains"
+    fi
   fi
   for u in "${UNIT_FILES[@]}"; do rm -f "$UNITS/$u"; done
   rm -f "$SYSUSERS" "$TMPFILES"
