@@ -299,3 +299,62 @@ describe("knock server under generated hostile requests (inject)", () => {
     figure("server-inject", { requests, statuses: Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])), helperCalls: helper.calls.length, logLines: logLines.length });
   });
 });
+
+describe("rate limit under generated hostile requests (inject)", () => {
+  const LIMIT = 5;
+  const RUNS = Number(process.env.FAULTS_RATE_RUNS ?? 1500);
+  const twoFa = tempDir("kp-faults-2fa-rl-");
+  afterAll(() => twoFa.remove());
+
+  it(`${RUNS} generated requests from 4 addresses, limit ${LIMIT}/min: at most ${LIMIT} key checks per address and listener, then 429`, async () => {
+    const helper = new FakeHelper();
+    const config = makeConfig({ "2fa_config_folder": twoFa.path, step1_2_rate_limit_per_minute: LIMIT });
+    const context = createKnockContext(config, helper, () => 1_800_000_000_000);
+    const apps = { 1: await buildKnockApp({ step: 1, context, logger: false }), 2: await buildKnockApp({ step: 2, context, logger: false }) };
+    const peers = ["198.51.100.7", "198.51.100.8", "2001:db8::7", "::ffff:203.0.113.9"];
+    const served = new Map<string, number>();
+    const limited = new Set<string>();
+    const statuses = new Map<number, number>();
+    try {
+      const seed = faultSeed(31);
+      const arb = fc.record({
+        step: fc.constantFrom(1 as const, 2 as const),
+        peer: fc.constantFrom(...peers),
+        c: fc.oneof(cases(1), cases(2)),
+      });
+      await fc.assert(
+        fc.asyncProperty(arb, async ({ step, peer, c }) => {
+          const key = `${step}|${parseIpAddress(peer)}`;
+          const before = helper.calls.length;
+          const res = await apps[step].inject({
+            method: c.method as "POST",
+            url: c.url,
+            headers: { ...c.headers, ...(c.contentType === undefined ? {} : { "content-type": c.contentType }) },
+            payload: c.body,
+            remoteAddress: peer,
+          });
+          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+          expect(ALLOWED.has(res.statusCode), `status ${res.statusCode}`).toBe(true);
+          if (res.statusCode === 429) {
+            limited.add(key);
+            expect(helper.calls.length, "a rate-limited request reached the helper").toBe(before);
+          } else if (res.statusCode === 200 || res.statusCode === 403) {
+            // a key was checked: that is what the limit protects (a malformed URL is answered 400
+            // by the router before the limiter; it checks no key)
+            expect(limited.has(key), `${key} had a key checked after a 429`).toBe(false);
+            served.set(key, (served.get(key) ?? 0) + 1);
+            expect(served.get(key) ?? 0, `${key} had more than ${LIMIT} keys checked`).toBeLessThanOrEqual(LIMIT);
+          }
+        }),
+        { numRuns: RUNS, seed, endOnFailure: true },
+      );
+      // every address hit the limit on both listeners
+      for (const p of peers) for (const s of [1, 2]) expect(limited.has(`${s}|${parseIpAddress(p)}`), `${s}|${p} never limited`).toBe(true);
+      expect(helper.calls.length).toBeLessThanOrEqual(peers.length * 2 * LIMIT);
+      figure("server-inject-rate-limit", { seed, requests: RUNS, statuses: Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])), helperCalls: helper.calls.length });
+    } finally {
+      await apps[1].close();
+      await apps[2].close();
+    }
+  });
+});
