@@ -172,6 +172,9 @@ describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the
 
   it("whatever a group member sends, nothing but a configured app opens: hostile frames leave the firewall unchanged", async () => {
     const before = await nftSnapshot();
+    // The helper's own open files (ip netns exec and setpriv exec, so the pid is node's).
+    const helperFds = (): number => readdirSync(`/proc/${String(h.stack.helper.pid)}/fd`).length;
+    const fdsBefore = helperFds();
     const cli = h.topo.addr.cli.v4;
     const hostile = [
       rpc(1, "open", { step: 1, app: "sshd", ip: cli }),
@@ -214,6 +217,13 @@ describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the
     expect(ok.answers[0]?.result).toBeDefined();
     expect(await nftSnapshot()).not.toEqual(before);
     expect(await h.https("cli2")).toBe("open");
+    // and the helper holds no more files than before (every client connection was released)
+    let fdsAfter = helperFds();
+    for (let i = 0; i < 40 && fdsAfter > fdsBefore; i++) {
+      await sleep(50);
+      fdsAfter = helperFds();
+    }
+    expect(fdsAfter, `helper fds before ${fdsBefore}, after ${fdsAfter}`).toBeLessThanOrEqual(fdsBefore);
   });
 
   it("knocks with known keys and tokens, valid and invalid on both steps: no key, knock path or token in any log line", async () => {
