@@ -11,7 +11,7 @@ trap 'rm -rf "$results"' EXIT
 status=0
 pnpm test:unit --reporter=default --reporter=json --outputFile.json="$results/unit.json" || status=$?
 pnpm test:e2e --reporter=default --reporter=json --outputFile.json="$results/e2e.json" || status=$?
-# Hostile input, slow-loris and socket trust boundary (test/faults; tens of seconds).
+# Hostile input (property-based fuzzing of server and helper socket) and slow-loris (test/faults; ~30 s).
 pnpm test:faults --reporter=default --reporter=json --outputFile.json="$results/faults.json" || status=$?
 
 # One plain closing line over all three runs.
