@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 const pkg = (name: string): string => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
 
 // Fault and hostile-input tests (test/faults): property-based fuzzing of the server and the helper
-// socket, slow-loris, socket trust boundary. Slower than the unit suite (tens of seconds), so run
+// socket, rate limit, slow-loris. Slower than the unit suite (about 30 s), so run
 // separately: pnpm test:faults. One file at a time so timing and fd/memory figures do not interfere.
 // The suite imports the apps' sources by relative path; the aliases make the workspace packages
 // resolve to the same source modules (one HelperError class, not one from src and one from dist).
