@@ -75,7 +75,13 @@ export class HookRunner {
     const key = `${r.app.name}|${r.ip}`;
     const previous = this.chains.get(key) ?? Promise.resolve<HookOutcome>("ok");
     this.pending += 1;
-    const next = previous.then(() => this.exec(r, argv));
+    // exec never rejects (a thrown error becomes "not-started"), so no chain can reject unhandled.
+    const next = previous.then(() =>
+      this.exec(r, argv).catch((err: unknown) => {
+        this.audit(r, "not-started", { error: `could not run the command (${(err as Error)?.message ?? String(err)})`.slice(0, 500) });
+        return "not-started" as const;
+      }),
+    );
     this.chains.set(key, next);
     void next.finally(() => {
       this.pending -= 1;

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig, type KnockportConfig } from "@knockport/config";
-import { HelperError } from "@knockport/protocol";
+import { HelperError, type IpAddress } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "../src/backend.js";
 import { HookRunner } from "../src/hooks.js";
 import { LeaseJournal } from "../src/leases.js";
@@ -242,6 +242,14 @@ describe("grant, audit lines and command hooks", () => {
     await service.start();
     expect((await service.handlers.grant({ app: "ssh", ip: IP }, undefined)).hooks).toEqual({ ran: 1, failed: 1 });
     expect(audit().find((l) => l.event === "hook.failed")).toMatchObject({ outcome: "failed", error: "printed more than 4096 bytes" });
+  });
+
+  it("a command that cannot even be spawned is reported, never thrown", async () => {
+    const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
+    const runner = new HookRunner(log);
+    const app = { ...config().apps[0]!, onOpen: ["/bin/echo", "a\0b"] }; // the config loader refuses NUL; bypassed here
+    expect(await runner.run({ kind: "on_open", app, ip: IP as IpAddress, durationSeconds: 1, reason: "test" })).not.toBe("ok");
+    expect(audit().find((l) => l.event === "hook.failed")).toMatchObject({ hook: "on_open", reason: "test" });
   });
 
   it("an address is one argument: no shell, no splitting, placeholders replaced inside arguments only", async () => {
