@@ -21,11 +21,19 @@ TOKEN_FIELD=${KNOCKPORT_TOKEN:+&token=$KNOCKPORT_TOKEN}
 if [ -n "${KNOCKPORT_CA:-}" ]; then TLS="--cacert $KNOCKPORT_CA"
 elif [ "${KNOCKPORT_INSECURE:-0}" = 1 ]; then TLS="-k"
 else TLS=""; fi
+# An IPv6 address goes into URLs in brackets.
+case $KNOCKPORT_HOST in *:*) HOST="[$KNOCKPORT_HOST]" ;; *) HOST=$KNOCKPORT_HOST ;; esac
+# Step 2 names the host the certificate carries (KNOCKPORT_TLS_NAME) and connects to KNOCKPORT_HOST.
+HTTPS_HOST=$HOST
+if [ -n "${KNOCKPORT_TLS_NAME:-}" ]; then
+  HTTPS_HOST=$KNOCKPORT_TLS_NAME
+  TLS="$TLS --connect-to $KNOCKPORT_TLS_NAME:$HTTPS_PORT:$HOST:$HTTPS_PORT"
+fi
 
 # Step 1: one small packet (no User-Agent/Accept headers); the firewall drops every answer, so curl
 # gives up after 1 s with exit 28 — that is the expected outcome. The body comes from stdin (-d @-).
 printf 'app=%s&access_key=%s%s' "$KNOCKPORT_APP" "$KNOCKPORT_HTTP_KEY" "$TOKEN_FIELD" |
-  curl -s -o /dev/null -m 1 -H 'User-Agent:' -H 'Accept:' -d @- "http://$KNOCKPORT_HOST:$HTTP_PORT$KNOCKPORT_HTTP_PATH"
+  curl -s -g -o /dev/null -m 1 -H 'User-Agent:' -H 'Accept:' -d @- "http://$HOST:$HTTP_PORT$KNOCKPORT_HTTP_PATH"
 rc=$?
 case $rc in
   28) ;;                                   # no answer, as designed
@@ -38,7 +46,7 @@ i=0
 while [ $i -lt 3 ]; do
   # shellcheck disable=SC2086
   status=$(printf 'app=%s&access_key=%s' "$KNOCKPORT_APP" "$KNOCKPORT_HTTPS_KEY" |
-    curl -s -o /dev/null -w '%{http_code}' -m 3 $TLS -d @- "https://$KNOCKPORT_HOST:$HTTPS_PORT$KNOCKPORT_HTTPS_PATH")
+    curl -s -g -o /dev/null -w '%{http_code}' -m 3 $TLS -d @- "https://$HTTPS_HOST:$HTTPS_PORT$KNOCKPORT_HTTPS_PATH")
   rc=$?
   [ "$rc" -eq 0 ] && break
   i=$((i + 1))

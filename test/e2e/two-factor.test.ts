@@ -202,7 +202,7 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
     expect(await h.svc("cli2", openvpn)).toBe("closed");
   });
 
-  it("9. deploy/clients/knock-curl.sh with a settings file opens the app for cli2 (curl, keys never on a command line)", async () => {
+  it("9. deploy/clients/knock-curl.sh with a settings file opens the app for cli2 (curl, verified TLS, keys never on a command line)", async () => {
     expect(await h.svc("cli2", openvpn), "precondition: openvpn closed for cli2").toBe("closed");
     const settings = join(h.stack.dir, "client.env");
     writeFileSync(
@@ -216,7 +216,9 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
         `KNOCKPORT_HTTPS_PATH=${h.cfg.httpsPostPath}`,
         `KNOCKPORT_HTTPS_PORT=${h.cfg.httpsPort}`,
         `KNOCKPORT_HTTPS_KEY=${openvpn.accessKeysHttps[0] ?? ""}`,
-        "KNOCKPORT_INSECURE=1",
+        // verified TLS: the server's certificate names knockport.test, the script connects to the address
+        `KNOCKPORT_CA=${h.stack.certPath}`,
+        "KNOCKPORT_TLS_NAME=knockport.test",
         "",
       ].join("\n"),
       { mode: 0o600 },
