@@ -95,16 +95,17 @@ export interface E2eCase {
 }
 
 /**
- * Backend x family cases of the core suite. Default: every backend over IPv4 and IPv6 for nftables,
- * and iptables-nft over IPv4 + iptables-legacy over IPv6 (each iptables code path - iptables and
- * ip6tables rules, both flavours - once, to keep the run short); KNOCKPORT_E2E_MATRIX=full runs every
- * backend over both families. KNOCKPORT_E2E_FIREWALLS narrows the backends.
+ * Backend x knocking-family cases of the core suite. Default (to keep the whole e2e run short): nftables
+ * over IPv4, iptables-nft over IPv6, iptables-legacy over IPv4 - every backend once, both families as the
+ * knocking family, and every run also checks the other family (test 1: closed in both; test 10: a knock
+ * in the other family opens only that family). KNOCKPORT_E2E_MATRIX=full runs every backend over both
+ * families; KNOCKPORT_E2E_FIREWALLS narrows the backends (a single backend runs over both families).
  */
 export function e2eMatrix(): E2eCase[] {
   const full = process.env.KNOCKPORT_E2E_MATRIX === "full";
   const out: E2eCase[] = [];
   for (const firewall of e2eFirewalls()) {
-    const families: Family[] = full || firewall === "nftables" || e2eFirewalls().length === 1 ? [4, 6] : firewall === "iptables-nft" ? [4] : [6];
+    const families: Family[] = full || e2eFirewalls().length === 1 ? [4, 6] : firewall === "iptables-nft" ? [6] : [4];
     for (const family of families) out.push({ firewall, family });
   }
   return out;

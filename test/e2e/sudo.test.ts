@@ -33,7 +33,8 @@ function allowedCommands(sudoers: string): Set<string> {
   return out;
 }
 
-describe.each(e2eFirewalls())("knockport end to end (%s): --use-sudo", (firewall) => {
+// iptables-nft and iptables-legacy run the same command lines with other binary names: one of them is enough.
+describe.each(e2eFirewalls().filter((f) => f !== "iptables-nft" || !e2eFirewalls().includes("iptables-legacy")))("knockport end to end (%s): --use-sudo", (firewall) => {
   const dir = mkdtempSync(join(tmpdir(), "kp-sudo-"));
   const sudo = join(dir, "sudo.cjs");
   const h = new Harness({ duration: 3, step2HttpsDuration: 5, rateLimitPerMinute: 1000, firewall, helperArgs: ["--use-sudo", "--sudo-path", sudo] });

@@ -16,6 +16,11 @@ export interface FirewallBackend {
   install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void>;
   /** Apply grants/revokes as one transaction. */
   apply(changes: readonly SetChange[]): Promise<void>;
+  /**
+   * Whether our table / chains / jumps are all still in the kernel (for self-healing after a flush from
+   * outside). Optional: backends without it are never re-applied.
+   */
+  isInstalled?(): Promise<boolean>;
   /** Remove our table; false when it was not there. */
   uninstall(): Promise<boolean>;
 }

@@ -143,6 +143,22 @@ export class IptablesBackend implements FirewallBackend {
     return uninstallIptables(this.bin, this.privilege);
   }
 
+  /**
+   * The INPUT jumps still in place (checked with -C, which also fails when KNOCKPORT-INPUT is gone) and
+   * our https ipsets present: three commands every few seconds, not fourteen. Not detected: a flushed
+   * chain whose jump stayed, and raw/nat/forward jumps removed alone (see README).
+   */
+  async isInstalled(): Promise<boolean> {
+    for (const binary of [this.bin.iptables, this.bin.ip6tables]) {
+      for (const j of iptablesJumps().filter((x) => x.table === "filter" && x.builtin === "INPUT")) {
+        const r = await run(this.privilege, binary, ["-w", "5", "-t", j.table, "-C", j.builtin, ...j.spec], "check a jump");
+        if (r.exitCode !== 0) return false;
+      }
+    }
+    const sets = new Set(await listOurSets(this.bin.ipset, this.privilege));
+    return sets.has("kp-https-v4") && sets.has("kp-https-v6");
+  }
+
   private async ensureJump(binary: string, j: IptJump): Promise<void> {
     const check = await run(this.privilege, binary, ["-w", "5", "-t", j.table, "-C", j.builtin, ...j.spec], "check a jump");
     if (check.exitCode === 0) return;

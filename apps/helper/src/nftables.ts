@@ -75,6 +75,14 @@ export class NftablesBackend implements FirewallBackend {
     return uninstallNftables(this.nftPath, this.privilege);
   }
 
+  /** `nft list table inet knockport` succeeds (the same command line --print-sudoers allows). */
+  async isInstalled(): Promise<boolean> {
+    const cmd = this.privilege.wrap(this.nftPath, ["list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME]);
+    const r = await execa(cmd.file, cmd.args, { reject: false, timeout: NFT_TIMEOUT_MS, stdin: "ignore" });
+    if (r.timedOut) throw new FirewallCommandError("nft timed out listing the knockport table", "");
+    return r.exitCode === 0;
+  }
+
   private runScript(script: string, what: string): Promise<void> {
     return runNftScript(this.nftPath, script, what, this.privilege);
   }

@@ -104,6 +104,22 @@ export class HelperService {
     }
   }
 
+  /**
+   * Re-apply the whole firewall with every live lease, after our table / chains vanished (`nft flush
+   * ruleset`, `iptables -F -X`, a VyOS commit). Not serialised with the group committer: a grant
+   * committed in the same few milliseconds may have to be knocked again (it is in the book, so the next
+   * reinstall or restart puts it back).
+   */
+  async reinstall(): Promise<void> {
+    const now = this.clock.now();
+    const live = this.book.all().filter((l) => l.expiresAtMs > now);
+    await this.firewall.install(live.map((l) => this.grantChange(l, now)));
+    this.log.warn(
+      { audit: true, event: "firewall.reinstalled", type: this.firewall.type, restored: live.length },
+      "the firewall rules were gone (flushed from outside); re-applied with the live leases",
+    );
+  }
+
   startExpirySweep(intervalMs = 1000): void {
     this.sweepTimer = setInterval(() => {
       const now = this.clock.now();

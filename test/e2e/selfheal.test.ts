@@ -1,0 +1,52 @@
+// End-to-end: KnockPort's rules wiped from outside while the helper runs (`nft flush ruleset`,
+// `iptables-restore` of a saved ruleset without our chains, as a careless admin or a firewall reload would): the helper
+// notices within its check interval (2 s) and re-applies everything with the live leases, so the
+// knocker keeps access and the bystander is locked out again within 5 s.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Harness, e2eFirewalls, states } from "./harness.js";
+import { pollUntil, type AppSpec } from "./testbed.js";
+
+describe.each(e2eFirewalls())("knockport end to end (%s): self-heal after a flush from outside", (firewall) => {
+  const h = new Harness({ duration: 30, step2HttpsDuration: 5, rateLimitPerMinute: 1000, firewall });
+  let ssh: AppSpec;
+
+  /** Replaces the whole ruleset at once, as reloading a saved firewall (`iptables-restore < rules`) does. */
+  const wipe = async (): Promise<void> => {
+    const empty = [
+      "*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", "COMMIT",
+      "*raw", ":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", "COMMIT",
+      "*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]", "COMMIT", "",
+    ].join("\n");
+    const cmds: Array<[string, string[], string | undefined]> =
+      firewall === "nftables"
+        ? [["nft", ["flush", "ruleset"], undefined]]
+        : (firewall === "iptables-nft" ? ["iptables-nft-restore", "ip6tables-nft-restore"] : ["iptables-legacy-restore", "ip6tables-legacy-restore"]).map(
+            (bin): [string, string[], string] => [bin, ["-w", "5"], empty],
+          );
+    for (const [file, args, input] of cmds) {
+      const r = await h.topo.exec("srv", file, args, { timeoutMs: 10_000, ...(input !== undefined ? { input } : {}) });
+      if (r.exitCode !== 0) throw new Error(`${file} ${args.join(" ")}: ${r.stderr}`);
+    }
+  };
+
+  beforeAll(async () => {
+    await h.start();
+    ssh = h.ssh;
+  });
+  afterAll(() => h.stop());
+  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+
+  it("re-applies within 5 s, keeping the knocker's lease and locking the bystander out again", async () => {
+    await h.fullKnock("cli", ssh);
+    expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
+    await wipe();
+    const wiped = Date.now();
+    // Control: the wipe really removed the protection (the bystander reaches the service).
+    expect(await h.svc("cli2", ssh), "right after the wipe nothing protects the service").toBe("open");
+    const healed = await pollUntil(async () => ((await h.svc("cli2", ssh, 4, 300)) === "closed" ? Date.now() : undefined), 8000, 200);
+    expect(healed, "the bystander must be locked out again").toBeDefined();
+    expect((healed ?? Infinity) - wiped, "re-applied within 5 s").toBeLessThan(5000);
+    expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
+    expect(h.stack.helper.lines.some((l) => l.line.includes('"event":"firewall.reinstalled"')), "the helper logs the re-apply").toBe(true);
+  });
+});
