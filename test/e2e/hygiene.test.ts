@@ -101,6 +101,13 @@ async function firewallSnapshot(h: Harness, firewall: FirewallKind): Promise<unk
   }
   const state = await h.firewallState();
   expect(state, "KnockPort's chains and sets must exist").toBeDefined();
+  const strip = (key: string, value: unknown): unknown => (key === "expires" || key === "counter" ? undefined : value);
+  if (firewall !== "iptables-nft" && firewall !== "iptables-legacy") {
+    // any other backend (VyOS) lives in nftables tables: the whole ruleset
+    const r = await h.topo.exec("srv", "nft", ["-j", "list", "ruleset"]);
+    expect(r.exitCode, `nft list ruleset: ${r.stderr}`).toBe(0);
+    return { elements: (state?.elements ?? []).map((e) => `${e.set} ${e.ip}`).sort(), ruleset: JSON.parse(JSON.stringify(JSON.parse(r.stdout), strip)) as unknown };
+  }
   const flavour = firewall === "iptables-nft" ? "nft" : "legacy";
   const rules: string[] = [];
   for (const tool of [`iptables-${flavour}-save`, `ip6tables-${flavour}-save`]) {
