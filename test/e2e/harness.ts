@@ -1,6 +1,8 @@
 // Shared fixture of the KnockPort e2e files: one topology, the real helper + server + echo service in srv,
 // and small knock/probe helpers with readable failure messages.
-import { dirname, resolve } from "node:path";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect, type TestContext } from "vitest";
 import {
@@ -12,12 +14,15 @@ import {
   knock,
   knockUrl,
   FIREWALL_KINDS,
+  ALL_FIREWALL_KINDS,
+  toolPath,
   probe,
   readFirewallState,
   sleepUntil,
   startKnockport,
   type AppSpec,
   type ConfigSpec,
+  type ExecResult,
   type FirewallKind,
   type FirewallSetEntry,
   type FirewallState,
@@ -84,7 +89,7 @@ export function e2eFirewalls(): FirewallKind[] {
   if (wanted === undefined || wanted.trim() === "") return [...FIREWALL_KINDS];
   const list = wanted.split(",").map((s) => s.trim());
   for (const w of list) {
-    if (!(FIREWALL_KINDS as readonly string[]).includes(w)) throw new Error(`KNOCKPORT_E2E_FIREWALLS: unknown backend "${w}" (use ${FIREWALL_KINDS.join(", ")})`);
+    if (!(ALL_FIREWALL_KINDS as readonly string[]).includes(w)) throw new Error(`KNOCKPORT_E2E_FIREWALLS: unknown backend "${w}" (use ${ALL_FIREWALL_KINDS.join(", ")})`);
   }
   return list as FirewallKind[];
 }
@@ -163,10 +168,43 @@ export class Harness {
     if (a === undefined || b === undefined) throw new Error("example config lacks apps");
     this.ssh = a;
     this.openvpn = b;
-    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, firewall: this.firewall, helperArgs: this.opts.helperArgs ?? [], serverArgs: this.opts.serverArgs ?? [] });
+    const helperArgs = [...(this.opts.helperArgs ?? [])];
+    if (this.firewall === "vyos") helperArgs.push("--vbash", await this.startVyosSimulator());
+    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, firewall: this.firewall, helperArgs, serverArgs: this.opts.serverArgs ?? [] });
   }
 
+  /** The fake vbash of the simulated VyOS router (vyos backend only). */
+  vbash: string | undefined;
+
+  /**
+   * Simulated VyOS in srv: a fake `vbash` (tools/fake-vbash.mjs) in a temporary directory and its base
+   * router config committed (tables ip/ip6 vyos_filter, input default-action drop).
+   */
+  private async startVyosSimulator(): Promise<string> {
+    const dir = mkdtempSync(join(tmpdir(), "kp-vyos-"));
+    chmodSync(dir, 0o755);
+    const vbash = join(dir, "vbash");
+    // The helper runs it directly: absolute node in the shebang, whatever PATH says.
+    writeFileSync(vbash, readFileSync(toolPath("fake-vbash.mjs"), "utf8").replace(/^#!.*\n/, `#!${process.execPath}\n`));
+    chmodSync(vbash, 0o755);
+    this.vbash = vbash;
+    this.cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    await this.vyos(["--init"]);
+    return vbash;
+  }
+
+  /** Runs the fake vbash in srv (e.g. ["--commit"] for a commit that re-renders VyOS's tables). */
+  async vyos(args: string[], input?: string): Promise<ExecResult> {
+    if (this.vbash === undefined) throw new Error("not a vyos run");
+    const r = await this.topo.exec("srv", process.execPath, [this.vbash, ...args], { timeoutMs: 15_000, ...(input !== undefined ? { input } : {}) });
+    if (args[0] === "--init" && r.exitCode !== 0) throw new Error(`fake vbash --init: ${r.stderr}`);
+    return r;
+  }
+
+  private readonly cleanups: Array<() => void> = [];
+
   async stop(): Promise<void> {
+    for (const c of this.cleanups.splice(0)) c();
     await this.stack?.stop();
     await this.topo?.destroy();
   }

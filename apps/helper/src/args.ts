@@ -4,7 +4,9 @@ import { SHARED_FLAGS, UsageError, parseLogLevel, parsePortFlag, type LogLevel }
 export interface HelperOptions {
   /** Absent only with --uninstall-firewall, which needs no config. */
   configFile: string | undefined;
-  firewallType: "nftables" | "iptables";
+  firewallType: "nftables" | "iptables" | "vyos";
+  /** vyos: absolute path of vbash (default: the first vbash on PATH). */
+  vbash: string | undefined;
   /** iptables backend: auto, nft, legacy or an absolute path to an iptables executable. */
   iptablesBinary: string;
   socketPath: string;
@@ -33,8 +35,9 @@ Root-owned firewall helper: applies KnockPort's nftables table and opens ports o
 knockport-server over a Unix socket.
 
   -c, --config FILE         config file (required)
-      --firewall-type TYPE  nftables (default) or iptables (ipset + KNOCKPORT-* chains); vyos is not
-                            supported by this version
+      --firewall-type TYPE  nftables (default), iptables (ipset + KNOCKPORT-* chains) or vyos
+                            (nftables plus accepts in VyOS's named chains, bootstrapped via vbash)
+      --vbash PATH          vyos: vbash to run the bootstrap with (default: vbash on PATH)
       --iptables-binary B   iptables backend: auto (default: the distribution's iptables), nft,
                             legacy, or an absolute path such as /usr/sbin/iptables-legacy
       --socket PATH         Unix socket to listen on (default /run/knockport/helper.sock)
@@ -68,6 +71,7 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
         ...SHARED_FLAGS,
         "firewall-type": { type: "string", default: "nftables" },
         "iptables-binary": { type: "string", default: "auto" },
+        vbash: { type: "string" },
         "socket-group": { type: "string" },
         "state-dir": { type: "string", default: "/var/lib/knockport" },
         "dry-run": { type: "boolean", default: false },
@@ -89,10 +93,12 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
     throw new UsageError("-c/--config is required (e.g. -c /etc/knockport/config.yaml)");
   }
   const type = v["firewall-type"];
-  if (type === "vyos") {
-    throw new UsageError(`--firewall-type vyos: not supported by this version of KnockPort yet; use --firewall-type nftables or iptables`);
+  if (type !== "nftables" && type !== "iptables" && type !== "vyos") {
+    throw new UsageError(`--firewall-type: must be nftables, iptables or vyos (got "${type}")`);
   }
-  if (type !== "nftables" && type !== "iptables") throw new UsageError(`--firewall-type: must be nftables or iptables (got "${type}")`);
+  if (v.vbash !== undefined && !/^\/[A-Za-z0-9._/-]+$/.test(v.vbash)) {
+    throw new UsageError(`--vbash: must be an absolute path such as /bin/vbash (got "${v.vbash.slice(0, 80)}")`);
+  }
   const iptablesBinary = v["iptables-binary"];
   if (!/^(auto|nft|legacy|\/[A-Za-z0-9._/-]*\/iptables(-[a-z]+)?)$/.test(iptablesBinary)) {
     throw new UsageError(
@@ -113,6 +119,7 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
     sudoUser: v["sudo-user"],
     configFile: v.config,
     firewallType: type,
+    vbash: v.vbash,
     iptablesBinary,
     socketPath: v.socket,
     socketGroup: v["socket-group"],

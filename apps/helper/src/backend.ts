@@ -6,7 +6,7 @@ export type SetChange =
 
 /** What the lease logic needs from a firewall; one implementation per --firewall-type. */
 export interface FirewallBackend {
-  readonly type: "nftables" | "iptables";
+  readonly type: "nftables" | "iptables" | "vyos";
   /** The exact ruleset `install` applies (for --dry-run). */
   renderRuleset(): string;
   /**

@@ -11,6 +11,7 @@ import { renderIptablesDryRun, renderNftRuleset } from "@knockport/firewall";
 import { IptablesBackend, locateIptables, uninstallIptables } from "./iptables.js";
 import type { FirewallBackend } from "./backend.js";
 import { DIRECT, sudoPrivilege } from "./privilege.js";
+import { VyosBackend, VyosBootstrapNeededError, locateVbash } from "./vyos.js";
 import { renderSudoers, sudoCommands } from "./sudoers.js";
 import { ForwardingDisabledError, checkForwarding } from "./forwarding.js";
 
@@ -48,6 +49,7 @@ function isExpectedFailure(err: unknown): err is Error & { code: string } {
     err instanceof FirewallCommandError ||
     err instanceof SocketSetupError ||
     err instanceof ForwardingDisabledError ||
+    err instanceof VyosBootstrapNeededError ||
     (err instanceof Error && (err as { code?: string }).code === "STATE_WRITE_FAILED")
   );
 }
@@ -65,7 +67,9 @@ async function main(argv: string[]): Promise<number> {
     const commands =
       options.firewallType === "iptables"
         ? sudoCommands({ type: "iptables", bin: locateIptables(options.iptablesBinary) }, config)
-        : sudoCommands({ type: "nftables", nft: locateNft() }, config);
+        : options.firewallType === "vyos"
+          ? sudoCommands({ type: "vyos", nft: locateNft() }, config)
+          : sudoCommands({ type: "nftables", nft: locateNft() }, config);
     process.stdout.write(renderSudoers(options.sudoUser, commands, options.firewallType));
     return 0;
   }
@@ -73,7 +77,9 @@ async function main(argv: string[]): Promise<number> {
     const removed =
       options.firewallType === "iptables"
         ? await uninstallIptables(locateIptables(options.iptablesBinary), privilege)
-        : await uninstallNftables(locateNft(), privilege);
+        : options.firewallType === "vyos" && options.configFile !== undefined
+          ? await new VyosBackend(loadConfig(options.configFile), "/bin/vbash", locateNft(), privilege).uninstall()
+          : await uninstallNftables(locateNft(), privilege);
     const journal = new LeaseJournal(options.stateDir);
     journal.prepare();
     journal.save([]);
@@ -84,14 +90,22 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig(options.configFile ?? "", { httpPort: options.httpPort, httpsPort: options.httpsPort });
   if (options.dryRun) {
     // Rendering needs no nft binary and no privileges.
-    process.stdout.write(options.firewallType === "iptables" ? renderIptablesDryRun(config) : renderNftRuleset(config));
+    process.stdout.write(
+      options.firewallType === "iptables"
+        ? renderIptablesDryRun(config)
+        : options.firewallType === "vyos"
+          ? new VyosBackend(config, "/bin/vbash", "/usr/sbin/nft").renderRuleset()
+          : renderNftRuleset(config),
+    );
     return 0;
   }
   checkForwarding(config);
   const firewall: FirewallBackend =
     options.firewallType === "iptables"
       ? new IptablesBackend(config, locateIptables(options.iptablesBinary), privilege)
-      : new NftablesBackend(config, locateNft(), privilege);
+      : options.firewallType === "vyos"
+        ? new VyosBackend(config, locateVbash(options.vbash), locateNft(), privilege)
+        : new NftablesBackend(config, locateNft(), privilege);
   const journal = new LeaseJournal(options.stateDir);
 
   const service = new HelperService(config, firewall, journal, log);

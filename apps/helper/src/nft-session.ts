@@ -67,7 +67,7 @@ export class NftSession {
     const lines = [
       // its own transaction, idempotent: the listing below can never fail, so stdout stays in step
       `add table ${table}; add set ${set} { type mark; flags timeout; }`,
-      [...commands, `flush set ${set}`, `add element ${set} { ${seq} timeout 1h }`].join("; "),
+      [...commands, `flush set ${set}`, `add element ${set} { ${seq} timeout 1h }`].join("; "), // empty `commands`: a no-op that proves the session works
       `list set ${set}`,
     ];
     return new Promise<void>((resolve, reject) => {

@@ -10,6 +10,7 @@ import {
   NFT_TABLE_NAME,
 } from "@knockport/firewall";
 import type { FirewallBackend, SetChange } from "./backend.js";
+import { NftSession, NftSessionError } from "./nft-session.js";
 import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
 
 const NFT_CANDIDATES = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
@@ -43,12 +44,22 @@ export function locateNft(): string {
  */
 export class NftablesBackend implements FirewallBackend {
   readonly type = "nftables" as const;
+  /**
+   * Grants and revokes go to one long-lived `nft -i` (no process start on the knock path). Under
+   * --use-sudo each change still starts `sudo nft -f -`: the sudoers file allows exact command
+   * lines, and an interactive nft would be one more of them to trust.
+   */
+  private readonly session: NftSession | undefined;
 
   constructor(
     private readonly config: KnockportConfig,
     private readonly nftPath: string = locateNft(),
     private readonly privilege: Privilege = DIRECT,
-  ) {}
+  ) {
+    this.session = privilege.viaSudo
+      ? undefined
+      : new NftSession({ command: nftPath, args: ["-i"], table: `${NFT_TABLE_FAMILY} ${NFT_TABLE_NAME}` });
+  }
 
   renderRuleset(): string {
     return renderNftRuleset(this.config);
@@ -57,6 +68,11 @@ export class NftablesBackend implements FirewallBackend {
   async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
     const elements = grants.map((g) => ({ set: g.set, ip: g.ip, timeoutSeconds: g.timeoutSeconds }));
     await this.runScript(renderNftRuleset(this.config, { elements }), "install the knockport table");
+    // Start the long-lived nft now, not on the first knock: its start-up cost stays off the
+    // knock path, and the helper's open files are settled once it is ready.
+    await this.session?.apply([]).catch((err: Error) => {
+      throw new FirewallCommandError(`cannot start the nft session: ${err.message}`, "");
+    });
   }
 
   async apply(changes: readonly SetChange[]): Promise<void> {
@@ -68,7 +84,25 @@ export class NftablesBackend implements FirewallBackend {
           : renderNftRevoke({ set: c.set, ip: c.ip }),
       )
       .join("");
-    await this.runScript(script, "update the knockport sets");
+    if (!this.session) {
+      await this.runScript(script, "update the knockport sets");
+      return;
+    }
+    const commands = script
+      .split("\n")
+      .map((line) => line.trim())
+      .filter((line) => line !== "" && !line.startsWith("#"));
+    try {
+      await this.session.apply(commands);
+    } catch (err) {
+      const stderr = err instanceof NftSessionError ? err.stderr : "";
+      throw new FirewallCommandError(`nft failed to update the knockport sets: ${(err as Error).message}`, stderr);
+    }
+  }
+
+  /** Ends the long-lived nft process (at helper stop). */
+  close(): void {
+    this.session?.close();
   }
 
   async uninstall(): Promise<boolean> {

@@ -1,5 +1,5 @@
 import type { KnockportConfig } from "@knockport/config";
-import { IPT_CHAINS, iptablesJumps, ipsetName, rulesetSetNames, NFT_TABLE_FAMILY, NFT_TABLE_NAME, type IptTable } from "@knockport/firewall";
+import { vyosChains, IPT_CHAINS, iptablesJumps, ipsetName, rulesetSetNames, NFT_TABLE_FAMILY, NFT_TABLE_NAME, type IptTable } from "@knockport/firewall";
 import type { IptablesBinaries } from "./iptables.js";
 
 /**
@@ -8,14 +8,16 @@ import type { IptablesBinaries } from "./iptables.js";
  * helper with --use-sudo runs nothing else.
  */
 export function sudoCommands(
-  backend: { type: "nftables"; nft: string } | { type: "iptables"; bin: IptablesBinaries },
+  backend: { type: "nftables" | "vyos"; nft: string } | { type: "iptables"; bin: IptablesBinaries },
   config: KnockportConfig | undefined,
 ): string[][] {
-  if (backend.type === "nftables") {
-    return [
+  if (backend.type !== "iptables") {
+    const out = [
       [backend.nft, "-f", "-"],
       [backend.nft, "list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME],
     ];
+    if (backend.type === "vyos" && config) for (const c of vyosChains(config)) out.push([backend.nft, "list", "chain", c.family, c.table, c.chain]);
+    return out;
   }
   const b = backend.bin;
   const out: string[][] = [

@@ -14,8 +14,8 @@ describe("parseHelperArgs: firewall backends", () => {
   });
 
   it.each([
-    [["--firewall-type", "pf"], '--firewall-type: must be nftables or iptables (got "pf")'],
-    [["--firewall-type", "vyos"], "--firewall-type vyos: not supported by this version of KnockPort yet; use --firewall-type nftables or iptables"],
+    [["--firewall-type", "pf"], '--firewall-type: must be nftables, iptables or vyos (got "pf")'],
+    [["--firewall-type", "vyos", "--vbash", "vbash"], "--vbash: must be an absolute path such as /bin/vbash"],
     [["--iptables-binary", "iptables"], "--iptables-binary: must be auto, nft, legacy or an absolute path"],
     [["--iptables-binary", "/bin/sh"], "--iptables-binary: must be auto, nft, legacy or an absolute path"],
     [["--iptables-binary", "/usr/sbin/iptables;rm"], "--iptables-binary: must be auto, nft, legacy or an absolute path"],
@@ -28,6 +28,13 @@ describe("parseHelperArgs: firewall backends", () => {
     }
     expect(caught).toBeInstanceOf(UsageError);
     expect((caught as Error).message).toContain(message);
+  });
+});
+
+describe("parseHelperArgs: vyos", () => {
+  it("takes --firewall-type vyos with an optional absolute --vbash", () => {
+    expect(parse("--firewall-type", "vyos")).toMatchObject({ firewallType: "vyos", vbash: undefined });
+    expect(parse("--firewall-type", "vyos", "--vbash", "/bin/vbash")).toMatchObject({ firewallType: "vyos", vbash: "/bin/vbash" });
   });
 });
 

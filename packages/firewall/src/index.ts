@@ -4,3 +4,4 @@ export * from "./payload.js";
 export * from "./elements.js";
 export * from "./ruleset.js";
 export * from "./iptables.js";
+export * from "./vyos.js";

@@ -3,12 +3,17 @@ import { nftSetElements, nftSetNames, readNftTable } from "./nft.js";
 import type { HostName, Topology } from "./topology.js";
 
 /** The firewall backends the e2e suite runs against. */
-export type FirewallKind = "nftables" | "iptables-nft" | "iptables-legacy";
+export type FirewallKind = "nftables" | "iptables-nft" | "iptables-legacy" | "vyos";
+/**
+ * The backends every per-backend e2e file runs by default. `vyos` (simulated: fake vbash + VyOS table
+ * skeleton, see tools/fake-vbash.mjs) runs in its own file, or anywhere with KNOCKPORT_E2E_FIREWALLS=vyos.
+ */
 export const FIREWALL_KINDS: readonly FirewallKind[] = ["nftables", "iptables-nft", "iptables-legacy"];
+export const ALL_FIREWALL_KINDS: readonly FirewallKind[] = [...FIREWALL_KINDS, "vyos"];
 
 /** Helper flags that select a backend. */
 export function firewallFlags(kind: FirewallKind): string[] {
-  if (kind === "nftables") return ["--firewall-type", "nftables"];
+  if (kind === "nftables" || kind === "vyos") return ["--firewall-type", kind];
   return ["--firewall-type", "iptables", "--iptables-binary", kind === "iptables-nft" ? "nft" : "legacy"];
 }
 
@@ -43,7 +48,7 @@ function ipt(kind: FirewallKind): string {
 }
 
 export async function readFirewallState(topo: Topology, kind: FirewallKind, appNames: readonly string[], host: HostName = "srv"): Promise<FirewallState | undefined> {
-  if (kind === "nftables") {
+  if (kind === "nftables" || kind === "vyos") {
     const t = await readNftTable(topo, { host });
     if (t === undefined) return undefined;
     const sets = nftSetNames(t);

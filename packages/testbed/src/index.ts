@@ -68,6 +68,7 @@ export {
   readFirewallState,
   firewallFlags,
   FIREWALL_KINDS,
+  ALL_FIREWALL_KINDS,
   type FirewallKind,
   type FirewallState,
   type FirewallSetEntry,

@@ -13,7 +13,7 @@ export interface ProbeResult {
 }
 
 /** Absolute path of a script shipped in packages/testbed/tools (works from src/ and dist/). */
-export function toolPath(name: "probe.mjs" | "echo-server.mjs"): string {
+export function toolPath(name: "probe.mjs" | "echo-server.mjs" | "fake-vbash.mjs"): string {
   return fileURLToPath(new URL(`../tools/${name}`, import.meta.url));
 }
 

@@ -1,0 +1,129 @@
+import { existsSync } from "node:fs";
+import { delimiter, isAbsolute, join } from "node:path";
+import { execa } from "execa";
+import type { KnockportConfig } from "@knockport/config";
+import { VYOS_RULE_COMMENT, renderVyosBootstrap, renderVyosChains, vyosChains } from "@knockport/firewall";
+import type { FirewallBackend, SetChange } from "./backend.js";
+import { FirewallCommandError, NftablesBackend, locateNft } from "./nftables.js";
+import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
+
+const TIMEOUT_MS = 30_000;
+
+/** `--vbash PATH`, else the first `vbash` on PATH (VyOS: /bin/vbash). */
+export function locateVbash(flag: string | undefined): string {
+  if (flag !== undefined) {
+    if (!isAbsolute(flag)) throw new FirewallCommandError(`--vbash: must be an absolute path such as /bin/vbash (got ${JSON.stringify(flag.slice(0, 80))})`, "");
+    return flag;
+  }
+  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(delimiter)) {
+    if (dir !== "" && isAbsolute(dir) && existsSync(join(dir, "vbash"))) return join(dir, "vbash");
+  }
+  throw new FirewallCommandError("vbash not found on PATH: --firewall-type vyos runs on VyOS only (or pass --vbash PATH)", "");
+}
+
+/** The VyOS chains are missing and the helper may not create them itself (--use-sudo). */
+export class VyosBootstrapNeededError extends Error {
+  readonly code = "VYOS_BOOTSTRAP_NEEDED";
+  constructor(script: string) {
+    super(
+      "the VyOS chains NAME_IN-KnockPort / NAME6_IN-KnockPort do not exist yet, and with --use-sudo the helper does not run vbash. " +
+        `Run these commands as a VyOS admin (configure mode), then start the helper again:\n${script}`,
+    );
+    this.name = "VyosBootstrapNeededError";
+  }
+}
+
+/**
+ * VyOS: our own `table inet knockport` (as the nftables backend: sets, drops, NAT, stealth port) plus
+ * accepts for exactly our ports in the named chains VyOS renders into `ip/ip6 vyos_filter`, which a
+ * bootstrap through vbash creates (as the original does). A VyOS commit re-renders `vyos_filter` and
+ * wipes those accepts: isInstalled() notices and the helper's self-heal re-applies them (leases live in
+ * our table, which VyOS never touches).
+ */
+export class VyosBackend implements FirewallBackend {
+  readonly type = "vyos" as const;
+  private readonly nft: NftablesBackend;
+
+  constructor(
+    private readonly config: KnockportConfig,
+    private readonly vbash: string,
+    private readonly nftPath: string = locateNft(),
+    private readonly privilege: Privilege = DIRECT,
+  ) {
+    this.nft = new NftablesBackend(config, nftPath, privilege);
+  }
+
+  renderRuleset(): string {
+    return [
+      this.nft.renderRuleset(),
+      "# ---- VyOS: bootstrap through vbash when the named chains are missing",
+      ...renderVyosBootstrap(this.config).trimEnd().split("\n").map((l) => `#   ${l}`),
+      "# ---- VyOS: accepts in the named chains (nft -f)",
+      renderVyosChains(this.config),
+    ].join("\n");
+  }
+
+  async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
+    if (!(await this.chainsExist())) {
+      const script = renderVyosBootstrap(this.config);
+      if (this.privilege.viaSudo) throw new VyosBootstrapNeededError(script);
+      const r = await execa(this.vbash, [], { input: `source /opt/vyatta/etc/functions/script-template\n${script}`, reject: false, timeout: TIMEOUT_MS });
+      if (!(await this.chainsExist())) {
+        throw new FirewallCommandError(
+          `vbash could not create the VyOS chains (exit ${String(r.exitCode)}): ${String(r.stderr ?? "").slice(0, 2000)}`,
+          String(r.stderr ?? ""),
+        );
+      }
+    }
+    await this.nft.install(grants);
+    await this.fillChains();
+  }
+
+  apply(changes: readonly SetChange[]): Promise<void> {
+    return this.nft.apply(changes);
+  }
+
+  async uninstall(): Promise<boolean> {
+    const removed = await this.nft.uninstall();
+    if (await this.chainsExist()) {
+      // Leave VyOS's configuration alone (its next commit would fail otherwise); just empty our chains.
+      const script = vyosChains(this.config)
+        .map((c) => `flush chain ${c.family} ${c.table} ${c.chain}\nadd rule ${c.family} ${c.table} ${c.chain} return`)
+        .join("\n");
+      await this.runNft(["-f", "-"], `${script}\n`, "empty the VyOS chains");
+    }
+    return removed;
+  }
+
+  async isInstalled(): Promise<boolean> {
+    if (!(await this.nft.isInstalled())) return false;
+    for (const c of vyosChains(this.config)) {
+      const cmd = this.privilege.wrap(this.nftPath, ["list", "chain", c.family, c.table, c.chain]);
+      const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore" });
+      if (r.exitCode !== 0 || !String(r.stdout).includes(VYOS_RULE_COMMENT)) return false;
+    }
+    return true;
+  }
+
+  private async chainsExist(): Promise<boolean> {
+    for (const c of vyosChains(this.config)) {
+      const cmd = this.privilege.wrap(this.nftPath, ["list", "chain", c.family, c.table, c.chain]);
+      const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore" });
+      if (r.exitCode !== 0) return false;
+    }
+    return true;
+  }
+
+  private async fillChains(): Promise<void> {
+    await this.runNft(["-f", "-"], renderVyosChains(this.config), "fill the VyOS chains");
+  }
+
+  private async runNft(args: string[], input: string, what: string): Promise<void> {
+    const cmd = this.privilege.wrap(this.nftPath, args);
+    const r = await execa(cmd.file, cmd.args, { input, reject: false, timeout: TIMEOUT_MS });
+    if (r.exitCode !== 0) {
+      const stderr = String(r.stderr ?? "").slice(0, 2000);
+      throw new FirewallCommandError(`nft failed to ${what} (exit ${String(r.exitCode)})${privilegeHint(this.privilege, stderr)}: ${stderr}`, stderr);
+    }
+  }
+}

@@ -1,0 +1,37 @@
+import { describe, expect, it } from "vitest";
+import { renderVyosBootstrap, renderVyosChains, vyosChains } from "../src/index.js";
+import { expectGolden } from "./golden.js";
+import { makeConfig } from "./fixtures.js";
+
+const app = (port: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  port,
+  access_key_http: [`http-key-${port}-abcdef`],
+  access_key_https: [`https-key-${port}-abcdef`],
+  duration: 60,
+  ...extra,
+});
+
+describe("vyos rendering", () => {
+  it("matches the golden files (local apps: input chains only)", () => {
+    expectGolden("vyos-chains.nft", renderVyosChains(makeConfig()));
+    expectGolden("vyos-bootstrap.txt", renderVyosBootstrap(makeConfig()));
+  });
+
+  it("matches the golden files with forwarded apps (forward chains, per family)", () => {
+    const c = makeConfig({ apps: { local1: app(22), fwd1: app(3389, { destination: "192.0.2.10:13389" }), fwd2: app(5900, { destination: "[2001:db8::5]", protocol: "udp" }) } });
+    expectGolden("vyos-forward-chains.nft", renderVyosChains(c));
+    expectGolden("vyos-forward-bootstrap.txt", renderVyosBootstrap(c));
+    expect(vyosChains(c).map((x) => `${x.family} ${x.chain}`)).toEqual(["ip NAME_IN-KnockPort", "ip NAME_FWD-KnockPort", "ip6 NAME6_IN-KnockPort", "ip6 NAME6_FWD-KnockPort"]);
+    // accepts the public ports of local apps only; forwarded apps by their translated destination
+    expect(renderVyosChains(c)).toContain("add rule ip vyos_filter NAME_IN-KnockPort tcp dport { 22, 8080, 8443 } accept");
+    expect(renderVyosChains(c)).toContain("ip daddr 192.0.2.10 tcp dport 13389 accept");
+    expect(renderVyosChains(c)).not.toMatch(/dport 3389 accept/);
+  });
+
+  it("every rule carries a comment, and the bootstrap sets jump rule 9999 and never saves", () => {
+    for (const line of renderVyosChains(makeConfig()).trim().split("\n").filter((l) => l.startsWith("add rule"))) expect(line).toMatch(/ comment "[^"]+"$/);
+    const b = renderVyosBootstrap(makeConfig());
+    expect(b).toContain("set firewall ipv4 input filter rule 9999 jump-target 'IN-KnockPort'");
+    expect(b).not.toContain("save");
+  });
+});
