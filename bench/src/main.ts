@@ -3,7 +3,7 @@
  * Prints a table and writes bench/results/<timestamp>.json (and latest.json). Not a test: it
  * asserts nothing; every figure comes with its method, run count and spread.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -13,6 +13,7 @@ import {
   exampleConfig,
   startKnockport,
   type KnockportStack,
+  type ManagedProcess,
   type Topology,
 } from "@knockport/testbed";
 import { formatSummary, summarize, type Summary } from "./stats.js";
@@ -32,6 +33,8 @@ interface KnockRun {
 interface Context {
   topo: Topology;
   stack: KnockportStack;
+  /** The running helper (the scale measurement restarts it). */
+  helper: ManagedProcess;
   srvIp: string;
   nextSource: number;
 }
@@ -111,7 +114,7 @@ async function expiryPrecision(ctx: Context, runs: number, killHelper: boolean):
     servicePort: app.port,
   };
   const knocked = (await runTool(ctx, "cli", "knock-to-open.mjs", job, 120_000)) as { runs: KnockRun[] };
-  if (killHelper) ctx.stack.helper.signal("SIGKILL");
+  if (killHelper) ctx.helper.signal("SIGKILL");
   const watched = (await runTool(ctx, "cli", "knock-to-open.mjs", { ...job, mode: "watch", giveUpMs: (duration + 5) * 1000 }, 60_000)) as {
     results: { ip: string; firstFailEpoch?: number }[];
   };
@@ -127,6 +130,67 @@ async function expiryPrecision(ctx: Context, runs: number, killHelper: boolean):
     late.push(w.firstFailEpoch - (r.answerEpochMs + duration * 1000));
   }
   return { lateMs: summarize(late), errors };
+}
+
+function rssMb(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return kb === undefined ? undefined : Math.round(Number(kb) / 102.4) / 10;
+  } catch {
+    return undefined;
+  }
+}
+
+async function ruleCount(ctx: Context): Promise<number> {
+  const res = await ctx.topo.exec("srv", "nft", ["-a", "list", "table", "inet", "knockport"], { timeoutMs: 60_000 });
+  // rules carry "# handle N" after a statement; set and chain headers do not end in a verdict/statement line
+  return res.stdout.split("\n").filter((l) => /^\t\t\S/.test(l) && /# handle \d+$/.test(l) && !/^\t\t(type|flags|elements|comment|policy)\b/.test(l)).length;
+}
+
+/**
+ * 10,000 simultaneous leases: written to the helper's journal, restored by a restarted helper
+ * (time to reconcile), then knock-to-open, rule count and memory at that size.
+ */
+async function scale(ctx: Context, leases: number, runs: number): Promise<Record<string, unknown>> {
+  const app = ctx.stack.config.apps[0]!;
+  const before = { rules: await ruleCount(ctx), helperRssMb: rssMb(ctx.helper.pid), serverRssMb: rssMb(ctx.stack.server.pid) };
+  ctx.helper.signal("SIGTERM");
+  await ctx.helper.exited;
+  const expiresAtMs = Date.now() + 3600_000;
+  const journal = {
+    version: 1,
+    leases: Array.from({ length: leases }, (_, i) => ({
+      app: app.name,
+      // distinct addresses in the benchmarking range 198.18.0.0/15, none ending in .0
+      ip: `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`,
+      step: 2,
+      expiresAtMs,
+    })),
+  };
+  const journalFile = join(ctx.stack.stateDir, "leases.json");
+  writeFileSync(journalFile, JSON.stringify(journal), { mode: 0o600 });
+  chmodSync(journalFile, 0o600);
+  const started = Date.now();
+  const helper = ctx.topo.spawn("srv", process.execPath, [...ctx.stack.helperArgv], { label: "knockport-helper (scale)" });
+  await helper.waitForLine(/"msg":"helper ready"/, 120_000);
+  const restoreMs = Date.now() - started;
+  const status = await ctx.stack.status();
+  const k = await knockToOpen(ctx, runs);
+  const after = { rules: await ruleCount(ctx), helperRssMb: rssMb(helper.pid), serverRssMb: rssMb(ctx.stack.server.pid) };
+  ctx.helper = helper; // keeps running for the measurements after this one
+  return {
+    method: `${journal.leases.length} leases written to the journal, helper restarted; then knock-to-open (${runs} knocks) at that size`,
+    leasesRestored: status.length,
+    helperStartWithLeasesMs: restoreMs,
+    knockToOpenAtScale: k.open,
+    step2AnswerAtScale: k.answer,
+    errors: k.errors,
+    rulesBefore: before.rules,
+    rulesAfter: after.rules,
+    rssBefore: before,
+    rssAfter: after,
+  };
 }
 
 async function flood(ctx: Context, host: "cli" | "cli2", job: Record<string, unknown>, seconds: number): Promise<{ sent: number; answered: Record<string, number>; errors: number; seconds: number }> {
@@ -163,7 +227,7 @@ async function main(): Promise<void> {
   };
   try {
     stack = await startKnockport(topo, { repoRoot: REPO, config: spec });
-    const ctx: Context = { topo, stack, srvIp: topo.addr.srv.v4, nextSource: 100 };
+    const ctx: Context = { topo, stack, helper: stack.helper, srvIp: topo.addr.srv.v4, nextSource: 100 };
 
     if (want("knock-to-open")) {
       log(`knock-to-open: ${runs} knocks, each from a fresh source address ...`);
@@ -219,9 +283,19 @@ async function main(): Promise<void> {
       log(`  step 2 (HTTPS): ${Math.round(https.sent / https.seconds)} req/s ${JSON.stringify(https.answered)}`);
     }
 
+    if (want("scale")) {
+      log("scale: 10,000 leases restored by a restarted helper, then knock-to-open at that size ...");
+      const sc = await scale(ctx, 10_000, Math.min(runs, 30));
+      results.scale = sc;
+      log(`  helper restart with the leases: ${String(sc.helperStartWithLeasesMs)} ms; leases listed: ${String(sc.leasesRestored)}`);
+      log(`  service open after step 2 at 10k leases: ${formatSummary(sc.knockToOpenAtScale as Summary)}`);
+      log(`  rules in the table: ${String(sc.rulesBefore)} before, ${String(sc.rulesAfter)} at 10k leases`);
+      log(`  RSS (MB) before ${JSON.stringify(sc.rssBefore)}, at 10k ${JSON.stringify(sc.rssAfter)}`);
+    }
+
     if (want("expiry")) {
       const n = Math.min(runs, 20);
-      log(`expiry precision: ${n} leases of 2 s, helper alive ...`);
+      log(`expiry precision: ${n} leases of 2 s, helper alive${want("scale") ? " (10,000 other leases in the table)" : ""} ...`);
       const alive = await expiryPrecision(ctx, n, false);
       log(`  closed after deadline: ${formatSummary(alive.lateMs)} (errors ${alive.errors})`);
       log(`expiry precision: ${n} leases of 2 s, helper killed (SIGKILL) right after the knocks ...`);

@@ -59,6 +59,11 @@ export interface HarnessOptions {
   family?: Family;
   /** Extra knockport-helper flags (e.g. --use-sudo). */
   helperArgs?: readonly string[];
+  /**
+   * vyos only: the simulated router's input default-action. Default accept (VyOS without an input
+   * filter, so the core suite's "nothing blocks without KnockPort" controls hold); vyos.test uses drop.
+   */
+  vyosInputDefault?: "accept" | "drop";
   /** Extra knockport-server flags (e.g. --state-dir for 2FA). */
   serverArgs?: readonly string[];
 }
@@ -189,7 +194,7 @@ export class Harness {
     chmodSync(vbash, 0o755);
     this.vbash = vbash;
     this.cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    await this.vyos(["--init"]);
+    await this.vyos(["--init", this.opts.vyosInputDefault ?? "accept"]);
     return vbash;
   }
 

@@ -223,7 +223,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // stdout to a pipe is written asynchronously: exit only once a long answer (status --json with
+  // thousands of leases) has been flushed
+  (code) => process.stdout.write("", () => process.exit(code)),
   (err: unknown) => {
     if (err instanceof ConfigError || err instanceof UsageError) {
       process.stderr.write(`knockport: ${err.message}\n`);

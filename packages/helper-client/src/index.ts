@@ -2,6 +2,7 @@ import { createConnection, type Socket } from "node:net";
 import {
   FrameDecoder,
   FrameTooLargeError,
+  MAX_RESPONSE_FRAME_BYTES,
   compileResultValidators,
   encodeFrame,
   helperErrorNameFromCode,
@@ -104,7 +105,7 @@ export class HelperClient {
     if (this.connecting) return this.connecting;
     this.connecting = new Promise<Socket>((resolve, reject) => {
       const socket = createConnection({ path: this.options.socketPath });
-      const decoder = new FrameDecoder();
+      const decoder = new FrameDecoder(MAX_RESPONSE_FRAME_BYTES);
       socket.once("connect", () => {
         this.socket = socket;
         this.connecting = undefined;

@@ -6,7 +6,10 @@
 import type { JSONSchemaType } from "ajv";
 
 export const PROTOCOL_VERSION = 1;
+/** Largest request frame the helper reads: requests are small and come from the less trusted side. */
 export const MAX_FRAME_BYTES = 64 * 1024;
+/** Largest answer the client reads: `list` with 10,000 leases is about 1.5 MB. */
+export const MAX_RESPONSE_FRAME_BYTES = 32 * 1024 * 1024;
 
 /** App names are YAML keys; the same pattern is enforced by the config schema. */
 export const APP_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$";

@@ -3,8 +3,9 @@
 // VyOS router, run inside the srv namespace:
 //
 //   fake-vbash.mjs < script        configuration-mode commands on stdin, as knockport-helper sends them
-//   fake-vbash.mjs --init          writes a base router config (input default-action drop, established
-//                                  and ICMP accepted) and commits it
+//   fake-vbash.mjs --init [drop|accept]
+//                                  writes a base router config (input default-action drop, established
+//                                  and ICMP accepted; or accept: VyOS without an input filter) and commits it
 //   fake-vbash.mjs --commit        a commit of some other change: re-renders the VyOS tables
 //
 // What it simulates (from VyOS's own templates and conf-mode scripts): `set firewall ipv4|ipv6 name N
@@ -73,7 +74,7 @@ const arg = process.argv[2];
 const state = load();
 if (arg === "--init") {
   for (const fam of ["ipv4", "ipv6"]) {
-    state.working[fam].input = { default: "drop", rules: { 10: { state: true }, 20: { icmp: true } } };
+    state.working[fam].input = { default: process.argv[3] === "accept" ? "accept" : "drop", rules: { 10: { state: true }, 20: { icmp: true } } };
   }
   process.exit(commit(state, true));
 }
