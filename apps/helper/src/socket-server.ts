@@ -153,10 +153,15 @@ function serveConnection(socket: Socket, opts: RpcServerOptions): void {
         return;
       }
       inFlight += 1;
+      // Requests of one connection are dispatched at once and answered in arrival order: the server
+      // multiplexes every knock over one connection, and only concurrent opens can share a group commit.
+      // Dispatched one after the other (as before), each knock cost its own firewall transaction and a
+      // burst of 256 waiting knocks overran the limit, which dropped the connection and failed them all.
+      const answer = opts.dispatch(frame);
       chain = chain.then(async () => {
-        const response = await opts.dispatch(frame);
+        const response = await answer.catch(() => undefined);
         inFlight -= 1;
-        send(response);
+        if (response !== undefined) send(response);
       });
     }
   });

@@ -247,6 +247,34 @@ describe("startRpcServer", () => {
     expect(answers.every((a) => a.result?.ip === "198.51.100.7")).toBe(true);
   });
 
+  it("dispatches pipelined requests of one connection concurrently (so the helper can group-commit them)", async () => {
+    // Each open waits until all 20 have been dispatched: one at a time, the first would never return.
+    const n = 20;
+    let dispatched = 0;
+    let allIn: () => void = () => undefined;
+    const everyoneIn = new Promise<void>((r) => (allIn = r));
+    const { handlers } = fakeHandlers();
+    const dispatch = createDispatcher(
+      {
+        ...handlers,
+        open: async (p) => {
+          if (++dispatched === n) allIn();
+          await Promise.race([everyoneIn, new Promise((r) => setTimeout(r, 2000))]);
+          return { app: p.app, ip: p.ip, step: p.step, durationSeconds: 5, expiresAt: "2030-01-01T00:00:00.000Z", refreshed: dispatched === n };
+        },
+      },
+      () => undefined,
+    );
+    server = await startRpcServer({ socketPath, dispatch: (frame) => dispatch(frame, undefined), log: silent });
+    const c = await connect();
+    const started = Date.now();
+    c.send(Array.from({ length: n }, (_, i) => req(500 + i, "open", { step: 1, app: "ssh", ip: "198.51.100.7" })).join(""));
+    const answers = await c.next(n, 5000);
+    expect(Date.now() - started, "answered without waiting for the 2 s fallback").toBeLessThan(1500);
+    expect(answers.map((a) => a.id)).toEqual(Array.from({ length: n }, (_, i) => 500 + i));
+    expect(answers.every((a) => a.result?.refreshed === true)).toBe(true);
+  });
+
   it("creates the socket with mode 0600 without a group", async () => {
     await start();
     const st = lstatSync(socketPath);
