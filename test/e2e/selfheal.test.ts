@@ -6,7 +6,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Harness, e2eFirewalls, states } from "./harness.js";
 import { pollUntil, type AppSpec } from "./testbed.js";
 
-describe.each(e2eFirewalls())("knockport end to end (%s): self-heal after a flush from outside", (firewall) => {
+// Not for vyos: `nft flush ruleset` deletes VyOS's own tables too, and VyOS itself cannot recreate them
+// without a real configuration change (README); vyos.test.ts covers the VyOS case, a commit.
+describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end (%s): self-heal after a flush from outside", (firewall) => {
   const h = new Harness({ duration: 30, step2HttpsDuration: 5, rateLimitPerMinute: 1000, firewall });
   let ssh: AppSpec;
 
