@@ -1,4 +1,5 @@
 import type { IpAddress } from "@knockport/protocol";
+import type { KernelElement } from "./nft-elements.js";
 
 export type SetChange =
   | { readonly op: "grant"; readonly set: string; readonly ip: IpAddress; readonly timeoutSeconds: number }
@@ -21,6 +22,11 @@ export interface FirewallBackend {
    * outside). Optional: backends without it are never re-applied.
    */
   isInstalled?(): Promise<boolean>;
+  /**
+   * Elements of our lease sets as the kernel holds them, with the time left (for reconciling kernel and
+   * lease book); undefined when our table is absent. Optional: backends without it are not reconciled.
+   */
+  listElements?(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined>;
   /** Remove our table; false when it was not there. */
   uninstall(): Promise<boolean>;
 }

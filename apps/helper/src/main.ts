@@ -17,7 +17,8 @@ import { ForwardingDisabledError, checkForwarding } from "./forwarding.js";
 
 /**
  * Checks every SELF_HEAL_INTERVAL_MS that our table / chains are still in the kernel and re-applies
- * them with the live leases when they are gone (someone ran `nft flush ruleset`, a VyOS commit...).
+ * them with the live leases when they are gone (someone ran `nft flush ruleset`, a VyOS commit...);
+ * while they are there, reconciles the sets' elements with the leases (HelperService.reconcile).
  * One check at a time; a failed check or re-apply is logged and retried at the next tick.
  */
 const SELF_HEAL_INTERVAL_MS = 2000;
@@ -30,6 +31,8 @@ function startSelfHeal(firewall: FirewallBackend, service: HelperService, log: L
     void (async () => {
       try {
         if (!(await firewall.isInstalled?.())) await service.reinstall();
+        // Table in place: its lease elements must match the leases (strays out, missing back, timeouts right).
+        else await service.reconcile();
       } catch (err) {
         log.error({ event: "firewall.selfheal_failed", err: (err as Error).message }, "could not check or re-apply the firewall; retrying");
       } finally {

@@ -12,6 +12,7 @@ import {
 import type { FirewallBackend, SetChange } from "./backend.js";
 import { NftSession, NftSessionError } from "./nft-session.js";
 import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
+import { parseNftSetElements, type KernelElement } from "./nft-elements.js";
 
 const NFT_CANDIDATES = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
 const NFT_TIMEOUT_MS = 15_000;
@@ -115,6 +116,15 @@ export class NftablesBackend implements FirewallBackend {
     const r = await execa(cmd.file, cmd.args, { reject: false, timeout: NFT_TIMEOUT_MS, stdin: "ignore" });
     if (r.timedOut) throw new FirewallCommandError("nft timed out listing the knockport table", "");
     return r.exitCode === 0;
+  }
+
+  /** Our sets' elements from `nft list table inet knockport` (the command line isInstalled uses). */
+  async listElements(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined> {
+    const cmd = this.privilege.wrap(this.nftPath, ["list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME]);
+    const r = await execa(cmd.file, cmd.args, { reject: false, timeout: NFT_TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
+    if (r.timedOut) throw new FirewallCommandError("nft timed out listing the knockport table", "");
+    if (r.exitCode !== 0) return undefined;
+    return parseNftSetElements(String(r.stdout), sets);
   }
 
   private runScript(script: string, what: string): Promise<void> {

@@ -20,6 +20,7 @@ import {
   type OpenResult,
 } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "./backend.js";
+import type { KernelElement } from "./nft-elements.js";
 import { GroupCommitter, type PreparedChange } from "./group-commit.js";
 import { HookRunner } from "./hooks.js";
 import { LeaseBook, type Lease, type LeaseJournal } from "./leases.js";
@@ -30,6 +31,9 @@ export interface Clock {
   now(): number;
 }
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** How far an element's kernel deadline may differ from its lease's before reconciliation resets it. */
+export const RECONCILE_TOLERANCE_MS = 2500;
 
 function secondsUntil(deadlineMs: number, nowMs: number): number {
   return Math.max(1, Math.ceil((deadlineMs - nowMs) / 1000));
@@ -118,6 +122,87 @@ export class HelperService {
       { audit: true, event: "firewall.reinstalled", type: this.firewall.type, restored: live.length },
       "the firewall rules were gone (flushed from outside); re-applied with the live leases",
     );
+  }
+
+  /** The sets that hold lease elements (HTTPS and every app's service sets, both families). */
+  private leaseSets(): Set<string> {
+    const sets = new Set<string>([httpsSetName(4), httpsSetName(6)]);
+    for (const a of this.config.apps) for (const f of [4, 6] as const) sets.add(serviceSetName(a.name, f));
+    return sets;
+  }
+
+  /**
+   * Changes that make the kernel's lease elements match the book and the clock: live leases missing from
+   * the kernel are added with their remaining time, elements that would end more than
+   * RECONCILE_TOLERANCE_MS before or after their lease (a hand-made `timeout 1h`, an element without a
+   * timeout) are set to the remaining time, and elements no lease accounts for (strays) are removed.
+   * `add` after `delete` and set semantics mean nothing is ever duplicated.
+   */
+  private reconcileChanges(kernel: readonly KernelElement[], nowMs: number): { changes: SetChange[]; added: number; retimed: number; removed: number } {
+    const wanted = new Map<string, { change: Extract<SetChange, { op: "grant" }>; deadlineMs: number }>();
+    for (const l of this.book.all()) {
+      if (l.expiresAtMs <= nowMs || !findApp(this.config, l.app)) continue;
+      const change = this.grantChange(l, nowMs);
+      const deadlineMs = l.step === 1 ? (this.book.latestStep1Deadline(l.ip, nowMs) ?? l.expiresAtMs) : l.expiresAtMs;
+      wanted.set(`${change.set}|${change.ip}`, { change, deadlineMs });
+    }
+    const changes: SetChange[] = [];
+    const seen = new Set<string>();
+    let retimed = 0;
+    let removed = 0;
+    for (const e of kernel) {
+      const ip = parseIpAddress(e.ip);
+      // An address our sets cannot hold in this form (e.g. ::ffff:a.b.c.d in a v6 set): leave it to a reinstall.
+      if (!ip || !e.set.endsWith(`_v${ipFamily(ip)}`)) continue;
+      const key = `${e.set}|${ip}`;
+      seen.add(key);
+      const w = wanted.get(key);
+      if (!w) {
+        changes.push({ op: "revoke", set: e.set, ip });
+        removed += 1;
+      } else if (Math.abs(nowMs + e.expiresInMs - w.deadlineMs) > RECONCILE_TOLERANCE_MS || !Number.isFinite(e.expiresInMs)) {
+        changes.push(w.change);
+        retimed += 1;
+      }
+    }
+    let added = 0;
+    for (const [key, w] of wanted) {
+      if (seen.has(key)) continue;
+      changes.push(w.change);
+      added += 1;
+    }
+    return { changes, added, retimed, removed };
+  }
+
+  /**
+   * Reconcile kernel <-> book <-> clock (run by the self-heal loop while our table is in place). Returns
+   * what was changed, or undefined when the backend cannot list its elements or the table is absent.
+   * The kernel is read first; the changes are recomputed against the book inside the group commit, so a
+   * grant or revoke between the listing and the commit is never undone (at worst re-applied as it is).
+   */
+  async reconcile(): Promise<{ added: number; retimed: number; removed: number } | undefined> {
+    if (this.firewall.listElements === undefined) return undefined;
+    const kernel = await this.firewall.listElements(this.leaseSets());
+    if (kernel === undefined) return undefined;
+    if (this.reconcileChanges(kernel, this.clock.now()).changes.length === 0) return { added: 0, retimed: 0, removed: 0 };
+    return this.committer.submit(() => {
+      const now = this.clock.now();
+      const { changes, ...counts } = this.reconcileChanges(kernel, now);
+      return {
+        changes,
+        undoBook: () => undefined,
+        undoChanges: () => [],
+        finish: () => {
+          if (changes.length > 0) {
+            this.log.warn(
+              { audit: true, event: "firewall.reconciled", type: this.firewall.type, ...counts },
+              "the kernel's lease elements differed from the leases; corrected (missing re-added, wrong timeouts reset, strays removed)",
+            );
+          }
+          return counts;
+        },
+      };
+    });
   }
 
   startExpirySweep(intervalMs = 1000): void {

@@ -1,0 +1,210 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parseConfig } from "@knockport/config";
+import type { IpAddress } from "@knockport/protocol";
+import type { FirewallBackend, SetChange } from "../src/backend.js";
+import { LeaseJournal } from "../src/leases.js";
+import { parseNftDuration, parseNftSetElements, type KernelElement } from "../src/nft-elements.js";
+import { HelperService } from "../src/service.js";
+
+const T0 = Date.UTC(2030, 0, 1);
+const A = "198.51.100.7";
+const B = "198.51.100.8";
+const STRAY = "198.51.100.20";
+
+const config = parseConfig(
+  {
+    global: { http_post_path: "/knock-one-path", https_post_path: "/knock-two-path", interface_ext: "eth0" },
+    ssh: { port: 2222, access_key_http: ["ssh-http-key-0000"], access_key_https: ["ssh-https-key-0000"], duration: 600, step2_https_duration: 30 },
+    openvpn: { port: 1194, protocol: "udp", access_key_http: ["ovpn-http-key-000"], access_key_https: ["ovpn-https-key-000"], duration: 3600, step2_https_duration: 30 },
+  },
+  "test.yaml",
+);
+
+/** A kernel in memory: elements with absolute deadlines that vanish when the fake clock passes them. */
+class FakeKernel implements FirewallBackend {
+  readonly type = "nftables" as const;
+  readonly elements = new Map<string, number>();
+  readonly applied: SetChange[][] = [];
+  listed = 0;
+  constructor(private readonly clock: { now(): number }) {}
+  renderRuleset(): string {
+    return "";
+  }
+  async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
+    this.elements.clear();
+    await this.apply(grants);
+  }
+  async apply(changes: readonly SetChange[]): Promise<void> {
+    this.applied.push([...changes]);
+    for (const c of changes) {
+      if (c.op === "grant") this.elements.set(`${c.set}|${c.ip}`, this.clock.now() + c.timeoutSeconds * 1000);
+      else this.elements.delete(`${c.set}|${c.ip}`);
+    }
+  }
+  async listElements(sets: ReadonlySet<string>): Promise<KernelElement[]> {
+    this.listed += 1;
+    const now = this.clock.now();
+    const out: KernelElement[] = [];
+    for (const [key, deadline] of this.elements) {
+      const [set = "", ip = ""] = key.split("|");
+      if (deadline <= now) this.elements.delete(key);
+      else if (sets.has(set)) out.push({ set, ip, expiresInMs: deadline - now });
+    }
+    return out;
+  }
+  async uninstall(): Promise<boolean> {
+    return true;
+  }
+  /** Seconds left per `set|ip`. */
+  snapshot(): Record<string, number> {
+    const now = this.clock.now();
+    return Object.fromEntries([...this.elements].filter(([, d]) => d > now).map(([k, d]) => [k, Number.isFinite(d) ? Math.round((d - now) / 1000) : Infinity]));
+  }
+}
+
+describe("HelperService.reconcile (kernel <-> lease book <-> clock)", () => {
+  let dir: string;
+  let clock: { t: number; now(): number };
+  let kernel: FakeKernel;
+  let service: HelperService;
+  const open = (step: 1 | 2, app: string, ip: string) => service.handlers.open({ step, app, ip }, undefined);
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "kp-reconcile-"));
+    clock = { t: T0, now: () => clock.t };
+    kernel = new FakeKernel(clock);
+    service = new HelperService(config, kernel, new LeaseJournal(join(dir, "state")), pino({ level: "silent" }), clock);
+    await service.start();
+    await open(1, "ssh", A);
+    await open(2, "ssh", A);
+    await open(1, "openvpn", B);
+    await open(2, "openvpn", B);
+    kernel.applied.length = 0;
+  });
+  afterEach(() => {
+    service.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("changes nothing when the kernel matches the leases (no transaction at all)", async () => {
+    clock.t += 5000;
+    expect(await service.reconcile()).toEqual({ added: 0, retimed: 0, removed: 0 });
+    expect(kernel.applied).toEqual([]);
+  });
+
+  it("removes a stray element of ours (no lease for it), whatever its timeout", async () => {
+    kernel.elements.set(`svc_ssh_v4|${STRAY}`, clock.t + 3600_000);
+    kernel.elements.set(`https_v4|${STRAY}`, Infinity);
+    expect(await service.reconcile()).toEqual({ added: 0, retimed: 0, removed: 2 });
+    expect(kernel.snapshot()).toEqual({ "https_v4|198.51.100.7": 30, "svc_ssh_v4|198.51.100.7": 600, "https_v4|198.51.100.8": 30, "svc_openvpn_v4|198.51.100.8": 3600 });
+  });
+
+  it("re-adds a live lease missing from the kernel with its REMAINING time, and never an expired one", async () => {
+    clock.t += 100_000; // step-1 leases (30 s) are over, ssh has 500 s left, openvpn 3500 s
+    kernel.elements.clear(); // e.g. `nft flush set`
+    expect(await service.reconcile()).toEqual({ added: 2, retimed: 0, removed: 0 });
+    expect(kernel.snapshot()).toEqual({ "svc_ssh_v4|198.51.100.7": 500, "svc_openvpn_v4|198.51.100.8": 3500 });
+  });
+
+  it("resets an element whose kernel timeout is far from its lease's deadline (hand-made timeout 1h, or none)", async () => {
+    kernel.elements.set(`svc_ssh_v4|${A}`, clock.t + 3600_000);
+    kernel.elements.set(`svc_openvpn_v4|${B}`, Infinity);
+    clock.t += 10_000;
+    expect(await service.reconcile()).toEqual({ added: 0, retimed: 2, removed: 0 });
+    expect(kernel.snapshot()).toMatchObject({ "svc_ssh_v4|198.51.100.7": 590, "svc_openvpn_v4|198.51.100.8": 3590 });
+  });
+
+  it("never duplicates: one transaction, each element once, and a second pass finds nothing to do", async () => {
+    kernel.elements.clear();
+    kernel.elements.set(`svc_openvpn_v4|${STRAY}`, clock.t + 1000_000);
+    await service.reconcile();
+    expect(kernel.applied).toHaveLength(1);
+    const keys = (kernel.applied[0] ?? []).map((c) => `${c.op}|${c.set}|${c.ip}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys.sort()).toEqual(
+      ["grant|https_v4|198.51.100.7", "grant|https_v4|198.51.100.8", "grant|svc_openvpn_v4|198.51.100.8", "grant|svc_ssh_v4|198.51.100.7", "revoke|svc_openvpn_v4|198.51.100.20"].sort(),
+    );
+    expect(await service.reconcile()).toEqual({ added: 0, retimed: 0, removed: 0 });
+    expect(kernel.applied).toHaveLength(1);
+  });
+
+  it("leaves sets that are not lease sets alone and does nothing when the table is absent", async () => {
+    kernel.elements.set(`dnat_targets|${STRAY}`, Infinity);
+    expect(await service.reconcile()).toEqual({ added: 0, retimed: 0, removed: 0 });
+    expect(kernel.elements.has(`dnat_targets|${STRAY}`)).toBe(true);
+    kernel.listElements = async () => undefined;
+    expect(await service.reconcile()).toBeUndefined();
+  });
+
+  it("keeps a knock that lands just before the listing (the book is read after the kernel)", async () => {
+    const C = "198.51.100.9" as IpAddress;
+    const real = kernel.listElements.bind(kernel);
+    // A knock for C commits, then the listing (which holds C) is taken: C must not look like a stray.
+    kernel.listElements = async (sets) => {
+      await open(1, "ssh", C);
+      return real(sets);
+    };
+    expect(await service.reconcile()).toEqual({ added: 0, retimed: 0, removed: 0 });
+    expect(kernel.snapshot()[`https_v4|${C}`]).toBe(30);
+  });
+
+  it("keeps a knock that lands between the listing and the commit", async () => {
+    const C = "198.51.100.9" as IpAddress;
+    const real = kernel.listElements.bind(kernel);
+    kernel.listElements = async (sets) => {
+      const listed = await real(sets);
+      await open(1, "ssh", C);
+      return listed;
+    };
+    await service.reconcile();
+    expect(kernel.snapshot()[`https_v4|${C}`]).toBe(30);
+  });
+});
+
+describe("nft listing parser", () => {
+  it("reads durations", () => {
+    expect(parseNftDuration("2d23h59m59s992ms")).toBe(2 * 86_400_000 + 23 * 3_600_000 + 59 * 60_000 + 59_992);
+    expect(parseNftDuration("1m30s")).toBe(90_000);
+    expect(parseNftDuration("500ms")).toBe(500);
+    expect(parseNftDuration("soon")).toBeUndefined();
+  });
+
+  it("reads elements of the named sets only, across wrapped lines, with and without a timeout", () => {
+    const listing = [
+      "table inet knockport {",
+      "\tset https_v4 {",
+      "\t\ttype ipv4_addr",
+      "\t\tflags timeout",
+      "\t\telements = { 198.51.100.10 timeout 1h expires 59m59s992ms, 198.51.100.11 timeout 1m30s expires 1m29s992ms,",
+      "\t\t\t     198.51.100.12 }",
+      "\t}",
+      "",
+      "\tset svc_ssh_v6 {",
+      "\t\ttype ipv6_addr",
+      "\t\tflags timeout",
+      "\t\telements = { 2001:db8::1 timeout 5s expires 4s992ms }",
+      "\t}",
+      "",
+      "\tset other {",
+      "\t\ttype ipv4_addr",
+      "\t\telements = { 198.51.100.99 }",
+      "\t}",
+      "",
+      "\tset svc_ssh_v4 {",
+      "\t\ttype ipv4_addr",
+      "\t\tflags timeout",
+      "\t}",
+      "}",
+    ].join("\n");
+    expect(parseNftSetElements(listing, new Set(["https_v4", "svc_ssh_v6", "svc_ssh_v4"]))).toEqual([
+      { set: "https_v4", ip: "198.51.100.10", expiresInMs: 3_599_992 },
+      { set: "https_v4", ip: "198.51.100.11", expiresInMs: 89_992 },
+      { set: "https_v4", ip: "198.51.100.12", expiresInMs: Infinity },
+      { set: "svc_ssh_v6", ip: "2001:db8::1", expiresInMs: 4992 },
+    ]);
+  });
+});
