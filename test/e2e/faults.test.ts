@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, describeResult, e2eFirewalls, expectStep1NoReply } from "./harness.js";
+import { Harness, REPO_ROOT, describeResult, e2eFirewalls, expectStep1NoReply } from "./harness.js";
 import { pollUntil, sleep, sleepUntil, type AppSpec, type ManagedProcess } from "./testbed.js";
 
 const DURATION_S = 6;
@@ -200,6 +200,26 @@ describe.each(faultFirewalls)("knockport end to end (%s): faults on the real ker
     // Re-added with the remaining time: it still ends on the lease's deadline.
     const closed = await closedAt(async () => (await h.svc("cli", ssh, h.family, 150)) === "closed", DURATION_S * 1000 + 4000);
     expect((closed ?? Infinity) - (done + DURATION_S * 1000), "closes on the original deadline").toBeLessThanOrEqual(RESTORE_ROUNDING_MS + 500);
+  });
+
+  // Issue 4 asks for an optional conntrack cut-off of established flows at expiry. With these backends it is
+  // not needed: the service port's rule checks every packet against the set (no `ct state established`
+  // accept before it), so an established connection stops passing traffic when its element ends.
+  it("an established TCP connection stops passing traffic when its lease ends (no conntrack flush needed)", async () => {
+    const { sent, done } = await h.fullKnock("cli", ssh);
+    const deadline = done + DURATION_S * 1000;
+    const runMs = deadline + 2500 - Date.now();
+    const r = await h.topo.exec("cli", process.execPath, [join(REPO_ROOT, "test/e2e/tools/long-lived.mjs"), h.srvIp(h.family), String(ssh.port), String(runMs)], {
+      timeoutMs: runMs + 10_000,
+    });
+    const out = JSON.parse(r.stdout) as { connected?: number; echoes: number[]; end: string };
+    expect(out.connected, `connected: ${r.stdout} ${r.stderr}`).toBeDefined();
+    const before = out.echoes.filter((t) => t <= deadline - 500).length;
+    const last = Math.max(...out.echoes);
+    console.info(`[faults ${firewall}] established connection: last echo ${last - deadline} ms after the deadline (${before} echoes before it), end: ${out.end}`);
+    expect(before, "the connection carried traffic during the lease").toBeGreaterThan(10);
+    expect(last - deadline, "no traffic later than 1 s after the deadline").toBeLessThanOrEqual(LATE_MS);
+    expect(last, "traffic until the lease's end (pings every 100 ms)").toBeGreaterThanOrEqual(sent + DURATION_S * 1000 - 300);
   });
 
   it("kill -9 of helper and server mid-lease: the service port still closes within duration + 1 s", async () => {
