@@ -13,6 +13,7 @@ import {
   exampleConfig,
   startKnockport,
   type KnockportStack,
+  type FirewallKind,
   type ManagedProcess,
   type Topology,
 } from "@knockport/testbed";
@@ -20,6 +21,8 @@ import { formatSummary, summarize, type Summary } from "./stats.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const TOOLS = join(REPO, "bench/tools");
+/** VyOS runs only simulated here (fake vbash), so its figures would say nothing about VyOS. */
+const BENCH_FIREWALLS: readonly FirewallKind[] = ["nftables", "iptables-nft", "iptables-legacy"];
 
 interface KnockRun {
   ip: string;
@@ -32,6 +35,7 @@ interface KnockRun {
 
 interface Context {
   topo: Topology;
+  firewall: FirewallKind;
   stack: KnockportStack;
   /** The running helper (the scale measurement restarts it). */
   helper: ManagedProcess;
@@ -143,6 +147,15 @@ function rssMb(pid: number | undefined): number | undefined {
 }
 
 async function ruleCount(ctx: Context): Promise<number> {
+  if (ctx.firewall !== "nftables") {
+    const flavour = ctx.firewall === "iptables-legacy" ? "legacy" : "nft";
+    let count = 0;
+    for (const bin of [`iptables-${flavour}-save`, `ip6tables-${flavour}-save`]) {
+      const res = await ctx.topo.exec("srv", bin, [], { timeoutMs: 60_000 });
+      count += res.stdout.split("\n").filter((l) => l.startsWith("-A KNOCKPORT")).length;
+    }
+    return count;
+  }
   const res = await ctx.topo.exec("srv", "nft", ["-a", "list", "table", "inet", "knockport"], { timeoutMs: 60_000 });
   // rules carry "# handle N" after a statement; set and chain headers do not end in a verdict/statement line
   return res.stdout.split("\n").filter((l) => /^\t\t\S/.test(l) && /# handle \d+$/.test(l) && !/^\t\t(type|flags|elements|comment|policy)\b/.test(l)).length;
@@ -202,32 +215,19 @@ async function flood(ctx: Context, host: "cli" | "cli2", job: Record<string, unk
   };
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: "string", default: "50" },
-      only: { type: "string" },
-    },
-  });
-  const runs = Math.min(Math.max(Number(values.runs) || 50, 5), 100);
-  const only = values.only ? new Set(values.only.split(",")) : undefined;
-  const want = (name: string): boolean => !only || only.has(name);
-
-  await cleanupStaleTopologies();
+/** Every measurement `want` selects, against one firewall backend, in a topology of its own. */
+async function runBackend(firewall: FirewallKind, runs: number, want: (name: string) => boolean): Promise<Record<string, unknown>> {
+  log(`\n== ${firewall} ==`);
   const topo = await createTopology();
   const config = exampleConfig({ interfaceExt: topo.extInterface, duration: 600, step2HttpsDuration: 30, rateLimitPerMinute: 100_000, keyPairs: 1 });
   // second app: short leases for the expiry measurement
   const short = { ...config.apps[1]!, duration: 2 };
   const spec = { ...config, apps: [config.apps[0]!, short] };
   let stack: KnockportStack | undefined;
-  const results: Record<string, unknown> = {
-    when: new Date().toISOString(),
-    node: process.version,
-    machine: "2 cores (this workplace's standard machine), network namespaces on one kernel",
-  };
+  const results: Record<string, unknown> = {};
   try {
-    stack = await startKnockport(topo, { repoRoot: REPO, config: spec });
-    const ctx: Context = { topo, stack, helper: stack.helper, srvIp: topo.addr.srv.v4, nextSource: 100 };
+    stack = await startKnockport(topo, { repoRoot: REPO, config: spec, firewall });
+    const ctx: Context = { topo, firewall, stack, helper: stack.helper, srvIp: topo.addr.srv.v4, nextSource: 100 };
 
     if (want("knock-to-open")) {
       log(`knock-to-open: ${runs} knocks, each from a fresh source address ...`);
@@ -310,6 +310,36 @@ async function main(): Promise<void> {
   } finally {
     await stack?.stop();
     await topo.destroy();
+  }
+  return results;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: "string", default: "50" },
+      only: { type: "string" },
+      firewall: { type: "string", default: "nftables,iptables-nft,iptables-legacy" },
+    },
+  });
+  const runs = Math.min(Math.max(Number(values.runs) || 50, 5), 100);
+  const only = values.only ? new Set(values.only.split(",")) : undefined;
+  const firewalls = values.firewall.split(",").filter((f): f is FirewallKind => (BENCH_FIREWALLS as readonly string[]).includes(f));
+  if (firewalls.length === 0) throw new Error(`--firewall: use ${BENCH_FIREWALLS.join(", ")}`);
+
+  await cleanupStaleTopologies();
+  const results: Record<string, unknown> = {
+    when: new Date().toISOString(),
+    node: process.version,
+    machine: "2 cores (this workplace's standard machine), network namespaces on one kernel",
+    command: `pnpm bench -- ${process.argv.slice(2).join(" ")}`.trim(),
+    backends: {} as Record<string, unknown>,
+  };
+  for (const firewall of firewalls) {
+    // the full set on the first backend; the others get the per-backend measurements
+    const perBackend = firewall === firewalls[0] ? undefined : new Set(["knock-to-open", "scale", "expiry"]);
+    const want = (name: string): boolean => (!only || only.has(name)) && (!perBackend || perBackend.has(name));
+    (results.backends as Record<string, unknown>)[firewall] = await runBackend(firewall, runs, want);
   }
   const dir = join(REPO, "bench/results");
   mkdirSync(dir, { recursive: true });
