@@ -41,12 +41,14 @@ describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end 
   it("re-applies within 5 s, keeping the knocker's lease and locking the bystander out again", async () => {
     await h.fullKnock("cli", ssh);
     expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
+    const reapplied = (): number => h.stack.helper.lines.filter((l) => l.line.includes('"event":"firewall.reinstalled"')).length;
+    const before = reapplied();
     await wipe();
     const wiped = Date.now();
-    // Control: the wipe really removed the protection (the bystander reaches the service).
-    expect(await h.svc("cli2", ssh), "right after the wipe nothing protects the service").toBe("open");
-    const healed = await pollUntil(async () => ((await h.svc("cli2", ssh, 4, 300)) === "closed" ? Date.now() : undefined), 8000, 200);
-    expect(healed, "the bystander must be locked out again").toBeDefined();
+    // No probe of the unprotected moment: the helper's next check (every 2 s) may come before it. The
+    // re-apply logged after the wipe shows the wipe was real and noticed.
+    const healed = await pollUntil(async () => (reapplied() > before && (await h.svc("cli2", ssh, 4, 300)) === "closed" ? Date.now() : undefined), 8000, 100);
+    expect(healed, "the helper must re-apply and the bystander be locked out again").toBeDefined();
     expect((healed ?? Infinity) - wiped, "re-applied within 5 s").toBeLessThan(5000);
     expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
     expect(h.stack.helper.lines.some((l) => l.line.includes('"event":"firewall.reinstalled"')), "the helper logs the re-apply").toBe(true);
