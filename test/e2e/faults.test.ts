@@ -6,6 +6,7 @@
 // reconciliation of the kernel's set elements with the leases (a stray added by hand, a live one deleted).
 // Runs nftables and iptables-nft by default (KNOCKPORT_E2E_FIREWALLS narrows it).
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -169,18 +170,25 @@ describe.each(faultFirewalls)("knockport end to end (%s): faults on the real ker
     await current.waitForLine(/"msg":"helper ready"/, 20_000);
   });
 
-  // Reconciliation of the set elements with the leases (the self-heal loop, every 2 s): nftables only, the
-  // iptables backend does not list its ipset elements yet.
-  it.skipIf(firewall !== "nftables")("a stray element added by hand is removed, a deleted live one put back, within the reconcile interval", async () => {
+  // Reconciliation of the set elements with the leases (the self-heal loop, every 2 s): nftables sets, or
+  // the iptables backend's ipsets.
+  it("a stray element added by hand is removed, a deleted live one put back, within the reconcile interval", async () => {
     const { done } = await h.fullKnock("cli", ssh);
     const cli2 = h.ip("cli2");
     const cli = h.ip("cli");
-    const nft = async (...args: string[]): Promise<void> => {
-      const r = await h.topo.exec("srv", "/usr/sbin/nft", args, { timeoutMs: 10_000 });
-      if (r.exitCode !== 0) throw new Error(`nft ${args.join(" ")}: ${r.stderr}`);
+    const run = async (file: string, args: string[]): Promise<void> => {
+      const r = await h.topo.exec("srv", file, args, { timeoutMs: 10_000 });
+      if (r.exitCode !== 0) throw new Error(`${file} ${args.join(" ")}: ${r.stderr}`);
     };
-    await nft("add", "element", "inet", "knockport", "svc_ssh_v4", `{ ${cli2} timeout 1h }`);
-    await nft("delete", "element", "inet", "knockport", "svc_ssh_v4", `{ ${cli} }`);
+    if (firewall === "nftables") {
+      await run("/usr/sbin/nft", ["add", "element", "inet", "knockport", "svc_ssh_v4", `{ ${cli2} timeout 1h }`]);
+      await run("/usr/sbin/nft", ["delete", "element", "inet", "knockport", "svc_ssh_v4", `{ ${cli} }`]);
+    } else {
+      // @knockport/firewall's ipsetName("svc_ssh_v4")
+      const set = `kp-${ssh.name.slice(0, 14)}-${createHash("sha256").update(ssh.name, "utf8").digest("hex").slice(0, 8)}-v4`;
+      await run("/usr/sbin/ipset", ["add", set, cli2, "timeout", "3600"]);
+      await run("/usr/sbin/ipset", ["del", set, cli]);
+    }
     const changed = Date.now();
     // Control: the hand edits took effect.
     expect(await h.svc("cli2", ssh), "the stray element lets cli2 in").toBe("open");

@@ -15,6 +15,7 @@ import {
   type IptTable,
 } from "@knockport/firewall";
 import type { FirewallBackend, SetChange } from "./backend.js";
+import { parseIpsetSave, type KernelElement } from "./nft-elements.js";
 import { FirewallCommandError } from "./nftables.js";
 import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
 
@@ -157,6 +158,18 @@ export class IptablesBackend implements FirewallBackend {
     }
     const sets = new Set(await listOurSets(this.bin.ipset, this.privilege));
     return sets.has("kp-https-v4") && sets.has("kp-https-v6");
+  }
+
+  /** Our ipsets' elements from `ipset save` (one command; --print-sudoers allows it), with logical set names. */
+  async listElements(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined> {
+    const names = new Map([...sets].map((logical) => [ipsetName(logical), logical] as const));
+    const cmd = this.privilege.wrap(this.bin.ipset, ["save"]);
+    const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
+    if (r.timedOut) throw new Error("ipset save timed out");
+    if (r.exitCode !== 0) return undefined;
+    const elements = parseIpsetSave(String(r.stdout), names);
+    // Our https sets missing: not installed (the self-heal check reinstalls); nothing to reconcile.
+    return String(r.stdout).includes(`create ${ipsetName("https_v4")} `) ? elements : undefined;
   }
 
   private async ensureJump(binary: string, j: IptJump): Promise<void> {

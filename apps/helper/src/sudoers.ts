@@ -23,6 +23,7 @@ export function sudoCommands(
   const out: string[][] = [
     [b.ipset, "-exist", "restore"],
     [b.ipset, "list", "-n"],
+    [b.ipset, "save"],
     [b.iptablesRestore, "-w", "5", "--noflush"],
     [b.ip6tablesRestore, "-w", "5", "--noflush"],
   ];

@@ -7,7 +7,7 @@ import { parseConfig } from "@knockport/config";
 import type { IpAddress } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "../src/backend.js";
 import { LeaseJournal } from "../src/leases.js";
-import { parseNftDuration, parseNftSetElements, type KernelElement } from "../src/nft-elements.js";
+import { parseIpsetSave, parseNftDuration, parseNftSetElements, type KernelElement } from "../src/nft-elements.js";
 import { HelperService } from "../src/service.js";
 
 const T0 = Date.UTC(2030, 0, 1);
@@ -205,6 +205,26 @@ describe("nft listing parser", () => {
       { set: "https_v4", ip: "198.51.100.11", expiresInMs: 89_992 },
       { set: "https_v4", ip: "198.51.100.12", expiresInMs: Infinity },
       { set: "svc_ssh_v6", ip: "2001:db8::1", expiresInMs: 4992 },
+    ]);
+  });
+
+  it("reads ipset save output: our sets only, logical names, whole seconds, timeout 0 = never", () => {
+    const save = [
+      "create kp-https-v4 hash:ip family inet hashsize 1024 maxelem 65536 timeout 60 bucketsize 12 initval 0xd9f40882",
+      "add kp-https-v4 198.51.100.9 timeout 29",
+      "add kp-https-v4 198.51.100.8 timeout 0",
+      "add someone-elses 198.51.100.7 timeout 5",
+      "add kp-ssh-abcdef01-v6 2001:db8::7 timeout 3600",
+      "",
+    ].join("\n");
+    const names = new Map([
+      ["kp-https-v4", "https_v4"],
+      ["kp-ssh-abcdef01-v6", "svc_ssh_v6"],
+    ]);
+    expect(parseIpsetSave(save, names)).toEqual([
+      { set: "https_v4", ip: "198.51.100.9", expiresInMs: 29_000 },
+      { set: "https_v4", ip: "198.51.100.8", expiresInMs: Infinity },
+      { set: "svc_ssh_v6", ip: "2001:db8::7", expiresInMs: 3_600_000 },
     ]);
   });
 });
