@@ -5,6 +5,8 @@ export class NftSessionError extends Error {
   constructor(
     message: string,
     readonly stderr: string,
+    /** "refused": nft rejected this transaction (nothing applied); "session": the process failed, outcome unknown to it. */
+    readonly kind: "refused" | "session" = "session",
   ) {
     super(message);
     this.name = "NftSessionError";
@@ -57,7 +59,7 @@ export class NftSession {
   /** Apply one-line nft commands as one transaction; resolves once the kernel committed it. */
   apply(commands: readonly string[]): Promise<void> {
     if (commands.some((c) => c.includes("\n") || c.includes("\r") || c.includes("#"))) {
-      return Promise.reject(new NftSessionError("nft session: commands must be single lines without comments", ""));
+      return Promise.reject(new NftSessionError("nft session: commands must be single lines without comments", "", "refused"));
     }
     const proc = this.ensureStarted();
     this.seq = (this.seq % SEQ_MODULUS) + 1;
@@ -83,7 +85,9 @@ export class NftSession {
 
   private ensureStarted(): ChildProcessWithoutNullStreams {
     if (this.proc && this.proc.exitCode === null && !this.proc.killed) return this.proc;
-    const proc = spawn(this.options.command, [...(this.options.args ?? ["-i"])], { stdio: ["pipe", "pipe", "pipe"] });
+    // Its own process group: a Ctrl-C or a signal to the helper's group must not kill nft in the
+    // middle of a transaction the helper is still waiting for. It exits when its stdin closes.
+    const proc = spawn(this.options.command, [...(this.options.args ?? ["-i"])], { stdio: ["pipe", "pipe", "pipe"], detached: true });
     this.proc = proc;
     this.stdout = "";
     this.stderr = "";
@@ -117,7 +121,7 @@ export class NftSession {
         setTimeout(() => {
           const text = this.stderr.trim();
           this.stderr = "";
-          waiter.reject(new NftSessionError(`nft refused the change: ${text.split("\n")[0] ?? "unknown error"}`, text));
+          waiter.reject(new NftSessionError(`nft refused the change: ${text.split("\n")[0] ?? "unknown error"}`, text, "refused"));
         }, 5);
       }
     }

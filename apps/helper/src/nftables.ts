@@ -96,6 +96,13 @@ export class NftablesBackend implements FirewallBackend {
     try {
       await this.session.apply(commands);
     } catch (err) {
+      if (err instanceof NftSessionError && err.kind === "session") {
+        // The session died (e.g. the stop signal reached the whole cgroup). The transaction either
+        // committed whole or not at all; grants and revokes are idempotent, so apply it again in a
+        // one-shot nft. The next change starts a fresh session.
+        await this.runScript(script, "update the knockport sets");
+        return;
+      }
       const stderr = err instanceof NftSessionError ? err.stderr : "";
       throw new FirewallCommandError(`nft failed to update the knockport sets: ${(err as Error).message}`, stderr);
     }
