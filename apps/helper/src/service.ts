@@ -82,6 +82,7 @@ export class HelperService {
       restored.push(lease);
     }
     await this.firewall.install(restored.map((l) => this.grantChange(l, now)));
+    restored.forEach((l) => this.closeOnTime(l));
     this.log.info({ event: "firewall.installed", type: this.firewall.type, restored: restored.length }, "firewall table installed");
     this.journal.save(this.book.all());
     for (const l of restored) {
@@ -118,6 +119,7 @@ export class HelperService {
     const now = this.clock.now();
     const live = this.book.all().filter((l) => l.expiresAtMs > now);
     await this.firewall.install(live.map((l) => this.grantChange(l, now)));
+    live.forEach((l) => this.closeOnTime(l));
     this.log.warn(
       { audit: true, event: "firewall.reinstalled", type: this.firewall.type, restored: live.length },
       "the firewall rules were gone (flushed from outside); re-applied with the live leases",
@@ -138,14 +140,21 @@ export class HelperService {
    * timeout) are set to the remaining time, and elements no lease accounts for (strays) are removed.
    * `add` after `delete` and set semantics mean nothing is ever duplicated.
    */
-  private reconcileChanges(kernel: readonly KernelElement[], nowMs: number): { changes: SetChange[]; added: number; retimed: number; removed: number } {
-    const wanted = new Map<string, { change: Extract<SetChange, { op: "grant" }>; deadlineMs: number }>();
+  private reconcileChanges(
+    kernel: readonly KernelElement[],
+    nowMs: number,
+  ): { changes: SetChange[]; added: number; retimed: number; removed: number; rounded: Lease[] } {
+    const wanted = new Map<string, { change: Extract<SetChange, { op: "grant" }>; deadlineMs: number; leases: Lease[] }>();
     for (const l of this.book.all()) {
       if (l.expiresAtMs <= nowMs || !findApp(this.config, l.app)) continue;
       const change = this.grantChange(l, nowMs);
       const deadlineMs = l.step === 1 ? (this.book.latestStep1Deadline(l.ip, nowMs) ?? l.expiresAtMs) : l.expiresAtMs;
-      wanted.set(`${change.set}|${change.ip}`, { change, deadlineMs });
+      const key = `${change.set}|${change.ip}`;
+      const w = wanted.get(key);
+      if (w) w.leases.push(l);
+      else wanted.set(key, { change, deadlineMs, leases: [l] });
     }
+    const rounded: Lease[] = [];
     const changes: SetChange[] = [];
     const seen = new Set<string>();
     let retimed = 0;
@@ -162,6 +171,7 @@ export class HelperService {
         removed += 1;
       } else if (Math.abs(nowMs + e.expiresInMs - w.deadlineMs) > RECONCILE_TOLERANCE_MS || !Number.isFinite(e.expiresInMs)) {
         changes.push(w.change);
+        rounded.push(...w.leases);
         retimed += 1;
       }
     }
@@ -169,9 +179,10 @@ export class HelperService {
     for (const [key, w] of wanted) {
       if (seen.has(key)) continue;
       changes.push(w.change);
+      rounded.push(...w.leases);
       added += 1;
     }
-    return { changes, added, retimed, removed };
+    return { changes, added, retimed, removed, rounded };
   }
 
   /**
@@ -187,12 +198,13 @@ export class HelperService {
     if (this.reconcileChanges(kernel, this.clock.now()).changes.length === 0) return { added: 0, retimed: 0, removed: 0 };
     return this.committer.submit(() => {
       const now = this.clock.now();
-      const { changes, ...counts } = this.reconcileChanges(kernel, now);
+      const { changes, rounded, ...counts } = this.reconcileChanges(kernel, now);
       return {
         changes,
         undoBook: () => undefined,
         undoChanges: () => [],
         finish: () => {
+          rounded.forEach((l) => this.closeOnTime(l));
           if (changes.length > 0) {
             this.log.warn(
               { audit: true, event: "firewall.reconciled", type: this.firewall.type, ...counts },
@@ -214,8 +226,47 @@ export class HelperService {
     this.sweepTimer.unref();
   }
 
+  private readonly onTimeTimers = new Map<string, NodeJS.Timeout>();
+
+  /**
+   * Kernel timeouts are whole seconds, so a lease put back with its remaining time (restart, re-apply,
+   * reconcile) is rounded up and would end up to 1 s after its deadline. This removes its element on the
+   * deadline itself, unless the lease was refreshed or closed meanwhile. (Knocks and grants need none:
+   * their durations are whole seconds from the moment of the grant.)
+   */
+  private closeOnTime(lease: Lease): void {
+    const key = `${lease.step}|${lease.app}|${lease.ip}`;
+    clearTimeout(this.onTimeTimers.get(key));
+    const timer = setTimeout(
+      () => {
+        this.onTimeTimers.delete(key);
+        // A timer may fire a millisecond before the clock reaches the deadline: wait for it.
+        if (lease.expiresAtMs > this.clock.now()) return this.closeOnTime(lease);
+        void this.committer.submit(() => this.prepareCloseOnTime(lease)).catch(() => undefined);
+      },
+      Math.max(0, lease.expiresAtMs - this.clock.now()),
+    );
+    timer.unref();
+    this.onTimeTimers.set(key, timer);
+  }
+
+  private prepareCloseOnTime(lease: Lease): PreparedChange<void> {
+    const now = this.clock.now();
+    const current = this.book.get(lease.step, lease.app, lease.ip);
+    const stillThat = current !== undefined && current.expiresAtMs === lease.expiresAtMs && current.expiresAtMs <= now;
+    const changes: SetChange[] = !stillThat
+      ? []
+      : lease.step === 1
+        ? [this.httpsElementChange(lease.ip, now)]
+        : [{ op: "revoke", set: this.setFor(2, lease.app, lease.ip), ip: lease.ip }];
+    // The book keeps the lease: the expiry sweep records its end and runs on_close as for any lease.
+    return { changes, undoBook: () => undefined, undoChanges: () => [], finish: () => undefined };
+  }
+
   stop(): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const t of this.onTimeTimers.values()) clearTimeout(t);
+    this.onTimeTimers.clear();
   }
 
   readonly handlers: MethodHandlers<unknown> = {

@@ -165,6 +165,38 @@ describe("HelperService.reconcile (kernel <-> lease book <-> clock)", () => {
   });
 });
 
+describe("HelperService: leases put back with a rounded-up timeout end on their own deadline", () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a restored lease's element is removed at its deadline, not up to 1 s later; a refreshed one is left alone", async () => {
+    dir = mkdtempSync(join(tmpdir(), "kp-ontime-"));
+    const clock = { t: T0, now: () => clock.t };
+    const kernel = new FakeKernel(clock);
+    const journal = new LeaseJournal(join(dir, "state"));
+    journal.prepare();
+    // 300 ms left for both at the restart: the kernel gets whole seconds (1 s).
+    journal.save([
+      { app: "ssh", ip: A as IpAddress, step: 2, expiresAtMs: T0 + 300 },
+      { app: "openvpn", ip: B as IpAddress, step: 2, expiresAtMs: T0 + 300 },
+    ]);
+    const service = new HelperService(config, kernel, journal, pino({ level: "silent" }), clock);
+    try {
+      await service.start();
+      expect(kernel.snapshot()).toEqual({ "svc_ssh_v4|198.51.100.7": 1, "svc_openvpn_v4|198.51.100.8": 1 });
+      // B is refreshed by an admin grant before its deadline: its timer must not remove the new grant.
+      await service.handlers.grant({ app: "openvpn", ip: B, durationSeconds: 600 }, undefined);
+      clock.t = T0 + 300;
+      await new Promise((r) => setTimeout(r, 600));
+      const left = kernel.snapshot();
+      expect(left["svc_ssh_v4|198.51.100.7"], "removed on the deadline (the kernel would hold it 700 ms more)").toBeUndefined();
+      expect(left["svc_openvpn_v4|198.51.100.8"]).toBe(600);
+    } finally {
+      service.stop();
+    }
+  });
+});
+
 describe("nft listing parser", () => {
   it("reads durations", () => {
     expect(parseNftDuration("2d23h59m59s992ms")).toBe(2 * 86_400_000 + 23 * 3_600_000 + 59 * 60_000 + 59_992);
