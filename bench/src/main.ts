@@ -228,7 +228,7 @@ async function runBackend(firewall: FirewallKind, runs: number, want: (name: str
   const results: Record<string, unknown> = {};
   try {
     stack = await startKnockport(topo, { repoRoot: REPO, config: spec, firewall });
-    const ctx: Context = { topo, firewall, stack, helper: stack.helper, srvIp: topo.addr.srv.v4, nextSource: 100 };
+    const ctx: Context = { topo, firewall, stack, helper: stack.helper, srvIp: topo.addr.srv.v4, nextSource: 30 };
 
     if (want("knock-to-open")) {
       log(`knock-to-open: ${runs} knocks, each from a fresh source address ...`);
