@@ -1,5 +1,6 @@
-import { chmodSync, chownSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, writeSync } from "node:fs";
-import { join, resolve, sep } from "node:path";
+import { chmodSync, existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { makeDirs, writeFileDurably } from "@knockport/durable-file";
 import { Secret, TOTP } from "otpauth";
 import QRCode from "qrcode";
 import qrcodeTerminal from "qrcode-terminal";
@@ -12,22 +13,6 @@ import {
   type KnockportConfig,
 } from "@knockport/config";
 
-/**
- * mkdir -p with a bounded walk (one mkdir per path component). Node's own recursive mkdirSync can
- * spin forever on some paths (e.g. below /proc), which a daemon's start must never do.
- */
-function makeDirs(dir: string, mode: number): void {
-  const parts = resolve(dir).split(sep).filter((p) => p !== "");
-  let path: string = sep;
-  for (const part of parts) {
-    path = join(path, part);
-    try {
-      mkdirSync(path, { mode });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-  }
-}
 
 export const SETUP_2FA_USAGE = `Usage: knockport setup-2fa -k ACCESS_KEY_HTTP [-c CONFIG] [-i SECONDS] [--label NAME] [--force]
 
@@ -93,20 +78,6 @@ export function appForStep1Key(config: KnockportConfig, key: string): string {
   );
 }
 
-/** Writes `data` to `file` (mode 0600) through a temporary file and a rename, so no partial file is ever read. */
-function writePrivateFile(file: string, data: string | Buffer, owner: { uid: number; gid: number } | undefined): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, "w", 0o600);
-  try {
-    writeSync(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(tmp, 0o600);
-  if (owner !== undefined) chownSync(tmp, owner.uid, owner.gid);
-  renameSync(tmp, file);
-}
 
 function terminalQr(text: string): string {
   let qr = "";
@@ -168,8 +139,8 @@ export async function setupTwoFactor(opts: SetupTwoFactorOptions): Promise<Setup
   };
   const png = await QRCode.toBuffer(uri, { type: "png", errorCorrectionLevel: "M", margin: 4, scale: 6 });
   // PNG first: the JSON switches 2FA on, so it appears only once everything else is in place
-  writePrivateFile(pngFile, png, owner);
-  writePrivateFile(jsonFile, `${JSON.stringify(content, null, 2)}\n`, owner);
+  writeFileDurably(pngFile, png, { owner });
+  writeFileDurably(jsonFile, `${JSON.stringify(content, null, 2)}\n`, { owner });
 
   const out = opts.out;
   out(`2FA is on for a step-1 key of app "${app}" (${config.file}).`);

@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { writeFileDurably } from "@knockport/durable-file";
 import { join } from "node:path";
 import { parseIpAddress, type IpAddress, type KnockStep } from "@knockport/protocol";
 
@@ -126,22 +127,8 @@ export class LeaseJournal {
       version: 1,
       leases: leases.map((l) => ({ app: l.app, ip: l.ip, step: l.step, expiresAtMs: l.expiresAtMs })),
     };
-    const tmp = `${this.file}.tmp`;
     try {
-      const fd = openSync(tmp, "w", 0o600);
-      try {
-        writeSync(fd, JSON.stringify(body));
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, this.file);
-      const dirFd = openSync(this.dir, "r");
-      try {
-        fsyncSync(dirFd);
-      } finally {
-        closeSync(dirFd);
-      }
+      writeFileDurably(this.file, JSON.stringify(body));
     } catch (err) {
       throw new JournalError(`cannot write ${this.file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }

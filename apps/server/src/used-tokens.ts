@@ -1,22 +1,7 @@
-import { closeSync, chmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
-import { join, resolve, sep } from "node:path";
+import { chmodSync, readFileSync, statSync } from "node:fs";
+import { makeDirs, writeFileDurably } from "@knockport/durable-file";
+import { join } from "node:path";
 
-/**
- * mkdir -p with a bounded walk (one mkdir per path component). Node's own recursive mkdirSync can
- * spin forever on some paths (e.g. below /proc), which a daemon's start must never do.
- */
-function makeDirs(dir: string, mode: number): void {
-  const parts = resolve(dir).split(sep).filter((p) => p !== "");
-  let path: string = sep;
-  for (const part of parts) {
-    path = join(path, part);
-    try {
-      mkdirSync(path, { mode });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-  }
-}
 
 /** The last TOTP time step accepted for one secret, and until when a token of that step could be valid. */
 export interface UsedTokenEntry {
@@ -178,21 +163,7 @@ export class FileUsedTokenStore implements UsedTokenStore {
 
   private write(): void {
     const content: StoreFile = { version: 1, forgottenAt: this.forgotten ?? null, used: Object.fromEntries(this.entries) };
-    const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, "w", 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify(content)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.file);
-    const dirFd = openSync(this.dir, "r");
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    writeFileDurably(this.file, `${JSON.stringify(content)}\n`);
   }
 }
 
