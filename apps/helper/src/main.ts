@@ -155,8 +155,17 @@ async function main(argv: string[]): Promise<number> {
           () => resolve(1),
         );
     };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+    // Listeners stay registered (not `once`): execa's exit hook re-raises a signal when it finds
+    // itself the only listener, which killed the helper mid-stop whenever a firewall command was
+    // running. A second signal during the stop is ignored.
+    let stopping = false;
+    const onSignal = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      stop(signal);
+    };
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("SIGINT", () => onSignal("SIGINT"));
   });
 }
 
