@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ConfigError, DEFAULT_HELPER_SOCKET, UsageError, loadConfig, parsePortFlag } from "@knockport/config";
+import { ConfigError, DEFAULT_HELPER_SOCKET, withUsageErrors, UsageError, loadConfig, parsePortFlag } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
 import { generateSelfSignedCert } from "./gen-cert.js";
 import { defaultServerUser, runBoth } from "./run.js";
@@ -51,15 +51,6 @@ const RUN_USAGE = `Usage: knockport run -c CONFIG --cert FILE --key FILE [option
 
 const HELP = { type: "boolean", short: "h" } as const;
 
-/** Parse errors from node:util become usage errors (exit 2, no stack trace). */
-function parsed<R>(parse: () => R): R {
-  try {
-    return parse();
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}; see --help`);
-  }
-}
-
 const out = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
@@ -75,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
 
     case "gen-cert": {
-      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: {
+      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: {
         "out-dir": { type: "string", default: "." },
         name: { type: "string", default: "knockport.testing" },
         cn: { type: "string", default: "knockport.test" },
@@ -90,7 +81,7 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "check-config": {
-      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: { config: { type: "string", short: "c" }, "http-port": { type: "string" }, "https-port": { type: "string" }, help: HELP } }));
+      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { config: { type: "string", short: "c" }, "http-port": { type: "string" }, "https-port": { type: "string" }, help: HELP } }));
       if (v.help) return out("Usage: knockport check-config -c FILE [--http-port N] [--https-port N]"), 0;
       if (!v.config) throw new UsageError("-c/--config is required");
       const config = loadConfig(String(v.config), {
@@ -110,7 +101,7 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "status": {
-      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: { socket: { type: "string", default: DEFAULT_SOCKET }, json: { type: "boolean", default: false }, help: HELP } }));
+      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { socket: { type: "string", default: DEFAULT_SOCKET }, json: { type: "boolean", default: false }, help: HELP } }));
       if (v.help) return out(`Usage: knockport status [--socket ${DEFAULT_SOCKET}] [--json]`), 0;
       const leases = await fetchLeases(String(v.socket));
       process.stdout.write(v.json ? `${JSON.stringify(leases)}\n` : formatLeaseTable(leases));
@@ -119,7 +110,7 @@ async function main(argv: string[]): Promise<number> {
 
     case "grant":
     case "revoke": {
-      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: {
+      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: {
         app: { type: "string" }, ip: { type: "string" }, socket: { type: "string", default: DEFAULT_SOCKET },
         json: { type: "boolean", default: false }, ...(command === "grant" ? { duration: { type: "string" } } : {}), help: HELP } }));
       if (v.help) {
@@ -139,7 +130,7 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "uninstall-firewall": {
-      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: { "state-dir": { type: "string", default: "/var/lib/knockport" }, help: HELP } }));
+      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { "state-dir": { type: "string", default: "/var/lib/knockport" }, help: HELP } }));
       if (v.help) return out("Usage: knockport uninstall-firewall [--state-dir DIR]   (removes the knockport nftables table)"), 0;
       const r = spawnSync(
         process.execPath,
@@ -150,7 +141,7 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "run": {
-      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: {
+      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: {
         config: { type: "string", short: "c" },
         "firewall-type": { type: "string", default: "nftables" },
         "http-port": { type: "string" },
@@ -182,7 +173,7 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "setup-2fa": {
-      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: {
+      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: {
         key: { type: "string", short: "k" },
         config: { type: "string", short: "c", default: DEFAULT_SERVER_CONFIG },
         interval: { type: "string", short: "i" },
@@ -211,7 +202,7 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "demo": {
-      const { values: v } = parsed(() => parseArgs({ args: rest, strict: true, options: { help: HELP } }));
+      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { help: HELP } }));
       if (v.help) return out("Usage: knockport demo   (needs root; builds and removes its own network namespaces)"), 0;
       if (process.getuid?.() !== 0) throw new UsageError("knockport demo needs root (it creates network namespaces and firewall rules)");
       return runDemo({ repoRoot: REPO_ROOT, log: out });

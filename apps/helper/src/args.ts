@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { SHARED_FLAGS, UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
+import { SHARED_FLAGS, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
 
 export interface HelperOptions {
   /** Absent only with --uninstall-firewall, which needs no config. */
@@ -61,9 +61,8 @@ knockport-server over a Unix socket.
 `;
 
 export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const parsed = withUsageErrors(() =>
+    parseArgs({
       args: argv,
       strict: true,
       allowPositionals: false,
@@ -83,10 +82,8 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
         "sudo-user": { type: "string", default: "knockport" },
         help: { type: "boolean", short: "h", default: false },
       },
-    });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}; see --help`);
-  }
+    }),
+  );
   const v = parsed.values;
   if (v.help) return "help";
   if (!v.config && !v["uninstall-firewall"] && !v["print-sudoers"]) {

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { SHARED_FLAGS, UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
+import { SHARED_FLAGS, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
 import { checkMetricsAddress } from "./metrics.js";
 
 export interface ServerOptions {
@@ -50,9 +50,8 @@ function metricsOptions(port: string | undefined, address: string | undefined): 
 }
 
 export function parseServerArgs(argv: string[]): ServerOptions | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const parsed = withUsageErrors(() =>
+    parseArgs({
       args: argv,
       strict: true,
       allowPositionals: false,
@@ -66,10 +65,8 @@ export function parseServerArgs(argv: string[]): ServerOptions | "help" {
         "metrics-address": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
-    });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}; see --help`);
-  }
+    }),
+  );
   const v = parsed.values;
   if (v.help) return "help";
   if (!v.config) throw new UsageError("-c/--config is required (e.g. -c /etc/knockport/config.yaml)");

@@ -38,3 +38,12 @@ export const SHARED_FLAGS = {
   socket: { type: "string", default: DEFAULT_HELPER_SOCKET },
   "log-level": { type: "string", default: "info" },
 } as const;
+
+/** Run a node:util parseArgs call; its errors become usage errors (exit 2, no stack trace). */
+export function withUsageErrors<R>(parse: () => R): R {
+  try {
+    return parse();
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}; see --help`);
+  }
+}
