@@ -14,6 +14,8 @@ import { DIRECT, sudoPrivilege } from "./privilege.js";
 import { VyosBackend, VyosBootstrapNeededError, locateVbash } from "./vyos.js";
 import { renderSudoers, sudoCommands } from "./sudoers.js";
 import { ForwardingDisabledError, checkForwarding } from "./forwarding.js";
+import { ConntrackCutter, ConntrackMissingError, locateConntrackFor } from "./conntrack.js";
+import { HookRunner } from "./hooks.js";
 
 /**
  * Checks every SELF_HEAL_INTERVAL_MS that our table / chains are still in the kernel and re-applies
@@ -53,6 +55,7 @@ function isExpectedFailure(err: unknown): err is Error & { code: string } {
     err instanceof SocketSetupError ||
     err instanceof ForwardingDisabledError ||
     err instanceof VyosBootstrapNeededError ||
+    err instanceof ConntrackMissingError ||
     (err instanceof Error && (err as { code?: string }).code === "STATE_WRITE_FAILED")
   );
 }
@@ -67,12 +70,13 @@ async function main(argv: string[]): Promise<number> {
   const privilege = options.useSudo ? sudoPrivilege(options.sudoPath) : DIRECT;
   if (options.printSudoers) {
     const config = options.configFile === undefined ? undefined : loadConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort });
+    const conntrackPath = config === undefined ? undefined : locateConntrackFor(config);
     const commands =
       options.firewallType === "iptables"
-        ? sudoCommands({ type: "iptables", bin: locateIptables(options.iptablesBinary) }, config)
+        ? sudoCommands({ type: "iptables", bin: locateIptables(options.iptablesBinary) }, config, conntrackPath)
         : options.firewallType === "vyos"
-          ? sudoCommands({ type: "vyos", nft: locateNft() }, config)
-          : sudoCommands({ type: "nftables", nft: locateNft() }, config);
+          ? sudoCommands({ type: "vyos", nft: locateNft() }, config, conntrackPath)
+          : sudoCommands({ type: "nftables", nft: locateNft() }, config, conntrackPath);
     process.stdout.write(renderSudoers(options.sudoUser, commands, options.firewallType));
     return 0;
   }
@@ -103,6 +107,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   checkForwarding(config);
+  const conntrack = new ConntrackCutter(log, locateConntrackFor(config), privilege);
   const firewall: FirewallBackend =
     options.firewallType === "iptables"
       ? new IptablesBackend(config, locateIptables(options.iptablesBinary), privilege)
@@ -111,7 +116,7 @@ async function main(argv: string[]): Promise<number> {
         : new NftablesBackend(config, locateNft(), privilege);
   const journal = new LeaseJournal(options.stateDir);
 
-  const service = new HelperService(config, firewall, journal, log);
+  const service = new HelperService(config, firewall, journal, log, undefined, new HookRunner(log), conntrack);
   await service.start();
   const dispatch = createDispatcher(service.handlers, (err, method) =>
     log.error({ event: "rpc.internal_error", method, err: (err as Error)?.message }, "handler failed"),

@@ -23,6 +23,7 @@ import type { FirewallBackend, SetChange } from "./backend.js";
 import type { KernelElement } from "./nft-elements.js";
 import { GroupCommitter, type PreparedChange } from "./group-commit.js";
 import { HookRunner } from "./hooks.js";
+import { ConntrackCutter } from "./conntrack.js";
 import { LeaseBook, type Lease, type LeaseJournal } from "./leases.js";
 
 export const HELPER_VERSION = "0.1.0";
@@ -57,6 +58,8 @@ export class HelperService {
     private readonly clock: Clock = systemClock,
     /** Runs apps' on_open / on_close commands; tests pass one with a short timeout. */
     readonly hooks: HookRunner = new HookRunner(log),
+    /** Deletes conntrack entries of ended leases of `close_established` apps (default: none configured). */
+    readonly conntrack: ConntrackCutter = new ConntrackCutter(log, undefined),
   ) {
     this.committer = new GroupCommitter(firewall, () => this.journal.save(this.book.all()), log);
   }
@@ -97,16 +100,19 @@ export class HelperService {
         { audit: true, event: "lease.expired", app: l.app, ip: l.ip, step: l.step, expiredAt: new Date(l.expiresAtMs).toISOString(), whileDown: true },
         `lease expired for ${l.ip} while the helper was down`,
       );
-      this.runCloseHook(l, "expired-while-down");
+      this.serviceLeaseEnded(l, "expired-while-down");
     }
   }
 
-  /** on_close for a service lease that ended (not awaited: the caller does not wait for it). */
-  private runCloseHook(lease: Lease, reason: string): void {
+  /**
+   * A service lease ended (expiry, expired while down): its on_close command and, for `close_established`
+   * apps, the deletion of the client's conntrack entries. Not awaited: the caller does not wait for them.
+   */
+  private serviceLeaseEnded(lease: Lease, reason: string): void {
     const app = findApp(this.config, lease.app);
-    if (lease.step === 2 && app && HookRunner.has(app, "on_close")) {
-      void this.hooks.run({ kind: "on_close", app, ip: lease.ip, durationSeconds: 0, reason });
-    }
+    if (lease.step !== 2 || !app) return;
+    if (HookRunner.has(app, "on_close")) void this.hooks.run({ kind: "on_close", app, ip: lease.ip, durationSeconds: 0, reason });
+    void this.conntrack.cut(app, lease.ip, reason);
   }
 
   /**
@@ -285,7 +291,11 @@ export class HelperService {
       const { serviceLeaseClosed, ...result } = await this.committer.submit(() => this.prepareClose(p));
       const app = findApp(this.config, p.app);
       if (!serviceLeaseClosed || !app) return result;
-      const hooks = await this.hooks.runAll([{ kind: "on_close", app, ip: serviceLeaseClosed.ip, durationSeconds: 0, reason: "revoke" }]);
+      // A revoke (and a stop with --service-rule-cleanup-on-shutdown) returns once the flows are cut too.
+      const [hooks] = await Promise.all([
+        this.hooks.runAll([{ kind: "on_close", app, ip: serviceLeaseClosed.ip, durationSeconds: 0, reason: "revoke" }]),
+        this.conntrack.cut(app, serviceLeaseClosed.ip, "revoke"),
+      ]);
       return hooks ? { ...result, hooks } : result;
     },
     list: async () => this.list(),
@@ -454,11 +464,22 @@ export class HelperService {
     return { leases };
   }
 
-  /** The kernel already dropped these elements; record and log the end of each lease. */
+  /**
+   * The kernel already dropped these elements; record and log the end of each lease. For `close_established`
+   * apps the element is also revoked (idempotent) before the conntrack entries go: a grant's kernel timeout
+   * starts when it is committed, a few ms after the lease's deadline was set, and a packet in that window
+   * would otherwise be let in and start a fresh entry right after the deletion.
+   */
   private prepareSweep(): PreparedChange<void> {
     const expired = this.book.takeExpired(this.clock.now());
+    const changes: SetChange[] = expired
+      .filter((l) => {
+        const app = l.step === 2 ? findApp(this.config, l.app) : undefined;
+        return app !== undefined && this.conntrack.applies(app);
+      })
+      .map((l) => ({ op: "revoke", set: this.setFor(2, l.app, l.ip), ip: l.ip }));
     return {
-      changes: [],
+      changes,
       undoBook: () => expired.forEach((l) => this.book.put(l)),
       undoChanges: () => [],
       finish: () => {
@@ -467,7 +488,7 @@ export class HelperService {
             { audit: true, event: "lease.expired", app: l.app, ip: l.ip, step: l.step, expiredAt: new Date(l.expiresAtMs).toISOString() },
             `lease expired for ${l.ip}`,
           );
-          this.runCloseHook(l, "expiry");
+          this.serviceLeaseEnded(l, "expiry");
         }
       },
     };

@@ -1,6 +1,10 @@
 import type { KnockportConfig } from "@knockport/config";
 import { vyosChains, IPT_CHAINS, iptablesJumps, ipsetName, rulesetSetNames, NFT_TABLE_FAMILY, NFT_TABLE_NAME, type IptTable } from "@knockport/firewall";
 import type { IptablesBinaries } from "./iptables.js";
+import { conntrackDeletePrefix } from "./conntrack.js";
+
+/** What a client address may look like in a conntrack line (the helper passes canonical addresses only). */
+const ADDRESS_PATTERN = { 4: "[0-9.]+", 6: "[0-9a-f:]+" } as const;
 
 /**
  * Every command line (absolute program + exact arguments) the helper runs through `sudo -n` for one
@@ -8,6 +12,32 @@ import type { IptablesBinaries } from "./iptables.js";
  * helper with --use-sudo runs nothing else.
  */
 export function sudoCommands(
+  backend: { type: "nftables" | "vyos"; nft: string } | { type: "iptables"; bin: IptablesBinaries },
+  config: KnockportConfig | undefined,
+  conntrackPath?: string,
+): string[][] {
+  return [...firewallCommands(backend, config), ...conntrackCommands(config, conntrackPath)];
+}
+
+/**
+ * `close_established` apps: one line per app and family, `conntrack -D … --orig-src <address>`. The address
+ * differs per lease, so these are the only lines that are not exact: a sudoers regular expression (sudo
+ * 1.9.10 or later; `^…$` around the whole argument list) that leaves open exactly one argument made of
+ * address characters, so nothing can be appended.
+ */
+function conntrackCommands(config: KnockportConfig | undefined, conntrackPath: string | undefined): string[][] {
+  if (config === undefined || conntrackPath === undefined) return [];
+  const out: string[][] = [];
+  for (const app of config.apps.filter((a) => a.closeEstablished)) {
+    for (const family of [4, 6] as const) {
+      const [first = "", ...rest] = conntrackDeletePrefix(app, family);
+      out.push([conntrackPath, `^${first}`, ...rest, `${ADDRESS_PATTERN[family]}$`]);
+    }
+  }
+  return out;
+}
+
+function firewallCommands(
   backend: { type: "nftables" | "vyos"; nft: string } | { type: "iptables"; bin: IptablesBinaries },
   config: KnockportConfig | undefined,
 ): string[][] {

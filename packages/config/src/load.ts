@@ -13,6 +13,7 @@ import {
   DEFAULT_STEP2_HTTPS_DURATION,
   DEFAULT_2FA_SKEW_PERIODS,
   DEFAULT_MASQUERADE,
+  DEFAULT_CLOSE_ESTABLISHED,
   type AppConfig,
   type Destination,
   type KnockportConfig,
@@ -368,6 +369,7 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
       interfaceExt: v.interface_ext ?? g.interface_ext ?? "",
       interfaceInt: v.interface_int ?? g.interface_int ?? g.interface_ext ?? "",
       masquerade: v.masquerade ?? DEFAULT_MASQUERADE,
+      closeEstablished: v.close_established ?? DEFAULT_CLOSE_ESTABLISHED,
       onOpen: v.on_open ?? undefined,
       onClose: v.on_close ?? undefined,
     });

@@ -46,6 +46,7 @@ export interface RawApp {
   interface_ext?: string;
   interface_int?: string;
   masquerade?: boolean;
+  close_established?: boolean;
   on_open?: string[];
   on_close?: string[];
 }
@@ -115,6 +116,7 @@ export const appSchema: JSONSchemaType<RawApp> = {
     interface_ext: { ...iface, nullable: true },
     interface_int: { ...iface, nullable: true },
     masquerade: { type: "boolean", nullable: true },
+    close_established: { type: "boolean", nullable: true },
     on_open: { ...hookArgv, nullable: true },
     on_close: { ...hookArgv, nullable: true },
   },
@@ -140,6 +142,7 @@ export const KEY_HINTS: Record<string, string> = {
   destination: 'either "local" or the LAN host as IPv4, IPv4:PORT, IPv6, [IPv6] or [IPv6]:PORT (a unicast address)',
   protocol: 'either "tcp" or "udp"',
   masquerade: "true or false (only used with destination: IP[:PORT])",
+  close_established: "true or false (delete the client's conntrack entries for this app when its lease ends)",
   on_open: `a command as a list of 1-${HOOK_MAX_ARGS} arguments, the first an absolute program path, e.g. ["/usr/local/bin/sg-open", "{ip}", "{port}"]`,
   on_close: `a command as a list of 1-${HOOK_MAX_ARGS} arguments, the first an absolute program path, e.g. ["/usr/local/bin/sg-close", "{ip}", "{port}"]`,
   duration: `an integer number of seconds 1-${MAX_DURATION_SECONDS}`,

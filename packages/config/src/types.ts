@@ -23,6 +23,11 @@ export interface AppConfig {
    */
   readonly masquerade: boolean;
   /**
+   * When a service lease ends (expiry, revoke, --service-rule-cleanup-on-shutdown), the helper also
+   * deletes the client's conntrack entries for this app (`close_established: true`; default false).
+   */
+  readonly closeEstablished: boolean;
+  /**
    * Commands the helper runs (no shell) after a service lease opens / when it ends (expiry,
    * revoke, or expired while the helper was down). Placeholders {ip} {port} {protocol}
    * {duration} {app} are replaced inside each argument. Undefined when not configured.
@@ -65,3 +70,4 @@ export const DEFAULT_RATE_LIMIT_PER_MINUTE = 5;
 export const DEFAULT_STEP2_HTTPS_DURATION = 5;
 export const DEFAULT_2FA_SKEW_PERIODS = 1;
 export const DEFAULT_MASQUERADE = true;
+export const DEFAULT_CLOSE_ESTABLISHED = false;

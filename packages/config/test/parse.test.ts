@@ -57,6 +57,7 @@ describe("parseConfig: a valid config", () => {
         interfaceExt: "eth0",
         interfaceInt: "eth0",
         masquerade: true,
+        closeEstablished: false,
       },
       {
         name: "ssh",
@@ -70,6 +71,7 @@ describe("parseConfig: a valid config", () => {
         interfaceExt: "eth0",
         interfaceInt: "eth0",
         masquerade: true,
+        closeEstablished: false,
       },
     ]);
   });
@@ -586,6 +588,18 @@ describe("parseConfig: masquerade", () => {
   it("names the key and the fix for a non-boolean", () => {
     expect(bare(withDoc((d) => Object.assign(d.ssh, { masquerade: "yes" })))).toEqual([
       'ssh.masquerade: must be true or false (only used with destination: IP[:PORT]) (got "yes")',
+    ]);
+  });
+});
+
+describe("parseConfig: close_established", () => {
+  it("defaults to false and takes true per app", () => {
+    const c = parse(withDoc((d) => Object.assign(d.openvpn, { close_established: true })));
+    expect(c.apps.map((a) => [a.name, a.closeEstablished])).toEqual([["openvpn", true], ["ssh", false]]);
+  });
+  it("names the key and the fix for a non-boolean", () => {
+    expect(bare(withDoc((d) => Object.assign(d.ssh, { close_established: "yes" })))).toEqual([
+      'ssh.close_established: must be true or false (delete the client\'s conntrack entries for this app when its lease ends) (got "yes")',
     ]);
   });
 });

@@ -1,0 +1,117 @@
+import { existsSync } from "node:fs";
+import { execa } from "execa";
+import type { Logger } from "pino";
+import type { AppConfig, KnockportConfig } from "@knockport/config";
+import { ipFamily, type IpAddress } from "@knockport/protocol";
+import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
+
+const CONNTRACK_CANDIDATES = ["/usr/sbin/conntrack", "/sbin/conntrack", "/usr/bin/conntrack"];
+const CONNTRACK_TIMEOUT_MS = 5000;
+/** Deletions waiting at once; more are dropped and logged (the firewall has closed the port anyway). */
+const MAX_PENDING = 10_000;
+
+/** An app has `close_established: true` but the conntrack tool is missing. */
+export class ConntrackMissingError extends Error {
+  readonly code = "CONNTRACK_MISSING";
+  constructor(message: string) {
+    super(message);
+    this.name = "ConntrackMissingError";
+  }
+}
+
+/**
+ * The conntrack binary when some app has `close_established: true`, undefined when none has; refuses
+ * to start without it (the admin asked for flows to be cut, a silent no-op would hide that they are not).
+ */
+export function locateConntrackFor(config: KnockportConfig, exists: (p: string) => boolean = existsSync): string | undefined {
+  const apps = config.apps.filter((a) => a.closeEstablished).map((a) => a.name);
+  if (apps.length === 0) return undefined;
+  const found = CONNTRACK_CANDIDATES.find((p) => exists(p));
+  if (found === undefined) {
+    throw new ConntrackMissingError(
+      `${config.file}: ${apps.map((a) => `${a}.close_established`).join(", ")} is true but conntrack was not found ` +
+        `(looked in ${CONNTRACK_CANDIDATES.join(", ")}); install it (apt-get install conntrack) or set it to false`,
+    );
+  }
+  return found;
+}
+
+/**
+ * `conntrack -D` arguments deleting the flows `ip` started to `app`'s service port. The filter is on the
+ * ORIGINAL tuple (client source, protocol, destination port as the client sent it), which for a forwarded
+ * app is the public port before DNAT, so one command line serves local and forwarded apps. The address
+ * comes last: --print-sudoers allows these lines with only the address left open.
+ */
+export function conntrackDeleteArgs(app: Pick<AppConfig, "protocol" | "port">, ip: IpAddress): string[] {
+  return conntrackDeletePrefix(app, ipFamily(ip)).concat(ip);
+}
+
+/** conntrackDeleteArgs without the address (for --print-sudoers). */
+export function conntrackDeletePrefix(app: Pick<AppConfig, "protocol" | "port">, family: 4 | 6): string[] {
+  return ["-D", "-f", family === 4 ? "ipv4" : "ipv6", "-p", app.protocol, "--orig-port-dst", String(app.port), "--orig-src"];
+}
+
+/**
+ * Deletes a client's conntrack entries for an app when its lease ends (`close_established`). One
+ * deletion at a time (they take milliseconds; a burst of expiries must not start hundreds of processes).
+ * Never throws: a failure is logged and the lease ends anyway (the firewall has already closed the port).
+ */
+export class ConntrackCutter {
+  private chain: Promise<unknown> = Promise.resolve();
+  private pending = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly conntrackPath: string | undefined,
+    private readonly privilege: Privilege = DIRECT,
+  ) {}
+
+  /** Whether the app's flows are cut when its leases end. */
+  applies(app: AppConfig): boolean {
+    return app.closeEstablished && this.conntrackPath !== undefined;
+  }
+
+  /** Deletes the entries; resolves with how many were deleted, or undefined when it failed or does not apply. */
+  cut(app: AppConfig, ip: IpAddress, reason: string): Promise<number | undefined> {
+    const path = this.conntrackPath;
+    if (!app.closeEstablished || path === undefined) return Promise.resolve(undefined);
+    if (this.pending >= MAX_PENDING) {
+      this.log.warn({ event: "conntrack.dropped", app: app.name, ip, reason }, `more than ${MAX_PENDING} conntrack deletions waiting; skipped`);
+      return Promise.resolve(undefined);
+    }
+    this.pending += 1;
+    const run = this.chain.then(() => this.exec(path, app, ip, reason));
+    this.chain = run.finally(() => {
+      this.pending -= 1;
+    });
+    return run;
+  }
+
+  /** Waits for every queued deletion (tests, clean stop). */
+  async idle(): Promise<void> {
+    for (let i = 0; i < 100 && this.pending > 0; i += 1) await this.chain;
+  }
+
+  private async exec(path: string, app: AppConfig, ip: IpAddress, reason: string): Promise<number | undefined> {
+    const cmd = this.privilege.wrap(path, conntrackDeleteArgs(app, ip));
+    const fields = { app: app.name, ip, reason, port: app.port, protocol: app.protocol };
+    try {
+      const r = await execa(cmd.file, cmd.args, { shell: false, stdin: "ignore", reject: false, timeout: CONNTRACK_TIMEOUT_MS, encoding: "utf8", maxBuffer: 64 * 1024 });
+      const stderr = String(r.stderr ?? "").slice(0, 1000);
+      const deleted = Number(/(\d+) flow entr(?:y|ies) ha(?:s|ve) been deleted/.exec(stderr)?.[1] ?? Number.NaN);
+      // conntrack exits 1 when no entry matched: nothing to cut is not a failure.
+      if ((r.exitCode === 0 || r.exitCode === 1) && !r.timedOut && Number.isFinite(deleted)) {
+        this.log.info({ audit: true, event: "conntrack.deleted", ...fields, deleted }, `deleted ${deleted} conntrack entr${deleted === 1 ? "y" : "ies"} of ${ip} for ${app.name}`);
+        return deleted;
+      }
+      const why = r.timedOut ? `timed out after ${CONNTRACK_TIMEOUT_MS} ms` : `exit ${String(r.exitCode)}`;
+      this.log.error(
+        { audit: true, event: "conntrack.failed", ...fields, error: why, stderr },
+        `could not delete the conntrack entries of ${ip} for ${app.name} (${why})${privilegeHint(this.privilege, stderr)}: ${stderr}`,
+      );
+    } catch (err) {
+      this.log.error({ audit: true, event: "conntrack.failed", ...fields, error: (err as Error).message }, `could not run conntrack: ${(err as Error).message}`);
+    }
+    return undefined;
+  }
+}
