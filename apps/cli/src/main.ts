@@ -29,7 +29,7 @@ Commands:
   gen-cert             write a self-signed test certificate      [--out-dir DIR] [--name NAME] [--cn HOST] [--days N]
   setup-2fa            turn on 2FA (TOTP) for a step-1 key       -k KEY [-c FILE] [-i SECONDS] [--label NAME]
   knock                knock both steps as a client              --host H --app A --http-path P --https-path P ...
-  uninstall-firewall   remove KnockPort's firewall table (needs root)
+  uninstall-firewall   remove KnockPort's firewall table or its chains in yours (needs root)
 
 Run "knockport <command> --help" for a command's options.
 `;
@@ -130,11 +130,33 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "uninstall-firewall": {
-      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { "state-dir": { type: "string", default: "/var/lib/knockport" }, help: HELP } }));
-      if (v.help) return out("Usage: knockport uninstall-firewall [--state-dir DIR]   (removes the knockport nftables table)"), 0;
+      const { values: v } = withUsageErrors(() =>
+        parseArgs({
+          args: rest,
+          strict: true,
+          options: { "state-dir": { type: "string", default: "/var/lib/knockport" }, "nftables-table-filter": { type: "string" }, help: HELP },
+        }),
+      );
+      if (v.help) {
+        return (
+          out(
+            "Usage: knockport uninstall-firewall [--state-dir DIR] [--nftables-table-filter NAME]\n" +
+              "  removes the knockport nftables table; with --nftables-table-filter also exactly KnockPort's\n" +
+              "  jumps, chains and sets (knockport_*) in the admin's table inet NAME, nothing else of it",
+          ),
+          0
+        );
+      }
+      const table = v["nftables-table-filter"];
       const r = spawnSync(
         process.execPath,
-        [join(REPO_ROOT, "bin/knockport-helper"), "--uninstall-firewall", "--state-dir", String(v["state-dir"])],
+        [
+          join(REPO_ROOT, "bin/knockport-helper"),
+          "--uninstall-firewall",
+          "--state-dir",
+          String(v["state-dir"]),
+          ...(table === undefined ? [] : ["--nftables-table-filter", table]),
+        ],
         { stdio: "inherit" },
       );
       return r.status ?? 1;

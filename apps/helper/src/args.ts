@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { SHARED_FLAGS, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
+import { CUSTOM_PREFIX, NFT_IDENTIFIER_PATTERN, type CustomChains } from "@knockport/firewall";
 
 export interface HelperOptions {
   /** Absent only with --uninstall-firewall, which needs no config. */
@@ -27,6 +28,8 @@ export interface HelperOptions {
   /** The user named in --print-sudoers output. */
   sudoUser: string;
   logLevel: LogLevel;
+  /** nftables: hook into the admin's table and base chains instead of owning `table inet knockport`. */
+  customChains: CustomChains | undefined;
 }
 
 export const HELPER_USAGE = `Usage: knockport-helper -c CONFIG [options]
@@ -57,6 +60,19 @@ knockport-server over a Unix socket.
       --print-sudoers       print the sudoers file allowing exactly this backend's commands, exit
       --sudo-user USER      user named in --print-sudoers output (default knockport)
       --log-level LEVEL     fatal, error, warn, info (default), debug
+
+Custom nftables table and chains (nftables only; for a host whose own ruleset must keep control):
+      --nftables-table-filter NAME
+                            put KnockPort's sets and chains (all named knockport_*) into the
+                            existing table "inet NAME" instead of its own table inet knockport,
+                            with one jump from each chain below; nothing else of the table changes
+      --nftables-chain-input NAME
+                            that table's base chain hooked at input to jump from (default input)
+      --nftables-chain-forward NAME
+                            its base chain hooked at forward (default forward; forwarded apps only)
+      --nftables-chain-output NAME
+                            its base chain hooked at output to jump from; without it KnockPort's
+                            output rules are a base chain of its own in that table
   -h, --help                show this help
 `;
 
@@ -80,6 +96,10 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
         "sudo-path": { type: "string", default: "/usr/bin/sudo" },
         "print-sudoers": { type: "boolean", default: false },
         "sudo-user": { type: "string", default: "knockport" },
+        "nftables-table-filter": { type: "string" },
+        "nftables-chain-input": { type: "string" },
+        "nftables-chain-forward": { type: "string" },
+        "nftables-chain-output": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }),
@@ -109,7 +129,9 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(v["sudo-user"])) {
     throw new UsageError(`--sudo-user: must be a user name such as knockport (got "${v["sudo-user"].slice(0, 40)}")`);
   }
+  const customChains = parseCustomChains(v, type);
   return {
+    customChains,
     useSudo: v["use-sudo"],
     sudoPath,
     printSudoers: v["print-sudoers"],
@@ -127,5 +149,39 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
     uninstallFirewall: v["uninstall-firewall"],
     serviceRuleCleanupOnShutdown: v["service-rule-cleanup-on-shutdown"],
     logLevel: parseLogLevel(v["log-level"]),
+  };
+}
+
+const NFT_IDENTIFIER = new RegExp(NFT_IDENTIFIER_PATTERN);
+
+function nftName(flag: string, value: string): string {
+  if (!NFT_IDENTIFIER.test(value)) {
+    throw new UsageError(`${flag}: must be an nftables table/chain name (letters, digits, _ and -, up to 64, not starting with a digit or -; got "${value.slice(0, 80)}")`);
+  }
+  if (value.startsWith(CUSTOM_PREFIX)) {
+    throw new UsageError(`${flag}: names starting with ${CUSTOM_PREFIX} are reserved for KnockPort's own chains and sets (got "${value.slice(0, 80)}")`);
+  }
+  return value;
+}
+
+function parseCustomChains(
+  v: Partial<Record<"nftables-table-filter" | "nftables-chain-input" | "nftables-chain-forward" | "nftables-chain-output", string>>,
+  firewallType: string,
+): CustomChains | undefined {
+  const table = v["nftables-table-filter"];
+  const chainFlags = (["nftables-chain-input", "nftables-chain-forward", "nftables-chain-output"] as const).filter((f) => v[f] !== undefined);
+  if (table === undefined) {
+    if (chainFlags.length > 0) throw new UsageError(`--${chainFlags[0]}: needs --nftables-table-filter (the table that holds the chain)`);
+    return undefined;
+  }
+  if (firewallType !== "nftables") {
+    throw new UsageError(`--nftables-table-filter: only with --firewall-type nftables (got ${firewallType})`);
+  }
+  const output = v["nftables-chain-output"];
+  return {
+    table: nftName("--nftables-table-filter", table),
+    input: nftName("--nftables-chain-input", v["nftables-chain-input"] ?? "input"),
+    forward: nftName("--nftables-chain-forward", v["nftables-chain-forward"] ?? "forward"),
+    output: output === undefined ? undefined : nftName("--nftables-chain-output", output),
   };
 }

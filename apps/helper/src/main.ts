@@ -7,7 +7,7 @@ import { FirewallCommandError, NftablesBackend, locateNft, uninstallNftables } f
 import { HelperService } from "./service.js";
 import { SocketSetupError, startRpcServer } from "./socket-server.js";
 import { revokeAllLeases } from "./shutdown.js";
-import { renderIptablesDryRun, renderNftRuleset } from "@knockport/firewall";
+import { nftPlacement, renderIptablesDryRun, renderNftRuleset } from "@knockport/firewall";
 import { IptablesBackend, locateIptables, uninstallIptables } from "./iptables.js";
 import type { FirewallBackend } from "./backend.js";
 import { DIRECT, sudoPrivilege } from "./privilege.js";
@@ -68,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const log = pino({ name: "knockport-helper", level: options.logLevel });
   const privilege = options.useSudo ? sudoPrivilege(options.sudoPath) : DIRECT;
+  const placement = nftPlacement(options.customChains);
   if (options.printSudoers) {
     const config = options.configFile === undefined ? undefined : loadConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort });
     const conntrackPath = config === undefined ? undefined : locateConntrackFor(config);
@@ -76,7 +77,7 @@ async function main(argv: string[]): Promise<number> {
         ? sudoCommands({ type: "iptables", bin: locateIptables(options.iptablesBinary) }, config, conntrackPath)
         : options.firewallType === "vyos"
           ? sudoCommands({ type: "vyos", nft: locateNft() }, config, conntrackPath)
-          : sudoCommands({ type: "nftables", nft: locateNft() }, config, conntrackPath);
+          : sudoCommands({ type: "nftables", nft: locateNft(), placement }, config, conntrackPath);
     process.stdout.write(renderSudoers(options.sudoUser, commands, options.firewallType));
     return 0;
   }
@@ -86,11 +87,14 @@ async function main(argv: string[]): Promise<number> {
         ? await uninstallIptables(locateIptables(options.iptablesBinary), privilege)
         : options.firewallType === "vyos" && options.configFile !== undefined
           ? await new VyosBackend(loadConfig(options.configFile), "/bin/vbash", locateNft(), privilege).uninstall()
-          : await uninstallNftables(locateNft(), privilege);
+          : await uninstallNftables(locateNft(), privilege, placement);
     const journal = new LeaseJournal(options.stateDir);
     journal.prepare();
     journal.save([]);
-    log.info({ event: "firewall.uninstalled", removed }, removed ? "knockport table removed" : "no knockport table was installed");
+    log.info(
+      { event: "firewall.uninstalled", removed, table: placement.table },
+      removed ? `KnockPort's firewall objects removed (${placement.table})` : "no KnockPort firewall objects were installed",
+    );
     return 0;
   }
   // parseHelperArgs guarantees a config file unless uninstalling
@@ -102,7 +106,7 @@ async function main(argv: string[]): Promise<number> {
         ? renderIptablesDryRun(config)
         : options.firewallType === "vyos"
           ? new VyosBackend(config, "/bin/vbash", "/usr/sbin/nft").renderRuleset()
-          : renderNftRuleset(config),
+          : renderNftRuleset(config, { placement }),
     );
     return 0;
   }
@@ -113,7 +117,7 @@ async function main(argv: string[]): Promise<number> {
       ? new IptablesBackend(config, locateIptables(options.iptablesBinary), privilege)
       : options.firewallType === "vyos"
         ? new VyosBackend(config, locateVbash(options.vbash), locateNft(), privilege)
-        : new NftablesBackend(config, locateNft(), privilege);
+        : new NftablesBackend(config, locateNft(), privilege, placement);
   const journal = new LeaseJournal(options.stateDir);
 
   const service = new HelperService(config, firewall, journal, log, undefined, new HookRunner(log), conntrack);
@@ -133,6 +137,7 @@ async function main(argv: string[]): Promise<number> {
     {
       event: "helper.ready",
       firewallType: firewall.type,
+      nftTable: options.firewallType === "nftables" ? placement.table : undefined,
       httpPort: config.httpPort,
       httpsPort: config.httpsPort,
       apps: config.apps.map((a) => `${a.name}:${a.protocol}/${a.port}`),

@@ -2,13 +2,21 @@ import { existsSync } from "node:fs";
 import { execa } from "execa";
 import type { KnockportConfig } from "@knockport/config";
 import {
+  forwardedApps,
+  nftLayout,
+  placedName,
   renderNftGrant,
+  renderNftRemoveCustom,
   renderNftRemoveTable,
   renderNftRevoke,
   renderNftRuleset,
+  CUSTOM_PREFIX,
   NFT_TABLE_FAMILY,
   NFT_TABLE_NAME,
+  OWN_TABLE,
+  type NftPlacement,
 } from "@knockport/firewall";
+import { checkAdminChains, existingObjects, ListingParseError, layoutInPlace, parseTableListing, type TableListing } from "./nft-custom.js";
 import type { FirewallBackend, SetChange } from "./backend.js";
 import { NftSession, NftSessionError } from "./nft-session.js";
 import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
@@ -56,19 +64,43 @@ export class NftablesBackend implements FirewallBackend {
     private readonly config: KnockportConfig,
     private readonly nftPath: string = locateNft(),
     private readonly privilege: Privilege = DIRECT,
+    /** Our own table (default) or, with --nftables-table-filter, prefixed objects in the admin's table. */
+    private readonly placement: NftPlacement = OWN_TABLE,
   ) {
     this.session = privilege.viaSudo
       ? undefined
-      : new NftSession({ command: nftPath, args: ["-i"], table: `${NFT_TABLE_FAMILY} ${NFT_TABLE_NAME}` });
+      : new NftSession({
+          command: nftPath,
+          args: ["-i"],
+          table: placement.table,
+          ...(placement.custom ? { syncSet: `${CUSTOM_PREFIX}sync` } : {}),
+        });
   }
 
   renderRuleset(): string {
-    return renderNftRuleset(this.config);
+    return renderNftRuleset(this.config, { placement: this.placement });
   }
 
   async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
     const elements = grants.map((g) => ({ set: g.set, ip: g.ip, timeoutSeconds: g.timeoutSeconds }));
-    await this.runScript(renderNftRuleset(this.config, { elements }), "install the knockport table");
+    const custom = this.placement.custom;
+    if (custom === undefined) {
+      await this.runScript(renderNftRuleset(this.config, { elements }), "install the knockport table");
+    } else {
+      // Read the admin's table first: its chains must fit, and what of ours it holds goes in the same
+      // transaction that re-creates it (so a restart or self-heal never duplicates a jump).
+      const listing = await listTableJson(this.nftPath, this.privilege, this.placement.table);
+      if (listing === undefined) {
+        throw new FirewallCommandError(
+          `--nftables-table-filter: table ${this.placement.table} does not exist; create it with your own ruleset first (KnockPort only adds to it), or leave the flag out to use KnockPort's own table`,
+          "",
+        );
+      }
+      const problem = checkAdminChains(listing, custom, forwardedApps(this.config).length > 0);
+      if (problem !== undefined) throw new FirewallCommandError(problem, "");
+      const script = renderNftRuleset(this.config, { elements, placement: this.placement, existing: existingObjects(listing) });
+      await this.runScript(script, `install KnockPort's chains in table ${this.placement.table}`);
+    }
     // Start the long-lived nft now, not on the first knock: its start-up cost stays off the
     // knock path, and the helper's open files are settled once it is ready.
     await this.session?.apply([]).catch((err: Error) => {
@@ -81,8 +113,8 @@ export class NftablesBackend implements FirewallBackend {
     const script = changes
       .map((c) =>
         c.op === "grant"
-          ? renderNftGrant({ set: c.set, ip: c.ip, timeoutSeconds: c.timeoutSeconds })
-          : renderNftRevoke({ set: c.set, ip: c.ip }),
+          ? renderNftGrant({ set: c.set, ip: c.ip, timeoutSeconds: c.timeoutSeconds }, this.placement)
+          : renderNftRevoke({ set: c.set, ip: c.ip }, this.placement),
       )
       .join("");
     if (!this.session) {
@@ -114,11 +146,18 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   async uninstall(): Promise<boolean> {
-    return uninstallNftables(this.nftPath, this.privilege);
+    return uninstallNftables(this.nftPath, this.privilege, this.placement);
   }
 
-  /** `nft list table inet knockport` succeeds (the same command line --print-sudoers allows). */
+  /**
+   * `nft list table inet knockport` succeeds (the same command line --print-sudoers allows); in an
+   * admin's table: every chain of ours with all its rules, every set and each jump exactly once.
+   */
   async isInstalled(): Promise<boolean> {
+    if (this.placement.custom !== undefined) {
+      const listing = await listTableJson(this.nftPath, this.privilege, this.placement.table);
+      return listing !== undefined && layoutInPlace(listing, nftLayout(this.config, this.placement));
+    }
     const cmd = this.privilege.wrap(this.nftPath, ["list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME]);
     const r = await execa(cmd.file, cmd.args, { reject: false, timeout: NFT_TIMEOUT_MS, stdin: "ignore" });
     if (r.timedOut) throw new FirewallCommandError("nft timed out listing the knockport table", "");
@@ -127,11 +166,13 @@ export class NftablesBackend implements FirewallBackend {
 
   /** Our sets' elements from `nft list table inet knockport` (the command line isInstalled uses). */
   async listElements(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined> {
-    const cmd = this.privilege.wrap(this.nftPath, ["list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME]);
+    const cmd = this.privilege.wrap(this.nftPath, ["list", "table", ...tableArgs(this.placement.table)]);
     const r = await execa(cmd.file, cmd.args, { reject: false, timeout: NFT_TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
-    if (r.timedOut) throw new FirewallCommandError("nft timed out listing the knockport table", "");
+    if (r.timedOut) throw new FirewallCommandError(`nft timed out listing table ${this.placement.table}`, "");
     if (r.exitCode !== 0) return undefined;
-    return parseNftSetElements(String(r.stdout), sets);
+    // Kernel names (knockport_https_v4 in an admin's table) back to the logical ones the leases use.
+    const logical = new Map([...sets].map((s) => [placedName(this.placement, s), s]));
+    return parseNftSetElements(String(r.stdout), new Set(logical.keys())).map((e) => ({ ...e, set: logical.get(e.set) ?? e.set }));
   }
 
   private runScript(script: string, what: string): Promise<void> {
@@ -139,16 +180,55 @@ export class NftablesBackend implements FirewallBackend {
   }
 }
 
-/** Remove our table; false when it was not there. Needs no config. */
-export async function uninstallNftables(nftPath: string = locateNft(), privilege: Privilege = DIRECT): Promise<boolean> {
+/**
+ * Remove our table; false when it was not there. Needs no config. With custom chains: exactly our
+ * jumps, chains and sets in the admin's table (found by its listing) and our own table if present.
+ */
+export async function uninstallNftables(
+  nftPath: string = locateNft(),
+  privilege: Privilege = DIRECT,
+  placement: NftPlacement = OWN_TABLE,
+): Promise<boolean> {
   const list = privilege.wrap(nftPath, ["list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME]);
   const listed = await execa(list.file, list.args, {
     reject: false,
     timeout: NFT_TIMEOUT_MS,
   });
-  if (listed.exitCode !== 0) return false;
-  await runNftScript(nftPath, renderNftRemoveTable(), "remove the knockport table", privilege);
+  const ownTable = listed.exitCode === 0;
+  if (placement.custom === undefined) {
+    if (!ownTable) return false;
+    await runNftScript(nftPath, renderNftRemoveTable(), "remove the knockport table", privilege);
+    return true;
+  }
+  const admin = await listTableJson(nftPath, privilege, placement.table);
+  const ours = admin === undefined ? { jumps: [], chains: [], sets: [] } : existingObjects(admin);
+  const found = ownTable || ours.jumps.length + ours.chains.length + ours.sets.length > 0;
+  if (!found) return false;
+  await runNftScript(nftPath, renderNftRemoveCustom(placement, ours), `remove KnockPort's chains from table ${placement.table}`, privilege);
   return true;
+}
+
+/** `inet filter` -> ["inet", "filter"] (the placement was checked when it was built). */
+function tableArgs(table: string): string[] {
+  return table.split(" ");
+}
+
+/** `nft -j list table <family> <name>`, parsed; undefined when the table does not exist. */
+async function listTableJson(nftPath: string, privilege: Privilege, table: string): Promise<TableListing | undefined> {
+  const cmd = privilege.wrap(nftPath, ["-j", "list", "table", ...tableArgs(table)]);
+  const r = await execa(cmd.file, cmd.args, { reject: false, timeout: NFT_TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
+  if (r.timedOut) throw new FirewallCommandError(`nft timed out listing table ${table}`, "");
+  if (r.exitCode !== 0) {
+    const stderr = String(r.stderr ?? "");
+    if (/No such file or directory/.test(stderr)) return undefined;
+    throw new FirewallCommandError(`nft failed to list table ${table}${privilegeHint(privilege, stderr)}: ${stderr.slice(0, 2000)}`, stderr);
+  }
+  try {
+    return parseTableListing(String(r.stdout));
+  } catch (err) {
+    if (err instanceof ListingParseError) throw new FirewallCommandError(`cannot read nft's listing of table ${table}: ${err.message}`, "");
+    throw err;
+  }
 }
 
 async function runNftScript(nftPath: string, script: string, what: string, privilege: Privilege = DIRECT): Promise<void> {

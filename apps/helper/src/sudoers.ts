@@ -1,5 +1,5 @@
 import type { KnockportConfig } from "@knockport/config";
-import { vyosChains, IPT_CHAINS, iptablesJumps, ipsetName, rulesetSetNames, NFT_TABLE_FAMILY, NFT_TABLE_NAME, type IptTable } from "@knockport/firewall";
+import { vyosChains, IPT_CHAINS, iptablesJumps, ipsetName, rulesetSetNames, NFT_TABLE_FAMILY, NFT_TABLE_NAME, type IptTable, type NftPlacement } from "@knockport/firewall";
 import type { IptablesBinaries } from "./iptables.js";
 import { conntrackDeletePrefix } from "./conntrack.js";
 
@@ -12,7 +12,7 @@ const ADDRESS_PATTERN = { 4: "[0-9.]+", 6: "[0-9a-f:]+" } as const;
  * helper with --use-sudo runs nothing else.
  */
 export function sudoCommands(
-  backend: { type: "nftables" | "vyos"; nft: string } | { type: "iptables"; bin: IptablesBinaries },
+  backend: { type: "nftables" | "vyos"; nft: string; placement?: NftPlacement } | { type: "iptables"; bin: IptablesBinaries },
   config: KnockportConfig | undefined,
   conntrackPath?: string,
 ): string[][] {
@@ -46,6 +46,9 @@ function firewallCommands(
       [backend.nft, "-f", "-"],
       [backend.nft, "list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME],
     ];
+    const custom = backend.placement?.custom;
+    // custom tables: the admin's table is read (JSON for chains/handles, text for set elements)
+    if (custom) out.push([backend.nft, "-j", "list", "table", NFT_TABLE_FAMILY, custom.table], [backend.nft, "list", "table", NFT_TABLE_FAMILY, custom.table]);
     if (backend.type === "vyos" && config) for (const c of vyosChains(config)) out.push([backend.nft, "list", "chain", c.family, c.table, c.chain]);
     return out;
   }

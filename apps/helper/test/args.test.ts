@@ -54,3 +54,29 @@ describe("parseHelperArgs: --use-sudo", () => {
     expect(() => parse(...args)).toThrow(message);
   });
 });
+
+describe("parseHelperArgs: custom nftables table and chains", () => {
+  it("has none by default", () => {
+    expect(parse()).toMatchObject({ customChains: undefined });
+  });
+
+  it("takes the table and defaults the chains to input / forward, output only when named", () => {
+    expect(parse("--nftables-table-filter", "filter")).toMatchObject({ customChains: { table: "filter", input: "input", forward: "forward", output: undefined } });
+    expect(
+      parse("--nftables-table-filter", "fw", "--nftables-chain-input", "IN-main", "--nftables-chain-forward", "FWD_1", "--nftables-chain-output", "out"),
+    ).toMatchObject({ customChains: { table: "fw", input: "IN-main", forward: "FWD_1", output: "out" } });
+  });
+
+  it.each([
+    [["--nftables-chain-input", "input"], "--nftables-chain-input: needs --nftables-table-filter"],
+    [["--nftables-table-filter", "inet filter"], "--nftables-table-filter: must be an nftables table/chain name"],
+    [["--nftables-table-filter", "filter", "--nftables-chain-input", "in;put"], "--nftables-chain-input: must be an nftables table/chain name"],
+    [["--nftables-table-filter", "filter", "--nftables-chain-output", "1x"], "--nftables-chain-output: must be an nftables table/chain name"],
+    [["--nftables-table-filter", "knockport_x"], "--nftables-table-filter: names starting with knockport_ are reserved"],
+    [["--nftables-table-filter", "filter", "--nftables-chain-forward", "knockport_forward"], "--nftables-chain-forward: names starting with knockport_ are reserved"],
+    [["--nftables-table-filter", "filter", "--firewall-type", "iptables"], "--nftables-table-filter: only with --firewall-type nftables"],
+  ])("refuses %j with a message naming the flag", (args, message) => {
+    expect(() => parse(...args)).toThrow(UsageError);
+    expect(() => parse(...args)).toThrow(message);
+  });
+});

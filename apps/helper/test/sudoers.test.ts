@@ -1,3 +1,4 @@
+import { nftPlacement } from "@knockport/firewall";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "@knockport/config";
@@ -35,5 +36,17 @@ describe("sudo", () => {
     expect(text).toMatch(/\/usr\/sbin\/ipset destroy kp-ssh-[0-9a-f]{8}-v6/);
     expect(text).not.toMatch(/\*/);
     expect(() => renderSudoers("root ALL=(ALL) ALL #", [], "x")).toThrow(/--sudo-user/);
+  });
+});
+
+describe("sudoCommands with custom nftables chains", () => {
+  it("adds exactly the two listings of the admin's table", () => {
+    const plain = sudoCommands({ type: "nftables", nft: "/usr/sbin/nft" }, undefined);
+    const custom = sudoCommands({ type: "nftables", nft: "/usr/sbin/nft", placement: nftPlacement({ table: "filter", input: "input", forward: "forward" }) }, undefined);
+    expect(custom).toEqual([
+      ...plain,
+      ["/usr/sbin/nft", "-j", "list", "table", "inet", "filter"],
+      ["/usr/sbin/nft", "list", "table", "inet", "filter"],
+    ]);
   });
 });

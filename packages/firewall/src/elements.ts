@@ -1,7 +1,7 @@
 import type { AppConfig, KnockportConfig } from "@knockport/config";
 import { ipFamily, type IpAddress } from "@knockport/protocol";
 import { FirewallError, InvalidValueError } from "./errors.js";
-import { httpsSetName, NFT_TABLE, serviceSetName, setFamily } from "./names.js";
+import { httpsSetName, OWN_TABLE, placedName, serviceSetName, setFamily, type NftPlacement } from "./names.js";
 import { checkIp, checkTimeout } from "./validate.js";
 
 /** One client address in one of our sets. */
@@ -21,7 +21,7 @@ export interface GrantTarget extends SetElement {
 const REVOKE_PLACEHOLDER_TIMEOUT = "1s";
 
 /** Re-check a target and return the pieces to interpolate. */
-function checked(target: SetElement): { set: string; ip: IpAddress } {
+function checked(target: SetElement, placement: NftPlacement): { set: string; ip: IpAddress } {
   const ip = checkIp(target.ip);
   const family = setFamily(String(target.set));
   if (family === undefined) {
@@ -30,13 +30,16 @@ function checked(target: SetElement): { set: string; ip: IpAddress } {
   if (family !== ipFamily(ip)) {
     throw new InvalidValueError("set element", `${ip} is IPv${ipFamily(ip)} but set ${target.set} holds IPv${family}`);
   }
-  return { set: target.set, ip };
+  return { set: placedName(placement, target.set), ip };
 }
 
-/** `add element inet knockport <set> { <ip> timeout <n>s }` without a newline. */
-export function renderAddElement(target: GrantTarget): string {
-  const { set, ip } = checked(target);
-  return `add element ${NFT_TABLE} ${set} { ${ip} timeout ${checkTimeout(target.timeoutSeconds)}s }`;
+/**
+ * `add element inet knockport <set> { <ip> timeout <n>s }` without a newline. `target.set` is the
+ * logical set name (`https_v4`); `placement` (custom tables) decides table and prefix.
+ */
+export function renderAddElement(target: GrantTarget, placement: NftPlacement = OWN_TABLE): string {
+  const { set, ip } = checked(target, placement);
+  return `add element ${placement.table} ${set} { ${ip} timeout ${checkTimeout(target.timeoutSeconds)}s }`;
 }
 
 /**
@@ -49,18 +52,18 @@ export function renderAddElement(target: GrantTarget): string {
  * Every add carries the timeout: on this kernel an `add element` of an existing element REPLACES its
  * timeout, and an add without one would make it permanent (fail-open if a batch were ever split).
  */
-export function renderNftGrant(target: GrantTarget): string {
-  const { set, ip } = checked(target);
-  const add = renderAddElement(target);
-  return `${add}; delete element ${NFT_TABLE} ${set} { ${ip} }; ${add}\n`;
+export function renderNftGrant(target: GrantTarget, placement: NftPlacement = OWN_TABLE): string {
+  const { set, ip } = checked(target, placement);
+  const add = renderAddElement(target, placement);
+  return `${add}; delete element ${placement.table} ${set} { ${ip} }; ${add}\n`;
 }
 
 /** Revoke: after this batch `ip` is not in the set, whether or not it was before. One transaction. */
-export function renderNftRevoke(target: SetElement): string {
-  const { set, ip } = checked(target);
+export function renderNftRevoke(target: SetElement, placement: NftPlacement = OWN_TABLE): string {
+  const { set, ip } = checked(target, placement);
   return (
-    `add element ${NFT_TABLE} ${set} { ${ip} timeout ${REVOKE_PLACEHOLDER_TIMEOUT} }; ` +
-    `delete element ${NFT_TABLE} ${set} { ${ip} }\n`
+    `add element ${placement.table} ${set} { ${ip} timeout ${REVOKE_PLACEHOLDER_TIMEOUT} }; ` +
+    `delete element ${placement.table} ${set} { ${ip} }\n`
   );
 }
 

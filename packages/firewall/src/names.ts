@@ -1,5 +1,7 @@
 import type { IpFamily } from "@knockport/protocol";
-import { checkAppName, checkFamily } from "./validate.js";
+import { InvalidValueError } from "./errors.js";
+import { checkAppName, checkFamily, checkNftIdentifier } from "./validate.js";
+export { NFT_IDENTIFIER_PATTERN } from "./validate.js";
 
 export const NFT_TABLE_FAMILY = "inet";
 export const NFT_TABLE_NAME = "knockport";
@@ -55,4 +57,83 @@ export function setFamily(name: string): IpFamily | undefined {
   const m = OUR_SET.exec(name);
   if (!m) return undefined;
   return m[1] === "4" ? 4 : 6;
+}
+
+/**
+ * Custom tables and chains (`--nftables-table-filter`): every object KnockPort adds to the admin's
+ * table carries this prefix (sets, its own chains, the session's sync set), so it never touches a name
+ * of the admin's and uninstall can name exactly what is ours. Admin tables/chains may not use it.
+ */
+export const CUSTOM_PREFIX = "knockport_";
+
+/** The comment of each jump rule KnockPort inserts into an admin's base chain: how it finds its jumps again. */
+export const CUSTOM_JUMP_COMMENT = "KnockPort: jump to its own rules, managed by knockport-helper";
+
+/** The admin's table and base chains KnockPort hooks into instead of owning `table inet knockport`. */
+export interface CustomChains {
+  /** Name of an existing `inet` table (`--nftables-table-filter`). */
+  readonly table: string;
+  /** Its base chain hooked at input (`--nftables-chain-input`): gets the jump to `knockport_input`. */
+  readonly input: string;
+  /** Its base chain hooked at forward (`--nftables-chain-forward`): gets the jump to `knockport_forward` (forwarded apps only). */
+  readonly forward: string;
+  /** Its base chain hooked at output (`--nftables-chain-output`); absent: `knockport_output` is a base chain of ours. */
+  readonly output?: string | undefined;
+}
+
+/** Where KnockPort's sets and chains live: its own table, or (custom) prefixed inside the admin's. */
+export interface NftPlacement {
+  /** `inet knockport` or `inet <admin table>`, as nft commands spell it. */
+  readonly table: string;
+  /** "" in our own table, CUSTOM_PREFIX in the admin's. */
+  readonly prefix: string;
+  readonly custom: CustomChains | undefined;
+}
+
+export const OWN_TABLE: NftPlacement = { table: NFT_TABLE, prefix: "", custom: undefined };
+
+/** The placement for `custom` (re-checked: every name is interpolated into nft text), or OWN_TABLE. */
+export function nftPlacement(custom: CustomChains | undefined): NftPlacement {
+  if (custom === undefined) return OWN_TABLE;
+  const checked: CustomChains = {
+    table: checkAdminName(custom.table, "--nftables-table-filter"),
+    input: checkAdminName(custom.input, "--nftables-chain-input"),
+    forward: checkAdminName(custom.forward, "--nftables-chain-forward"),
+    output: custom.output === undefined ? undefined : checkAdminName(custom.output, "--nftables-chain-output"),
+  };
+  return { table: `${NFT_TABLE_FAMILY} ${checked.table}`, prefix: CUSTOM_PREFIX, custom: checked };
+}
+
+function checkAdminName(name: string, what: string): string {
+  const n = checkNftIdentifier(name, what);
+  if (n.startsWith(CUSTOM_PREFIX)) throw new InvalidValueError(what, `names starting with ${CUSTOM_PREFIX} are KnockPort's own`);
+  return n;
+}
+
+const PLACED_TABLE = /^inet [A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+/** Re-check a placement that may have been built by hand (its table is interpolated into nft text). */
+export function checkPlacement(placement: NftPlacement): NftPlacement {
+  const ok =
+    placement.custom === undefined
+      ? placement.table === NFT_TABLE && placement.prefix === ""
+      : PLACED_TABLE.test(placement.table) && placement.prefix === CUSTOM_PREFIX && placement.table === `${NFT_TABLE_FAMILY} ${placement.custom.table}`;
+  if (!ok) throw new InvalidValueError("nftables placement", `${JSON.stringify(placement.table).slice(0, 80)} is not KnockPort's table or a checked custom table`);
+  return placement;
+}
+
+/** The kernel name of one of our sets or chains under `placement`. */
+export function placedName(placement: NftPlacement, name: string): string {
+  return `${checkPlacement(placement).prefix}${name}`;
+}
+
+/** Every set name ours in an admin's table: `knockport_https_v4|6`, `knockport_svc_<app>_v4|6`, the session's `knockport_sync`. */
+const OUR_CUSTOM_SET = /^knockport_(?:(?:https|svc_[A-Za-z0-9][A-Za-z0-9_-]{0,31})_v[46]|sync)$/;
+export function isOurCustomSet(name: string): boolean {
+  return OUR_CUSTOM_SET.test(name);
+}
+
+/** Every chain name ours in an admin's table (the NFT_CHAINS names, prefixed). */
+export function isOurCustomChain(name: string): boolean {
+  return Object.values(NFT_CHAINS).some((c) => `${CUSTOM_PREFIX}${c}` === name);
 }

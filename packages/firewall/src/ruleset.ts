@@ -1,9 +1,22 @@
 import type { AppConfig, KnockportConfig } from "@knockport/config";
 import { FirewallError, InvalidValueError } from "./errors.js";
 import { renderAddElement, type GrantTarget } from "./elements.js";
-import { HTTPS_SET_V4, HTTPS_SET_V6, NFT_CHAINS, NFT_TABLE, serviceSetName } from "./names.js";
+import {
+  CUSTOM_JUMP_COMMENT,
+  HTTPS_SET_V4,
+  HTTPS_SET_V6,
+  NFT_CHAINS,
+  NFT_TABLE,
+  OWN_TABLE,
+  checkPlacement,
+  isOurCustomChain,
+  isOurCustomSet,
+  placedName,
+  serviceSetName,
+  type NftPlacement,
+} from "./names.js";
 import { renderPostPathMatch } from "./payload.js";
-import { checkComment, checkInterface, checkIp, checkPort, checkProtocol } from "./validate.js";
+import { checkComment, checkHandle, checkInterface, checkIp, checkNftIdentifier, checkPort, checkProtocol } from "./validate.js";
 import { ipFamily, type IpAddress, type IpFamily } from "@knockport/protocol";
 
 /**
@@ -22,6 +35,33 @@ export interface RenderRulesetOptions {
    * live leases with their remaining time. Every `set` must be one this ruleset defines.
    */
   readonly elements?: readonly GrantTarget[];
+  /** Where the sets and chains go: our own `table inet knockport` (default) or an admin's table. */
+  readonly placement?: NftPlacement;
+  /**
+   * Admin's table only: what of ours it holds now (read from its listing just before), removed in the
+   * same transaction so nothing is duplicated and sets of removed apps go.
+   */
+  readonly existing?: ExistingObjects;
+}
+
+/** KnockPort's objects found in an admin's table (names are kernel names, `knockport_*`). */
+export interface ExistingObjects {
+  /** Rules carrying CUSTOM_JUMP_COMMENT, in whichever chain of the table they are. */
+  readonly jumps: readonly { readonly chain: string; readonly handle: number }[];
+  readonly chains: readonly string[];
+  readonly sets: readonly string[];
+}
+
+export const NO_EXISTING_OBJECTS: ExistingObjects = { jumps: [], chains: [], sets: [] };
+
+/** What a rendered ruleset puts into the kernel (for the self-heal check of an admin's table). */
+export interface NftLayout {
+  /** Our chains (kernel names) with the number of rules each holds. */
+  readonly chains: readonly { readonly name: string; readonly rules: number }[];
+  /** Admin's table only: one jump per entry, from the admin's base chain to ours. */
+  readonly jumps: readonly { readonly from: string; readonly to: string }[];
+  /** Our sets (kernel names). */
+  readonly sets: readonly string[];
 }
 
 /** Names of every set `renderNftRuleset(config)` defines, in rendering order. */
@@ -77,6 +117,24 @@ function comment(text: string): string {
  * port is guarded on its own app's `interface_ext`.
  */
 export function renderNftRuleset(config: KnockportConfig, options: RenderRulesetOptions = {}): string {
+  return buildNftRuleset(config, options).text;
+}
+
+/** The sets, chains and jumps `renderNftRuleset(config, { placement })` creates. */
+export function nftLayout(config: KnockportConfig, placement: NftPlacement = OWN_TABLE): NftLayout {
+  return buildNftRuleset(config, { placement }).layout;
+}
+
+function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions): { text: string; layout: NftLayout } {
+  const placement = checkPlacement(options.placement ?? OWN_TABLE);
+  const custom = placement.custom;
+  const table = placement.table;
+  const setRef = (logical: string): string => `@${placedName(placement, logical)}`;
+  const layout: { chains: { name: string; rules: number }[]; jumps: { from: string; to: string }[]; sets: string[] } = {
+    chains: [],
+    jumps: [],
+    sets: [],
+  };
   const apps = allApps(config);
   const forwarded = forwardedApps(config);
   const httpPort = checkPort(config.httpPort, "HTTP knock port");
@@ -90,7 +148,9 @@ export function renderNftRuleset(config: KnockportConfig, options: RenderRuleset
   const add = (indent: number, text: string): void => {
     lines.push(`${"\t".repeat(indent)}${text}`);
   };
-  const set = (name: string, type: "ipv4_addr" | "ipv6_addr", text: string): void => {
+  const set = (logical: string, type: "ipv4_addr" | "ipv6_addr", text: string): void => {
+    const name = placedName(placement, logical);
+    layout.sets.push(name);
     add(1, `set ${name} {`);
     add(2, `type ${type}`);
     add(2, "flags timeout");
@@ -98,20 +158,45 @@ export function renderNftRuleset(config: KnockportConfig, options: RenderRuleset
     add(1, "}");
     add(0, "");
   };
-  const chain = (name: string, hook: string, text: string, rules: readonly string[], type: "filter" | "nat" = "filter"): void => {
+  // In an admin's table, input / forward (and output when named) are regular chains of ours reached by
+  // one jump from the admin's base chain; everything else stays a base chain of ours, in that table.
+  const jumpFrom = (logical: string): string | undefined =>
+    custom === undefined
+      ? undefined
+      : logical === NFT_CHAINS.input
+        ? custom.input
+        : logical === NFT_CHAINS.forward
+          ? custom.forward
+          : logical === NFT_CHAINS.output
+            ? custom.output
+            : undefined;
+  const chain = (logical: string, hook: string, text: string, rules: readonly string[], type: "filter" | "nat" = "filter"): void => {
+    const name = placedName(placement, logical);
+    const from = jumpFrom(logical);
+    layout.chains.push({ name, rules: rules.length });
     add(1, `chain ${name} {`);
-    add(2, `type ${type} hook ${hook}; policy accept;`);
-    add(2, comment(text));
+    if (from === undefined) add(2, `type ${type} hook ${hook}; policy accept;`);
+    else layout.jumps.push({ from, to: name });
+    add(2, comment(from === undefined ? text : `${text}; jumped to from chain ${from}`));
     for (const r of rules) add(2, r);
     add(1, "}");
   };
 
-  add(0, "# KnockPort nftables ruleset, generated: do not edit. Loading it replaces table inet knockport");
-  add(0, "# atomically (one transaction); set elements are wiped unless re-added at the end of this file.");
-  add(0, `table ${NFT_TABLE} {}`);
-  add(0, `delete table ${NFT_TABLE}`);
-  add(0, `table ${NFT_TABLE} {`);
-  add(1, comment("KnockPort port-knocking gateway, managed by knockport-helper"));
+  if (custom === undefined) {
+    add(0, "# KnockPort nftables ruleset, generated: do not edit. Loading it replaces table inet knockport");
+    add(0, "# atomically (one transaction); set elements are wiped unless re-added at the end of this file.");
+    add(0, `table ${NFT_TABLE} {}`);
+    add(0, `delete table ${NFT_TABLE}`);
+    add(0, `table ${NFT_TABLE} {`);
+    add(1, comment("KnockPort port-knocking gateway, managed by knockport-helper"));
+  } else {
+    add(0, `# KnockPort nftables rules inside the admin's table ${table}, generated: do not edit. Loading it`);
+    add(0, "# replaces KnockPort's own sets, chains and jumps there (all named knockport_*) in one transaction and");
+    add(0, "# leaves every other object of the table alone; set elements are wiped unless re-added at the end.");
+    for (const line of renderRemoveOurs(placement, options.existing ?? NO_EXISTING_OBJECTS)) add(0, line);
+    // Declaring an existing table adds to it; the helper checked that it exists before.
+    add(0, `table ${table} {`);
+  }
   add(0, "");
   set(HTTPS_SET_V4, "ipv4_addr", `IPv4 clients that passed step 1: may reach HTTPS knock port ${httpsPort}`);
   set(HTTPS_SET_V6, "ipv6_addr", `IPv6 clients that passed step 1: may reach HTTPS knock port ${httpsPort}`);
@@ -139,10 +224,10 @@ export function renderNftRuleset(config: KnockportConfig, options: RenderRuleset
       `HTTP knock port ${httpPort}: step-1 knock, a segment starting with POST <http_post_path>`,
     )}`,
     `${iifKnock} ${http} counter drop ${comment(`HTTP knock port ${httpPort}: everything else, so scans learn nothing`)}`,
-    `${iifKnock} tcp dport ${httpsPort} ip saddr @${HTTPS_SET_V4} counter accept ${comment(
+    `${iifKnock} tcp dport ${httpsPort} ip saddr ${setRef(HTTPS_SET_V4)} counter accept ${comment(
       `HTTPS knock port ${httpsPort}: IPv4 clients that passed step 1`,
     )}`,
-    `${iifKnock} tcp dport ${httpsPort} ip6 saddr @${HTTPS_SET_V6} counter accept ${comment(
+    `${iifKnock} tcp dport ${httpsPort} ip6 saddr ${setRef(HTTPS_SET_V6)} counter accept ${comment(
       `HTTPS knock port ${httpsPort}: IPv6 clients that passed step 1`,
     )}`,
     `${iifKnock} tcp dport ${httpsPort} counter drop ${comment(`HTTPS knock port ${httpsPort}: everyone else`)}`,
@@ -158,8 +243,8 @@ export function renderNftRuleset(config: KnockportConfig, options: RenderRuleset
       continue;
     }
     input.push(
-      `${iif} ${svc} ip saddr @${serviceSetName(app.name, 4)} counter accept ${comment(`${what}: IPv4 clients that passed step 2`)}`,
-      `${iif} ${svc} ip6 saddr @${serviceSetName(app.name, 6)} counter accept ${comment(`${what}: IPv6 clients that passed step 2`)}`,
+      `${iif} ${svc} ip saddr ${setRef(serviceSetName(app.name, 4))} counter accept ${comment(`${what}: IPv4 clients that passed step 2`)}`,
+      `${iif} ${svc} ip6 saddr ${setRef(serviceSetName(app.name, 6))} counter accept ${comment(`${what}: IPv6 clients that passed step 2`)}`,
       `${iif} ${svc} counter drop ${comment(`${what}: everyone else`)}`,
     );
   }
@@ -171,8 +256,11 @@ export function renderNftRuleset(config: KnockportConfig, options: RenderRuleset
     )}`,
     `${oifKnock} tcp sport ${httpPort} counter drop ${comment(`HTTP knock port ${httpPort}: every other reply, the client learns nothing`)}`,
   ]);
-  if (forwarded.length > 0) renderForwarding(forwarded, add, chain, comment);
+  if (forwarded.length > 0) renderForwarding(forwarded, add, chain, comment, setRef);
   add(0, "}");
+  for (const j of layout.jumps) {
+    add(0, `insert rule ${table} ${j.from} jump ${j.to} ${comment(CUSTOM_JUMP_COMMENT)}`);
+  }
 
   const elements = options.elements ?? [];
   if (elements.length > 0) {
@@ -181,13 +269,33 @@ export function renderNftRuleset(config: KnockportConfig, options: RenderRuleset
       if (!known.has(e.set)) {
         throw new FirewallError("UNKNOWN_SET", `cannot re-add an element to set ${JSON.stringify(String(e.set).slice(0, 48))}: this ruleset does not define it`);
       }
-      add(0, renderAddElement(e));
+      add(0, renderAddElement(e, placement));
     }
   }
-  return `${lines.join("\n")}\n`;
+  return { text: `${lines.join("\n")}\n`, layout };
 }
 
-type ChainFn = (name: string, hook: string, text: string, rules: readonly string[], type?: "filter" | "nat") => void;
+/**
+ * Commands removing what of ours an admin's table holds (the jumps first: a chain still jumped to
+ * cannot be deleted), plus our own `table inet knockport` of the default mode, so switching to custom
+ * chains leaves no second set of drops behind. Every name is re-checked to be one of ours.
+ */
+function renderRemoveOurs(placement: NftPlacement, existing: ExistingObjects): string[] {
+  const table = placement.table;
+  const out = [`table ${NFT_TABLE} {}`, `delete table ${NFT_TABLE}`];
+  for (const j of existing.jumps) out.push(`delete rule ${table} ${checkNftIdentifier(j.chain, "chain")} handle ${checkHandle(j.handle)}`);
+  for (const c of existing.chains) {
+    if (!isOurCustomChain(c)) throw new InvalidValueError("chain", `${JSON.stringify(c.slice(0, 80))} is not one of KnockPort's chains`);
+    out.push(`flush chain ${table} ${c}`, `delete chain ${table} ${c}`);
+  }
+  for (const s of existing.sets) {
+    if (!isOurCustomSet(s)) throw new InvalidValueError("set", `${JSON.stringify(s.slice(0, 80))} is not one of KnockPort's sets`);
+    out.push(`delete set ${table} ${s}`);
+  }
+  return out;
+}
+
+type ChainFn = (logical: string, hook: string, text: string, rules: readonly string[], type?: "filter" | "nat") => void;
 
 /**
  * Forwarded apps (`destination: IP[:PORT]`):
@@ -204,6 +312,7 @@ function renderForwarding(
   add: (indent: number, text: string) => void,
   chain: ChainFn,
   comment: (text: string) => string,
+  setRef: (logical: string) => string,
 ): void {
   const pre: string[] = [];
   const fwd: string[] = [];
@@ -213,26 +322,26 @@ function renderForwarding(
     const proto = checkProtocol(app.protocol);
     const pub = checkPort(app.port, `${app.name}.port`);
     const ipKw = f.family === 4 ? "ip" : "ip6";
-    const set = serviceSetName(app.name, f.family);
+    const set = setRef(serviceSetName(app.name, f.family));
     const target = f.family === 4 ? `${f.ip}:${f.port}` : `[${f.ip}]:${f.port}`;
     const iif = `iifname ${quoteIfaces([app.interfaceExt])}`;
     const oif = `oifname ${quoteIfaces([app.interfaceInt])}`;
     const what = `app ${app.name} ${proto}/${pub}`;
     const dst = `${ipKw} daddr ${f.ip} ${proto} dport ${f.port}`;
     pre.push(
-      `${iif} ${ipKw} saddr @${set} ${proto} dport ${pub} counter dnat ${ipKw} to ${target} ${comment(
+      `${iif} ${ipKw} saddr ${set} ${proto} dport ${pub} counter dnat ${ipKw} to ${target} ${comment(
         `${what}: clients that passed step 2 go to LAN host ${target}`,
       )}`,
     );
     fwd.push(
-      `${iif} ${oif} ${dst} ${ipKw} saddr @${set} ct status dnat counter accept ${comment(
+      `${iif} ${oif} ${dst} ${ipKw} saddr ${set} ct status dnat counter accept ${comment(
         `${what}: forwarded clients that passed step 2 (translated destination)`,
       )}`,
       `${iif} ${dst} counter drop ${comment(`${what}: everyone else to LAN host ${target}`)}`,
     );
     if (app.masquerade) {
       post.push(
-        `${oif} ${dst} ${ipKw} saddr @${set} ct status dnat counter masquerade ${comment(`${what}: masquerade towards the LAN host`)}`,
+        `${oif} ${dst} ${ipKw} saddr ${set} ct status dnat counter masquerade ${comment(`${what}: masquerade towards the LAN host`)}`,
       );
     }
   }
@@ -252,4 +361,13 @@ function renderForwarding(
  */
 export function renderNftRemoveTable(): string {
   return `table ${NFT_TABLE} {}\ndelete table ${NFT_TABLE}\n`;
+}
+
+/**
+ * Uninstall with custom tables: removes exactly our jumps, chains and sets from the admin's table
+ * (`existing`, read from its listing just before) and our own table if present; one transaction.
+ */
+export function renderNftRemoveCustom(placement: NftPlacement, existing: ExistingObjects): string {
+  if (checkPlacement(placement).custom === undefined) return renderNftRemoveTable();
+  return `${renderRemoveOurs(placement, existing).join("\n")}\n`;
 }

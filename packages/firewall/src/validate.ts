@@ -78,3 +78,25 @@ export function checkComment(text: string): string {
   if (!COMMENT.test(text)) throw new InvalidValueError("rule comment", `${shown(text)} is too long or holds a quote`);
   return text;
 }
+
+/**
+ * A table or chain name the admin gives on the command line. Stricter than nft's own identifier
+ * (`[a-zA-Z_.][a-zA-Z0-9/\-_.]*`): letters, digits, `_` and `-`, up to 64 characters.
+ */
+export const NFT_IDENTIFIER_PATTERN = "^[A-Za-z_][A-Za-z0-9_-]{0,63}$";
+const NFT_IDENTIFIER = new RegExp(NFT_IDENTIFIER_PATTERN);
+
+export function checkNftIdentifier(name: unknown, what: string): string {
+  if (typeof name !== "string" || !NFT_IDENTIFIER.test(name)) {
+    throw new InvalidValueError(what, `${shown(name)} is not a table/chain name (${NFT_IDENTIFIER_PATTERN})`);
+  }
+  return name;
+}
+
+/** A rule handle from nft's listing (a positive integer). */
+export function checkHandle(handle: unknown): number {
+  if (typeof handle !== "number" || !Number.isSafeInteger(handle) || handle < 1) {
+    throw new InvalidValueError("rule handle", `${shown(handle)} is not a positive integer`);
+  }
+  return handle;
+}
