@@ -38,7 +38,7 @@ function conntrackCommands(config: KnockportConfig | undefined, conntrackPath: s
 }
 
 function firewallCommands(
-  backend: { type: "nftables" | "vyos"; nft: string } | { type: "iptables"; bin: IptablesBinaries },
+  backend: { type: "nftables" | "vyos"; nft: string; placement?: NftPlacement } | { type: "iptables"; bin: IptablesBinaries },
   config: KnockportConfig | undefined,
 ): string[][] {
   if (backend.type !== "iptables") {
