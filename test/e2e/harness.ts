@@ -66,6 +66,8 @@ export interface HarnessOptions {
   vyosInputDefault?: "accept" | "drop";
   /** Extra knockport-server flags (e.g. --state-dir for 2FA). */
   serverArgs?: readonly string[];
+  /** Runs once the namespaces exist, before KnockPort starts (e.g. the host's own nftables ruleset). */
+  beforeKnockport?: (topo: Topology) => Promise<void>;
 }
 
 export const describeResult = (r: KnockResult): string =>
@@ -173,6 +175,7 @@ export class Harness {
     if (a === undefined || b === undefined) throw new Error("example config lacks apps");
     this.ssh = a;
     this.openvpn = b;
+    await this.opts.beforeKnockport?.(this.topo);
     const helperArgs = [...(this.opts.helperArgs ?? [])];
     if (this.firewall === "vyos") helperArgs.push("--vbash", await this.startVyosSimulator());
     this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, firewall: this.firewall, helperArgs, serverArgs: this.opts.serverArgs ?? [] });

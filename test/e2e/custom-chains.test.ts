@@ -1,0 +1,194 @@
+// End-to-end: custom nftables tables and chains (README "Custom tables and chains"). The srv host has
+// its own ruleset first (`table inet filter`, input policy drop, the admin's accepts and a rule of the
+// admin's that must survive); the helper runs with --nftables-table-filter filter and hooks into it
+// with one jump instead of owning `table inet knockport`. Checked on the real kernel: the knocker's
+// two steps open the service port (real TCP connect) with no accept line of the admin's for it, the
+// bystander stays out, the lease expires; a helper restart keeps the lease and never duplicates the
+// jump; a flushed chain of ours or a deleted jump is repaired within 5 s; uninstall leaves the admin's
+// table exactly as it was (handles included); a start against a missing table or a wrong chain fails
+// naming the flag and changes nothing.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Harness, states } from "./harness.js";
+import { pollUntil, sleep, type AppSpec, type ManagedProcess, type Topology } from "./testbed.js";
+
+const JUMP_COMMENT = "KnockPort: jump to its own rules, managed by knockport-helper";
+
+const ADMIN_RULESET = [
+  "table inet filter {",
+  "  set admin_hosts {",
+  "    type ipv4_addr",
+  "    elements = { 192.0.2.1 }",
+  "  }",
+  "  chain input {",
+  "    type filter hook input priority filter; policy drop;",
+  '    iif lo accept comment "admin: loopback"',
+  '    ct state established,related accept comment "admin: replies"',
+  '    meta l4proto { icmp, ipv6-icmp } accept comment "admin: icmp and neighbour discovery"',
+  '    tcp dport 2222 accept comment "admin: a rule that must survive"',
+  "  }",
+  "  chain forward {",
+  "    type filter hook forward priority filter; policy drop;",
+  "  }",
+  "  chain admin_only {",
+  '    ip saddr @admin_hosts accept comment "admin: a chain of its own"',
+  "  }",
+  "}",
+  "",
+].join("\n");
+
+interface Rule {
+  chain: string;
+  handle: number;
+  comment?: string;
+  expr?: unknown[];
+}
+type Listed = Array<Record<string, Record<string, unknown>>>;
+
+async function nft(topo: Topology, args: string[], input?: string): Promise<string> {
+  const r = await topo.exec("srv", "nft", args, { timeoutMs: 10_000, ...(input !== undefined ? { input } : {}) });
+  if (r.exitCode !== 0) throw new Error(`nft ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function listFilter(topo: Topology): Promise<Listed> {
+  const doc = JSON.parse(await nft(topo, ["-j", "list", "table", "inet", "filter"])) as { nftables: Listed };
+  return doc.nftables.filter((o) => o.metainfo === undefined);
+}
+
+/** The admin's objects (ours are all named knockport_* or carry our jump comment), exactly as listed. */
+function adminObjects(listed: Listed): Listed {
+  return listed.filter((o) => {
+    const body = Object.values(o)[0] ?? {};
+    if (typeof body.name === "string" && body.name.startsWith("knockport_")) return false;
+    if (typeof body.chain === "string" && body.chain.startsWith("knockport_")) return false;
+    return body.comment !== JUMP_COMMENT;
+  });
+}
+
+const rules = (listed: Listed): Rule[] => listed.flatMap((o) => (o.rule ? [o.rule as unknown as Rule] : []));
+const jumps = (listed: Listed): Rule[] => rules(listed).filter((r) => r.comment === JUMP_COMMENT);
+
+describe("knockport end to end (nftables): custom table and chains in the admin's ruleset", () => {
+  let adminBefore: Listed = [];
+  const h = new Harness({
+    duration: 8,
+    step2HttpsDuration: 6,
+    rateLimitPerMinute: 1000,
+    firewall: "nftables",
+    helperArgs: ["--nftables-table-filter", "filter"],
+    beforeKnockport: async (topo) => {
+      await nft(topo, ["-f", "-"], ADMIN_RULESET);
+      adminBefore = await listFilter(topo);
+    },
+  });
+  let ssh: AppSpec;
+  const extra: ManagedProcess[] = [];
+  let helper!: ManagedProcess;
+  const reinstalls = (): number => [h.stack.helper, ...extra].flatMap((p) => p.lines).filter((l) => l.line.includes('"event":"firewall.reinstalled"')).length;
+
+  beforeAll(async () => {
+    await h.start();
+    ssh = h.ssh;
+    helper = h.stack.helper;
+  });
+  afterAll(async () => {
+    for (const p of extra) await p.stop(2000).catch(() => undefined);
+    await h.stop();
+  });
+  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+
+  it("adds its sets and chains to the admin's table, one jump at the top of input, no table of its own", async () => {
+    const listed = await listFilter(h.topo);
+    expect(adminObjects(listed)).toEqual(adminBefore);
+    const inputRules = rules(listed).filter((r) => r.chain === "input");
+    expect(inputRules[0]?.comment).toBe(JUMP_COMMENT);
+    expect(inputRules[0]?.expr).toEqual([{ jump: { target: "knockport_input" } }]);
+    expect(jumps(listed)).toHaveLength(1);
+    const tables = await nft(h.topo, ["list", "tables"]);
+    expect(tables).not.toContain("knockport");
+    expect(listed.filter((o) => o.set).map((o) => o.set?.name)).toEqual(
+      expect.arrayContaining(["admin_hosts", "knockport_https_v4", "knockport_https_v6", `knockport_svc_${ssh.name}_v4`, `knockport_svc_${ssh.name}_v6`]),
+    );
+  });
+
+  it("with the admin's input policy drop and no accept line of theirs, the knocker gets in (TCP connect), the bystander stays out, the lease expires", async () => {
+    expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "closed", cli2: "closed" });
+    await h.fullKnock("cli", ssh);
+    expect(
+      await states({
+        "cli ssh": () => h.svc("cli", ssh),
+        "cli2 ssh": () => h.svc("cli2", ssh),
+        "cli2 https": () => h.https("cli2"),
+        "cli ssh IPv6 (knocked over IPv4 only)": () => h.svc("cli", ssh, 6),
+      }),
+    ).toEqual({ "cli ssh": "open", "cli2 ssh": "closed", "cli2 https": "closed", "cli ssh IPv6 (knocked over IPv4 only)": "closed" });
+    await h.fullKnock("cli2", ssh, 6);
+    expect(await states({ v6: () => h.svc("cli2", ssh, 6), v4: () => h.svc("cli2", ssh, 4) })).toEqual({ v6: "open", v4: "closed" });
+    await h.waitExpired(h.leaseKey("cli", 4, ssh.name), h.leaseKey("cli2", 6, ssh.name));
+    expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh, 6) })).toEqual({ cli: "closed", cli2: "closed" });
+  });
+
+  it("a helper restart keeps the live lease, the admin's table intact and exactly one jump", async () => {
+    await h.fullKnock("cli", ssh);
+    helper.signal("SIGTERM");
+    const exit = await Promise.race([helper.exited, sleep(5000).then(() => undefined)]);
+    expect(exit?.exitCode, `helper exit after SIGTERM: ${JSON.stringify(exit)}`).toBe(0);
+    helper = h.topo.spawn("srv", process.execPath, [...h.stack.helperArgv], { label: "knockport-helper (restarted)" });
+    extra.push(helper);
+    await helper.waitForLine(/"msg":"helper ready"/, 20_000);
+    const listed = await listFilter(h.topo);
+    expect(jumps(listed), "one jump after the restart").toHaveLength(1);
+    expect(adminObjects(listed)).toEqual(adminBefore);
+    expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
+  });
+
+  it("self-heal: a flushed chain of ours and a deleted jump are back within 5 s, with the live lease", async () => {
+    await h.fullKnock("cli", ssh);
+    for (const damage of ["flush chain", "delete jump"] as const) {
+      const before = reinstalls();
+      if (damage === "flush chain") await nft(h.topo, ["flush", "chain", "inet", "filter", "knockport_input"]);
+      else {
+        const jump = jumps(await listFilter(h.topo))[0];
+        expect(jump).toBeDefined();
+        await nft(h.topo, ["delete", "rule", "inet", "filter", "input", "handle", String(jump?.handle)]);
+      }
+      const damaged = Date.now();
+      const healed = await pollUntil(
+        async () => (reinstalls() > before && (await h.svc("cli", ssh, 4, 300)) === "open" ? Date.now() : undefined),
+        8000,
+        100,
+      );
+      expect(healed, `${damage}: the helper must re-apply and the knocker get back in`).toBeDefined();
+      console.info(`[custom-chains] ${damage}: knocker back in ${(healed ?? NaN) - damaged} ms after the damage`);
+      expect((healed ?? Infinity) - damaged, `${damage}: repaired within 5 s`).toBeLessThan(5000);
+      const listed = await listFilter(h.topo);
+      expect(jumps(listed), `${damage}: exactly one jump`).toHaveLength(1);
+      expect(rules(listed).filter((r) => r.chain === "input")[0]?.comment).toBe(JUMP_COMMENT);
+      expect(adminObjects(listed)).toEqual(adminBefore);
+      expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
+    }
+  });
+
+  it("uninstall leaves the admin's table exactly as before; a start against a wrong table or chain fails naming the flag", async () => {
+    helper.signal("SIGTERM");
+    await Promise.race([helper.exited, sleep(5000)]);
+    const r = await h.stack.runHelperOnce(["--uninstall-firewall"]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(await listFilter(h.topo), "the admin's table, handles and all, as before KnockPort started").toEqual(adminBefore);
+    expect(await nft(h.topo, ["list", "tables"])).not.toContain("knockport");
+
+    const cases: Array<[string[], RegExp]> = [
+      [["--nftables-table-filter", "nosuch"], /--nftables-table-filter: table inet nosuch does not exist/],
+      [["--nftables-chain-input", "forward"], /--nftables-chain-input: chain forward of table inet filter is a filter chain on hook forward, not a filter chain on hook input/],
+      [["--nftables-chain-input", "admin_only"], /--nftables-chain-input: chain admin_only of table inet filter is a regular chain \(no hook\)/],
+      [["--nftables-chain-output", "output"], /--nftables-chain-output: table inet filter has no chain output/],
+    ];
+    for (const [args, message] of cases) {
+      const failed = await h.stack.runHelperOnce(args);
+      expect(failed.exitCode, `${args.join(" ")}: ${failed.stderr}`).toBe(1);
+      expect(failed.stderr).toMatch(message);
+      expect(failed.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
+    expect(await listFilter(h.topo), "failed starts change nothing").toEqual(adminBefore);
+  });
+});
