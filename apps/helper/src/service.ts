@@ -425,9 +425,12 @@ export class HelperService {
   private prepareClose(p: CloseParams): PreparedChange<CloseResult & { serviceLeaseClosed?: Lease }> {
     const { app, ip } = this.resolve(p.app, p.ip);
     const now = this.clock.now();
-    const removed = [this.book.delete(1, app.name, ip), this.book.delete(2, app.name, ip)].filter(
-      (l): l is Lease => l !== undefined && l.expiresAtMs > now,
-    );
+    // Only live leases are revoked here. One that has ended but not been swept yet stays in the book: the
+    // expiry sweep records its end and runs its on_close / conntrack cut, which a revoke dropping it would skip.
+    const removed = ([1, 2] as const)
+      .map((step) => this.book.get(step, app.name, ip))
+      .filter((l): l is Lease => l !== undefined && l.expiresAtMs > now);
+    removed.forEach((l) => this.book.delete(l.step, app.name, ip));
     return {
       changes: [{ op: "revoke", set: this.setFor(2, app.name, ip), ip }, this.httpsElementChange(ip, now)],
       undoBook: () => removed.forEach((l) => this.book.put(l)),

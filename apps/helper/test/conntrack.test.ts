@@ -208,6 +208,16 @@ describe("close_established: conntrack entries go when a lease ends", () => {
     missing.stop();
   });
 
+  it("a revoke of a lease that ended but was not swept yet leaves it to the sweep, which cuts it once", async () => {
+    await service.handlers.grant({ app: "vpn", ip: IP, durationSeconds: 5 }, undefined);
+    clock.t += 6000;
+    expect(await service.handlers.close({ app: "vpn", ip: IP }, undefined)).toEqual({ closed: 0 });
+    await expireAndSweep(service, 0);
+    expect(events("lease.expired")).toEqual([expect.objectContaining({ app: "vpn", ip: IP, step: 2 })]);
+    expect(recorded()).toEqual([vpnArgs(IP)]);
+    expect(events("conntrack.deleted")[0]).toMatchObject({ reason: "expiry" });
+  });
+
   it("a lease that expired while the helper was down is cut at the next start", async () => {
     await service.handlers.grant({ app: "vpn", ip: IP, durationSeconds: 5 }, undefined);
     service.stop();

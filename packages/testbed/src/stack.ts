@@ -22,6 +22,8 @@ export interface AppSpec {
   readonly destination?: string;
   /** Forwarded apps: masquerade towards interface_int (KnockPort's default: true). */
   readonly masquerade?: boolean;
+  /** close_established (KnockPort's default: false). */
+  readonly closeEstablished?: boolean;
   /** Command hooks (argument lists), written as on_open / on_close. */
   readonly onOpen?: readonly string[];
   readonly onClose?: readonly string[];
@@ -84,6 +86,7 @@ export function renderConfigYaml(spec: ConfigSpec): string {
       `  duration: ${app.duration}`,
       `  step2_https_duration: ${app.step2HttpsDuration}`,
       ...(app.masquerade !== undefined ? [`  masquerade: ${String(app.masquerade)}`] : []),
+      ...(app.closeEstablished !== undefined ? [`  close_established: ${String(app.closeEstablished)}`] : []),
       // a JSON array is a YAML flow sequence
       ...(app.onOpen !== undefined ? [`  on_open: ${JSON.stringify(app.onOpen)}`] : []),
       ...(app.onClose !== undefined ? [`  on_close: ${JSON.stringify(app.onClose)}`] : []),
