@@ -8,8 +8,8 @@
 // table exactly as it was (handles included); a start against a missing table or a wrong chain fails
 // naming the flag and changes nothing.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, states } from "./harness.js";
-import { pollUntil, sleep, type AppSpec, type ManagedProcess, type Topology } from "./testbed.js";
+import { Harness, PROBE_MS, expectOk, expectStep1NoReply, states } from "./harness.js";
+import { pollUntil, probe, sleep, startEchoServer, type AppSpec, type ManagedProcess, type PortState, type Topology } from "./testbed.js";
 
 const JUMP_COMMENT = "KnockPort: jump to its own rules, managed by knockport-helper";
 
@@ -28,6 +28,7 @@ const ADMIN_RULESET = [
   "  }",
   "  chain forward {",
   "    type filter hook forward priority filter; policy drop;",
+  '    ct state established,related accept comment "admin: replies of forwarded connections"',
   "  }",
   "  chain admin_only {",
   '    ip saddr @admin_hosts accept comment "admin: a chain of its own"',
@@ -169,6 +170,17 @@ describe("knockport end to end (nftables): custom table and chains in the admin'
     }
   });
 
+  it("reconciliation reads the admin's table: a stray element added by hand to our set is removed", async () => {
+    const cli2 = h.ip("cli2", 4);
+    await nft(h.topo, ["add", "element", "inet", "filter", `knockport_svc_${ssh.name}_v4`, `{ ${cli2} timeout 60s }`]);
+    const added = Date.now();
+    expect(await h.svc("cli2", ssh), "the stray element lets cli2 in").toBe("open");
+    const fixed = await pollUntil(async () => ((await h.svc("cli2", ssh, 4, 300)) === "closed" ? Date.now() : undefined), 8000, 100);
+    expect(fixed, "the stray element is removed").toBeDefined();
+    console.info(`[custom-chains] reconcile: stray removed ${(fixed ?? NaN) - added} ms after it was added`);
+    expect(await nft(h.topo, ["list", "set", "inet", "filter", `knockport_svc_${ssh.name}_v4`])).not.toContain(cli2);
+  });
+
   it("uninstall leaves the admin's table exactly as before; a start against a wrong table or chain fails naming the flag", async () => {
     helper.signal("SIGTERM");
     await Promise.race([helper.exited, sleep(5000)]);
@@ -190,5 +202,70 @@ describe("knockport end to end (nftables): custom table and chains in the admin'
       expect(failed.stderr).not.toMatch(/\n\s+at /); // no stack trace
     }
     expect(await listFilter(h.topo), "failed starts change nothing").toEqual(adminBefore);
+  });
+});
+
+describe("knockport end to end (nftables): custom chains with a forwarded app, the admin's forward policy drop", () => {
+  const lanPortOf = (app: AppSpec): number => Number(/:(\d+)$/.exec(app.destination ?? "")?.[1] ?? app.port);
+  const h = new Harness({
+    duration: 30,
+    step2HttpsDuration: 6,
+    rateLimitPerMinute: 1000,
+    firewall: "nftables",
+    withLan: true,
+    echo: false,
+    helperArgs: ["--nftables-table-filter", "filter"],
+    apps: (topo, base) => {
+      const lan = topo.addr.lan;
+      const [ssh, vpn] = base.apps;
+      if (lan === undefined || ssh === undefined || vpn === undefined) throw new Error("no lan host or example apps");
+      return [
+        { ...ssh, name: "fwd-tcp", port: 2201, destination: `${lan.v4}:3301` },
+        { ...vpn, name: "local-udp" },
+      ];
+    },
+    beforeKnockport: async (topo) => {
+      await nft(topo, ["-f", "-"], ADMIN_RULESET);
+    },
+  });
+  let fwd: AppSpec;
+  let lanEcho: ManagedProcess | undefined;
+
+  beforeAll(async () => {
+    await h.start();
+    fwd = h.ssh;
+    lanEcho = await startEchoServer(h.topo, "lan", { tcp: [lanPortOf(fwd)], udp: [] });
+  });
+  afterAll(async () => {
+    await lanEcho?.stop(2000).catch(() => undefined);
+    await h.stop();
+  });
+  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+
+  const direct = async (host: "cli" | "cli2" | "srv"): Promise<PortState> =>
+    (await probe(h.topo, host, "tcp", h.topo.addr.lan?.v4 ?? "", lanPortOf(fwd), PROBE_MS)).state;
+
+  it("the knocker reaches the LAN host through the jump from the admin's forward chain; nobody else, not even directly", async () => {
+    expect(await direct("srv"), "control: the LAN service runs").toBe("open");
+    const listed = await listFilter(h.topo);
+    expect(jumps(listed).map((r) => r.chain).sort()).toEqual(["forward", "input"]);
+    expect(rules(listed).filter((r) => r.chain === "forward")[0]?.comment).toBe(JUMP_COMMENT);
+    expect(await states({ cli: () => h.svc("cli", fwd), cli2: () => h.svc("cli2", fwd) })).toEqual({ cli: "closed", cli2: "closed" });
+    const s1 = await h.step1("cli", fwd);
+    expectStep1NoReply(s1, "step 1");
+    expectOk(await h.step2("cli", fwd), "step 2");
+    expect(
+      await states({ cli: () => h.svc("cli", fwd), cli2: () => h.svc("cli2", fwd), "cli2 direct": () => direct("cli2"), "cli direct": () => direct("cli") }),
+    ).toEqual({ cli: "open", cli2: "closed", "cli2 direct": "closed", "cli direct": "closed" });
+  });
+
+  it("uninstall removes both jumps and every chain and set of ours", async () => {
+    h.stack.helper.signal("SIGTERM");
+    await Promise.race([h.stack.helper.exited, sleep(5000)]);
+    const r = await h.stack.runHelperOnce(["--uninstall-firewall"]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const text = await nft(h.topo, ["list", "ruleset"]);
+    expect(text).not.toContain("knockport");
+    expect(text).toContain('tcp dport 2222 accept comment "admin: a rule that must survive"');
   });
 });

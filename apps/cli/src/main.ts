@@ -47,9 +47,21 @@ const RUN_USAGE = `Usage: knockport run -c CONFIG --cert FILE --key FILE [option
       --state-dir DIR      helper state (default /var/lib/knockport)
       --service-rule-cleanup-on-shutdown
                            on stop, revoke live grants (the firewall table and its drops stay)
+      --nftables-table-filter NAME, --nftables-chain-input NAME,
+      --nftables-chain-forward NAME, --nftables-chain-output NAME
+                           hook into your own inet table and chains instead of table inet knockport
+                           (passed to knockport-helper; see its --help)
 `;
 
 const HELP = { type: "boolean", short: "h" } as const;
+
+/** knockport-helper's custom table/chain flags, which `knockport run` passes through. */
+const NFTABLES_CUSTOM_FLAGS = {
+  "nftables-table-filter": { type: "string" },
+  "nftables-chain-input": { type: "string" },
+  "nftables-chain-forward": { type: "string" },
+  "nftables-chain-output": { type: "string" },
+} as const;
 
 const out = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -174,8 +186,13 @@ async function main(argv: string[]): Promise<number> {
         socket: { type: "string", default: DEFAULT_SOCKET },
         "state-dir": { type: "string", default: "/var/lib/knockport" },
         "service-rule-cleanup-on-shutdown": { type: "boolean", default: false },
+        ...NFTABLES_CUSTOM_FLAGS,
         "use-sudo": { type: "boolean", default: false }, help: HELP } }));
       if (v.help) return process.stdout.write(RUN_USAGE), 0;
+      const nftablesFlags = Object.keys(NFTABLES_CUSTOM_FLAGS).flatMap((f) => {
+        const value = (v as Record<string, unknown>)[f];
+        return typeof value === "string" ? [`--${f}`, value] : [];
+      });
       if (v["use-sudo"]) throw new UsageError("--use-sudo: not supported by this version yet; run knockport run as root");
       if (!v.config || !v.cert || !v.key) throw new UsageError("-c/--config, --cert and --key are required; see knockport run --help");
       return runBoth({
@@ -190,6 +207,7 @@ async function main(argv: string[]): Promise<number> {
         socketPath: String(v.socket),
         stateDir: String(v["state-dir"]),
         cleanupOnShutdown: v["service-rule-cleanup-on-shutdown"] === true,
+        nftablesFlags,
         log: out,
       });
     }

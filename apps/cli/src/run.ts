@@ -16,6 +16,8 @@ export interface RunOptions {
   stateDir: string;
   /** Pass --service-rule-cleanup-on-shutdown to the helper. */
   cleanupOnShutdown?: boolean;
+  /** Custom nftables table/chain flags, passed to the helper as given (it validates them). */
+  nftablesFlags?: readonly string[];
   log: (line: string) => void;
 }
 
@@ -69,6 +71,7 @@ export async function runBoth(opts: RunOptions): Promise<number> {
       "--state-dir", opts.stateDir,
       ...ports,
       ...(opts.cleanupOnShutdown === true ? ["--service-rule-cleanup-on-shutdown"] : []),
+      ...(opts.nftablesFlags ?? []),
     ],
     { stdio: "inherit" },
   );

@@ -169,4 +169,30 @@ describe.skipIf(skipReason !== "")(`custom chains on the real kernel (${skipReas
     const after = JSON.parse(r3.lists[0] ?? "{}") as { nftables: unknown[] };
     expect(after.nftables).toEqual(original.nftables);
   });
+
+  it("loads with a forwarded app and a named output chain (three jumps, NAT base chains of ours in the admin's table)", () => {
+    const fwdConfig = parseConfig(
+      {
+        global: { http_post_path: "/knock-one", https_post_path: "/knock-two", interface_ext: "eth0", interface_int: "eth1", http_port: 8080, https_port: 8443 },
+        rdp: { port: 3389, destination: "192.0.2.10:13389", access_key_http: ["http-key-rdp-123"], access_key_https: ["https-key-rdp-123"], duration: 60 },
+      },
+      "/etc/knockport/config.yaml",
+    );
+    const placement = nftPlacement({ table: "filter", input: "input", forward: "forward", output: "out" });
+    const admin = ADMIN_RULESET.replace("\tchain admin_helper {", "\tchain out {\n\t\ttype filter hook output priority filter; policy accept;\n\t}\n\tchain admin_helper {");
+    const r = inNetns([{ file: admin }, { file: renderNftRuleset(fwdConfig, { placement }) }, { list: true }]);
+    expect(r.stderr).toBe("");
+    const listed = parseTableListing(r.lists[0] ?? "");
+    expect(layoutInPlace(listed, nftLayout(fwdConfig, placement))).toBe(true);
+    expect(existingObjects(listed).jumps.map((j) => j.chain).sort()).toEqual(["forward", "input", "out"]);
+    expect(listed.chains.filter((c) => c.name.startsWith("knockport_")).map((c) => `${c.name}:${c.hook ?? "-"}`)).toEqual([
+      "knockport_raw_prerouting:prerouting",
+      "knockport_raw_output:output",
+      "knockport_input:-",
+      "knockport_output:-",
+      "knockport_nat_prerouting:prerouting",
+      "knockport_forward:-",
+      "knockport_nat_postrouting:postrouting",
+    ]);
+  });
 });
