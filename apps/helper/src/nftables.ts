@@ -92,7 +92,7 @@ export class NftablesBackend implements FirewallBackend {
       const listing = await listTableJson(this.nftPath, this.privilege, this.placement.table);
       if (listing === undefined) {
         throw new FirewallCommandError(
-          `--nftables-table-filter: table ${this.placement.table} does not exist; create it with your own ruleset first (KnockPort only adds to it), or leave the flag out to use KnockPort's own table`,
+          `--nftables-table-filter: table ${this.placement.table} does not exist (an ip or ip6 table of that name does not count: KnockPort needs an inet table, which sees both families); create it with your own ruleset first (KnockPort only adds to it), or leave the flag out to use KnockPort's own table`,
           "",
         );
       }
