@@ -69,3 +69,56 @@ describe.each(e2eFirewalls().filter((f) => f !== "iptables-nft" || !e2eFirewalls
     expect([...new Set(ran)].filter((c) => !allowed.has(c)), `allowed:\n${[...allowed].join("\n")}`).toEqual([]);
   });
 });
+
+// Custom chains (README "Custom tables and chains") read the admin's table with two more command lines.
+describe.runIf(e2eFirewalls().includes("nftables"))("knockport end to end (nftables, --nftables-table-filter): --use-sudo", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kp-sudo-"));
+  const sudo = join(dir, "sudo.cjs");
+  const h = new Harness({
+    duration: 3,
+    step2HttpsDuration: 5,
+    rateLimitPerMinute: 1000,
+    firewall: "nftables",
+    helperArgs: ["--use-sudo", "--sudo-path", sudo, "--nftables-table-filter", "filter"],
+    beforeKnockport: async (topo) => {
+      const r = await topo.exec("srv", "nft", ["-f", "-"], {
+        timeoutMs: 10_000,
+        input: "table inet filter {\n  chain input {\n    type filter hook input priority filter; policy drop;\n    ct state established,related accept\n    meta l4proto { icmp, ipv6-icmp } accept\n  }\n}\n",
+      });
+      if (r.exitCode !== 0) throw new Error(`admin ruleset: ${r.stderr}`);
+    },
+  });
+  let ssh: AppSpec;
+
+  beforeAll(async () => {
+    writeFileSync(sudo, FAKE_SUDO, { mode: 0o755 });
+    chmodSync(dir, 0o755);
+    await h.start();
+    ssh = h.ssh;
+  });
+  afterAll(async () => {
+    await h.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+
+  it("knocks, self-heal checks and uninstall work through sudo, with only the printed command lines", async () => {
+    await h.fullKnock("cli", ssh);
+    expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // at least one self-heal check and reconciliation
+    h.stack.helper.signal("SIGTERM");
+    await h.stack.helper.exited;
+    const un = await h.stack.runHelperOnce(["--uninstall-firewall"]);
+    expect(un.exitCode, `--uninstall-firewall: ${un.stdout}${un.stderr}`).toBe(0);
+    const left = await h.topo.exec("srv", "nft", ["list", "ruleset"], { timeoutMs: 10_000 });
+    expect(left.stdout, "uninstalled through sudo").not.toContain("knockport");
+    expect(left.stdout).toContain("chain input");
+
+    const printed = await h.stack.runHelperOnce(["--print-sudoers"]);
+    expect(printed.exitCode, printed.stderr).toBe(0);
+    const allowed = allowedCommands(printed.stdout);
+    const ran = new Set(readFileSync(`${sudo}.log`, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as string[]).join(" ")));
+    expect([...ran].filter((c) => !allowed.has(c)), `allowed:\n${[...allowed].join("\n")}`).toEqual([]);
+    expect([...ran].filter((c) => / list table inet filter$/.test(c)).length, "both listings of the admin's table ran").toBe(2);
+  });
+});
