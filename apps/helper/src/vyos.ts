@@ -2,10 +2,11 @@ import { existsSync } from "node:fs";
 import { delimiter, isAbsolute, join } from "node:path";
 import { execa } from "execa";
 import type { KnockportConfig } from "@knockport/config";
-import { VYOS_RULE_COMMENT, renderVyosBootstrap, renderVyosChains, vyosChains } from "@knockport/firewall";
+import { VYOS_RULE_COMMENT, renderVyosBootstrap, renderVyosChains, renderVyosRerender, vyosChains } from "@knockport/firewall";
 import type { FirewallBackend, SetChange } from "./backend.js";
 import { FirewallCommandError, NftablesBackend, locateNft } from "./nftables.js";
 import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
+import type { KernelElement } from "./nft-elements.js";
 
 const TIMEOUT_MS = 30_000;
 
@@ -63,11 +64,19 @@ export class VyosBackend implements FirewallBackend {
     ].join("\n");
   }
 
+  /**
+   * Our table first (its drops and the live leases do not depend on VyOS), then VyOS's named chains:
+   * bootstrapped through vbash when missing and filled. When VyOS's own tables are gone (`nft flush
+   * ruleset`), re-running the bootstrap is a commit without changes, which VyOS ignores; then two commits
+   * that remove and restore our chains' description make VyOS re-render its firewall (config unchanged).
+   */
   async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
+    await this.nft.install(grants);
     if (!(await this.chainsExist())) {
       const script = renderVyosBootstrap(this.config);
       if (this.privilege.viaSudo) throw new VyosBootstrapNeededError(script);
-      const r = await execa(this.vbash, [], { input: `source /opt/vyatta/etc/functions/script-template\n${script}`, reject: false, timeout: TIMEOUT_MS });
+      let r = await this.runVbash(script);
+      if (!(await this.chainsExist())) r = await this.runVbash(renderVyosRerender());
       if (!(await this.chainsExist())) {
         throw new FirewallCommandError(
           `vbash could not create the VyOS chains (exit ${String(r.exitCode)}): ${String(r.stderr ?? "").slice(0, 2000)}`,
@@ -75,8 +84,16 @@ export class VyosBackend implements FirewallBackend {
         );
       }
     }
-    await this.nft.install(grants);
     await this.fillChains();
+  }
+
+  private runVbash(script: string): Promise<{ exitCode?: number | undefined; stderr?: unknown }> {
+    return execa(this.vbash, [], { input: `source /opt/vyatta/etc/functions/script-template\n${script}`, reject: false, timeout: TIMEOUT_MS });
+  }
+
+  /** Our lease elements live in our own nftables table: reconciled exactly as with the nftables backend. */
+  listElements(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined> {
+    return this.nft.listElements(sets);
   }
 
   apply(changes: readonly SetChange[]): Promise<void> {

@@ -15,6 +15,8 @@ import { checkComment, checkPort, checkProtocol } from "./validate.js";
 /** VyOS firewall names (as in `set firewall ipv4 name <NAME>`) and the nft chains VyOS renders for them. */
 export const VYOS_NAMES = { input: "IN-KnockPort", forward: "FWD-KnockPort" } as const;
 export const VYOS_RULE_NUMBER = 9999;
+/** Description of our named chains in VyOS's configuration. */
+export const VYOS_DESCRIPTION = "KnockPort (rules managed by knockport-helper)";
 
 export interface VyosChain {
   /** `ip` or `ip6`. */
@@ -88,7 +90,7 @@ export function renderVyosBootstrap(config: KnockportConfig): string {
     for (const [hook, name] of hooks) {
       lines.push(
         `set firewall ${fam} name ${name} default-action 'return'`,
-        `set firewall ${fam} name ${name} description 'KnockPort (rules managed by knockport-helper)'`,
+        `set firewall ${fam} name ${name} description '${VYOS_DESCRIPTION}'`,
         `set firewall ${fam} ${hook} filter rule ${VYOS_RULE_NUMBER} action 'jump'`,
         `set firewall ${fam} ${hook} filter rule ${VYOS_RULE_NUMBER} jump-target '${name}'`,
       );
@@ -96,4 +98,16 @@ export function renderVyosBootstrap(config: KnockportConfig): string {
   }
   lines.push("commit", "exit");
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * VyOS commands that make VyOS re-render its firewall tables without changing its configuration: the
+ * description of our input chains is removed and committed, then set again and committed. For when
+ * `vyos_filter` was deleted behind VyOS's back (`nft flush ruleset`): re-running the bootstrap is then a
+ * commit without changes, which VyOS ignores, and only a real change re-renders the tables.
+ */
+export function renderVyosRerender(): string {
+  const description = (fam: string, verb: "set" | "delete"): string =>
+    `${verb} firewall ${fam} name ${VYOS_NAMES.input} description${verb === "set" ? ` '${VYOS_DESCRIPTION}'` : ""}`;
+  return ["configure", description("ipv4", "delete"), description("ipv6", "delete"), "commit", description("ipv4", "set"), description("ipv6", "set"), "commit", "exit", ""].join("\n");
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { renderVyosBootstrap, renderVyosChains, vyosChains } from "../src/index.js";
+import { renderVyosBootstrap, renderVyosChains, renderVyosRerender, vyosChains } from "../src/index.js";
 import { expectGolden } from "./golden.js";
 import { makeConfig } from "./fixtures.js";
 
@@ -33,5 +33,24 @@ describe("vyos rendering", () => {
     const b = renderVyosBootstrap(makeConfig());
     expect(b).toContain("set firewall ipv4 input filter rule 9999 jump-target 'IN-KnockPort'");
     expect(b).not.toContain("save");
+  });
+
+  it("the re-render script removes and restores our description in two commits (VyOS's config ends unchanged), never saves", () => {
+    const r = renderVyosRerender();
+    expect(r).toBe(
+      [
+        "configure",
+        "delete firewall ipv4 name IN-KnockPort description",
+        "delete firewall ipv6 name IN-KnockPort description",
+        "commit",
+        "set firewall ipv4 name IN-KnockPort description 'KnockPort (rules managed by knockport-helper)'",
+        "set firewall ipv6 name IN-KnockPort description 'KnockPort (rules managed by knockport-helper)'",
+        "commit",
+        "exit",
+        "",
+      ].join("\n"),
+    );
+    // the description it restores is the one the bootstrap sets
+    for (const line of r.split("\n").filter((l) => l.startsWith("set "))) expect(renderVyosBootstrap(makeConfig())).toContain(line);
   });
 });

@@ -9,7 +9,8 @@
 //   fake-vbash.mjs --commit        a commit of some other change: re-renders the VyOS tables
 //
 // What it simulates (from VyOS's own templates and conf-mode scripts): `set firewall ipv4|ipv6 name N
-// default-action return` becomes chain NAME_N / NAME6_N; `set firewall ipv4|ipv6 input|forward filter
+// default-action return` becomes chain NAME_N / NAME6_N (`description` kept in the config, `delete … description`
+// removes it); `set firewall ipv4|ipv6 input|forward filter
 // rule R action jump; jump-target N` a jump in VYOS_INPUT_filter / VYOS_FORWARD_filter; a commit
 // re-renders `table ip vyos_filter` and `table ip6 vyos_filter` with ONE `nft -f` that deletes and
 // recreates them (every foreign rule vanishes, handles change); a commit without changes does nothing
@@ -92,6 +93,12 @@ for (const raw of readFileSync(0, "utf8").split("\n")) {
   if (m) {
     const n = (state.working[m[1]].names[m[2]] ??= {});
     if (m[3] === "default-action") n.default = unquote(m[4]);
+    else n.description = unquote(m[4]);
+    continue;
+  }
+  m = /^delete firewall (ipv4|ipv6) name ([A-Za-z0-9_-]+) description$/.exec(line);
+  if (m) {
+    if (state.working[m[1]].names[m[2]]) delete state.working[m[1]].names[m[2]].description;
     continue;
   }
   m = /^set firewall (ipv4|ipv6) (input|forward) filter rule (\d+) (action|jump-target) (.+)$/.exec(line);
