@@ -259,6 +259,24 @@ describe("knockport end to end (nftables): custom chains with a forwarded app, t
     ).toEqual({ cli: "open", cli2: "closed", "cli2 direct": "closed", "cli direct": "closed" });
   });
 
+  it("the admin reloads its ruleset (flush ruleset, then its file): chains, jumps and the knocker's lease are back within 5 s", async () => {
+    const reinstalls = (): number => h.stack.helper.lines.filter((l) => l.line.includes('"event":"firewall.reinstalled"')).length;
+    const before = reinstalls();
+    await nft(h.topo, ["-f", "-"], `flush ruleset\n${ADMIN_RULESET}`);
+    const reloaded = Date.now();
+    const healed = await pollUntil(async () => (reinstalls() > before && (await h.svc("cli", fwd, 4, 300)) === "open" ? Date.now() : undefined), 8000, 100);
+    expect(healed, "re-applied and the knocker back in").toBeDefined();
+    expect((healed ?? Infinity) - reloaded).toBeLessThan(5000);
+    console.info(`[custom-chains] admin reload: knocker back in ${(healed ?? NaN) - reloaded} ms`);
+    const listed = await listFilter(h.topo);
+    expect(jumps(listed).map((r) => r.chain).sort()).toEqual(["forward", "input"]);
+    expect(await states({ cli: () => h.svc("cli", fwd), cli2: () => h.svc("cli2", fwd), "cli2 direct": () => direct("cli2") })).toEqual({
+      cli: "open",
+      cli2: "closed",
+      "cli2 direct": "closed",
+    });
+  });
+
   it("uninstall removes both jumps and every chain and set of ours", async () => {
     h.stack.helper.signal("SIGTERM");
     await Promise.race([h.stack.helper.exited, sleep(5000)]);

@@ -13,6 +13,7 @@ import {
   CUSTOM_PREFIX,
   NFT_TABLE_FAMILY,
   NFT_TABLE_NAME,
+  NO_EXISTING_OBJECTS,
   OWN_TABLE,
   type NftPlacement,
 } from "@knockport/firewall";
@@ -201,7 +202,7 @@ export async function uninstallNftables(
     return true;
   }
   const admin = await listTableJson(nftPath, privilege, placement.table);
-  const ours = admin === undefined ? { jumps: [], chains: [], sets: [] } : existingObjects(admin);
+  const ours = admin === undefined ? NO_EXISTING_OBJECTS : existingObjects(admin);
   const found = ownTable || ours.jumps.length + ours.chains.length + ours.sets.length > 0;
   if (!found) return false;
   await runNftScript(nftPath, renderNftRemoveCustom(placement, ours), `remove KnockPort's chains from table ${placement.table}`, privilege);
