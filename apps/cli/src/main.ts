@@ -22,7 +22,7 @@ Commands:
                        and closing for the knocker but never for a bystander (needs root)
   run                  start helper (root) and server (unprivileged) together, as the original's
                        "python src/main.py -c ... --firewall-type ..." did (needs root)
-  status               list live leases from the helper          [--socket PATH] [--json]
+  status               list live leases: time left, counters     [--socket PATH] [--json]
   grant                open an app's port for an address by hand --app A --ip IP [--duration S] [--json]
   revoke               close an app's port for an address now    --app A --ip IP [--json]
   check-config         validate a config file                    -c FILE [--http-port N] [--https-port N]
@@ -114,7 +114,7 @@ async function main(argv: string[]): Promise<number> {
 
     case "status": {
       const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { socket: { type: "string", default: DEFAULT_SOCKET }, json: { type: "boolean", default: false }, help: HELP } }));
-      if (v.help) return out(`Usage: knockport status [--socket ${DEFAULT_SOCKET}] [--json]`), 0;
+      if (v.help) return out(`Usage: knockport status [--socket ${DEFAULT_SOCKET}] [--json]\nLive leases with time left and per-lease packet/byte counters (read by the helper every 2 s; they restart at 0 when a lease is refreshed).`), 0;
       const leases = await fetchLeases(String(v.socket));
       process.stdout.write(v.json ? `${JSON.stringify(leases)}\n` : formatLeaseTable(leases));
       return 0;

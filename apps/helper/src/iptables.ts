@@ -15,7 +15,7 @@ import {
   type IptTable,
 } from "@knockport/firewall";
 import type { FirewallBackend, SetChange } from "./backend.js";
-import { parseIpsetSave, type KernelElement } from "./nft-elements.js";
+import { ipsetsWithoutCounters, parseIpsetSave, type KernelElement } from "./nft-elements.js";
 import { FirewallCommandError } from "./nftables.js";
 import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
 
@@ -120,7 +120,10 @@ export class IptablesBackend implements FirewallBackend {
   }
 
   async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
-    const r = renderIptablesRuleset(this.config, { elements: grants.map((g) => ({ set: g.set, ip: g.ip, timeoutSeconds: g.timeoutSeconds })) });
+    const r = renderIptablesRuleset(this.config, {
+      elements: grants.map((g) => ({ set: g.set, ip: g.ip, timeoutSeconds: g.timeoutSeconds })),
+      withoutCounters: await this.setsWithoutCounters(),
+    });
     const p = this.privilege;
     await mustRun(p, this.bin.ipset, ["-exist", "restore"], "create the knockport ipsets", r.ipset);
     await mustRun(p, this.bin.iptablesRestore, ["-w", "5", "--noflush"], "load the KNOCKPORT-* chains (IPv4)", r.v4);
@@ -170,6 +173,14 @@ export class IptablesBackend implements FirewallBackend {
     const elements = parseIpsetSave(String(r.stdout), names);
     // Our https sets missing: not installed (the self-heal check reinstalls); nothing to reconcile.
     return String(r.stdout).includes(`create ${ipsetName("https_v4")} `) ? elements : undefined;
+  }
+
+  /** Our ipsets made before per-element counters (upgrade): `ipset save`, the command listElements runs. */
+  private async setsWithoutCounters(): Promise<Set<string>> {
+    const cmd = this.privilege.wrap(this.bin.ipset, ["save"]);
+    const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
+    if (r.timedOut) throw new FirewallCommandError("ipset save timed out", "");
+    return r.exitCode === 0 ? ipsetsWithoutCounters(String(r.stdout), isOurIpset) : new Set();
   }
 
   private async ensureJump(binary: string, j: IptJump): Promise<void> {

@@ -1,4 +1,4 @@
-import { pino, type Logger } from "pino";
+import { pino } from "pino";
 import { ConfigError, UsageError, loadConfig } from "@knockport/config";
 import { createDispatcher } from "@knockport/protocol";
 import { HELPER_USAGE, parseHelperArgs } from "./args.js";
@@ -16,35 +16,6 @@ import { renderSudoers, sudoCommands } from "./sudoers.js";
 import { ForwardingDisabledError, checkForwarding } from "./forwarding.js";
 import { ConntrackCutter, ConntrackMissingError, locateConntrackFor } from "./conntrack.js";
 import { HookRunner } from "./hooks.js";
-
-/**
- * Checks every SELF_HEAL_INTERVAL_MS that our table / chains are still in the kernel and re-applies
- * them with the live leases when they are gone (someone ran `nft flush ruleset`, a VyOS commit...);
- * while they are there, reconciles the sets' elements with the leases (HelperService.reconcile).
- * One check at a time; a failed check or re-apply is logged and retried at the next tick.
- */
-const SELF_HEAL_INTERVAL_MS = 2000;
-function startSelfHeal(firewall: FirewallBackend, service: HelperService, log: Logger): () => void {
-  if (firewall.isInstalled === undefined) return () => undefined;
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy) return;
-    busy = true;
-    void (async () => {
-      try {
-        if (!(await firewall.isInstalled?.())) await service.reinstall();
-        // Table in place: its lease elements must match the leases (strays out, missing back, timeouts right).
-        else await service.reconcile();
-      } catch (err) {
-        log.error({ event: "firewall.selfheal_failed", err: (err as Error).message }, "could not check or re-apply the firewall; retrying");
-      } finally {
-        busy = false;
-      }
-    })();
-  }, SELF_HEAL_INTERVAL_MS);
-  timer.unref();
-  return () => clearInterval(timer);
-}
 
 /** Problems the admin can fix: print the message alone, no stack trace. */
 function isExpectedFailure(err: unknown): err is Error & { code: string } {
@@ -132,7 +103,7 @@ async function main(argv: string[]): Promise<number> {
     log,
   });
   service.startExpirySweep();
-  const stopSelfHeal = startSelfHeal(firewall, service, log);
+  service.startSelfHeal();
   log.info(
     {
       event: "helper.ready",
@@ -155,7 +126,6 @@ async function main(argv: string[]): Promise<number> {
           : "stopping; the firewall table stays so ports stay protected",
       );
       service.stop();
-      stopSelfHeal();
       // No new requests first, then (with the flag) the grants go; the table and its drops never do.
       void rpc
         .close()

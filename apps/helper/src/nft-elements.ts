@@ -1,9 +1,9 @@
 /**
  * Reads the elements of KnockPort's sets out of `nft list table inet knockport` (the text form: the same
  * command line the self-heal check and --print-sudoers already use, so no extra sudoers entry), for the
- * reconciliation of kernel and lease book. Element lines look like
- *   elements = { 198.51.100.10 timeout 1m expires 59s748ms, 198.51.100.12,
- *                2001:db8::1 timeout 5s expires 4s992ms }
+ * reconciliation of kernel and lease book and the per-lease counters. Element lines look like
+ *   elements = { 198.51.100.10 counter packets 12 bytes 840 timeout 1m expires 59s748ms, 198.51.100.12,
+ *                2001:db8::1 counter packets 0 bytes 0 timeout 5s expires 4s992ms }
  * An element without `expires` has no timeout (added by hand): it would never end.
  */
 export interface KernelElement {
@@ -12,6 +12,19 @@ export interface KernelElement {
   readonly ip: string;
   /** Milliseconds until the kernel removes it; Infinity when it has no timeout. */
   readonly expiresInMs: number;
+  /** Packets and bytes the element's counter matched, when the set has per-element counters. */
+  readonly packets?: number;
+  readonly bytes?: number;
+}
+
+/** `packets N bytes M` among an element's words (nft prints `counter packets N bytes M`, ipset `packets N bytes M`). */
+function counterOf(words: readonly string[]): { packets: number; bytes: number } | undefined {
+  const p = words.indexOf("packets");
+  const b = words.indexOf("bytes");
+  if (p === -1 || b === -1) return undefined;
+  const packets = Number(words[p + 1]);
+  const bytes = Number(words[b + 1]);
+  return Number.isSafeInteger(packets) && Number.isSafeInteger(bytes) && packets >= 0 && bytes >= 0 ? { packets, bytes } : undefined;
 }
 
 const UNIT_MS: Record<string, number> = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
@@ -49,7 +62,7 @@ export function parseNftSetElements(listing: string, sets: ReadonlySet<string>, 
       if (ip === undefined) continue;
       const at = words.indexOf("expires");
       const expiresInMs = at === -1 ? Infinity : (parseNftDuration(words[at + 1] ?? "") ?? 0);
-      out.push({ set: name, ip, expiresInMs });
+      out.push({ set: name, ip, expiresInMs, ...counterOf(words) });
     }
   }
   return out;
@@ -71,7 +84,22 @@ export function parseIpsetSave(save: string, names: ReadonlyMap<string, string>,
     const at = words.indexOf("timeout");
     const seconds = at === -1 ? Infinity : Number(words[at + 1]);
     // `timeout 0` in a set with timeouts means "never expires".
-    out.push({ set, ip, expiresInMs: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : Infinity });
+    out.push({ set, ip, expiresInMs: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : Infinity, ...counterOf(words) });
+  }
+  return out;
+}
+
+/**
+ * Names of our ipsets (`ours`) that `ipset save` shows without the `counters` option: made by a version
+ * before per-element counters, to be swapped for sets with counters at install.
+ */
+export function ipsetsWithoutCounters(save: string, ours: (name: string) => boolean): Set<string> {
+  const out = new Set<string>();
+  for (const line of save.split("\n")) {
+    if (!line.startsWith("create ")) continue;
+    const words = line.trim().split(/\s+/);
+    const name = words[1] ?? "";
+    if (ours(name) && !words.includes("counters")) out.add(name);
   }
   return out;
 }

@@ -18,6 +18,7 @@ import {
   type MethodHandlers,
   type OpenParams,
   type OpenResult,
+  type StatsResult,
 } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "./backend.js";
 import type { KernelElement } from "./nft-elements.js";
@@ -40,6 +41,21 @@ function secondsUntil(deadlineMs: number, nowMs: number): number {
   return Math.max(1, Math.ceil((deadlineMs - nowMs) / 1000));
 }
 
+/** A kernel element of one of our sets, its address in canonical form; `key` is `<set>|<ip>`. */
+interface OurElement extends KernelElement {
+  readonly ip: IpAddress;
+  readonly key: string;
+}
+
+/** Per-element counters from the last kernel listing, by `<set>|<ip>`. */
+interface CounterReading {
+  readonly atMs: number;
+  readonly byElement: ReadonlyMap<string, { readonly packets: number; readonly bytes: number }>;
+}
+
+/** How often the self-heal loop checks the firewall (and, while it is in place, reconciles its sets). */
+export const SELF_HEAL_INTERVAL_MS = 2000;
+
 /**
  * Lease logic behind the socket. All changes run one at a time (firewall, then journal), so
  * concurrent knocks never interleave half-applied state. Order is fail-closed: the kernel is
@@ -49,6 +65,20 @@ export class HelperService {
   private readonly book = new LeaseBook();
   private readonly committer: GroupCommitter;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private selfHealTimer: NodeJS.Timeout | undefined;
+  /** Counters as the last reconciliation listed them (list() shows them, no kernel call of its own). */
+  private counters: CounterReading | undefined;
+  /** What the `stats` method reports (server /metrics: knockport_helper_*). */
+  private readonly counts = {
+    startedAtMs: 0,
+    leasesRestored: 0,
+    reinstalls: 0,
+    reconciliations: 0,
+    elementsAdded: 0,
+    elementsRetimed: 0,
+    elementsRemoved: 0,
+    selfHealFailures: 0,
+  };
 
   constructor(
     private readonly config: KnockportConfig,
@@ -66,6 +96,7 @@ export class HelperService {
 
   /** Install the table and put back the journal's live leases with their remaining time. */
   async start(): Promise<void> {
+    this.counts.startedAtMs = this.clock.now();
     this.journal.prepare();
     const { leases, problem } = this.journal.load();
     if (problem) this.log.warn({ event: "journal.ignored" }, problem);
@@ -85,6 +116,7 @@ export class HelperService {
       restored.push(lease);
     }
     await this.firewall.install(restored.map((l) => this.grantChange(l, now)));
+    this.counts.leasesRestored += restored.length;
     restored.forEach((l) => this.closeOnTime(l));
     this.log.info({ event: "firewall.installed", type: this.firewall.type, restored: restored.length }, "firewall table installed");
     this.journal.save(this.book.all());
@@ -125,6 +157,9 @@ export class HelperService {
     const now = this.clock.now();
     const live = this.book.all().filter((l) => l.expiresAtMs > now);
     await this.firewall.install(live.map((l) => this.grantChange(l, now)));
+    // Fresh sets: every counter restarted at 0; the next reconciliation reads them again.
+    this.counters = undefined;
+    this.counts.reinstalls += 1;
     live.forEach((l) => this.closeOnTime(l));
     this.log.warn(
       { audit: true, event: "firewall.reinstalled", type: this.firewall.type, restored: live.length },
@@ -147,7 +182,7 @@ export class HelperService {
    * `add` after `delete` and set semantics mean nothing is ever duplicated.
    */
   private reconcileChanges(
-    kernel: readonly KernelElement[],
+    kernel: readonly OurElement[],
     nowMs: number,
   ): { changes: SetChange[]; added: number; retimed: number; removed: number; rounded: Lease[] } {
     const wanted = new Map<string, { change: Extract<SetChange, { op: "grant" }>; deadlineMs: number; leases: Lease[] }>();
@@ -166,14 +201,11 @@ export class HelperService {
     let retimed = 0;
     let removed = 0;
     for (const e of kernel) {
-      const ip = parseIpAddress(e.ip);
-      // An address our sets cannot hold in this form (e.g. ::ffff:a.b.c.d in a v6 set): leave it to a reinstall.
-      if (!ip || !e.set.endsWith(`_v${ipFamily(ip)}`)) continue;
-      const key = `${e.set}|${ip}`;
+      const key = e.key;
       seen.add(key);
       const w = wanted.get(key);
       if (!w) {
-        changes.push({ op: "revoke", set: e.set, ip });
+        changes.push({ op: "revoke", set: e.set, ip: e.ip });
         removed += 1;
       } else if (Math.abs(nowMs + e.expiresInMs - w.deadlineMs) > RECONCILE_TOLERANCE_MS || !Number.isFinite(e.expiresInMs)) {
         changes.push(w.change);
@@ -199,8 +231,11 @@ export class HelperService {
    */
   async reconcile(): Promise<{ added: number; retimed: number; removed: number } | undefined> {
     if (this.firewall.listElements === undefined) return undefined;
-    const kernel = await this.firewall.listElements(this.leaseSets());
-    if (kernel === undefined) return undefined;
+    const listed = await this.firewall.listElements(this.leaseSets());
+    if (listed === undefined) return undefined;
+    const kernel = this.ourElements(listed);
+    this.rememberCounters(kernel);
+    this.counts.reconciliations += 1;
     if (this.reconcileChanges(kernel, this.clock.now()).changes.length === 0) return { added: 0, retimed: 0, removed: 0 };
     return this.committer.submit(() => {
       const now = this.clock.now();
@@ -211,6 +246,9 @@ export class HelperService {
         undoChanges: () => [],
         finish: () => {
           rounded.forEach((l) => this.closeOnTime(l));
+          this.counts.elementsAdded += counts.added;
+          this.counts.elementsRetimed += counts.retimed;
+          this.counts.elementsRemoved += counts.removed;
           if (changes.length > 0) {
             this.log.warn(
               { audit: true, event: "firewall.reconciled", type: this.firewall.type, ...counts },
@@ -221,6 +259,72 @@ export class HelperService {
         },
       };
     });
+  }
+
+  /**
+   * Listed elements with canonical addresses (parsed once per listing). An address our sets cannot hold
+   * in this form (e.g. ::ffff:a.b.c.d in a v6 set) is skipped: reconciliation leaves it to a reinstall.
+   */
+  private ourElements(listed: readonly KernelElement[]): OurElement[] {
+    const out: OurElement[] = [];
+    for (const e of listed) {
+      const ip = parseIpAddress(e.ip);
+      if (!ip || !e.set.endsWith(`_v${ipFamily(ip)}`)) continue;
+      out.push({ ...e, ip, key: `${e.set}|${ip}` });
+    }
+    return out;
+  }
+
+  private rememberCounters(kernel: readonly OurElement[]): void {
+    const byElement = new Map<string, { packets: number; bytes: number }>();
+    for (const e of kernel) {
+      if (e.packets !== undefined && e.bytes !== undefined) byElement.set(e.key, { packets: e.packets, bytes: e.bytes });
+    }
+    this.counters = { atMs: this.clock.now(), byElement };
+  }
+
+  /**
+   * Every SELF_HEAL_INTERVAL_MS: when our table / chains are gone from the kernel (`nft flush ruleset`, a
+   * VyOS commit...) re-apply them with the live leases; while they are there, reconcile the sets'
+   * elements with the leases (which also reads the per-element counters). One check at a time; a failed
+   * check or re-apply is logged, counted and retried at the next tick. Backends that cannot tell whether
+   * they are installed are never re-applied.
+   */
+  startSelfHeal(intervalMs = SELF_HEAL_INTERVAL_MS): void {
+    const isInstalled = this.firewall.isInstalled?.bind(this.firewall);
+    if (isInstalled === undefined) return;
+    let busy = false;
+    this.selfHealTimer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void (async () => {
+        try {
+          if (!(await isInstalled())) await this.reinstall();
+          else await this.reconcile();
+        } catch (err) {
+          this.counts.selfHealFailures += 1;
+          this.log.error({ event: "firewall.selfheal_failed", err: (err as Error).message }, "could not check or re-apply the firewall; retrying");
+        } finally {
+          busy = false;
+        }
+      })();
+    }, intervalMs);
+    this.selfHealTimer.unref();
+  }
+
+  /** The `stats` method: counts since this helper started. */
+  stats(): StatsResult {
+    const c = this.counts;
+    return {
+      startedAt: new Date(c.startedAtMs).toISOString(),
+      leasesRestored: c.leasesRestored,
+      reinstalls: c.reinstalls,
+      reconciliations: c.reconciliations,
+      elementsAdded: c.elementsAdded,
+      elementsRetimed: c.elementsRetimed,
+      elementsRemoved: c.elementsRemoved,
+      selfHealFailures: c.selfHealFailures,
+    };
   }
 
   startExpirySweep(intervalMs = 1000): void {
@@ -271,6 +375,7 @@ export class HelperService {
 
   stop(): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.selfHealTimer) clearInterval(this.selfHealTimer);
     for (const t of this.onTimeTimers.values()) clearTimeout(t);
     this.onTimeTimers.clear();
   }
@@ -299,6 +404,7 @@ export class HelperService {
       return hooks ? { ...result, hooks } : result;
     },
     list: async () => this.list(),
+    stats: async () => this.stats(),
     grant: async (p) => {
       const result: GrantResult = await this.committer.submit(() => this.prepareGrant(p));
       const app = findApp(this.config, result.app);
@@ -446,15 +552,22 @@ export class HelperService {
     };
   }
 
+  /**
+   * Live leases, soonest end first. Counters come from the last reconciliation's listing (at most
+   * SELF_HEAL_INTERVAL_MS old, `countersAt`), so listing costs no kernel call however many leases there
+   * are; a lease whose element was not in that listing (granted since) has none yet. Step-1 leases of one
+   * address share the HTTPS element, and so its counters.
+   */
   list(): ListResult {
     const now = this.clock.now();
+    const counters = this.counters;
     const leases: LeaseInfo[] = this.book
       .all()
       .filter((l) => l.expiresAtMs > now)
       .sort((a, b) => a.expiresAtMs - b.expiresAtMs)
       .map((l) => {
         const app = findApp(this.config, l.app);
-        return {
+        const info: LeaseInfo = {
           app: l.app,
           ip: l.ip,
           step: l.step,
@@ -463,8 +576,14 @@ export class HelperService {
           expiresAt: new Date(l.expiresAtMs).toISOString(),
           remainingSeconds: Math.round((l.expiresAtMs - now) / 100) / 10,
         };
+        const c = counters?.byElement.get(`${this.setFor(l.step, l.app, l.ip)}|${l.ip}`);
+        if (c !== undefined) {
+          info.packets = c.packets;
+          info.bytes = c.bytes;
+        }
+        return info;
       });
-    return { leases };
+    return counters === undefined ? { leases } : { leases, countersAt: new Date(counters.atMs).toISOString() };
   }
 
   /**

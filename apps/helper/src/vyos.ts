@@ -91,7 +91,7 @@ export class VyosBackend implements FirewallBackend {
     return execa(this.vbash, [], { input: `source /opt/vyatta/etc/functions/script-template\n${script}`, reject: false, timeout: TIMEOUT_MS });
   }
 
-  /** Our lease elements live in our own nftables table: reconciled exactly as with the nftables backend. */
+  /** Our lease elements live in our own nftables table: reconciled (and counted) exactly as with the nftables backend. */
   listElements(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined> {
     return this.nft.listElements(sets);
   }

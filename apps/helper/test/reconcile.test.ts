@@ -7,7 +7,7 @@ import { parseConfig } from "@knockport/config";
 import type { IpAddress } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "../src/backend.js";
 import { LeaseJournal } from "../src/leases.js";
-import { parseIpsetSave, parseNftDuration, parseNftSetElements, type KernelElement } from "../src/nft-elements.js";
+import { ipsetsWithoutCounters, parseIpsetSave, parseNftDuration, parseNftSetElements, type KernelElement } from "../src/nft-elements.js";
 import { HelperService } from "../src/service.js";
 
 const T0 = Date.UTC(2030, 0, 1);
@@ -28,6 +28,8 @@ const config = parseConfig(
 class FakeKernel implements FirewallBackend {
   readonly type = "nftables" as const;
   readonly elements = new Map<string, number>();
+  /** Per-element counters by `set|ip` (what traffic matched); a grant rewrites the element: back to 0. */
+  readonly traffic = new Map<string, { packets: number; bytes: number }>();
   readonly applied: SetChange[][] = [];
   listed = 0;
   constructor(private readonly clock: { now(): number }) {}
@@ -43,6 +45,7 @@ class FakeKernel implements FirewallBackend {
     for (const c of changes) {
       if (c.op === "grant") this.elements.set(`${c.set}|${c.ip}`, this.clock.now() + c.timeoutSeconds * 1000);
       else this.elements.delete(`${c.set}|${c.ip}`);
+      this.traffic.delete(`${c.set}|${c.ip}`);
     }
   }
   async listElements(sets: ReadonlySet<string>): Promise<KernelElement[]> {
@@ -52,7 +55,7 @@ class FakeKernel implements FirewallBackend {
     for (const [key, deadline] of this.elements) {
       const [set = "", ip = ""] = key.split("|");
       if (deadline <= now) this.elements.delete(key);
-      else if (sets.has(set)) out.push({ set, ip, expiresInMs: deadline - now });
+      else if (sets.has(set)) out.push({ set, ip, expiresInMs: deadline - now, ...(this.traffic.get(key) ?? { packets: 0, bytes: 0 }) });
     }
     return out;
   }
@@ -165,6 +168,136 @@ describe("HelperService.reconcile (kernel <-> lease book <-> clock)", () => {
   });
 });
 
+describe("HelperService: per-lease counters and self-heal stats", () => {
+  let dir: string;
+  let clock: { t: number; now(): number };
+  let kernel: FakeKernel;
+  let service: HelperService;
+  const open = (step: 1 | 2, app: string, ip: string) => service.handlers.open({ step, app, ip }, undefined);
+  const row = (step: 1 | 2, app: string, ip: string) => service.list().leases.find((l) => l.step === step && l.app === app && l.ip === ip);
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "kp-counters-"));
+    clock = { t: T0, now: () => clock.t };
+    kernel = new FakeKernel(clock);
+    const journal = new LeaseJournal(join(dir, "state"));
+    journal.prepare();
+    journal.save([{ app: "ssh", ip: "2001:db8::7" as IpAddress, step: 2, expiresAtMs: T0 + 60_000 }]);
+    service = new HelperService(config, kernel, journal, pino({ level: "silent" }), clock);
+    await service.start();
+  });
+  afterEach(() => {
+    service.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("lists each lease with its element's counters as the last reconciliation read them, and when", async () => {
+    await open(1, "ssh", A);
+    await open(1, "openvpn", A);
+    await open(2, "ssh", A);
+    expect(service.list().countersAt, "nothing read yet").toBeUndefined();
+    expect(row(2, "ssh", A)).not.toHaveProperty("packets");
+    kernel.traffic.set(`svc_ssh_v4|${A}`, { packets: 12, bytes: 840 });
+    kernel.traffic.set(`https_v4|${A}`, { packets: 7, bytes: 3000 });
+    // the kernel prints IPv6 its own way: still the lease's element
+    kernel.elements.set("svc_ssh_v6|2001:0db8:0:0:0:0:0:7", kernel.elements.get("svc_ssh_v6|2001:db8::7") ?? 0);
+    kernel.elements.delete("svc_ssh_v6|2001:db8::7");
+    kernel.traffic.set("svc_ssh_v6|2001:0db8:0:0:0:0:0:7", { packets: 3, bytes: 180 });
+    clock.t += 1500;
+    await service.reconcile();
+    const listed = service.list();
+    expect(listed.countersAt).toBe(new Date(T0 + 1500).toISOString());
+    expect(row(2, "ssh", A)).toMatchObject({ packets: 12, bytes: 840 });
+    // step-1 leases of one address share the HTTPS element, and so its counters
+    expect(row(1, "ssh", A)).toMatchObject({ packets: 7, bytes: 3000 });
+    expect(row(1, "openvpn", A)).toMatchObject({ packets: 7, bytes: 3000 });
+    expect(row(2, "ssh", "2001:db8::7")).toMatchObject({ packets: 3, bytes: 180 });
+    // more traffic shows only after the next reading (list() asks the kernel nothing)
+    kernel.traffic.set(`svc_ssh_v4|${A}`, { packets: 20, bytes: 1400 });
+    expect(row(2, "ssh", A)).toMatchObject({ packets: 12 });
+    const listings = kernel.listed;
+    for (let i = 0; i < 50; i++) service.list();
+    expect(kernel.listed).toBe(listings);
+    await service.reconcile();
+    expect(row(2, "ssh", A)).toMatchObject({ packets: 20, bytes: 1400 });
+    // a refresh rewrites the element: its counters restart at 0 (seen at the next reading)
+    await open(1, "ssh", A);
+    await open(2, "ssh", A);
+    await service.reconcile();
+    expect(row(2, "ssh", A)).toMatchObject({ packets: 0, bytes: 0 });
+  });
+
+  it("a lease granted after the last reading has no counters yet; a re-apply drops the reading", async () => {
+    await service.reconcile();
+    await open(1, "ssh", B);
+    expect(service.list().countersAt).toBeDefined();
+    expect(row(1, "ssh", B)).not.toHaveProperty("packets");
+    await service.reinstall();
+    expect(service.list().countersAt).toBeUndefined();
+    expect(service.list().leases.every((l) => l.packets === undefined && l.bytes === undefined)).toBe(true);
+  });
+
+  it("counts restored leases, reconciliations, corrected elements and re-applies (the stats method)", async () => {
+    const before = await service.handlers.stats({}, undefined);
+    expect(before).toEqual({
+      startedAt: new Date(T0).toISOString(),
+      leasesRestored: 1,
+      reinstalls: 0,
+      reconciliations: 0,
+      elementsAdded: 0,
+      elementsRetimed: 0,
+      elementsRemoved: 0,
+      selfHealFailures: 0,
+    });
+    await open(1, "ssh", A);
+    await open(2, "ssh", A);
+    await service.reconcile(); // nothing to correct
+    kernel.elements.delete(`svc_ssh_v4|${A}`);
+    kernel.elements.set(`svc_ssh_v4|${STRAY}`, clock.t + 3600_000);
+    kernel.elements.set(`https_v4|${A}`, Infinity);
+    await service.reconcile();
+    kernel.listElements = async () => undefined; // table gone: no reconciliation happened
+    await service.reconcile();
+    await service.reinstall();
+    await service.reinstall();
+    expect(await service.handlers.stats({}, undefined)).toMatchObject({
+      leasesRestored: 1,
+      reinstalls: 2,
+      reconciliations: 2,
+      elementsAdded: 1,
+      elementsRetimed: 1,
+      elementsRemoved: 1,
+    });
+  });
+
+  it("the self-heal loop re-applies a missing firewall, reconciles an installed one, and counts failed checks", async () => {
+    let installed = false;
+    let failing = true;
+    kernel.isInstalled = async () => {
+      if (failing) throw new Error("nft: cannot list");
+      return installed;
+    };
+    service.startSelfHeal(20);
+    const until = async (ok: () => Promise<boolean>) => {
+      for (let i = 0; i < 200 && !(await ok()); i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    const stats = () => service.handlers.stats({}, undefined);
+    await until(async () => (await stats()).selfHealFailures >= 2);
+    failing = false;
+    await until(async () => (await stats()).reinstalls >= 1);
+    installed = true;
+    await until(async () => (await stats()).reconciliations >= 1);
+    const s = await stats();
+    expect(s.selfHealFailures).toBeGreaterThanOrEqual(2);
+    expect(s.reinstalls).toBeGreaterThanOrEqual(1);
+    expect(s.reconciliations).toBeGreaterThanOrEqual(1);
+    service.stop();
+    const stopped = await stats();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await stats(), "stop() ends the loop").toEqual(stopped);
+  });
+});
+
 describe("HelperService: leases put back with a rounded-up timeout end on their own deadline", () => {
   let dir: string;
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -238,6 +371,46 @@ describe("nft listing parser", () => {
       { set: "https_v4", ip: "198.51.100.12", expiresInMs: Infinity },
       { set: "svc_ssh_v6", ip: "2001:db8::1", expiresInMs: 4992 },
     ]);
+  });
+
+  it("reads per-element counters (nft prints them before the timeout)", () => {
+    const listing = [
+      "table inet knockport {",
+      "\tset svc_ssh_v4 {",
+      "\t\ttype ipv4_addr",
+      "\t\tflags timeout",
+      "\t\tcounter",
+      "\t\telements = { 198.51.100.10 counter packets 12 bytes 840 timeout 1m expires 59s984ms,",
+      "\t\t\t     198.51.100.11 counter packets 0 bytes 0 timeout 5s expires 4s948ms, 198.51.100.12 counter packets 9007199254740993 bytes 1 }",
+      "\t}",
+      "}",
+    ].join("\n");
+    expect(parseNftSetElements(listing, new Set(["svc_ssh_v4"]))).toEqual([
+      { set: "svc_ssh_v4", ip: "198.51.100.10", expiresInMs: 59_984, packets: 12, bytes: 840 },
+      { set: "svc_ssh_v4", ip: "198.51.100.11", expiresInMs: 4948, packets: 0, bytes: 0 },
+      // beyond what a JSON number holds exactly: no counters rather than wrong ones
+      { set: "svc_ssh_v4", ip: "198.51.100.12", expiresInMs: Infinity },
+    ]);
+  });
+
+  it("reads ipset save counters and finds our sets made without counters", () => {
+    const save = [
+      "create kp-https-v4 hash:ip family inet hashsize 1024 maxelem 65536 timeout 0 counters bucketsize 12 initval 0xc7a05532",
+      "add kp-https-v4 198.51.100.9 timeout 29 packets 2 bytes 100",
+      "create kp-https-v6 hash:ip family inet6 hashsize 1024 maxelem 65536 timeout 0 bucketsize 12 initval 0xd9f40882",
+      "add kp-https-v6 2001:db8::9 timeout 29",
+      "create someone-elses hash:ip family inet hashsize 1024 maxelem 65536",
+      "",
+    ].join("\n");
+    const names = new Map([
+      ["kp-https-v4", "https_v4"],
+      ["kp-https-v6", "https_v6"],
+    ]);
+    expect(parseIpsetSave(save, names)).toEqual([
+      { set: "https_v4", ip: "198.51.100.9", expiresInMs: 29_000, packets: 2, bytes: 100 },
+      { set: "https_v6", ip: "2001:db8::9", expiresInMs: 29_000 },
+    ]);
+    expect([...ipsetsWithoutCounters(save, (n) => n.startsWith("kp-"))]).toEqual(["kp-https-v6"]);
   });
 
   it("reads ipset save output: our sets only, logical names, whole seconds, timeout 0 = never", () => {

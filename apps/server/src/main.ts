@@ -7,7 +7,7 @@ import type { HelloResult } from "@knockport/protocol";
 import { SERVER_USAGE, parseServerArgs } from "./args.js";
 import { compareWithHelper } from "./startup-checks.js";
 import { buildKnockApp, createKnockContext } from "./app.js";
-import { CachedLeaseList, ServerMetrics, instrumentHelper, startMetricsListener, type MetricsListener } from "./metrics.js";
+import { CachedHelperSnapshot, ServerMetrics, instrumentHelper, startMetricsListener, type MetricsListener } from "./metrics.js";
 import { FileUsedTokenStore, UnavailableUsedTokenStore, type UsedTokenStore } from "./used-tokens.js";
 
 class StartupError extends Error {
@@ -100,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
         address: options.metricsAddress,
         port: options.metricsPort,
         metrics,
-        leases: new CachedLeaseList(helper, metrics),
+        helper: new CachedHelperSnapshot(helper, metrics),
       });
     } catch (err) {
       throw new StartupError(`--metrics-port ${options.metricsPort}: cannot listen on ${options.metricsAddress} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);

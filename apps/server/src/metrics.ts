@@ -5,7 +5,7 @@
 import { createServer, type Server } from "node:http";
 import { BlockList, isIP } from "node:net";
 import { UsageError } from "@knockport/config";
-import type { KnockStep, ListResult, MethodName, ParamsOf, ResultOf } from "@knockport/protocol";
+import type { KnockStep, ListResult, MethodName, ParamsOf, ResultOf, StatsResult } from "@knockport/protocol";
 import type { HelperPort } from "./app.js";
 
 export type KnockOutcome = "ok" | "bad_request" | "denied" | "not_found" | "rate_limited" | "error";
@@ -46,9 +46,12 @@ function num(n: number): string {
   return Number.isFinite(n) ? String(n) : n > 0 ? "+Inf" : n < 0 ? "-Inf" : "NaN";
 }
 
-export interface LeaseSnapshot {
+/** What the helper reported for one scrape (asked at most every 5 s). */
+export interface HelperSnapshot {
   /** Open leases by app and step; undefined when the helper could not be asked. */
   leases: ListResult["leases"] | undefined;
+  /** The helper's self-heal / reconciliation counts; undefined when it could not be asked. */
+  stats?: StatsResult | undefined;
 }
 
 export class ServerMetrics {
@@ -87,7 +90,7 @@ export class ServerMetrics {
     this.leaseListFailures += 1;
   }
 
-  render(snapshot: LeaseSnapshot): string {
+  render(snapshot: HelperSnapshot): string {
     const out: string[] = [];
     const family = (name: string, type: string, help: string): void => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -132,6 +135,30 @@ export class ServerMetrics {
       }
     }
 
+    const stats = snapshot.stats;
+    if (stats !== undefined) {
+      // Counted by the helper since it started: they restart with it (its start time tells when).
+      const startedMs = Date.parse(stats.startedAt);
+      family("knockport_helper_start_time_seconds", "gauge", "Start time of knockport-helper, seconds since the epoch; its *_total counters restart with it.");
+      out.push(`knockport_helper_start_time_seconds ${Number.isFinite(startedMs) ? Math.floor(startedMs / 1000) : "NaN"}`);
+      family("knockport_helper_leases_restored_total", "counter", "Leases knockport-helper put back from its journal at start.");
+      out.push(`knockport_helper_leases_restored_total ${stats.leasesRestored}`);
+      family("knockport_helper_reinstalls_total", "counter", "Times knockport-helper re-applied its whole firewall because its rules were gone (self-heal).");
+      out.push(`knockport_helper_reinstalls_total ${stats.reinstalls}`);
+      family("knockport_helper_reconciliations_total", "counter", "Times knockport-helper listed its sets' elements and compared them with its leases.");
+      out.push(`knockport_helper_reconciliations_total ${stats.reconciliations}`);
+      family(
+        "knockport_helper_reconciled_elements_total",
+        "counter",
+        "Set elements the reconciliation corrected, by action: added (a live lease missing), retimed (wrong timeout), removed (no lease).",
+      );
+      out.push(`knockport_helper_reconciled_elements_total{action="added"} ${stats.elementsAdded}`);
+      out.push(`knockport_helper_reconciled_elements_total{action="retimed"} ${stats.elementsRetimed}`);
+      out.push(`knockport_helper_reconciled_elements_total{action="removed"} ${stats.elementsRemoved}`);
+      family("knockport_helper_selfheal_failures_total", "counter", "Self-heal checks or re-applies of knockport-helper that failed (retried every 2 s).");
+      out.push(`knockport_helper_selfheal_failures_total ${stats.selfHealFailures}`);
+    }
+
     family("knockport_server_start_time_seconds", "gauge", "Start time of knockport-server, seconds since the epoch.");
     out.push(`knockport_server_start_time_seconds ${Math.floor(this.startedAt / 1000)}`);
     return `${out.join("\n")}\n`;
@@ -155,10 +182,14 @@ export function instrumentHelper(helper: HelperPort, metrics: ServerMetrics, clo
   } as HelperPort;
 }
 
-/** The helper's lease list, asked at most once per `ttlMs` however often Prometheus scrapes. */
-export class CachedLeaseList {
-  private cached: { at: number; leases: ListResult["leases"] | undefined } | undefined;
-  private inFlight: Promise<ListResult["leases"] | undefined> | undefined;
+/**
+ * The helper's lease list and stats, asked at most once per `ttlMs` however often Prometheus scrapes
+ * (both calls at once). A failed `list` is counted; a failed `stats` (e.g. an older helper without the
+ * method) only leaves the knockport_helper_*_total series out.
+ */
+export class CachedHelperSnapshot {
+  private cached: { at: number; snapshot: HelperSnapshot } | undefined;
+  private inFlight: Promise<HelperSnapshot> | undefined;
 
   constructor(
     private readonly helper: HelperPort,
@@ -167,22 +198,26 @@ export class CachedLeaseList {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async get(): Promise<ListResult["leases"] | undefined> {
-    if (this.cached && this.now() - this.cached.at < this.ttlMs) return this.cached.leases;
-    this.inFlight ??= this.helper
-      .call("list", {})
-      .then(
+  async get(): Promise<HelperSnapshot> {
+    if (this.cached && this.now() - this.cached.at < this.ttlMs) return this.cached.snapshot;
+    this.inFlight ??= Promise.all([
+      this.helper.call("list", {}).then(
         (r) => r.leases,
         () => {
           this.metrics.countLeaseListFailure();
           return undefined;
         },
-      )
-      .then((leases) => {
-        this.cached = { at: this.now(), leases };
-        this.inFlight = undefined;
-        return leases;
-      });
+      ),
+      this.helper.call("stats", {}).then(
+        (r) => r,
+        () => undefined,
+      ),
+    ]).then(([leases, stats]) => {
+      const snapshot = { leases, stats };
+      this.cached = { at: this.now(), snapshot };
+      this.inFlight = undefined;
+      return snapshot;
+    });
     return this.inFlight;
   }
 }
@@ -213,7 +248,7 @@ export async function startMetricsListener(opts: {
   address: string;
   port: number;
   metrics: ServerMetrics;
-  leases: CachedLeaseList;
+  helper: CachedHelperSnapshot;
 }): Promise<MetricsListener> {
   const address = checkMetricsAddress(opts.address);
   const server: Server = createServer({ requestTimeout: 5000, headersTimeout: 5000, keepAliveTimeout: 5000 }, (req, res) => {
@@ -226,8 +261,8 @@ export async function startMetricsListener(opts: {
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" }).end("Method Not Allowed\n");
       return;
     }
-    void opts.leases.get().then((leases) => {
-      const body = opts.metrics.render({ leases });
+    void opts.helper.get().then((snapshot) => {
+      const body = opts.metrics.render(snapshot);
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" });
       res.end(req.method === "HEAD" ? undefined : body);
     });

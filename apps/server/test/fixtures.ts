@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig, type KnockportConfig } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
-import type { MethodName, OpenParams, OpenResult } from "@knockport/protocol";
+import type { MethodName, OpenParams, OpenResult, StatsResult } from "@knockport/protocol";
 
 export const HTTP_PATH = "/knock-one-path";
 export const HTTPS_PATH = "/very-secret-https-path-7f3a9c";
@@ -58,6 +58,17 @@ export interface RecordedCall {
 export class FakeHelper {
   readonly calls: RecordedCall[] = [];
   readonly failures: HelperCallError[] = [];
+  /** What `stats` answers (tests change it). */
+  stats: StatsResult = {
+    startedAt: "2026-11-26T00:00:00.000Z",
+    leasesRestored: 0,
+    reinstalls: 0,
+    reconciliations: 0,
+    elementsAdded: 0,
+    elementsRetimed: 0,
+    elementsRemoved: 0,
+    selfHealFailures: 0,
+  };
 
   failNext(err: HelperCallError): void {
     this.failures.push(err);
@@ -81,6 +92,7 @@ export class FakeHelper {
     }
     if (method === "close") return { closed: 0 };
     if (method === "list") return { leases: [] };
+    if (method === "stats") return this.stats;
     throw new Error(`fake helper: unexpected method ${method}`);
   }
 

@@ -5,7 +5,7 @@ import type { ListResult } from "@knockport/protocol";
 import { buildKnockApp, createKnockContext } from "../src/app.js";
 import { parseServerArgs } from "../src/args.js";
 import {
-  CachedLeaseList,
+  CachedHelperSnapshot,
   ServerMetrics,
   checkMetricsAddress,
   instrumentHelper,
@@ -109,20 +109,64 @@ describe("metrics", () => {
     expect(down).not.toContain("knockport_open_leases{");
   });
 
-  it("asks the helper for leases at most once per 5 s, also under concurrent scrapes", async () => {
+  it("asks the helper for leases and stats at most once per 5 s, also under concurrent scrapes", async () => {
     const helper = new FakeHelper();
     const clock = { t: 0 };
     const metrics = new ServerMetrics([]);
-    const cache = new CachedLeaseList(helper, metrics, 5000, () => clock.t);
+    const cache = new CachedHelperSnapshot(helper, metrics, 5000, () => clock.t);
     await Promise.all([cache.get(), cache.get(), cache.get()]);
     clock.t = 4999;
     await cache.get();
     expect(helper.calls.filter((c) => c.method === "list")).toHaveLength(1);
+    expect(helper.calls.filter((c) => c.method === "stats")).toHaveLength(1);
     clock.t = 5000;
-    helper.failNext(new HelperCallError("HELPER_TIMEOUT", "slow"));
-    expect(await cache.get()).toBeUndefined();
+    helper.failNext(new HelperCallError("HELPER_TIMEOUT", "slow")); // the list call (sent first)
+    const snapshot = await cache.get();
+    expect(snapshot.leases).toBeUndefined();
+    expect(snapshot.stats).toEqual(helper.stats);
     expect(helper.calls.filter((c) => c.method === "list")).toHaveLength(2);
     expect(sample(metrics.render({ leases: undefined }), "knockport_lease_list_failures_total")).toBe(1);
+    // stats refused (a helper without the method): the helper_* counters are left out, nothing counted as a list failure
+    clock.t = 10_000;
+    helper.failNext(new HelperCallError("HELPER_UNREACHABLE", "gone")); // list
+    helper.failNext(new HelperCallError("HELPER_UNREACHABLE", "gone")); // stats
+    const down = await cache.get();
+    expect(down).toEqual({ leases: undefined, stats: undefined });
+    const text = metrics.render(down);
+    expect(sample(text, "knockport_lease_list_failures_total")).toBe(2);
+    expect(text).not.toContain("knockport_helper_reinstalls_total");
+  });
+
+  it("renders the helper's self-heal and reconciliation counts as knockport_helper_*_total counters", () => {
+    const metrics = new ServerMetrics(["ssh"]);
+    const text = metrics.render({
+      leases: [],
+      stats: {
+        startedAt: "2026-11-26T01:02:03.400Z",
+        leasesRestored: 3,
+        reinstalls: 2,
+        reconciliations: 41,
+        elementsAdded: 5,
+        elementsRetimed: 1,
+        elementsRemoved: 7,
+        selfHealFailures: 4,
+      },
+    });
+    expect(sample(text, "knockport_helper_start_time_seconds")).toBe(Date.UTC(2026, 10, 26, 1, 2, 3) / 1000);
+    expect(sample(text, "knockport_helper_leases_restored_total")).toBe(3);
+    expect(sample(text, "knockport_helper_reinstalls_total")).toBe(2);
+    expect(sample(text, "knockport_helper_reconciliations_total")).toBe(41);
+    expect(sample(text, 'knockport_helper_reconciled_elements_total{action="added"}')).toBe(5);
+    expect(sample(text, 'knockport_helper_reconciled_elements_total{action="retimed"}')).toBe(1);
+    expect(sample(text, 'knockport_helper_reconciled_elements_total{action="removed"}')).toBe(7);
+    expect(sample(text, "knockport_helper_selfheal_failures_total")).toBe(4);
+    for (const name of ["leases_restored", "reinstalls", "reconciliations", "reconciled_elements", "selfheal_failures"]) {
+      expect(text).toContain(`# TYPE knockport_helper_${name}_total counter\n`);
+      expect(text).toMatch(new RegExp(`# HELP knockport_helper_${name}_total \\S`));
+    }
+    expect(text).toContain("# TYPE knockport_helper_start_time_seconds gauge\n");
+    const families = text.split("\n").filter((l) => l.startsWith("# TYPE ")).map((l) => l.split(" ")[2]);
+    expect(new Set(families).size).toBe(families.length);
   });
 
   it("only loopback addresses are accepted for the metrics listener", () => {
@@ -149,7 +193,7 @@ describe("metrics", () => {
     const helper = new FakeHelper();
     const metrics = new ServerMetrics(["ssh"]);
     beforeAll(async () => {
-      listener = await startMetricsListener({ address: "127.0.0.1", port: 0, metrics, leases: new CachedLeaseList(helper, metrics) });
+      listener = await startMetricsListener({ address: "127.0.0.1", port: 0, metrics, helper: new CachedHelperSnapshot(helper, metrics) });
     });
     afterAll(() => listener.close());
 
@@ -169,12 +213,13 @@ describe("metrics", () => {
       expect(r.type).toBe("text/plain; version=0.0.4; charset=utf-8");
       expect(sample(r.body, 'knockport_open_leases{app="ssh",step="2"}')).toBe(0);
       expect(sample(r.body, "knockport_helper_up")).toBe(1);
+      expect(sample(r.body, "knockport_helper_reinstalls_total")).toBe(0);
       expect((await get("/")).status).toBe(404);
       expect((await get("/metrics", "POST")).status).toBe(405);
     });
 
     it("refuses to bind to a public address", async () => {
-      await expect(startMetricsListener({ address: "0.0.0.0", port: 0, metrics, leases: new CachedLeaseList(helper, metrics) })).rejects.toThrow(
+      await expect(startMetricsListener({ address: "0.0.0.0", port: 0, metrics, helper: new CachedHelperSnapshot(helper, metrics) })).rejects.toThrow(
         /loopback/,
       );
     });

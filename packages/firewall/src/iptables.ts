@@ -212,10 +212,19 @@ function checkedElement(target: SetElement): { set: string; ip: string } {
   return { set: ipsetName(target.set), ip };
 }
 
-/** `add <set> <ip> timeout <n>` (with `ipset -exist`: adds, or replaces the timeout of an existing entry). */
+/**
+ * `add <set> <ip> timeout <n> packets 0 bytes 0` (with `ipset -exist`: adds, or replaces the timeout of an
+ * existing entry). The counters restart at 0 on every grant, as an nftables refresh (delete + add) does.
+ */
 export function renderIpsetAdd(target: GrantTarget): string {
   const { set, ip } = checkedElement(target);
-  return `add ${set} ${ip} timeout ${checkTimeout(target.timeoutSeconds)}\n`;
+  return `add ${set} ${ip} timeout ${checkTimeout(target.timeoutSeconds)} packets 0 bytes 0\n`;
+}
+
+/** Name under which a set without counters is replaced (never an ipsetName: it ends in `-u`). */
+export function ipsetUpgradeName(ipset: string): string {
+  if (!isOurIpset(ipset)) throw new InvalidValueError("ipset name", `${JSON.stringify(String(ipset).slice(0, 40))} is not a KnockPort set`);
+  return `${ipset}-u`;
 }
 
 /** `del <set> <ip>` (with `ipset -exist`: no error when absent). */
@@ -225,16 +234,29 @@ export function renderIpsetDel(target: SetElement): string {
 }
 
 /**
- * The complete iptables ruleset. `elements`: live leases to put back into the (flushed) sets. Pure;
+ * The complete iptables ruleset. `elements`: live leases to put back into the (flushed) sets;
+ * `withoutCounters`: ipset names of ours that exist without the `counters` option (replaced first). Pure;
  * throws InvalidValueError when an interpolated value fails its re-check.
  */
-export function renderIptablesRuleset(config: KnockportConfig, options: { elements?: readonly GrantTarget[] } = {}): IptablesRuleset {
+export function renderIptablesRuleset(
+  config: KnockportConfig,
+  options: { elements?: readonly GrantTarget[]; withoutCounters?: ReadonlySet<string> } = {},
+): IptablesRuleset {
   const logical = rulesetSetNames(config);
   const ipset: string[] = ["# KnockPort ipsets, generated: load with ipset -exist restore"];
+  const create = (name: string, family: IpFamily | undefined): string => `create ${name} hash:ip family ${family === 4 ? "inet" : "inet6"} timeout 0 counters`;
   for (const name of logical) {
     const family = setFamily(name);
-    ipset.push(`create ${ipsetName(name)} hash:ip family ${family === 4 ? "inet" : "inet6"} timeout 0`);
-    ipset.push(`flush ${ipsetName(name)}`);
+    const real = ipsetName(name);
+    if (options.withoutCounters?.has(real)) {
+      // Made by a version without per-element counters: `create -exist` refuses a set whose options
+      // differ, and the rules still reference it, so it cannot be destroyed. A swap exchanges it for a
+      // fresh set with counters in place (the rules follow); the old one is then unreferenced.
+      const fresh = ipsetUpgradeName(real);
+      ipset.push(create(fresh, family), `flush ${fresh}`, `swap ${real} ${fresh}`, `destroy ${fresh}`);
+    }
+    ipset.push(create(real, family));
+    ipset.push(`flush ${real}`);
   }
   const known = new Set(logical);
   for (const e of options.elements ?? []) {

@@ -154,6 +154,9 @@ function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions)
     add(1, `set ${name} {`);
     add(2, `type ${type}`);
     add(2, "flags timeout");
+    // Every element gets its own packet/byte counter (what `knockport status` shows per lease); a set
+    // lookup that matches counts the packet.
+    add(2, "counter");
     add(2, comment(text));
     add(1, "}");
     add(0, "");

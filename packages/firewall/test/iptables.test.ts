@@ -6,6 +6,7 @@ import {
   InvalidValueError,
   IPSET_NAME_MAX,
   ipsetName,
+  ipsetUpgradeName,
   isOurIpset,
   renderIpsetAdd,
   renderIpsetDel,
@@ -99,9 +100,34 @@ describe("iptables rendering", () => {
 
   it("renders grants and revokes for ipset -exist restore", () => {
     const c = makeConfig();
-    expect(renderIpsetAdd(step1Target(c, "openvpn", "198.51.100.7" as IpAddress))).toBe("add kp-https-v4 198.51.100.7 timeout 5\n");
+    expect(renderIpsetAdd(step1Target(c, "openvpn", "198.51.100.7" as IpAddress))).toBe("add kp-https-v4 198.51.100.7 timeout 5 packets 0 bytes 0\n");
     expect(renderIpsetDel(step1Target(c, "openvpn", "2001:db8::7" as IpAddress))).toBe("del kp-https-v6 2001:db8::7\n");
     expect(() => renderIpsetAdd({ set: "https_v4", ip: "2001:db8::7" as IpAddress, timeoutSeconds: 5 })).toThrow(InvalidValueError);
+  });
+
+  it("creates every set with per-element counters", () => {
+    const creates = renderIptablesRuleset(makeConfig()).ipset.split("\n").filter((l) => l.startsWith("create "));
+    expect(creates).toHaveLength(6);
+    for (const line of creates) expect(line).toMatch(/^create kp-\S+ hash:ip family inet6? timeout 0 counters$/);
+  });
+
+  it("swaps sets made without counters for fresh ones before filling them (golden)", () => {
+    const c = makeConfig();
+    const old = new Set([ipsetName("https_v4"), ipsetName(serviceSetName("ssh-admin", 6))]);
+    const r = renderIptablesRuleset(c, { elements: [step2Target(c, "ssh-admin", "2001:db8::7" as IpAddress)], withoutCounters: old });
+    expectGolden("ipset-upgrade.restore", r.ipset);
+    const lines = r.ipset.split("\n");
+    for (const name of old) {
+      const at = lines.indexOf(`swap ${name} ${name}-u`);
+      expect(at).toBeGreaterThan(0);
+      expect(lines[at + 1]).toBe(`destroy ${name}-u`);
+      // the swap comes before the set's own create/flush, and so before the leases are re-added
+      expect(lines.indexOf(`flush ${name}`)).toBeGreaterThan(at);
+    }
+    expect(lines.filter((l) => l.startsWith("swap "))).toHaveLength(2);
+    expect(ipsetUpgradeName("kp-https-v4")).toBe("kp-https-v4-u");
+    expect(isOurIpset(ipsetUpgradeName("kp-https-v4"))).toBe(false);
+    expect(() => ipsetUpgradeName("docker-net")).toThrow(InvalidValueError);
   });
 });
 
@@ -134,5 +160,37 @@ describe.skipIf(skip).each(flavours)("iptables-%s-restore loads the generated ru
       env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", IPSET: r.ipset, V4: r.v4, V6: r.v6 },
     });
     expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: "" });
+  });
+
+  it("upgrades sets made without counters while our rules reference them; the lease is re-added with counters", () => {
+    const c = makeConfig();
+    const target = step2Target(c, "ssh-admin", "198.51.100.7" as IpAddress);
+    const set = ipsetName(target.set);
+    const current = renderIptablesRuleset(c, { elements: [target] });
+    // What an earlier version created: the same sets without `counters`, an element in one of them.
+    const before = current.ipset.replace(/ counters$/gm, "").replace(/ packets 0 bytes 0$/gm, "");
+    const every = new Set(before.split("\n").filter((l) => l.startsWith("create ")).map((l) => l.split(" ")[1] ?? ""));
+    expect(every.size).toBe(6);
+    const upgrade = renderIptablesRuleset(c, { elements: [target], withoutCounters: every });
+    const script = [
+      'printf "%s" "$BEFORE" | ipset -exist restore || exit 11',
+      `printf "%s" "$V4" | iptables-${flavour}-restore --noflush || exit 12`,
+      // without the swap the new create is refused
+      'printf "%s" "$CURRENT" | ipset -exist restore 2>/dev/null && exit 13',
+      'printf "%s" "$UPGRADE" | ipset -exist restore || exit 14',
+      "ipset save",
+      "ipset list -n",
+    ].join("\n");
+    const res = spawnSync(UNSHARE as string, ["--net", "/bin/sh", "-c", script], {
+      encoding: "utf8",
+      timeout: 20_000,
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", BEFORE: before, CURRENT: current.ipset, UPGRADE: upgrade.ipset, V4: current.v4 },
+    });
+    expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(before).not.toContain("counters");
+    expect(res.stdout).toMatch(new RegExp(`^create ${set} hash:ip family inet .*timeout 0 counters`, "m"));
+    expect(res.stdout).toMatch(/^create kp-https-v4 hash:ip family inet .*timeout 0 counters/m);
+    expect(res.stdout).toMatch(new RegExp(`^add ${set} 198\\.51\\.100\\.7 timeout \\d+ packets 0 bytes 0$`, "m"));
+    expect(res.stdout).not.toContain("-u\n");
   });
 });

@@ -19,6 +19,7 @@ interface Elem {
   val: string;
   timeout: number;
   expires: number;
+  counter?: { packets: number; bytes: number };
 }
 
 /** Run `steps` (file contents for `nft -f`, or "LIST <set>", or "SLEEP <s>") in a fresh netns; collect listings. */
@@ -77,12 +78,12 @@ describe.skipIf(skipReason !== "")(`kernel semantics of the generated batches ($
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     const [g100, g300, g50, revoked, expired, reloaded] = r.lists;
-    expect(g100).toEqual([{ val: ip, timeout: 100, expires: expect.any(Number) }]);
-    expect(g300).toEqual([{ val: ip, timeout: 300, expires: expect.any(Number) }]);
+    expect(g100).toEqual([{ val: ip, timeout: 100, expires: expect.any(Number), counter: { packets: 0, bytes: 0 } }]);
+    expect(g300).toEqual([{ val: ip, timeout: 300, expires: expect.any(Number), counter: { packets: 0, bytes: 0 } }]);
     expect(g300?.[0]?.expires).toBeGreaterThanOrEqual(298);
-    expect(g50).toEqual([{ val: ip, timeout: 50, expires: expect.any(Number) }]);
+    expect(g50).toEqual([{ val: ip, timeout: 50, expires: expect.any(Number), counter: { packets: 0, bytes: 0 } }]);
     expect(revoked).toEqual([]);
     expect(expired).toEqual([]);
-    expect(reloaded).toEqual([{ val: ip, timeout: 77, expires: expect.any(Number) }]);
+    expect(reloaded).toEqual([{ val: ip, timeout: 77, expires: expect.any(Number), counter: { packets: 0, bytes: 0 } }]);
   });
 });

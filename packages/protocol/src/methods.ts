@@ -82,9 +82,37 @@ export interface LeaseInfo {
   protocol: "tcp" | "udp";
   expiresAt: string;
   remainingSeconds: number;
+  /**
+   * Packets and bytes the client sent that matched the lease's set element (incoming direction, IP
+   * length), since the element was last written (knock, refresh, restart, re-apply). Absent when the
+   * backend has no reading for it yet.
+   */
+  packets?: number;
+  bytes?: number;
 }
 export interface ListResult {
   leases: LeaseInfo[];
+  /** When the helper read the counters from the kernel; absent before its first reading. */
+  countersAt?: string;
+}
+export interface StatsParams {
+  [k: string]: never;
+}
+/** The helper's self-heal and reconciliation counts since it started (read-only). */
+export interface StatsResult {
+  startedAt: string;
+  /** Leases put back from the journal at start. */
+  leasesRestored: number;
+  /** Times the whole firewall was re-applied because its rules were gone. */
+  reinstalls: number;
+  /** Times the sets' elements were listed and compared with the leases. */
+  reconciliations: number;
+  /** Elements the reconciliations re-added (missing), reset (wrong timeout) or removed (strays). */
+  elementsAdded: number;
+  elementsRetimed: number;
+  elementsRemoved: number;
+  /** Self-heal checks or re-applies that failed. */
+  selfHealFailures: number;
 }
 
 const emptyParams = {
@@ -178,11 +206,13 @@ const grantResult = {
   ...openResult,
   properties: { ...openResult.properties, hooks: hookReport },
 } as unknown as JSONSchemaType<GrantResult>;
+const count = { type: "integer", minimum: 0 } as const;
 const listResult: JSONSchemaType<ListResult> = {
   type: "object",
   additionalProperties: false,
   required: ["leases"],
   properties: {
+    countersAt: { ...isoTime, nullable: true },
     leases: {
       type: "array",
       items: {
@@ -197,9 +227,35 @@ const listResult: JSONSchemaType<ListResult> = {
           protocol: transport,
           expiresAt: isoTime,
           remainingSeconds: { type: "number", minimum: 0 },
+          packets: { ...count, nullable: true },
+          bytes: { ...count, nullable: true },
         },
       },
     },
+  },
+};
+const statsResult: JSONSchemaType<StatsResult> = {
+  type: "object",
+  additionalProperties: false,
+  required: [
+    "startedAt",
+    "leasesRestored",
+    "reinstalls",
+    "reconciliations",
+    "elementsAdded",
+    "elementsRetimed",
+    "elementsRemoved",
+    "selfHealFailures",
+  ],
+  properties: {
+    startedAt: isoTime,
+    leasesRestored: count,
+    reinstalls: count,
+    reconciliations: count,
+    elementsAdded: count,
+    elementsRetimed: count,
+    elementsRemoved: count,
+    selfHealFailures: count,
   },
 };
 
@@ -227,6 +283,7 @@ export interface MethodTypes {
   close: { params: CloseParams; result: CloseResult };
   list: { params: ListParams; result: ListResult };
   grant: { params: GrantParams; result: GrantResult };
+  stats: { params: StatsParams; result: StatsResult };
 }
 export type MethodName = keyof MethodTypes;
 export type ParamsOf<M extends MethodName> = MethodTypes[M]["params"];
@@ -251,6 +308,7 @@ export const METHODS: MethodTable = {
     result: grantResult,
     errors: ["UNKNOWN_APP", "INVALID_ADDRESS", "DURATION_TOO_LONG", "FIREWALL_FAILED", "STATE_FAILED", "OVERLOADED"],
   },
+  stats: { params: emptyParams as unknown as JSONSchemaType<StatsParams>, result: statsResult, errors: [] },
 };
 
 export function isMethodName(name: unknown): name is MethodName {

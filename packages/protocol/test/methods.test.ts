@@ -65,15 +65,28 @@ const validResults = {
         protocol: "tcp",
         expiresAt: "2026-01-01T00:00:05.000Z",
         remainingSeconds: 4.5,
+        packets: 12,
+        bytes: 840,
       },
     ],
+    countersAt: "2026-01-01T00:00:00.500Z",
+  },
+  stats: {
+    startedAt: "2026-01-01T00:00:00.000Z",
+    leasesRestored: 2,
+    reinstalls: 1,
+    reconciliations: 30,
+    elementsAdded: 1,
+    elementsRetimed: 0,
+    elementsRemoved: 3,
+    selfHealFailures: 0,
   },
 } satisfies Record<MethodName, unknown>;
 
 describe("METHODS table", () => {
-  it("has exactly the five methods, and isMethodName agrees", () => {
+  it("has exactly the six methods, and isMethodName agrees", () => {
     // A new method widens what a member of the socket's group can do: add it here deliberately.
-    expect(names.sort()).toEqual(["close", "grant", "hello", "list", "open"]);
+    expect(names.sort()).toEqual(["close", "grant", "hello", "list", "open", "stats"]);
     for (const m of names) expect(isMethodName(m)).toBe(true);
     for (const m of ["toString", "__proto__", "constructor", "hasOwnProperty", "OPEN", "", 1, null, undefined]) {
       expect(isMethodName(m)).toBe(false);
@@ -105,8 +118,8 @@ describe("METHODS table", () => {
 });
 
 describe("params schemas", () => {
-  it("hello and list take an empty object only", () => {
-    for (const m of ["hello", "list"] as const) {
+  it("hello, list and stats take an empty object only", () => {
+    for (const m of ["hello", "list", "stats"] as const) {
       const v = compiled(params, m);
       expect(v({})).toBe(true);
       expect(v({ x: 1 })).toBe(false);
@@ -236,5 +249,22 @@ describe("result schemas", () => {
     expect(list({ leases: [{ ...lease, port: 70000 }] })).toBe(false);
     expect(list({ leases: [{ ...lease, extra: true }] })).toBe(false);
     expect(list({ leases: {} })).toBe(false);
+    // counters are optional, whole and not negative; countersAt is a bounded string
+    const { packets: _p, bytes: _b, ...noCounters } = lease;
+    expect(list({ leases: [noCounters] })).toBe(true);
+    expect(list({ leases: [{ ...lease, packets: -1 }] })).toBe(false);
+    expect(list({ leases: [{ ...lease, bytes: 1.5 }] })).toBe(false);
+    expect(list({ leases: [{ ...lease, bytes: "840" }] })).toBe(false);
+    expect(list({ leases: [], countersAt: "x".repeat(41) })).toBe(false);
+    expect(list({ leases: [], countersAt: 5 })).toBe(false);
+    expect(list({ leases: [], counters: {} })).toBe(false);
+
+    const stats = compiled(results, "stats");
+    expect(stats(validResults.stats)).toBe(true);
+    const { reinstalls: _r, ...noReinstalls } = validResults.stats;
+    expect(stats(noReinstalls)).toBe(false);
+    expect(stats({ ...validResults.stats, reinstalls: -1 })).toBe(false);
+    expect(stats({ ...validResults.stats, reconciliations: 0.5 })).toBe(false);
+    expect(stats({ ...validResults.stats, leases: [] })).toBe(false);
   });
 });

@@ -21,6 +21,9 @@ export function firewallFlags(kind: FirewallKind): string[] {
 export interface FirewallSetEntry {
   readonly set: string;
   readonly ip: string;
+  /** The element's packet/byte counter as the kernel reports it (sets with per-element counters only). */
+  readonly packets?: number;
+  readonly bytes?: number;
 }
 
 /** KnockPort's installed state, backend-neutral: undefined when its table / chains are absent. */
@@ -52,7 +55,10 @@ export async function readFirewallState(topo: Topology, kind: FirewallKind, appN
     const t = await readNftTable(topo, { host });
     if (t === undefined) return undefined;
     const sets = nftSetNames(t);
-    return { sets, elements: sets.flatMap((set) => nftSetElements(t, set).map((e) => ({ set, ip: e.value }))) };
+    return {
+      sets,
+      elements: sets.flatMap((set) => nftSetElements(t, set).map((e) => ({ set, ip: e.value, ...(e.counter ? { packets: e.counter.packets, bytes: e.counter.bytes } : {}) }))),
+    };
   }
   const chain = await topo.exec(host, ipt(kind), ["-w", "5", "-S", "KNOCKPORT-INPUT"], { timeoutMs: 10_000 });
   if (chain.exitCode !== 0) return undefined;
@@ -61,12 +67,17 @@ export async function readFirewallState(topo: Topology, kind: FirewallKind, appN
   const sets: string[] = [];
   const elements: FirewallSetEntry[] = [];
   for (const line of saved.stdout.split("\n")) {
-    const [verb, name, ip] = line.trim().split(/\s+/);
+    const words = line.trim().split(/\s+/);
+    const [verb, name, ip] = words;
     if (name === undefined) continue;
     const logical = logicalFromIpset(name, appNames);
     if (logical === undefined) continue;
     if (verb === "create") sets.push(logical);
-    if (verb === "add" && ip !== undefined) elements.push({ set: logical, ip });
+    if (verb === "add" && ip !== undefined) {
+      const p = words.indexOf("packets");
+      const b = words.indexOf("bytes");
+      elements.push(p > 0 && b > 0 ? { set: logical, ip, packets: Number(words[p + 1]), bytes: Number(words[b + 1]) } : { set: logical, ip });
+    }
   }
   return { sets, elements };
 }

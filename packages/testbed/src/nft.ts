@@ -16,6 +16,8 @@ export interface NftSetElement {
   readonly timeout: number | undefined;
   /** Seconds until the kernel removes the element, when it has a timeout. */
   readonly expires: number | undefined;
+  /** The element's own counter, when its set has per-element counters. */
+  readonly counter?: { readonly packets: number; readonly bytes: number } | undefined;
 }
 
 function isObject(v: JsonValue | undefined): v is JsonObject {
@@ -62,10 +64,12 @@ export function nftSetElements(table: NftJson, name: string): NftSetElement[] {
     return elems.map((e): NftSetElement => {
       const inner = isObject(e) ? e["elem"] : undefined;
       if (isObject(inner)) {
+        const c = inner["counter"];
         return {
           value: elementValue(inner["val"]),
           timeout: typeof inner["timeout"] === "number" ? inner["timeout"] : undefined,
           expires: typeof inner["expires"] === "number" ? inner["expires"] : undefined,
+          counter: isObject(c) && typeof c["packets"] === "number" && typeof c["bytes"] === "number" ? { packets: c["packets"], bytes: c["bytes"] } : undefined,
         };
       }
       return { value: elementValue(e), timeout: undefined, expires: undefined };

@@ -160,6 +160,9 @@ export interface StatusLease {
   readonly protocol: string;
   readonly expiresAt: string;
   readonly remainingSeconds: number;
+  /** Per-lease counters, when the helper has read them. */
+  readonly packets?: number;
+  readonly bytes?: number;
 }
 
 export interface KnockportStack {
@@ -227,6 +230,7 @@ function parseStatus(stdout: string): StatusLease[] {
       protocol: str("protocol"),
       expiresAt: str("expiresAt"),
       remainingSeconds: num("remainingSeconds"),
+      ...(o["packets"] === undefined ? {} : { packets: num("packets"), bytes: num("bytes") }),
     };
   });
 }
