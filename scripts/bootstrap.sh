@@ -18,6 +18,7 @@ declare -A needed=(
   [nft]=nftables [ip]=iproute2 [curl]=curl [openssl]=openssl [conntrack]=conntrack [setpriv]=util-linux
   [ipset]=ipset [iptables-nft]=iptables [iptables-legacy]=iptables [ip6tables-nft]=iptables [ip6tables-legacy]=iptables
   [systemd-analyze]=systemd # deploy/test: verify the units and measure their exposure (nothing is started)
+  [nginx]=nginx # test/e2e/waf.test.ts starts its own nginx inside a test namespace (WAF mode)
 )
 missing=()
 for bin in "${!needed[@]}"; do
@@ -27,8 +28,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]}; run as root or: apt-get install ${missing[*]}"
   say "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Package scripts must start no service (nginx's postinst would run /etc/init.d/nginx start where
+  # systemd is not PID 1 and leave an nginx on port 80): a policy-rc.d that denies every start, only
+  # when the machine has none, removed again afterwards.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# temporary, from KnockPort scripts/bootstrap.sh: no service starts during its apt-get install\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+    created_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "${created_policy:-0}" = 1 ]; then rm -f "$policy"; trap - EXIT; fi
+  # The distribution's nginx writes /run/nginx.pid; the e2e test's own nginx runs with -c and its own pid file.
+  if [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+    die "the nginx package started the distribution's nginx (pid $(cat /run/nginx.pid)); stop it: /etc/init.d/nginx stop"
+  fi
 fi
 
 if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then

@@ -29,6 +29,7 @@ import {
   type HostName,
   type KnockResult,
   type KnockportStack,
+  type ManagedProcess,
   type PortState,
   type Topology,
 } from "./testbed.js";
@@ -68,6 +69,11 @@ export interface HarnessOptions {
   serverArgs?: readonly string[];
   /** Runs once the namespaces exist, before KnockPort starts (e.g. the host's own nftables ruleset). */
   beforeKnockport?: (topo: Topology) => Promise<void>;
+  /**
+   * WAF mode: the real nginx in srv on these public ports, configured from deploy/nginx/knockport.conf;
+   * helper and server get --waf-http-port / --waf-https-port; knocks and https() go to nginx's ports.
+   */
+  waf?: { httpPort: number; httpsPort: number };
 }
 
 export const describeResult = (r: KnockResult): string =>
@@ -177,8 +183,80 @@ export class Harness {
     this.openvpn = b;
     await this.opts.beforeKnockport?.(this.topo);
     const helperArgs = [...(this.opts.helperArgs ?? [])];
+    const wafArgs = this.opts.waf ? ["--waf-http-port", String(this.opts.waf.httpPort), "--waf-https-port", String(this.opts.waf.httpsPort)] : [];
+    const helperArgs = [...(this.opts.helperArgs ?? []), ...wafArgs];
     if (this.firewall === "vyos") helperArgs.push("--vbash", await this.startVyosSimulator());
-    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, firewall: this.firewall, helperArgs, serverArgs: this.opts.serverArgs ?? [] });
+    const serverArgs = [...(this.opts.serverArgs ?? []), ...wafArgs];
+    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, firewall: this.firewall, helperArgs, serverArgs });
+    if (this.opts.waf) this.nginx = await this.startNginx(this.opts.waf);
+  }
+
+  /** WAF mode: the nginx child in srv (undefined otherwise). */
+  nginx: ManagedProcess | undefined;
+
+  /** The HTTP port clients knock on: nginx's in WAF mode. */
+  get knockHttpPort(): number {
+    return this.opts.waf?.httpPort ?? this.cfg.httpPort;
+  }
+
+  /** The HTTPS port step 1 opens: nginx's in WAF mode. */
+  get knockHttpsPort(): number {
+    return this.opts.waf?.httpsPort ?? this.cfg.httpsPort;
+  }
+
+  /**
+   * The Debian nginx as a child of the test in srv (`daemon off`), its main config, pid file, logs and
+   * temp paths in a temporary directory; the servers are deploy/nginx/knockport.conf itself with the
+   * ports, certificate and log paths of this run substituted.
+   */
+  private async startNginx(waf: { httpPort: number; httpsPort: number }): Promise<ManagedProcess> {
+    const dir = mkdtempSync(join(tmpdir(), "kp-nginx-"));
+    chmodSync(dir, 0o755);
+    this.cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const example = readFileSync(join(REPO_ROOT, "deploy/nginx/knockport.conf"), "utf8");
+    const replace = (text: string, from: string, to: string): string => {
+      if (!text.includes(from)) throw new Error(`deploy/nginx/knockport.conf no longer contains "${from}"; update the WAF e2e harness`);
+      return text.split(from).join(to);
+    };
+    let servers = example;
+    for (const [from, to] of [
+      ["listen 80;", `listen ${waf.httpPort};`],
+      ["listen [::]:80;", `listen [::]:${waf.httpPort};`],
+      ["listen 443 ssl;", `listen ${waf.httpsPort} ssl;`],
+      ["listen [::]:443 ssl;", `listen [::]:${waf.httpsPort} ssl;`],
+      ["http://127.0.0.1:8080;", `http://127.0.0.1:${this.cfg.httpPort};`],
+      ["https://127.0.0.1:8443;", `https://127.0.0.1:${this.cfg.httpsPort};`],
+      ["/etc/knockport/tls/knockport.pem;", `${this.stack.certPath};`],
+      ["/etc/knockport/tls/knockport.key;", `${this.stack.keyPath};`],
+      ["/var/log/nginx/", `${dir}/`],
+    ] as const) {
+      servers = replace(servers, from, to);
+    }
+    const conf = join(dir, "nginx.conf");
+    writeFileSync(
+      conf,
+      [
+        "user nobody nogroup;",
+        "worker_processes 1;",
+        `pid ${dir}/nginx.pid;`,
+        "error_log stderr notice;",
+        "events { worker_connections 128; }",
+        "http {",
+        ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((t) => `    ${t}_temp_path ${dir}/${t}-temp;`),
+        servers,
+        "}",
+        "",
+      ].join("\n"),
+    );
+    const nginx = this.topo.spawn("srv", "/usr/sbin/nginx", ["-p", dir, "-c", conf, "-e", "stderr", "-g", "daemon off;"], { label: "nginx" });
+    // Ready when srv reaches both public ports itself (over lo: the firewall guards only interface_ext).
+    for (let i = 0; i < 100; i += 1) {
+      if (nginx.exitInfo !== undefined) throw new Error(`nginx exited at start:\n${nginx.tail(40)}`);
+      const ready = await Promise.all([waf.httpPort, waf.httpsPort].map((port) => probe(this.topo, "srv", "tcp-connect", this.srvIp(4), port, PROBE_MS)));
+      if (ready.every((r) => r.state === "open")) return nginx;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`nginx did not listen on ${waf.httpPort} and ${waf.httpsPort} within ~10 s:\n${nginx.tail(40)}`);
   }
 
   /** The fake vbash of the simulated VyOS router (vyos backend only). */
@@ -212,6 +290,7 @@ export class Harness {
   private readonly cleanups: Array<() => void> = [];
 
   async stop(): Promise<void> {
+    await this.nginx?.stop(2000).catch(() => undefined);
     for (const c of this.cleanups.splice(0)) c();
     await this.stack?.stop();
     await this.topo?.destroy();
@@ -254,7 +333,7 @@ export class Harness {
     const body = o.body ?? formBody({ app: o.appName ?? app.name, access_key: o.key ?? app.accessKeysHttp[0] ?? "" });
     return knock(this.topo, host, {
       step: 1,
-      url: knockUrl("http", this.srvIp(o.family ?? this.family), this.cfg.httpPort, o.path ?? this.cfg.httpPostPath),
+      url: knockUrl("http", this.srvIp(o.family ?? this.family), this.knockHttpPort, o.path ?? this.cfg.httpPostPath),
       body,
       ...(o.localPort !== undefined ? { localPort: o.localPort } : {}),
     });
@@ -262,7 +341,7 @@ export class Harness {
 
   step2(host: Client, app: AppSpec, o: { family?: Family; key?: string; appName?: string } = {}): Promise<KnockResult> {
     const body = formBody({ app: o.appName ?? app.name, access_key: o.key ?? app.accessKeysHttps[0] ?? "" });
-    return knock(this.topo, host, { step: 2, url: knockUrl("https", this.srvIp(o.family ?? this.family), this.cfg.httpsPort, this.cfg.httpsPostPath), body });
+    return knock(this.topo, host, { step: 2, url: knockUrl("https", this.srvIp(o.family ?? this.family), this.knockHttpsPort, this.cfg.httpsPostPath), body });
   }
 
   /** Full two-step knock; the lease deadline lies in [sent + duration, done + duration]. */
@@ -285,7 +364,7 @@ export class Harness {
 
   /** Whether the HTTPS knock port accepts a TCP connection from `host`. */
   async https(host: HostName, family: Family = this.family): Promise<PortState> {
-    return (await probe(this.topo, host, "tcp-connect", this.srvIp(family), this.cfg.httpsPort, PROBE_MS)).state;
+    return (await probe(this.topo, host, "tcp-connect", this.srvIp(family), this.knockHttpsPort, PROBE_MS)).state;
   }
 
   /** Names of the knockport sets holding `ip`. */

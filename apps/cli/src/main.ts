@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ConfigError, DEFAULT_HELPER_SOCKET, withUsageErrors, UsageError, loadConfig, parsePortFlag } from "@knockport/config";
+import { ConfigError, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
 import { generateSelfSignedCert } from "./gen-cert.js";
 import { defaultServerUser, runBoth } from "./run.js";
@@ -25,7 +25,7 @@ Commands:
   status               list live leases: time left, counters     [--socket PATH] [--json]
   grant                open an app's port for an address by hand --app A --ip IP [--duration S] [--json]
   revoke               close an app's port for an address now    --app A --ip IP [--json]
-  check-config         validate a config file                    -c FILE [--http-port N] [--https-port N]
+  check-config         validate a config file                    -c FILE [--http-port N] [--https-port N] [--waf-*]
   gen-cert             write a self-signed test certificate      [--out-dir DIR] [--name NAME] [--cn HOST] [--days N]
   setup-2fa            turn on 2FA (TOTP) for a step-1 key       -k KEY [-c FILE] [-i SECONDS] [--label NAME]
   knock                knock both steps as a client              --host H --app A --http-path P --https-path P ...
@@ -45,6 +45,7 @@ const RUN_USAGE = `Usage: knockport run -c CONFIG --cert FILE --key FILE [option
       --user NAME          unprivileged user for the server (default knockport, else nobody)
       --socket PATH        helper socket (default ${DEFAULT_SOCKET})
       --state-dir DIR      helper state (default /var/lib/knockport)
+${WAF_FLAGS_USAGE}
       --service-rule-cleanup-on-shutdown
                            on stop, revoke live grants (the firewall table and its drops stay)
       --nftables-table-filter NAME, --nftables-chain-input NAME,
@@ -93,16 +94,24 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "check-config": {
-      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { config: { type: "string", short: "c" }, "http-port": { type: "string" }, "https-port": { type: "string" }, help: HELP } }));
-      if (v.help) return out("Usage: knockport check-config -c FILE [--http-port N] [--https-port N]"), 0;
+      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: {
+        config: { type: "string", short: "c" }, "http-port": { type: "string" }, "https-port": { type: "string" },
+        "waf-http-port": SHARED_FLAGS["waf-http-port"], "waf-https-port": SHARED_FLAGS["waf-https-port"], "waf-trusted-ips": SHARED_FLAGS["waf-trusted-ips"], help: HELP } }));
+      if (v.help) return out(`Usage: knockport check-config -c FILE [--http-port N] [--https-port N] [options]\n${WAF_FLAGS_USAGE}`), 0;
       if (!v.config) throw new UsageError("-c/--config is required");
       const config = loadConfig(String(v.config), {
         httpPort: parsePortFlag("--http-port", v["http-port"] as string | undefined),
         httpsPort: parsePortFlag("--https-port", v["https-port"] as string | undefined),
+        ...parseWafFlags(v),
       });
       out(`${config.file}: OK`);
       out(`  step 1: HTTP  port ${config.httpPort}, path of ${config.global.httpPostPath.length} characters`);
       out(`  step 2: HTTPS port ${config.httpsPort}, path of ${config.global.httpsPostPath.length} characters`);
+      if (config.waf) {
+        const trusted = config.waf.trustedProxies.map(formatTrustedProxy).join(", ");
+        out(`  WAF mode: nginx on public ports ${config.waf.httpPort} (HTTP) and ${config.waf.httpsPort} (HTTPS); KnockPort's own ports dropped on interface_ext`);
+        out(`  WAF trusted proxies: ${trusted}${config.waf.trustedProxiesDefault ? " (the default: nobody was named)" : ""}`);
+      }
       for (const app of config.apps) {
         out(
           `  app ${app.name}: ${app.protocol}/${app.port} ${app.destination.kind}, open ${app.durationSeconds}s after step 2, ` +
@@ -187,6 +196,9 @@ async function main(argv: string[]): Promise<number> {
         "state-dir": { type: "string", default: "/var/lib/knockport" },
         "service-rule-cleanup-on-shutdown": { type: "boolean", default: false },
         ...NFTABLES_CUSTOM_FLAGS,
+        "waf-http-port": SHARED_FLAGS["waf-http-port"],
+        "waf-https-port": SHARED_FLAGS["waf-https-port"],
+        "waf-trusted-ips": SHARED_FLAGS["waf-trusted-ips"],
         "use-sudo": { type: "boolean", default: false }, help: HELP } }));
       if (v.help) return process.stdout.write(RUN_USAGE), 0;
       const nftablesFlags = Object.keys(NFTABLES_CUSTOM_FLAGS).flatMap((f) => {
@@ -208,6 +220,7 @@ async function main(argv: string[]): Promise<number> {
         stateDir: String(v["state-dir"]),
         cleanupOnShutdown: v["service-rule-cleanup-on-shutdown"] === true,
         nftablesFlags,
+        waf: parseWafFlags(v),
         log: out,
       });
     }

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { chownSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { UsageError } from "@knockport/config";
+import { UsageError, type WafFlags } from "@knockport/config";
 
 export interface RunOptions {
   repoRoot: string;
@@ -18,6 +18,8 @@ export interface RunOptions {
   cleanupOnShutdown?: boolean;
   /** Custom nftables table/chain flags, passed to the helper as given (it validates them). */
   nftablesFlags?: readonly string[];
+  /** Passed to both, so the helper guards the ports nginx serves and the server trusts the same proxies. */
+  waf?: WafFlags;
   log: (line: string) => void;
 }
 
@@ -59,6 +61,9 @@ export async function runBoth(opts: RunOptions): Promise<number> {
   const ports = [
     ...(opts.httpPort ? ["--http-port", opts.httpPort] : []),
     ...(opts.httpsPort ? ["--https-port", opts.httpsPort] : []),
+    ...(opts.waf?.wafHttpPort !== undefined ? ["--waf-http-port", String(opts.waf.wafHttpPort)] : []),
+    ...(opts.waf?.wafHttpsPort !== undefined ? ["--waf-https-port", String(opts.waf.wafHttpsPort)] : []),
+    ...(opts.waf?.wafTrustedIps !== undefined ? ["--waf-trusted-ips", opts.waf.wafTrustedIps.join(",")] : []),
   ];
   const helper = spawn(
     process.execPath,

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { SHARED_FLAGS, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
+import { SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
 import { CUSTOM_PREFIX, NFT_IDENTIFIER_PATTERN, type CustomChains } from "@knockport/firewall";
 
 export interface HelperOptions {
@@ -15,6 +15,8 @@ export interface HelperOptions {
   stateDir: string;
   httpPort: number | undefined;
   httpsPort: number | undefined;
+  /** --waf-http-port, --waf-https-port, --waf-trusted-ips (the config loader merges them with global.waf_*). */
+  waf: WafFlags;
   dryRun: boolean;
   uninstallFirewall: boolean;
   /** On SIGTERM/SIGINT, revoke live grants (the table and its drops stay). */
@@ -48,6 +50,7 @@ knockport-server over a Unix socket.
       --state-dir DIR       where leases are kept across restarts (default /var/lib/knockport)
       --http-port N         HTTP (step 1) knock port, overrides global.http_port (default 8080)
       --https-port N        HTTPS (step 2) knock port, overrides global.https_port (default 8443)
+${WAF_FLAGS_USAGE}
       --dry-run             print the ruleset it would apply and exit; changes nothing
       --uninstall-firewall  remove KnockPort's firewall table and saved leases, then exit
       --service-rule-cleanup-on-shutdown
@@ -145,6 +148,7 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
     stateDir: v["state-dir"],
     httpPort: parsePortFlag("--http-port", v["http-port"]),
     httpsPort: parsePortFlag("--https-port", v["https-port"]),
+    waf: parseWafFlags(v),
     dryRun: v["dry-run"],
     uninstallFirewall: v["uninstall-firewall"],
     serviceRuleCleanupOnShutdown: v["service-rule-cleanup-on-shutdown"],

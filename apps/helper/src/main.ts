@@ -41,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
   const privilege = options.useSudo ? sudoPrivilege(options.sudoPath) : DIRECT;
   const placement = nftPlacement(options.customChains);
   if (options.printSudoers) {
-    const config = options.configFile === undefined ? undefined : loadConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort });
+    const config = options.configFile === undefined ? undefined : loadConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort, ...options.waf });
     const conntrackPath = config === undefined ? undefined : locateConntrackFor(config);
     const commands =
       options.firewallType === "iptables"
@@ -69,7 +69,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // parseHelperArgs guarantees a config file unless uninstalling
-  const config = loadConfig(options.configFile ?? "", { httpPort: options.httpPort, httpsPort: options.httpsPort });
+  const config = loadConfig(options.configFile ?? "", { httpPort: options.httpPort, httpsPort: options.httpsPort, ...options.waf });
   if (options.dryRun) {
     // Rendering needs no nft binary and no privileges.
     process.stdout.write(
@@ -111,6 +111,7 @@ async function main(argv: string[]): Promise<number> {
       nftTable: options.firewallType === "nftables" ? placement.table : undefined,
       httpPort: config.httpPort,
       httpsPort: config.httpsPort,
+      ...(config.waf ? { wafHttpPort: config.waf.httpPort, wafHttpsPort: config.waf.httpsPort } : {}),
       apps: config.apps.map((a) => `${a.name}:${a.protocol}/${a.port}`),
     },
     "helper ready",

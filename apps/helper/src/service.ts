@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { findApp, type AppConfig, type KnockportConfig } from "@knockport/config";
+import { findApp, publicHttpsPort, type AppConfig, type KnockportConfig } from "@knockport/config";
 import { httpsSetName, serviceSetName } from "@knockport/firewall";
 import {
   HelperError,
@@ -424,6 +424,7 @@ export class HelperService {
       firewallType: this.firewall.type,
       httpPort: this.config.httpPort,
       httpsPort: this.config.httpsPort,
+      ...(this.config.waf ? { waf: { httpPort: this.config.waf.httpPort, httpsPort: this.config.waf.httpsPort } } : {}),
       services: this.config.apps.map((a) => ({ app: a.name, port: a.port, protocol: a.protocol })),
     };
   }
@@ -511,7 +512,7 @@ export class HelperService {
         app: app.name,
         ip,
         step: step,
-        port: step === 1 ? this.config.httpsPort : app.port,
+        port: step === 1 ? publicHttpsPort(this.config) : app.port,
         protocol: step === 1 ? "tcp" : app.protocol,
         durationSeconds,
         expiresAt: new Date(lease.expiresAtMs).toISOString(),
@@ -571,7 +572,7 @@ export class HelperService {
           app: l.app,
           ip: l.ip,
           step: l.step,
-          port: l.step === 1 ? this.config.httpsPort : (app?.port ?? 0),
+          port: l.step === 1 ? publicHttpsPort(this.config) : (app?.port ?? 0),
           protocol: l.step === 1 ? "tcp" : (app?.protocol ?? "tcp"),
           expiresAt: new Date(l.expiresAtMs).toISOString(),
           remainingSeconds: Math.round((l.expiresAtMs - now) / 100) / 10,

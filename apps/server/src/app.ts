@@ -12,6 +12,7 @@ import { knockRoute } from "./knock-route.js";
 import { plainReplyFor, resetSocket, type PlainReply } from "./plain-reply.js";
 import type { ServerMetrics } from "./metrics.js";
 import { Step1Memory } from "./step1-memory.js";
+import { ClientAddressResolver, type ClientAddress } from "./client-address.js";
 import { TwoFactor, type UsedTokenStore } from "./two-factor.js";
 
 /** The part of HelperClient the routes use; tests pass a fake. */
@@ -24,6 +25,15 @@ export interface KnockContext {
   readonly keys: KeyChecker;
   readonly step1: Step1Memory;
   readonly twoFactor: TwoFactor;
+  /** Whom a request is for: the peer, or in WAF mode the client a trusted proxy names. */
+  readonly clientAddress: ClientAddressResolver;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set by the first onRequest hook of both listeners (null before it); `ok` by the time a route runs. */
+    knockClient: ClientAddress | null;
+  }
 }
 
 /** `usedTokens`: where accepted TOTP tokens are remembered (the server passes its --state-dir file store). */
@@ -38,6 +48,7 @@ export function createKnockContext(
     helper,
     keys: new KeyChecker(config),
     step1: new Step1Memory(100_000, now),
+    clientAddress: new ClientAddressResolver(config.waf?.trustedProxies),
     twoFactor: new TwoFactor({
       folder: config.global.twoFactorFolder,
       now,
@@ -93,7 +104,8 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     ...(step === 1 ? { clientErrorHandler: resetSocket } : {}),
   };
-  const sendReply = plainReplyFor(step);
+  // A trusted proxy's connection runs over loopback, outside the stealth drop: it gets a normal answer.
+  const sendReply = plainReplyFor(step, (request) => request.knockClient?.ok === true && request.knockClient.viaProxy);
   const { metrics } = opts;
   // Every answer (route, 400, 404, 429, 500) goes through plainReply: the one place to count them.
   const plainReply: PlainReply = metrics
@@ -126,11 +138,22 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
   });
   app.setNotFoundHandler((request, reply) => plainReply(request, reply, 404, "Not Found\n"));
 
+  // First hook: the rate limit and the route both key on the client, not on a proxy in front.
+  app.decorateRequest("knockClient", null);
+  app.addHook("onRequest", async (request, reply) => {
+    const client = context.clientAddress.resolve(request.raw.socket?.remoteAddress ?? request.ip, request.headers);
+    request.knockClient = client;
+    if (!client.ok) {
+      request.log.warn({ event: "knock", step, outcome: "bad-proxy-header", status: 400, proxy: client.proxy, reason: client.reason }, client.reason);
+      return plainReply(request, reply, 400, "Bad Request\n");
+    }
+    return undefined;
+  });
   await app.register(rateLimit, {
     global: true,
     max: context.config.global.rateLimitPerMinute,
     timeWindow: 60_000,
-    keyGenerator: (request) => parseIpAddress(request.ip) ?? request.ip,
+    keyGenerator: (request) => (request.knockClient?.ok === true ? request.knockClient.ip : undefined) ?? parseIpAddress(request.ip) ?? request.ip,
     errorResponseBuilder: (_request, info) => ({ statusCode: 429, message: `limit ${info.max} per minute` }),
     addHeadersOnExceeding: { "x-ratelimit-limit": false, "x-ratelimit-remaining": false, "x-ratelimit-reset": false },
     addHeaders: { "x-ratelimit-limit": false, "x-ratelimit-remaining": false, "x-ratelimit-reset": false, "retry-after": true },

@@ -1,11 +1,13 @@
 import { parseArgs } from "node:util";
-import { SHARED_FLAGS, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, type LogLevel } from "@knockport/config";
+import { SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
 import { checkMetricsAddress } from "./metrics.js";
 
 export interface ServerOptions {
   configFile: string;
   httpPort: number | undefined;
   httpsPort: number | undefined;
+  /** --waf-http-port, --waf-https-port, --waf-trusted-ips (the config loader merges them with global.waf_*). */
+  waf: WafFlags;
   certFile: string;
   keyFile: string;
   socketPath: string;
@@ -30,6 +32,7 @@ knockport-helper (over its Unix socket) to open ports; it never touches the fire
   -c, --config FILE         config file (required)
       --http-port N         HTTP (step 1) port, overrides global.http_port (default 8080)
       --https-port N        HTTPS (step 2) port, overrides global.https_port (default 8443)
+${WAF_FLAGS_USAGE}
       --cert FILE           TLS certificate (PEM) for step 2 (required; test one: knockport gen-cert)
       --key FILE            TLS private key (PEM) for step 2 (required)
       --socket PATH         helper socket (default /run/knockport/helper.sock)
@@ -79,6 +82,7 @@ export function parseServerArgs(argv: string[]): ServerOptions | "help" {
     configFile: v.config,
     httpPort: parsePortFlag("--http-port", v["http-port"]),
     httpsPort: parsePortFlag("--https-port", v["https-port"]),
+    waf: parseWafFlags(v),
     certFile: v.cert,
     keyFile: v.key,
     socketPath: v.socket,

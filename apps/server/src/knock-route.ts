@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ACCESS_KEY_MAX_LENGTH, ACCESS_KEY_MIN_LENGTH } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
-import { parseIpAddress, type KnockStep } from "@knockport/protocol";
+import type { KnockStep } from "@knockport/protocol";
 import type { KnockContext } from "./app.js";
 import type { PlainReply } from "./plain-reply.js";
 
@@ -57,7 +57,11 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
     const [status, text] = ANSWERS[outcome];
     // Only configured names are logged: what a client typed into `app` stays out of the logs.
     const logged = knownApps.has(appName) || appName === config.global.healthcheckAppName ? appName : "(unknown)";
-    request.log.info({ event: "knock", step, app: logged, ip: ip ?? request.ip, outcome, status }, `step ${step} ${outcome}`);
+    const client = request.knockClient;
+    request.log.info(
+      { event: "knock", step, app: logged, ip: ip ?? request.ip, ...(client?.ok === true && client.viaProxy ? { proxy: client.proxy } : {}), outcome, status },
+      `step ${step} ${outcome}`,
+    );
     return plainReply(request, reply, status, text);
   };
 
@@ -67,7 +71,8 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
       return answer(request, reply, "healthcheck", appName, undefined);
     }
     if (accessKey === undefined) return answer(request, reply, "bad-request", appName, undefined);
-    const ip = parseIpAddress(request.ip);
+    // the onRequest hook answered 400 for anything but ok
+    const ip = request.knockClient?.ok === true ? request.knockClient.ip : undefined;
     const appConfig = config.apps.find((a) => a.name === appName);
     if (!ip) return answer(request, reply, "denied", appName, undefined);
 

@@ -57,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(SERVER_USAGE);
     return 0;
   }
-  const config = loadConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort });
+  const config = loadConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort, ...options.waf });
   const https = { cert: readPem("--cert", options.certFile), key: readPem("--key", options.keyFile) };
   const log = pino({
     name: "knockport-server",

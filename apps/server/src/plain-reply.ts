@@ -29,8 +29,14 @@ const sendAndReset: PlainReply = (request, reply, status, text) => {
   return reply;
 };
 
-export function plainReplyFor(step: KnockStep): PlainReply {
-  return step === 1 ? sendAndReset : sendNormally;
+/**
+ * Step 1 resets after answering, except towards a trusted proxy (WAF mode): nginx talks to us over
+ * loopback, outside the stealth drop, and a reset would turn its upstream answer into a 502 and an
+ * error log line per knock. The client-facing side is nginx's, behind the stealth rules on its port.
+ */
+export function plainReplyFor(step: KnockStep, viaTrustedProxy: (request: FastifyRequest) => boolean = () => false): PlainReply {
+  if (step !== 1) return sendNormally;
+  return (request, reply, status, text) => (viaTrustedProxy(request) ? sendNormally : sendAndReset)(request, reply, status, text);
 }
 
 /** For the step-1 server: connections that time out or send garbage are reset, not closed. */

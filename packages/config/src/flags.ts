@@ -1,3 +1,5 @@
+import { WAF_TRUSTED_IP_HINT, WAF_TRUSTED_IPS_MAX, parseTrustedProxy } from "./waf.js";
+
 /** A bad command line: the message names the flag and the fix; the process exits 2. */
 export class UsageError extends Error {
   readonly code = "USAGE";
@@ -37,7 +39,51 @@ export const SHARED_FLAGS = {
   "https-port": { type: "string" },
   socket: { type: "string", default: DEFAULT_HELPER_SOCKET },
   "log-level": { type: "string", default: "info" },
+  "waf-http-port": { type: "string" },
+  "waf-https-port": { type: "string" },
+  "waf-trusted-ips": { type: "string", multiple: true },
 } as const;
+
+/** What the WAF flags say; undefined fields leave the config keys (or WAF mode off) in place. */
+export interface WafFlags {
+  wafHttpPort: number | undefined;
+  wafHttpsPort: number | undefined;
+  /** Every entry of every --waf-trusted-ips, in order (each flag is a comma-separated list). */
+  wafTrustedIps: string[] | undefined;
+}
+
+/** --help lines for the WAF flags, shared by the helper's, the server's and `knockport run`'s usage. */
+export const WAF_FLAGS_USAGE = `      --waf-http-port N     WAF mode: public HTTP port nginx listens on (overrides global.waf_http_port);
+                            the stealth step-1 rules move there, KnockPort's own ports are dropped
+                            on interface_ext (nginx on this host proxies to them)
+      --waf-https-port N    WAF mode: public HTTPS port nginx listens on (overrides global.waf_https_port);
+                            step 1 opens this port
+      --waf-trusted-ips LIST
+                            WAF mode: comma-separated addresses/networks whose X-Real-IP /
+                            X-Forwarded-For is believed; repeatable, added to global.waf_trusted_ips
+                            (default when none is named: 127.0.0.1,::1)`;
+
+/** Parse the WAF flags strictly (each bad value names its flag; the config loader cross-checks the ports). */
+export function parseWafFlags(values: { "waf-http-port"?: string | undefined; "waf-https-port"?: string | undefined; "waf-trusted-ips"?: string[] | undefined }): WafFlags {
+  let wafTrustedIps: string[] | undefined;
+  for (const list of values["waf-trusted-ips"] ?? []) {
+    for (const raw of list.split(",")) {
+      const entry = raw.trim();
+      if (parseTrustedProxy(entry) === undefined) {
+        throw new UsageError(`--waf-trusted-ips: "${entry.slice(0, 60)}" is not ${WAF_TRUSTED_IP_HINT}`);
+      }
+      (wafTrustedIps ??= []).push(entry);
+    }
+  }
+  if ((wafTrustedIps?.length ?? 0) > WAF_TRUSTED_IPS_MAX) {
+    throw new UsageError(`--waf-trusted-ips: at most ${WAF_TRUSTED_IPS_MAX} entries (got ${wafTrustedIps?.length}); use networks such as 10.0.0.0/24`);
+  }
+  return {
+    wafHttpPort: parsePortFlag("--waf-http-port", values["waf-http-port"]),
+    wafHttpsPort: parsePortFlag("--waf-https-port", values["waf-https-port"]),
+    wafTrustedIps,
+  };
+}
 
 /** Run a node:util parseArgs call; its errors become usage errors (exit 2, no stack trace). */
 export function withUsageErrors<R>(parse: () => R): R {

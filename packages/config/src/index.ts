@@ -5,3 +5,4 @@ export * from "./load.js";
 export * from "./flags.js";
 export * from "./hooks.js";
 export * from "./two-factor-file.js";
+export * from "./waf.js";

@@ -6,6 +6,7 @@ import { APP_NAME_PATTERN, parseIpAddress, parsePort, type Port } from "@knockpo
 import { ConfigError } from "./errors.js";
 import { appSchema, globalSchema, KEY_HINTS, type RawApp, type RawGlobal } from "./schema.js";
 import { checkHookArgv } from "./hooks.js";
+import { DEFAULT_WAF_TRUSTED_IPS, WAF_TRUSTED_IP_HINT, WAF_TRUSTED_IPS_MAX, formatTrustedProxy, parseTrustedProxy, type TrustedProxy } from "./waf.js";
 import {
   DEFAULT_HTTP_PORT,
   DEFAULT_HTTPS_PORT,
@@ -18,6 +19,7 @@ import {
   type Destination,
   type KnockportConfig,
   type PortOverrides,
+  type WafConfig,
 } from "./types.js";
 
 /**
@@ -216,6 +218,81 @@ function knockPort(
   return { port: parsePort(fallback), key, origin: `the default; ${key} or ${flag} moves it` };
 }
 
+/**
+ * WAF mode: both public ports or neither; they differ from each other and from KnockPort's own
+ * ports. The trusted list is global.waf_trusted_ips plus every --waf-trusted-ips entry (a flag
+ * adds, never replaces); loopback only when nobody named a proxy.
+ */
+function wafChoice(
+  overrides: PortOverrides,
+  g: Partial<RawGlobal>,
+  http: KnockPortChoice,
+  https: KnockPortChoice,
+  fail: (msg: string) => void,
+): { waf: WafConfig | undefined; choices: KnockPortChoice[] } {
+  const pick = (flag: string, key: string, override: number | undefined, fromConfig: number | undefined): KnockPortChoice | undefined => {
+    if (override !== undefined) return { port: parsePort(override), key: flag, origin: flag };
+    if (fromConfig !== undefined) return { port: parsePort(fromConfig), key, origin: key };
+    return undefined;
+  };
+  const wafHttp = pick("--waf-http-port", "global.waf_http_port", overrides.wafHttpPort, g.waf_http_port);
+  const wafHttps = pick("--waf-https-port", "global.waf_https_port", overrides.wafHttpsPort, g.waf_https_port);
+  const fromFile = g.waf_trusted_ips ?? [];
+  const fromFlags = overrides.wafTrustedIps ?? [];
+  const trusted: TrustedProxy[] = [];
+  const seen = new Set<string>();
+  const take = (text: string, where: string): void => {
+    const p = parseTrustedProxy(text);
+    if (!p) {
+      fail(`${where}: must be ${WAF_TRUSTED_IP_HINT} (got ${show(text)})`);
+      return;
+    }
+    const key = formatTrustedProxy(p);
+    if (!seen.has(key)) trusted.push(p);
+    seen.add(key);
+  };
+  fromFile.forEach((t, i) => take(t, `global.waf_trusted_ips.${i}`));
+  for (const t of fromFlags) take(t, "--waf-trusted-ips");
+  if (trusted.length > WAF_TRUSTED_IPS_MAX) {
+    fail(`--waf-trusted-ips: at most ${WAF_TRUSTED_IPS_MAX} entries together with global.waf_trusted_ips (got ${trusted.length}); use networks such as 10.0.0.0/24`);
+  }
+
+  if (!wafHttp && !wafHttps) {
+    if (fromFile.length + fromFlags.length > 0) {
+      const where = fromFlags.length > 0 ? "--waf-trusted-ips" : "global.waf_trusted_ips";
+      fail(`${where}: only used in WAF mode; also set --waf-http-port and --waf-https-port (or global.waf_http_port and global.waf_https_port), or remove it`);
+    }
+    return { waf: undefined, choices: [] };
+  }
+  if (!wafHttp || !wafHttps) {
+    const given = (wafHttp ?? wafHttps) as KnockPortChoice;
+    const missing = wafHttp ? "--waf-https-port (or global.waf_https_port)" : "--waf-http-port (or global.waf_http_port)";
+    fail(`${given.key}: WAF mode needs both public ports; also set ${missing}`);
+    return { waf: undefined, choices: [] };
+  }
+  if (!wafHttp.port) fail(`${wafHttp.key}: must be an integer 1-65535 (got ${show(overrides.wafHttpPort)})`);
+  if (!wafHttps.port) fail(`${wafHttps.key}: must be an integer 1-65535 (got ${show(overrides.wafHttpsPort)})`);
+  const knock: [string, KnockPortChoice][] = [["HTTP knock port", http], ["HTTPS knock port", https]];
+  const clashes: [string, KnockPortChoice, [string, KnockPortChoice][]][] = [
+    ["WAF HTTP port", wafHttp, knock],
+    ["WAF HTTPS port", wafHttps, [...knock, ["WAF HTTP port", wafHttp]]],
+  ];
+  for (const [what, choice, others] of clashes) {
+    for (const [otherWhat, other] of others) {
+      if (choice.port && choice.port === other.port) {
+        fail(`${choice.key}: the ${what} (${choice.origin}) must differ from the ${otherWhat} (${other.origin}); both are ${choice.port}`);
+      }
+    }
+  }
+  if (!wafHttp.port || !wafHttps.port) return { waf: undefined, choices: [] };
+  const defaulted = trusted.length === 0;
+  const trustedProxies = defaulted ? DEFAULT_WAF_TRUSTED_IPS.map((t) => parseTrustedProxy(t) as TrustedProxy) : trusted;
+  return {
+    waf: { httpPort: wafHttp.port, httpsPort: wafHttps.port, trustedProxies, trustedProxiesDefault: defaulted },
+    choices: [wafHttp, wafHttps],
+  };
+}
+
 export function parseConfig(doc: unknown, file: string, overrides: PortOverrides = {}): KnockportConfig {
   const problems: string[] = [];
   const fail = (msg: string): void => {
@@ -257,6 +334,8 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
       `${https.key}: the HTTPS knock port (${https.origin}) must differ from the HTTP knock port (${http.origin}); both are ${http.port}`,
     );
   }
+
+  const { waf, choices: wafChoices } = wafChoice(overrides, g, http, https, fail);
 
   if (g.http_post_path !== undefined && g.http_post_path === g.https_post_path) {
     fail(`global.https_post_path: must differ from global.http_post_path, or step 2 would be reachable with step 1's path`);
@@ -333,10 +412,13 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
       else seenPorts.set(portKey, name);
     }
     if (servicePort !== undefined) {
-      for (const [what, knock] of [["HTTP", http], ["HTTPS", https]] as const) {
+      const knocks: [string, KnockPortChoice][] = [["HTTP knock port", http], ["HTTPS knock port", https]];
+      const [wafHttp, wafHttps] = wafChoices;
+      if (wafHttp && wafHttps) knocks.push(["WAF HTTP port", wafHttp], ["WAF HTTPS port", wafHttps]);
+      for (const [what, knock] of knocks) {
         if (servicePort === knock.port) {
           fail(
-            `${name}.port: ${servicePort} is also the ${what} knock port (${knock.origin}); use another port for the service or move the knock`,
+            `${name}.port: ${servicePort} is also the ${what} (${knock.origin}); use another port for the service or move the knock`,
           );
         }
       }
@@ -399,6 +481,7 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
     file,
     httpPort: http.port,
     httpsPort: https.port,
+    ...(waf ? { waf } : {}),
     global: {
       httpPostPath: vg.http_post_path,
       httpsPostPath: vg.https_post_path,

@@ -1,6 +1,7 @@
 import type { JSONSchemaType } from "ajv";
 import { APP_NAME_PATTERN } from "@knockport/protocol";
 import { HOOK_MAX_ARG_LENGTH, HOOK_MAX_ARGS } from "./hooks.js";
+import { WAF_TRUSTED_IPS_MAX } from "./waf.js";
 
 export const ACCESS_KEY_MIN_LENGTH = 10;
 export const ACCESS_KEY_MAX_LENGTH = 128;
@@ -34,6 +35,9 @@ export interface RawGlobal {
   healthcheck_app_name?: string;
   http_port?: number;
   https_port?: number;
+  waf_http_port?: number;
+  waf_https_port?: number;
+  waf_trusted_ips?: string[];
 }
 export interface RawApp {
   port: number;
@@ -97,6 +101,14 @@ export const globalSchema: JSONSchemaType<RawGlobal> = {
     healthcheck_app_name: { type: "string", pattern: APP_NAME_PATTERN, nullable: true },
     http_port: { ...port, nullable: true },
     https_port: { ...port, nullable: true },
+    waf_http_port: { ...port, nullable: true },
+    waf_https_port: { ...port, nullable: true },
+    waf_trusted_ips: {
+      type: "array",
+      maxItems: WAF_TRUSTED_IPS_MAX,
+      items: { type: "string", minLength: 1, maxLength: 49 },
+      nullable: true,
+    },
   },
 };
 
@@ -134,6 +146,9 @@ export const KEY_HINTS: Record<string, string> = {
   healthcheck_app_name: "a name of 1-32 characters A-Z a-z 0-9 _ - that is not an app",
   http_port: "an integer 1-65535",
   https_port: "an integer 1-65535",
+  waf_http_port: "an integer 1-65535 (the public HTTP port nginx listens on)",
+  waf_https_port: "an integer 1-65535 (the public HTTPS port nginx listens on)",
+  waf_trusted_ips: `a list of at most ${WAF_TRUSTED_IPS_MAX} addresses or networks such as [127.0.0.1, "::1"]`,
   port: "an integer 1-65535",
   access_key_http: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ -`,
   access_key_https: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ -`,

@@ -1,4 +1,5 @@
 import type { IpAddress, Port, TransportProtocol } from "@knockport/protocol";
+import type { TrustedProxy } from "./waf.js";
 
 export type Destination =
   | { readonly kind: "local" }
@@ -57,11 +58,28 @@ export interface KnockportConfig {
   readonly httpPort: Port;
   readonly httpsPort: Port;
   readonly apps: readonly AppConfig[];
+  /** WAF mode (nginx in front on public ports); absent when KnockPort faces clients itself. */
+  readonly waf?: WafConfig | undefined;
+}
+
+export interface WafConfig {
+  /** The public ports nginx listens on: the firewall's stealth and HTTPS-set rules guard these. */
+  readonly httpPort: Port;
+  readonly httpsPort: Port;
+  /** Peers whose X-Real-IP / X-Forwarded-For the server believes (deduplicated, in the order given). */
+  readonly trustedProxies: readonly TrustedProxy[];
+  /** True when nobody named a proxy and the loopback default applies. */
+  readonly trustedProxiesDefault: boolean;
 }
 
 export interface PortOverrides {
   httpPort?: number | undefined;
   httpsPort?: number | undefined;
+  /** --waf-http-port / --waf-https-port: win over global.waf_http_port / global.waf_https_port. */
+  wafHttpPort?: number | undefined;
+  wafHttpsPort?: number | undefined;
+  /** --waf-trusted-ips entries: added to global.waf_trusted_ips, never replacing it. */
+  wafTrustedIps?: readonly string[] | undefined;
 }
 
 export const DEFAULT_HTTP_PORT = 8080;

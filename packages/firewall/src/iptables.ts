@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { AppConfig, KnockportConfig } from "@knockport/config";
+import { publicHttpPort, publicHttpsPort, type AppConfig, type KnockportConfig } from "@knockport/config";
 import { ipFamily, type IpFamily } from "@knockport/protocol";
 import { FirewallError, InvalidValueError } from "./errors.js";
 import type { GrantTarget, SetElement } from "./elements.js";
@@ -112,8 +112,9 @@ function knockInterfaces(config: KnockportConfig): string[] {
 }
 
 function renderFamily(config: KnockportConfig, family: IpFamily): string {
-  const httpPort = checkPort(config.httpPort, "HTTP knock port");
-  const httpsPort = checkPort(config.httpsPort, "HTTPS knock port");
+  // WAF mode: the stealth and HTTPS-set rules guard nginx's public ports instead of KnockPort's own.
+  const httpPort = checkPort(publicHttpPort(config), "HTTP knock port");
+  const httpsPort = checkPort(publicHttpsPort(config), "HTTPS knock port");
   const ifaces = knockInterfaces(config);
   const httpsSet = ipsetName(family === 4 ? HTTPS_SET_V4 : HTTPS_SET_V6);
   const u32 = renderU32PostMatch(config.global.httpPostPath, family);
@@ -137,6 +138,14 @@ function renderFamily(config: KnockportConfig, family: IpFamily): string {
 
   header("filter");
   const input = IPT_CHAINS.filter.INPUT;
+  if (config.waf) {
+    const own = [checkPort(config.httpPort, "HTTP knock port"), checkPort(config.httpsPort, "HTTPS knock port")];
+    for (const i of ifaces) {
+      for (const port of own) {
+        rule(input, ["-i", i, "-p", "tcp", "--dport", `${port}`, ...comment(`WAF mode: KnockPort's own port ${port} is reached only through nginx`), "-j", "DROP"]);
+      }
+    }
+  }
   for (const i of ifaces) {
     const http = ["-i", i, "-p", "tcp", "--dport", `${httpPort}`];
     rule(input, [...http, "--tcp-flags", "FIN,SYN,RST,ACK", "SYN", ...comment(`HTTP knock port ${httpPort}: connection request (SYN)`), "-j", "ACCEPT"]);

@@ -1,4 +1,4 @@
-import type { AppConfig, KnockportConfig } from "@knockport/config";
+import { publicHttpPort, publicHttpsPort, type AppConfig, type KnockportConfig } from "@knockport/config";
 import { FirewallError, InvalidValueError } from "./errors.js";
 import { renderAddElement, type GrantTarget } from "./elements.js";
 import {
@@ -137,8 +137,9 @@ function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions)
   };
   const apps = allApps(config);
   const forwarded = forwardedApps(config);
-  const httpPort = checkPort(config.httpPort, "HTTP knock port");
-  const httpsPort = checkPort(config.httpsPort, "HTTPS knock port");
+  // WAF mode: the stealth and HTTPS-set rules guard nginx's public ports instead of KnockPort's own.
+  const httpPort = checkPort(publicHttpPort(config), "HTTP knock port");
+  const httpsPort = checkPort(publicHttpsPort(config), "HTTPS knock port");
   const knockIfaces = [...new Set([config.global.interfaceExt, ...apps.map((a) => a.interfaceExt)])];
   const iifKnock = `iifname ${quoteIfaces(knockIfaces)}`;
   const oifKnock = `oifname ${quoteIfaces(knockIfaces)}`;
@@ -221,6 +222,7 @@ function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions)
   add(0, "");
 
   const input: string[] = [
+    ...(config.waf ? [renderWafOwnPortsDrop(config, iifKnock)] : []),
     `${iifKnock} ${http} ${TCP_FLAGS} == syn counter accept ${comment(`HTTP knock port ${httpPort}: connection request (SYN)`)}`,
     `${iifKnock} ${http} tcp flags & rst == rst counter accept ${comment(`HTTP knock port ${httpPort}: reset from the client`)}`,
     `${iifKnock} ${http} meta length <= ${STEP1_MAX_PACKET_LENGTH} ${postMatch} counter accept ${comment(
@@ -276,6 +278,14 @@ function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions)
     }
   }
   return { text: `${lines.join("\n")}\n`, layout };
+}
+
+/** WAF mode: KnockPort's own ports serve only the local nginx; nobody on an external interface reaches them. */
+function renderWafOwnPortsDrop(config: KnockportConfig, iifKnock: string): string {
+  const own = [checkPort(config.httpPort, "HTTP knock port"), checkPort(config.httpsPort, "HTTPS knock port")];
+  return `${iifKnock} tcp dport { ${own.join(", ")} } counter drop ${comment(
+    `WAF mode: KnockPort's own ports ${own.join(" and ")} are reached only through nginx`,
+  )}`;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { KnockportConfig } from "@knockport/config";
+import { publicHttpPort, publicHttpsPort, type KnockportConfig } from "@knockport/config";
 import { InvalidValueError } from "./errors.js";
 import { forwardedApps } from "./ruleset.js";
 import { checkComment, checkPort, checkProtocol } from "./validate.js";
@@ -36,7 +36,8 @@ function comment(): string {
 
 /** The chains we fill inside VyOS's tables, with their rules. */
 export function vyosChains(config: KnockportConfig): VyosChain[] {
-  const tcp = new Set<number>([checkPort(config.httpPort, "HTTP knock port"), checkPort(config.httpsPort, "HTTPS knock port")]);
+  // WAF mode: clients reach nginx's public ports; KnockPort's own ports are dropped in our table.
+  const tcp = new Set<number>([checkPort(publicHttpPort(config), "HTTP knock port"), checkPort(publicHttpsPort(config), "HTTPS knock port")]);
   const udp = new Set<number>();
   for (const app of config.apps) {
     if (app.destination.kind !== "local") continue;

@@ -34,6 +34,11 @@ describe.skipIf(skipReason !== "")(`nft -c accepts the generated text (${skipRea
     expect(nftCheck(renderNftRuleset(config))).toEqual({ status: 0, stderr: "" });
   });
 
+  it("ruleset in WAF mode (stealth on nginx's ports, KnockPort's own ports dropped)", () => {
+    const waf = makeConfig({ global: { waf_http_port: 80, waf_https_port: 443, interface_ext: "eth0" } });
+    expect(nftCheck(renderNftRuleset(waf))).toEqual({ status: 0, stderr: "" });
+  });
+
   it("ruleset with a 64-character path, two interfaces and re-added leases", () => {
     const c = makeConfig({
       global: { http_post_path: `/${"abcdefghij".repeat(6)}-._` },

@@ -31,6 +31,8 @@ export interface HelloResult {
   firewallType: FirewallType;
   httpPort: number;
   httpsPort: number;
+  /** WAF mode: the public ports nginx listens on, which the helper guards; absent otherwise. */
+  waf?: { httpPort: number; httpsPort: number };
   services: ServicePortInfo[];
 }
 export interface OpenParams {
@@ -148,6 +150,13 @@ const helloResult: JSONSchemaType<HelloResult> = {
     firewallType: { type: "string", enum: ["nftables", "iptables", "vyos"] },
     httpPort: port,
     httpsPort: port,
+    waf: {
+      type: "object",
+      additionalProperties: false,
+      required: ["httpPort", "httpsPort"],
+      properties: { httpPort: port, httpsPort: port },
+      nullable: true,
+    },
     services: {
       type: "array",
       maxItems: 1024,
