@@ -182,7 +182,6 @@ export class Harness {
     this.ssh = a;
     this.openvpn = b;
     await this.opts.beforeKnockport?.(this.topo);
-    const helperArgs = [...(this.opts.helperArgs ?? [])];
     const wafArgs = this.opts.waf ? ["--waf-http-port", String(this.opts.waf.httpPort), "--waf-https-port", String(this.opts.waf.httpsPort)] : [];
     const helperArgs = [...(this.opts.helperArgs ?? []), ...wafArgs];
     if (this.firewall === "vyos") helperArgs.push("--vbash", await this.startVyosSimulator());
