@@ -9,7 +9,9 @@ import { formBody, knock, knockUrl, probe, type AppSpec, type PortState } from "
 const WAF = { httpPort: 80, httpsPort: 443 };
 
 describe.each(e2eFirewalls())("WAF mode: nginx in front of KnockPort (%s, real kernel, real nginx)", (firewall) => {
-  const h = new Harness({ duration: 30, step2HttpsDuration: 20, rateLimitPerMinute: 1000, firewall, waf: WAF });
+  // vyos: a router whose input filter drops by default, so VyOS's own chain must let nginx's ports
+  // (and, over lo, nginx's upstream connections to KnockPort) through.
+  const h = new Harness({ duration: 30, step2HttpsDuration: 20, rateLimitPerMinute: 1000, firewall, waf: WAF, ...(firewall === "vyos" ? { vyosInputDefault: "drop" as const } : {}) });
   let ssh: AppSpec;
   /** KnockPort's own port from `host` (tcp connect). */
   const own = async (host: "cli" | "cli2" | "srv", port: number, family: 4 | 6): Promise<PortState> =>

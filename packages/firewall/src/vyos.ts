@@ -45,6 +45,11 @@ export function vyosChains(config: KnockportConfig): VyosChain[] {
   }
   const ports = (s: Set<number>): string => `{ ${[...s].sort((a, b) => a - b).join(", ")} }`;
   const input = [`tcp dport ${ports(tcp)} accept ${comment()}`, ...(udp.size > 0 ? [`udp dport ${ports(udp)} accept ${comment()}`] : [])];
+  if (config.waf) {
+    // nginx reaches KnockPort's own ports over loopback; VyOS's input filter would drop that too
+    const own = new Set<number>([checkPort(config.httpPort, "HTTP knock port"), checkPort(config.httpsPort, "HTTPS knock port")]);
+    input.push(`iifname "lo" tcp dport ${ports(own)} accept ${comment()}`);
+  }
   const out: VyosChain[] = [];
   for (const family of ["ip", "ip6"] as const) {
     out.push({ family, table: "vyos_filter", chain: `${family === "ip" ? "NAME" : "NAME6"}_${VYOS_NAMES.input}`, rules: input });
