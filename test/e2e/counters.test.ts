@@ -84,6 +84,7 @@ describe.each(e2eFirewalls())("per-lease counters (%s, real kernel)", (firewall)
 
     // human-readable form shows the same numbers
     const table = await h.stack.cli(["status", "--socket", h.stack.socketPath]);
+    console.info(`[counters ${firewall}] knockport status:\n${table.stdout}`);
     expect(table.stdout).toMatch(/PACKETS\s+BYTES/);
     expect(table.stdout).toContain("counters read from the kernel at ");
   });

@@ -50,7 +50,7 @@ interface OurElement extends KernelElement {
 /** Per-element counters from the last kernel listing, by `<set>|<ip>`. */
 interface CounterReading {
   readonly atMs: number;
-  readonly byElement: ReadonlyMap<string, { readonly packets: number; readonly bytes: number }>;
+  readonly byElement: ReadonlyMap<string, Pick<KernelElement, "packets" | "bytes">>;
 }
 
 /** How often the self-heal loop checks the firewall (and, while it is in place, reconciles its sets). */
@@ -270,16 +270,15 @@ export class HelperService {
     for (const e of listed) {
       const ip = parseIpAddress(e.ip);
       if (!ip || !e.set.endsWith(`_v${ipFamily(ip)}`)) continue;
-      out.push({ ...e, ip, key: `${e.set}|${ip}` });
+      out.push({ set: e.set, ip, key: `${e.set}|${ip}`, expiresInMs: e.expiresInMs, packets: e.packets, bytes: e.bytes });
     }
     return out;
   }
 
   private rememberCounters(kernel: readonly OurElement[]): void {
-    const byElement = new Map<string, { packets: number; bytes: number }>();
-    for (const e of kernel) {
-      if (e.packets !== undefined && e.bytes !== undefined) byElement.set(e.key, { packets: e.packets, bytes: e.bytes });
-    }
+    // The listed elements themselves, not copies: a reading of 10,000 elements every 2 s stays cheap.
+    const byElement = new Map<string, OurElement>();
+    for (const e of kernel) if (e.packets !== undefined) byElement.set(e.key, e);
     this.counters = { atMs: this.clock.now(), byElement };
   }
 
@@ -578,7 +577,7 @@ export class HelperService {
           remainingSeconds: Math.round((l.expiresAtMs - now) / 100) / 10,
         };
         const c = counters?.byElement.get(`${this.setFor(l.step, l.app, l.ip)}|${l.ip}`);
-        if (c !== undefined) {
+        if (c?.packets !== undefined && c.bytes !== undefined) {
           info.packets = c.packets;
           info.bytes = c.bytes;
         }
