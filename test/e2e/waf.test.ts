@@ -4,7 +4,7 @@
 // 8080/8443. Knocks with real curl from cli (knocker) and cli2 (bystander), checks with real connects.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Harness, e2eFirewalls, expectOk, expectStep1NoReply, states } from "./harness.js";
-import { formBody, knock, knockUrl, probe, type AppSpec, type PortState } from "./testbed.js";
+import { formBody, knock, knockUrl, listTcpSockets, probe, sleep, type AppSpec, type PortState } from "./testbed.js";
 
 const WAF = { httpPort: 80, httpsPort: 443 };
 
@@ -96,5 +96,20 @@ describe.each(e2eFirewalls())("WAF mode: nginx in front of KnockPort (%s, real k
     expect(await states({ "cli ssh v6": () => h.svc("cli", ssh, 6), "cli2 ssh v6": () => h.svc("cli2", ssh, 6) })).toEqual({ "cli ssh v6": "open", "cli2 ssh v6": "closed" });
     const leases = await h.stack.status();
     expect(leases.filter((l) => l.app === ssh.name && l.step === 2).map((l) => l.ip).sort()).toEqual([h.ip("cli", 4), h.ip("cli", 6)].sort());
+  });
+
+  it("6. the documented cost: nginx cannot reset after answering, so its socket for a step-1 knock lingers retransmitting the dropped answer", async () => {
+    const localPort = 40000 + Math.floor(Math.random() * 10000);
+    const url = knockUrl("http", h.srvIp(4), h.knockHttpPort, h.cfg.httpPostPath);
+    const body = formBody({ app: ssh.name, access_key: ssh.accessKeysHttp[0] ?? "" });
+    expectStep1NoReply(await knock(h.topo, "cli2", { step: 1, url, body, localPort }), "cli2 step 1 with a fixed source port");
+    await sleep(1000);
+    const peer = `${h.ip("cli2", 4)}:${localPort}`;
+    const nginxSockets = (await listTcpSockets(h.topo, h.knockHttpPort)).filter((l) => l.includes(peer));
+    console.log(`[waf ${firewall}] nginx sockets for ${peer} 1 s after step 1: ${JSON.stringify(nginxSockets)}`);
+    expect(nginxSockets.map((l) => l.split(/\s+/)[0])).toEqual(["FIN-WAIT-1"]);
+    // KnockPort's side (nginx's upstream connection over lo) ends normally: nothing but TIME-WAIT
+    const upstream = await listTcpSockets(h.topo, h.cfg.httpPort);
+    expect(upstream.filter((l) => !l.startsWith("TIME-WAIT"))).toEqual([]);
   });
 });
