@@ -217,7 +217,24 @@ async function flood(ctx: Context, host: "cli" | "cli2", job: Record<string, unk
 }
 
 /** Every measurement `want` selects, against one firewall backend, in a topology of its own. */
-async function runBackend(firewall: FirewallKind, runs: number, want: (name: string) => boolean): Promise<Record<string, unknown>> {
+/**
+ * `--profile DIR`: node's CPU profiler in the helper and the server, one .cpuprofile per process
+ * (written when it exits) under DIR/<backend>/{helper,server}; summarise with bench/tools/profile-top.mjs.
+ */
+function profileOptions(profileDir: string | undefined, firewall: FirewallKind): { helper?: string[]; server?: string[] } | undefined {
+  if (profileDir === undefined) return undefined;
+  const out: { helper: string[]; server: string[] } = { helper: [], server: [] };
+  for (const who of ["helper", "server"] as const) {
+    const dir = join(resolve(profileDir), firewall, who);
+    mkdirSync(dir, { recursive: true });
+    // the server runs as nobody: its profile directory must be writable by it
+    if (who === "server") chmodSync(dir, 0o1777);
+    out[who] = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+  }
+  return out;
+}
+
+async function runBackend(firewall: FirewallKind, runs: number, want: (name: string) => boolean, profileDir?: string): Promise<Record<string, unknown>> {
   log(`\n== ${firewall} ==`);
   const topo = await createTopology();
   const config = exampleConfig({ interfaceExt: topo.extInterface, duration: 600, step2HttpsDuration: 30, rateLimitPerMinute: 100_000, keyPairs: 1 });
@@ -227,7 +244,8 @@ async function runBackend(firewall: FirewallKind, runs: number, want: (name: str
   let stack: KnockportStack | undefined;
   const results: Record<string, unknown> = {};
   try {
-    stack = await startKnockport(topo, { repoRoot: REPO, config: spec, firewall });
+    const nodeOptions = profileOptions(profileDir, firewall);
+    stack = await startKnockport(topo, { repoRoot: REPO, config: spec, firewall, ...(nodeOptions ? { nodeOptions } : {}) });
     const ctx: Context = { topo, firewall, stack, helper: stack.helper, srvIp: topo.addr.srv.v4, nextSource: 30 };
 
     if (want("knock-to-open")) {
@@ -321,6 +339,7 @@ async function main(): Promise<void> {
       runs: { type: "string", default: "50" },
       only: { type: "string" },
       firewall: { type: "string", default: "nftables,iptables-nft,iptables-legacy" },
+      profile: { type: "string" },
     },
   });
   const runs = Math.min(Math.max(Number(values.runs) || 50, 5), 100);
@@ -340,7 +359,7 @@ async function main(): Promise<void> {
     // the full set on the first backend; the others get the per-backend measurements
     const perBackend = firewall === firewalls[0] ? undefined : new Set(["knock-to-open", "scale", "expiry"]);
     const want = (name: string): boolean => (!only || only.has(name)) && (!perBackend || perBackend.has(name));
-    (results.backends as Record<string, unknown>)[firewall] = await runBackend(firewall, runs, want);
+    (results.backends as Record<string, unknown>)[firewall] = await runBackend(firewall, runs, want, values.profile);
   }
   const dir = join(REPO, "bench/results");
   mkdirSync(dir, { recursive: true });

@@ -150,6 +150,8 @@ export interface StackOptions {
   firewall?: FirewallKind;
   /** Extra server flags (e.g. --state-dir DIR). */
   serverArgs?: readonly string[];
+  /** Node options put before each program (e.g. `--cpu-prof --cpu-prof-dir=DIR` for `pnpm bench --profile`). */
+  nodeOptions?: { helper?: readonly string[]; server?: readonly string[] };
 }
 
 export interface StatusLease {
@@ -177,7 +179,7 @@ export interface KnockportStack {
   readonly helper: ManagedProcess;
   readonly server: ManagedProcess;
   readonly echo: ManagedProcess | undefined;
-  /** The helper's argv after `node` (for re-running it, e.g. with --uninstall-firewall). */
+  /** The helper's argv after `node`, node options first (for re-running it, e.g. with --uninstall-firewall). */
   readonly helperArgv: readonly string[];
   /** Runs `node bin/knockport ...args` in `host` (default srv). */
   cli(args: readonly string[], host?: HostName): Promise<ExecResult>;
@@ -292,6 +294,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
     }
 
     const helperArgv = [
+      ...(opts.nodeOptions?.helper ?? []),
       binPath(opts.repoRoot, "knockport-helper"),
       "-c",
       configPath,
@@ -316,6 +319,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       "srv",
       node,
       [
+        ...(opts.nodeOptions?.server ?? []),
         binPath(opts.repoRoot, "knockport-server"),
         "-c",
         configPath,
