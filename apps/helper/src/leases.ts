@@ -1,5 +1,6 @@
-import { mkdirSync, readFileSync, statSync } from "node:fs";
-import { writeFileDurably } from "@knockport/durable-file";
+import { randomBytes } from "node:crypto";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { fsyncDir, writeFileDurably } from "@knockport/durable-file";
 import { join } from "node:path";
 import { parseIpAddress, type IpAddress, type KnockStep } from "@knockport/protocol";
 
@@ -15,9 +16,20 @@ function leaseKey(step: KnockStep, app: string, ip: IpAddress): string {
   return `${step}|${app}|${ip}`;
 }
 
+/** A lease's identity in the book and the journal (its deadline aside). */
+export interface LeaseId {
+  readonly app: string;
+  readonly ip: IpAddress;
+  readonly step: KnockStep;
+}
+
 /** The helper's view of who holds which grant until when. The kernel enforces; this is for list/close/restore. */
 export class LeaseBook {
   private readonly leases = new Map<string, Lease>();
+  /** Step-1 leases by address (the HTTPS element's deadline), so a knock never walks the whole book. */
+  private readonly step1ByIp = new Map<IpAddress, Map<string, Lease>>();
+  /** Leases put or deleted since the last takeChanged(): what the journal has yet to record. */
+  private readonly changed = new Map<string, LeaseId>();
 
   get(step: KnockStep, app: string, ip: IpAddress): Lease | undefined {
     return this.leases.get(leaseKey(step, app, ip));
@@ -28,36 +40,54 @@ export class LeaseBook {
     const key = leaseKey(lease.step, lease.app, lease.ip);
     const previous = this.leases.get(key);
     this.leases.set(key, lease);
+    this.changed.set(key, lease);
+    if (lease.step === 1) {
+      let byApp = this.step1ByIp.get(lease.ip);
+      if (!byApp) this.step1ByIp.set(lease.ip, (byApp = new Map()));
+      byApp.set(lease.app, lease);
+    }
     return previous;
   }
 
   delete(step: KnockStep, app: string, ip: IpAddress): Lease | undefined {
     const key = leaseKey(step, app, ip);
     const previous = this.leases.get(key);
+    if (!previous) return undefined;
     this.leases.delete(key);
+    this.changed.set(key, previous);
+    if (step === 1) {
+      const byApp = this.step1ByIp.get(ip);
+      byApp?.delete(app);
+      if (byApp?.size === 0) this.step1ByIp.delete(ip);
+    }
     return previous;
   }
 
   /** Step-1 leases share one HTTPS set element per address: it must live as long as the longest of them. */
   latestStep1Deadline(ip: IpAddress, nowMs: number): number | undefined {
     let latest: number | undefined;
-    for (const l of this.leases.values()) {
-      if (l.step === 1 && l.ip === ip && l.expiresAtMs > nowMs && (latest === undefined || l.expiresAtMs > latest)) {
-        latest = l.expiresAtMs;
-      }
+    for (const l of this.step1ByIp.get(ip)?.values() ?? []) {
+      if (l.expiresAtMs > nowMs && (latest === undefined || l.expiresAtMs > latest)) latest = l.expiresAtMs;
     }
     return latest;
   }
 
+  hasExpired(nowMs: number): boolean {
+    for (const l of this.leases.values()) if (l.expiresAtMs <= nowMs) return true;
+    return false;
+  }
+
   takeExpired(nowMs: number): Lease[] {
-    const expired: Lease[] = [];
-    for (const [key, l] of this.leases) {
-      if (l.expiresAtMs <= nowMs) {
-        expired.push(l);
-        this.leases.delete(key);
-      }
-    }
+    const expired = [...this.leases.values()].filter((l) => l.expiresAtMs <= nowMs);
+    for (const l of expired) this.delete(l.step, l.app, l.ip);
     return expired;
+  }
+
+  /** The current state (the lease, or undefined: gone) of every lease changed since the last call. */
+  takeChanged(): { id: LeaseId; lease: Lease | undefined }[] {
+    const out = [...this.changed].map(([key, id]) => ({ id, lease: this.leases.get(key) }));
+    this.changed.clear();
+    return out;
   }
 
   all(): Lease[] {
@@ -75,19 +105,49 @@ export class JournalError extends Error {
 
 interface JournalFile {
   version: 1;
+  /** Id of the change log that continues this snapshot (absent: no log applies). */
+  log?: string;
   leases: { app: string; ip: string; step: number; expiresAtMs: number }[];
 }
 
+/** One change-log line: a lease as it now is, or the end of one. */
+type LogRecord = { put: JournalFile["leases"][number] } | { del: { app: string; ip: string; step: number } };
+
+/** A log longer than this is not replayed past it (the log never grows beyond its snapshot plus one group). */
+const MAX_LOG_BYTES = 256 * 1024 * 1024;
+
+function toLease(raw: unknown): Lease | undefined {
+  const r = raw as Partial<Record<keyof Lease, unknown>> | null;
+  const ip = typeof r?.ip === "string" ? parseIpAddress(r.ip) : undefined;
+  if (!ip || (r?.step !== 1 && r?.step !== 2) || typeof r.app !== "string" || typeof r.expiresAtMs !== "number" || !Number.isFinite(r.expiresAtMs)) {
+    return undefined;
+  }
+  return { app: r.app, ip, step: r.step, expiresAtMs: r.expiresAtMs };
+}
+
 /**
- * Leases on disk, so a restarted helper puts live grants back with their remaining time.
- * Written whole to a temporary file, fsynced, then renamed over the old one: a crash leaves
- * either the old or the new journal, never a torn one.
+ * Leases on disk, so a restarted helper puts live grants back with their remaining time: a snapshot
+ * (leases.json) and a change log (leases.log) that continues it. A commit appends one line per changed
+ * lease to the log and fsyncs it, so its cost does not grow with the number of leases; once the log
+ * would outgrow the snapshot, the whole book is written as a new snapshot instead (temporary file,
+ * fsync, rename: a crash leaves the old snapshot or the new, never a torn one) and the log starts
+ * over. The log's first line names the snapshot it continues, so a log left over from an older
+ * snapshot (a crash between the two steps) is ignored; a torn last line (a crash mid-append) is
+ * dropped: that commit was never acknowledged.
  */
 export class LeaseJournal {
   readonly file: string;
+  readonly logFile: string;
+  /** Size of the current snapshot and of its log, in bytes (the log: 0 when it does not exist yet). */
+  private snapshotBytes = 0;
+  private logBytes = 0;
+  private logId = "";
+  /** After a failed write nothing is known of the log's tail: the next commit writes a snapshot. */
+  private snapshotNeeded = true;
 
   constructor(readonly dir: string) {
     this.file = join(dir, "leases.json");
+    this.logFile = join(dir, "leases.log");
   }
 
   prepare(): void {
@@ -105,32 +165,114 @@ export class LeaseJournal {
       const code = (err as NodeJS.ErrnoException).code;
       return code === "ENOENT" ? { leases: [] } : { leases: [], problem: `cannot read ${this.file} (${code})` };
     }
+    let parsed: JournalFile;
     try {
-      const parsed = JSON.parse(text) as JournalFile;
+      parsed = JSON.parse(text) as JournalFile;
       if (parsed?.version !== 1 || !Array.isArray(parsed.leases)) throw new Error("unknown format");
-      const leases: Lease[] = [];
-      for (const raw of parsed.leases) {
-        const ip = typeof raw?.ip === "string" ? parseIpAddress(raw.ip) : undefined;
-        if (!ip || (raw.step !== 1 && raw.step !== 2) || typeof raw.app !== "string" || !Number.isFinite(raw.expiresAtMs)) {
-          continue;
-        }
-        leases.push({ app: raw.app, ip, step: raw.step, expiresAtMs: raw.expiresAtMs });
-      }
-      return { leases };
     } catch (err) {
       return { leases: [], problem: `ignoring malformed ${this.file} (${(err as Error).message})` };
     }
+    const book = new Map<string, Lease>();
+    for (const raw of parsed.leases) {
+      const lease = toLease(raw);
+      if (lease) book.set(leaseKey(lease.step, lease.app, lease.ip), lease);
+    }
+    const problem = typeof parsed.log === "string" ? this.replayLog(parsed.log, book) : undefined;
+    return problem ? { leases: [...book.values()], problem } : { leases: [...book.values()] };
   }
 
+  /** Applies the log continuing snapshot `id` to `book`; a problem to log, if any. */
+  private replayLog(id: string, book: Map<string, Lease>): string | undefined {
+    let text: string;
+    try {
+      if (statSync(this.logFile).size > MAX_LOG_BYTES) return `ignoring ${this.logFile}: larger than ${MAX_LOG_BYTES} bytes`;
+      text = readFileSync(this.logFile, "utf8");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      return code === "ENOENT" ? undefined : `cannot read ${this.logFile} (${code})`;
+    }
+    const lines = text.split("\n");
+    if (lines[0] !== JSON.stringify({ log: id })) return undefined; // left over from an older snapshot
+    const last = lines.length - 1; // text ends in "\n": lines[last] is "" unless the last append was torn
+    for (let i = 1; i <= last; i += 1) {
+      const line = lines[i] ?? "";
+      if (line === "" && i === last) break;
+      let record: LogRecord;
+      try {
+        record = JSON.parse(line) as LogRecord;
+      } catch {
+        return i === last ? undefined : `ignoring ${this.logFile} from line ${i + 1} on (malformed)`;
+      }
+      if ("put" in record) {
+        const lease = toLease(record.put);
+        if (lease) book.set(leaseKey(lease.step, lease.app, lease.ip), lease);
+      } else if ("del" in record && typeof record.del?.app === "string" && typeof record.del.ip === "string") {
+        const ip = parseIpAddress(record.del.ip);
+        if (ip && (record.del.step === 1 || record.del.step === 2)) book.delete(leaseKey(record.del.step, record.del.app, ip));
+      }
+    }
+    return undefined;
+  }
+
+  /** Writes `leases` as the new snapshot; the log starts over. (commit() does this when needed.) */
   save(leases: readonly Lease[]): void {
+    const id = randomBytes(8).toString("hex");
     const body: JournalFile = {
       version: 1,
+      log: id,
       leases: leases.map((l) => ({ app: l.app, ip: l.ip, step: l.step, expiresAtMs: l.expiresAtMs })),
     };
+    const text = JSON.stringify(body);
+    this.snapshotNeeded = true;
     try {
-      writeFileDurably(this.file, JSON.stringify(body));
+      writeFileDurably(this.file, text);
     } catch (err) {
       throw new JournalError(`cannot write ${this.file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
+    // The old log names the old snapshot: harmless if it stays (a new log replaces it, see commit).
+    try {
+      rmSync(this.logFile, { force: true });
+    } catch {
+      /* left for the next log to overwrite */
+    }
+    this.logId = id;
+    this.snapshotBytes = Buffer.byteLength(text);
+    this.logBytes = 0;
+    this.snapshotNeeded = false;
+  }
+
+  /** Records the book's changes since the last commit: appended to the log, or a new snapshot. */
+  commit(book: LeaseBook): void {
+    const changes = book.takeChanged();
+    if (changes.length === 0 && !this.snapshotNeeded) return;
+    const lines = changes
+      .map(({ id, lease }): LogRecord =>
+        lease
+          ? { put: { app: lease.app, ip: lease.ip, step: lease.step, expiresAtMs: lease.expiresAtMs } }
+          : { del: { app: id.app, ip: id.ip, step: id.step } },
+      )
+      .map((r) => `${JSON.stringify(r)}\n`)
+      .join("");
+    const header = this.logBytes === 0 ? `${JSON.stringify({ log: this.logId })}\n` : "";
+    const bytes = Buffer.byteLength(header + lines);
+    if (this.snapshotNeeded || this.logBytes + bytes > this.snapshotBytes) {
+      this.save(book.all());
+      return;
+    }
+    try {
+      this.snapshotNeeded = true;
+      const fd = openSync(this.logFile, header !== "" ? "w" : "a", 0o600);
+      try {
+        writeSync(fd, header + lines);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      if (header !== "") fsyncDir(this.dir); // a new log's directory entry must survive a crash too
+    } catch (err) {
+      throw new JournalError(`cannot write ${this.logFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    this.logBytes += bytes;
+    this.snapshotNeeded = false;
   }
 }

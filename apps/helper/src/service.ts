@@ -91,7 +91,7 @@ export class HelperService {
     /** Deletes conntrack entries of ended leases of `close_established` apps (default: none configured). */
     readonly conntrack: ConntrackCutter = new ConntrackCutter(log, undefined),
   ) {
-    this.committer = new GroupCommitter(firewall, () => this.journal.save(this.book.all()), log);
+    this.committer = new GroupCommitter(firewall, () => this.journal.commit(this.book), log);
   }
 
   /** Install the table and put back the journal's live leases with their remaining time. */
@@ -119,7 +119,7 @@ export class HelperService {
     this.counts.leasesRestored += restored.length;
     restored.forEach((l) => this.closeOnTime(l));
     this.log.info({ event: "firewall.installed", type: this.firewall.type, restored: restored.length }, "firewall table installed");
-    this.journal.save(this.book.all());
+    this.journal.commit(this.book); // the first commit is a whole snapshot
     for (const l of restored) {
       this.log.info(
         { audit: true, event: "lease.restored", app: l.app, ip: l.ip, step: l.step, remainingSeconds: secondsUntil(l.expiresAtMs, now) },
@@ -329,7 +329,7 @@ export class HelperService {
   startExpirySweep(intervalMs = 1000): void {
     this.sweepTimer = setInterval(() => {
       const now = this.clock.now();
-      if (!this.book.all().some((l) => l.expiresAtMs <= now)) return; // nothing ended: no journal write
+      if (!this.book.hasExpired(now)) return; // nothing ended: no journal write
       void this.committer.submit(() => this.prepareSweep()).catch(() => undefined);
     }, intervalMs);
     this.sweepTimer.unref();

@@ -47,7 +47,12 @@ export function writeFileDurably(file: string, data: string | Buffer, options: D
     rmSync(tmp, { force: true }); // a full disk must not also keep a half-written file around
     throw err;
   }
-  const dirFd = openSync(dirname(file), "r");
+  fsyncDir(dirname(file));
+}
+
+/** fsync a folder, so that a file created or renamed in it is still there after a crash. */
+export function fsyncDir(dir: string): void {
+  const dirFd = openSync(dir, "r");
   try {
     fsyncSync(dirFd);
   } finally {
