@@ -5,12 +5,9 @@
 // `rate` per second, then prints { sent, answered: {status: count}, errors, seconds } as JSON.
 import http from "node:http";
 import https from "node:https";
+import { readJsonStdin } from "../../packages/testbed/tools/knock-client.mjs";
 
-const job = JSON.parse(await new Promise((resolve) => {
-  let text = "";
-  process.stdin.on("data", (c) => (text += c));
-  process.stdin.on("end", () => resolve(text));
-}));
+const job = await readJsonStdin();
 const url = new URL(job.url);
 const lib = url.protocol === "https:" ? https : http;
 const seconds = Math.min(Math.max(job.seconds ?? 5, 1), 120);

@@ -7,28 +7,13 @@
 //      every `pollMs` until one succeeds: knock-to-open = that attempt's start - step-2 send.
 import https from "node:https";
 import net from "node:net";
+import { readJsonStdin, sendStep1Raw } from "../../packages/testbed/tools/knock-client.mjs";
 
-const job = JSON.parse(await new Promise((resolve) => {
-  let text = "";
-  process.stdin.on("data", (c) => (text += c));
-  process.stdin.on("end", () => resolve(text));
-}));
+const job = await readJsonStdin();
 const { srvIp, httpPort, httpsPort, httpPath, httpsPath, app, httpKey, httpsKey, servicePort, sourceIps } = job;
 const pollMs = job.pollMs ?? 1;
 const giveUpMs = job.giveUpMs ?? 3000;
 const now = () => Number(process.hrtime.bigint()) / 1e6;
-
-function sendStep1(localAddress) {
-  const body = `app=${app}&access_key=${httpKey}`;
-  const request =
-    `POST ${httpPath} HTTP/1.1\r\nHost: k\r\nContent-Type: application/x-www-form-urlencoded\r\n` +
-    `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
-  const s = net.connect({ host: srvIp, port: httpPort, localAddress });
-  s.setNoDelay(true);
-  s.on("connect", () => s.write(request));
-  s.on("error", () => {});
-  setTimeout(() => s.destroy(), 1500).unref();
-}
 
 /** Resolves with the start time of the first connect attempt that succeeds (or undefined). */
 function pollConnect(localAddress, port, startAt) {
@@ -120,7 +105,7 @@ if (job.mode === "watch") {
 const runs = [];
 for (const ip of sourceIps) {
   const t1 = now();
-  sendStep1(ip);
+  sendStep1Raw({ srvIp, httpPort, httpPath, app, key: httpKey, localAddress: ip });
   const httpsOpenMs = await pollConnect(ip, httpsPort, t1);
   if (httpsOpenMs === undefined) {
     runs.push({ ip, error: "HTTPS port did not open after step 1" });

@@ -10,30 +10,13 @@
 // Every wait is bounded: connect attempts 300 ms, at most `maxConnectAttempts` per step 2, `giveUpMs` overall.
 import https from "node:https";
 import net from "node:net";
+import { readJsonStdin, sendStep1Raw } from "../../../packages/testbed/tools/knock-client.mjs";
 
-const job = JSON.parse(
-  await new Promise((resolve) => {
-    let text = "";
-    process.stdin.on("data", (c) => (text += c));
-    process.stdin.on("end", () => resolve(text));
-  }),
-);
+const job = await readJsonStdin();
 const { srvIp, httpPort, httpsPort, httpPath, httpsPath, knocks, servicePort, checkIps } = job;
 const maxConnectAttempts = job.maxConnectAttempts ?? 20;
 const giveUpMs = job.giveUpMs ?? 30_000;
 const started = Date.now();
-
-function sendStep1(localAddress, app, key) {
-  const body = `app=${encodeURIComponent(app)}&access_key=${encodeURIComponent(key)}`;
-  const request =
-    `POST ${httpPath} HTTP/1.1\r\nHost: k\r\nContent-Type: application/x-www-form-urlencoded\r\n` +
-    `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
-  const s = net.connect({ host: srvIp, port: httpPort, localAddress });
-  s.setNoDelay(true);
-  s.on("connect", () => s.write(request));
-  s.on("error", () => {});
-  setTimeout(() => s.destroy(), 1500).unref();
-}
 
 /** One HTTPS request; resolves with the status, or "connect-timeout" when the TCP connect did not complete in 300 ms. */
 function step2Once(localAddress, app, key) {
@@ -65,7 +48,7 @@ function step2Once(localAddress, app, key) {
 
 async function knock(k) {
   const t0 = Date.now();
-  sendStep1(k.ip, k.app, k.httpKey);
+  sendStep1Raw({ srvIp, httpPort, httpPath, app: k.app, key: k.httpKey, localAddress: k.ip });
   let attempts = 0;
   let status = "connect-timeout";
   while (attempts < maxConnectAttempts && Date.now() - started < giveUpMs) {
