@@ -24,6 +24,7 @@ import type { FirewallBackend, SetChange } from "./backend.js";
 import type { KernelElement } from "./nft-elements.js";
 import { GroupCommitter, type PreparedChange } from "./group-commit.js";
 import { HookRunner } from "./hooks.js";
+import { nextWalkDelayMs } from "./reconcile-cadence.js";
 import { ConntrackCutter } from "./conntrack.js";
 import { LeaseBook, type Lease, type LeaseJournal } from "./leases.js";
 
@@ -285,7 +286,8 @@ export class HelperService {
   /**
    * Every SELF_HEAL_INTERVAL_MS: when our table / chains are gone from the kernel (`nft flush ruleset`, a
    * VyOS commit...) re-apply them with the live leases; while they are there, reconcile the sets'
-   * elements with the leases (which also reads the per-element counters). One check at a time; a failed
+   * elements with the leases (which also reads the per-element counters), on every tick while that walk
+   * is cheap and less often once it is not (nextWalkDelayMs). One check at a time; a failed
    * check or re-apply is logged, counted and retried at the next tick. Backends that cannot tell whether
    * they are installed are never re-applied.
    */
@@ -293,13 +295,20 @@ export class HelperService {
     const isInstalled = this.firewall.isInstalled?.bind(this.firewall);
     if (isInstalled === undefined) return;
     let busy = false;
+    let nextWalkAt = 0;
     this.selfHealTimer = setInterval(() => {
       if (busy) return;
       busy = true;
       void (async () => {
         try {
           if (!(await isInstalled())) await this.reinstall();
-          else await this.reconcile();
+          // Real time (what the walk costs), not the lease clock. Half a tick of slack: a walk due "now"
+          // must not slip to the tick after.
+          else if (performance.now() >= nextWalkAt - intervalMs / 2) {
+            const started = performance.now();
+            await this.reconcile();
+            nextWalkAt = started + nextWalkDelayMs(performance.now() - started, intervalMs);
+          }
         } catch (err) {
           this.counts.selfHealFailures += 1;
           this.log.error({ event: "firewall.selfheal_failed", err: (err as Error).message }, "could not check or re-apply the firewall; retrying");

@@ -45,6 +45,7 @@ function firewallCommands(
     const out = [
       [backend.nft, "-f", "-"],
       [backend.nft, "list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME],
+      [backend.nft, "-t", "list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME],
     ];
     const custom = backend.placement?.custom;
     // custom tables: the admin's table is read (JSON for chains/handles, text for set elements)
