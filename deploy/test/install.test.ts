@@ -98,7 +98,7 @@ describe.skipIf(!BUILT)("deploy/install.sh --prefix", { timeout: 120_000 }, () =
     const r = install("--prefix", root, "--node", "/usr/local/bin/node");
     expect(r.status, r.stderr).toBe(0);
     const unit = readFileSync(at("etc/systemd/system/knockport-helper.service"), "utf8");
-    expect(unit).toMatch(/^ExecStart=\/usr\/local\/bin\/node \/opt\/knockport\/bin\/knockport-helper /m);
+    expect(unit).toMatch(/^ExecStart=\/usr\/local\/bin\/node --max-semi-space-size=2 \/opt\/knockport\/bin\/knockport-helper /m);
     expect(unit).not.toContain("/usr/bin/node");
   });
 

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { chownSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { UsageError, type WafFlags } from "@knockport/config";
+import { DAEMON_NODE_OPTIONS, UsageError, type WafFlags } from "@knockport/config";
 
 export interface RunOptions {
   repoRoot: string;
@@ -68,6 +68,7 @@ export async function runBoth(opts: RunOptions): Promise<number> {
   const helper = spawn(
     process.execPath,
     [
+      ...DAEMON_NODE_OPTIONS,
       join(opts.repoRoot, "bin/knockport-helper"),
       "-c", opts.configFile,
       "--firewall-type", opts.firewallType,
@@ -90,6 +91,7 @@ export async function runBoth(opts: RunOptions): Promise<number> {
       "--ambient-caps=-all,+net_bind_service",
       "--",
       process.execPath,
+      ...DAEMON_NODE_OPTIONS,
       join(opts.repoRoot, "bin/knockport-server"),
       "-c", opts.configFile,
       "--cert", opts.certFile,

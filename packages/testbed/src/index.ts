@@ -51,6 +51,7 @@ export {
 } from "./nft.js";
 export {
   startKnockport,
+  unitNodeOptions,
   renderConfigYaml,
   exampleConfig,
   randomSecret,

@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ManagedProcess } from "./process.js";
@@ -150,7 +150,7 @@ export interface StackOptions {
   firewall?: FirewallKind;
   /** Extra server flags (e.g. --state-dir DIR). */
   serverArgs?: readonly string[];
-  /** Node options put before each program (e.g. `--cpu-prof --cpu-prof-dir=DIR` for `pnpm bench --profile`). */
+  /** Node options put before each program, after the shipped units' (e.g. `--cpu-prof --cpu-prof-dir=DIR` for `pnpm bench --profile`). */
   nodeOptions?: { helper?: readonly string[]; server?: readonly string[] };
 }
 
@@ -189,6 +189,17 @@ export interface KnockportStack {
   status(): Promise<StatusLease[]>;
   /** Stops server, helper and echo service and removes the directory. Never throws. */
   stop(): Promise<void>;
+}
+
+/**
+ * The node options before the program in a shipped unit's ExecStart (deploy/systemd), so that tests and
+ * `pnpm bench` run the daemons as production does.
+ */
+export function unitNodeOptions(repoRoot: string, unit: "knockport-helper.service" | "knockport-server.service"): string[] {
+  const text = readFileSync(join(repoRoot, "deploy/systemd", unit), "utf8");
+  const m = /^ExecStart=\S*node((?: --[^\s]+)*) /m.exec(text);
+  if (!m) throw new Error(`testbed: no "ExecStart=.../node ..." line in deploy/systemd/${unit}`);
+  return (m[1] ?? "").split(" ").filter((o) => o !== "");
 }
 
 function binPath(repoRoot: string, name: string): string {
@@ -294,6 +305,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
     }
 
     const helperArgv = [
+      ...unitNodeOptions(opts.repoRoot, "knockport-helper.service"),
       ...(opts.nodeOptions?.helper ?? []),
       binPath(opts.repoRoot, "knockport-helper"),
       "-c",
@@ -319,6 +331,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       "srv",
       node,
       [
+        ...unitNodeOptions(opts.repoRoot, "knockport-server.service"),
         ...(opts.nodeOptions?.server ?? []),
         binPath(opts.repoRoot, "knockport-server"),
         "-c",
