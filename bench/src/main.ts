@@ -4,6 +4,7 @@
  * asserts nothing; every figure comes with its method, run count and spread.
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -146,6 +147,28 @@ function rssMb(pid: number | undefined): number | undefined {
   }
 }
 
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+const CORES = Math.max(1, availableParallelism());
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+/** CPU seconds (user + system) a process has used so far; 0 when it is gone. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
+  } catch {
+    return 0;
+  }
+}
+
+/** All cores' ticks so far, and those not idle (from /proc/stat). */
+function machineCpu(): { totalTicks: number; busyTicks: number } {
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  const total = cpu.reduce((x, y) => x + y, 0);
+  return { totalTicks: total, busyTicks: total - (cpu[3] ?? 0) - (cpu[4] ?? 0) };
+}
+
 async function ruleCount(ctx: Context): Promise<number> {
   if (ctx.firewall !== "nftables") {
     const flavour = ctx.firewall === "iptables-legacy" ? "legacy" : "nft";
@@ -262,6 +285,31 @@ async function runBackend(firewall: FirewallKind, runs: number, want: (name: str
       log(`  HTTPS open after step 1:   ${formatSummary(k.step1)}`);
     }
 
+    if (want("under-attack")) {
+      log(`under attack: knock-to-open while cli2 sends invalid step-2 knocks at 1000/s ...`);
+      const cfg = stack.config;
+      const app = cfg.apps[0]!;
+      // cli2 passes step 1 so the HTTPS port is open to it, then floods wrong step-2 keys
+      await topo.exec("cli2", "curl", ["-s", "-m", "1", "-d", `app=${app.name}&access_key=${app.accessKeysHttp[0]}`, `http://${ctx.srvIp}:${cfg.httpPort}${cfg.httpPostPath}`], { timeoutMs: 5000 });
+      const attackSeconds = 25;
+      const cpuBefore = { server: cpuSeconds(ctx.stack.server.pid), helper: cpuSeconds(ctx.helper.pid), machine: machineCpu() };
+      const attack = flood(ctx, "cli2", { url: `https://${ctx.srvIp}:${cfg.httpsPort}${cfg.httpsPostPath}`, body: `app=${app.name}&access_key=wrong-key-000000`, rate: 1000, concurrency: 64 }, attackSeconds);
+      await new Promise((r) => setTimeout(r, 2000));
+      const k = await knockToOpen(ctx, Math.min(runs, 30));
+      const a = await attack;
+      const machine = machineCpu();
+      const cpu = {
+        seconds: (machine.totalTicks - cpuBefore.machine.totalTicks) / CLOCK_TICKS / CORES,
+        serverCpuSeconds: round2(cpuSeconds(ctx.stack.server.pid) - cpuBefore.server),
+        helperCpuSeconds: round2(cpuSeconds(ctx.helper.pid) - cpuBefore.helper),
+        machineBusyFraction: round2((machine.busyTicks - cpuBefore.machine.busyTicks) / Math.max(1, machine.totalTicks - cpuBefore.machine.totalTicks)),
+      };
+      results.underAttack = { method: "as knock-to-open, while cli2 floods step 2 with wrong keys (target 1000/s, 64 connections); CPU: /proc over the attack, all cores", open: k.open, answer: k.answer, errors: k.errors, attack: a, cpu };
+      log(`  service open after step 2: ${formatSummary(k.open)} (errors ${k.errors})`);
+      log(`  attack achieved ${(a.sent / a.seconds).toFixed(0)} req/s, answers ${JSON.stringify(a.answered)}, errors ${a.errors}`);
+      log(`  CPU during the attack: server ${cpu.serverCpuSeconds} s, helper ${cpu.helperCpuSeconds} s of ${cpu.seconds.toFixed(1)} s; machine ${(cpu.machineBusyFraction * 100).toFixed(0)}% busy`);
+    }
+
     if (want("scale")) {
       log("scale: 10,000 leases restored by a restarted helper, then knock-to-open at that size ...");
       const sc = await scale(ctx, 10_000, Math.min(runs, 30));
@@ -270,22 +318,6 @@ async function runBackend(firewall: FirewallKind, runs: number, want: (name: str
       log(`  service open after step 2 at 10k leases: ${formatSummary(sc.knockToOpenAtScale as Summary)}`);
       log(`  rules in the table: ${String(sc.rulesBefore)} before, ${String(sc.rulesAfter)} at 10k leases`);
       log(`  RSS (MB) before ${JSON.stringify(sc.rssBefore)}, at 10k ${JSON.stringify(sc.rssAfter)}`);
-    }
-
-    if (want("under-attack")) {
-      log(`under attack: knock-to-open while cli2 sends invalid step-2 knocks at 1000/s ...`);
-      const cfg = stack.config;
-      const app = cfg.apps[0]!;
-      // cli2 passes step 1 so the HTTPS port is open to it, then floods wrong step-2 keys
-      await topo.exec("cli2", "curl", ["-s", "-m", "1", "-d", `app=${app.name}&access_key=${app.accessKeysHttp[0]}`, `http://${ctx.srvIp}:${cfg.httpPort}${cfg.httpPostPath}`], { timeoutMs: 5000 });
-      const attackSeconds = 25;
-      const attack = flood(ctx, "cli2", { url: `https://${ctx.srvIp}:${cfg.httpsPort}${cfg.httpsPostPath}`, body: `app=${app.name}&access_key=wrong-key-000000`, rate: 1000, concurrency: 64 }, attackSeconds);
-      await new Promise((r) => setTimeout(r, 2000));
-      const k = await knockToOpen(ctx, Math.min(runs, 30));
-      const a = await attack;
-      results.underAttack = { method: "as knock-to-open, while cli2 floods step 2 with wrong keys (target 1000/s, 64 connections)", open: k.open, answer: k.answer, errors: k.errors, attack: a };
-      log(`  service open after step 2: ${formatSummary(k.open)} (errors ${k.errors})`);
-      log(`  attack achieved ${(a.sent / a.seconds).toFixed(0)} req/s, answers ${JSON.stringify(a.answered)}, errors ${a.errors}`);
     }
 
     if (want("throughput")) {
