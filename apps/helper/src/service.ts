@@ -67,6 +67,8 @@ export class HelperService {
   private readonly committer: GroupCommitter;
   private sweepTimer: NodeJS.Timeout | undefined;
   private selfHealTimer: NodeJS.Timeout | undefined;
+  /** Elements the last reconcile listed (sets the walk's cadence). */
+  private lastWalkElements = 0;
   /** Counters as the last reconciliation listed them (list() shows them, no kernel call of its own). */
   private counters: CounterReading | undefined;
   /** What the `stats` method reports (server /metrics: knockport_helper_*). */
@@ -235,6 +237,7 @@ export class HelperService {
     const listed = await this.firewall.listElements(this.leaseSets());
     if (listed === undefined) return undefined;
     const kernel = this.ourElements(listed);
+    this.lastWalkElements = listed.length;
     this.rememberCounters(kernel);
     this.counts.reconciliations += 1;
     if (this.reconcileChanges(kernel, this.clock.now()).changes.length === 0) return { added: 0, retimed: 0, removed: 0 };
@@ -302,12 +305,11 @@ export class HelperService {
       void (async () => {
         try {
           if (!(await isInstalled())) await this.reinstall();
-          // Real time (what the walk costs), not the lease clock. Half a tick of slack: a walk due "now"
-          // must not slip to the tick after.
+          // Real time, not the lease clock. Half a tick of slack: a walk due "now" must not slip to the tick after.
           else if (performance.now() >= nextWalkAt - intervalMs / 2) {
             const started = performance.now();
             await this.reconcile();
-            nextWalkAt = started + nextWalkDelayMs(performance.now() - started, intervalMs);
+            nextWalkAt = started + nextWalkDelayMs(this.lastWalkElements, intervalMs);
           }
         } catch (err) {
           this.counts.selfHealFailures += 1;
