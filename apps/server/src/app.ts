@@ -105,7 +105,8 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
     ...(step === 1 ? { clientErrorHandler: resetSocket } : {}),
   };
   // A trusted proxy's connection runs over loopback, outside the stealth drop: it gets a normal answer.
-  const sendReply = plainReplyFor(step, (request) => request.knockClient?.ok === true && request.knockClient.viaProxy);
+  // That holds for its 400s (missing or garbled client header) too.
+  const sendReply = plainReplyFor(step, (request) => request.knockClient !== null && "proxy" in request.knockClient);
   const { metrics } = opts;
   // Every answer (route, 400, 404, 429, 500) goes through plainReply: the one place to count them.
   const plainReply: PlainReply = metrics

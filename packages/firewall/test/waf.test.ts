@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { IpAddress } from "@knockport/protocol";
-import { renderIptablesDryRun, renderIptablesRuleset, renderNftRuleset, renderVyosChains, step1Target } from "../src/index.js";
+import { nftPlacement, renderIptablesDryRun, renderIptablesRuleset, renderNftRuleset, renderVyosChains, step1Target } from "../src/index.js";
 import { expectGolden } from "./golden.js";
 import { makeConfig } from "./fixtures.js";
 
@@ -29,6 +29,13 @@ describe("WAF mode rendering", () => {
     expect(text).toContain(`oifname "eth0" tcp sport 80 tcp flags & (fin | syn | rst | ack) == syn | ack counter accept`);
     // KnockPort's own ports appear in no accept, no notrack, no set rule
     for (const r of rules) if (!r.includes("WAF mode")) expect(r).not.toMatch(/port (8080|8443)\b/);
+  });
+
+  it("nftables with custom chains (--nftables-*): the same WAF rules, in KnockPort's chain inside the admin's table", () => {
+    const text = renderNftRuleset(wafConfig(), { placement: nftPlacement({ table: "filter", input: "input", forward: "forward", output: "output" }) });
+    expect(text).toContain(`iifname "eth0" tcp dport { 8080, 8443 } counter drop comment "WAF mode:`);
+    expect(text).toContain(`iifname "eth0" tcp dport 80 notrack`);
+    expect(text).not.toMatch(/tcp dport 8080 notrack|tcp dport 8443 ip saddr/);
   });
 
   it("nftables: without WAF ports nothing changes (no WAF rule, stealth on KnockPort's own port)", () => {
