@@ -215,9 +215,13 @@ function tableArgs(table: string): string[] {
   return table.split(" ");
 }
 
-/** `nft -j list table <family> <name>`, parsed; undefined when the table does not exist. */
+/**
+ * `nft -t -j list table <family> <name>`, parsed; undefined when the table does not exist. Terse: chains,
+ * rules and set names without the sets' elements (the self-heal check runs it every 2 s, and with
+ * 10,000 leases the elements would be 0.7 MB of JSON each time).
+ */
 async function listTableJson(nftPath: string, privilege: Privilege, table: string): Promise<TableListing | undefined> {
-  const cmd = privilege.wrap(nftPath, ["-j", "list", "table", ...tableArgs(table)]);
+  const cmd = privilege.wrap(nftPath, ["-t", "-j", "list", "table", ...tableArgs(table)]);
   const r = await execa(cmd.file, cmd.args, { reject: false, timeout: NFT_TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
   if (r.timedOut) throw new FirewallCommandError(`nft timed out listing table ${table}`, "");
   if (r.exitCode !== 0) {

@@ -49,7 +49,7 @@ function firewallCommands(
     ];
     const custom = backend.placement?.custom;
     // custom tables: the admin's table is read (JSON for chains/handles, text for set elements)
-    if (custom) out.push([backend.nft, "-j", "list", "table", NFT_TABLE_FAMILY, custom.table], [backend.nft, "list", "table", NFT_TABLE_FAMILY, custom.table]);
+    if (custom) out.push([backend.nft, "-t", "-j", "list", "table", NFT_TABLE_FAMILY, custom.table], [backend.nft, "list", "table", NFT_TABLE_FAMILY, custom.table]);
     if (backend.type === "vyos" && config) for (const c of vyosChains(config)) out.push([backend.nft, "list", "chain", c.family, c.table, c.chain]);
     return out;
   }

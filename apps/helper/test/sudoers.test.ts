@@ -45,7 +45,7 @@ describe("sudoCommands with custom nftables chains", () => {
     const custom = sudoCommands({ type: "nftables", nft: "/usr/sbin/nft", placement: nftPlacement({ table: "filter", input: "input", forward: "forward" }) }, undefined);
     expect(custom).toEqual([
       ...plain,
-      ["/usr/sbin/nft", "-j", "list", "table", "inet", "filter"],
+      ["/usr/sbin/nft", "-t", "-j", "list", "table", "inet", "filter"],
       ["/usr/sbin/nft", "list", "table", "inet", "filter"],
     ]);
   });
