@@ -9,7 +9,7 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig, type KnockportConfig } from "@knockport/config";
 import { HelperError, type IpAddress } from "@knockport/protocol";
-import type { FirewallBackend, SetChange } from "../src/backend.js";
+import { RecordingFirewall } from "./recording-firewall.js";
 import { HookRunner } from "../src/hooks.js";
 import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
@@ -18,20 +18,6 @@ const IP = "198.51.100.7";
 const IP6 = "2001:db8::7";
 const T0 = Date.UTC(2030, 0, 1);
 
-class FakeFirewall implements FirewallBackend {
-  readonly type = "nftables" as const;
-  readonly changes: SetChange[] = [];
-  renderRuleset(): string {
-    return "";
-  }
-  async install(): Promise<void> {}
-  async apply(changes: readonly SetChange[]): Promise<void> {
-    this.changes.push(...changes);
-  }
-  async uninstall(): Promise<boolean> {
-    return true;
-  }
-}
 
 type Line = Record<string, unknown>;
 
@@ -40,7 +26,7 @@ describe("grant, audit lines and command hooks", () => {
   let calls: string;
   let recorder: string;
   let clock: { t: number; now(): number };
-  let firewall: FakeFirewall;
+  let firewall: RecordingFirewall;
   let lines: Line[];
   let service: HelperService;
 
@@ -94,7 +80,7 @@ describe("grant, audit lines and command hooks", () => {
     writeFileSync(recorder, `#!/bin/sh\nIFS="$(printf '\\t')"\nprintf '%s\\n' "$*" >> '${calls}'\n`);
     chmodSync(recorder, 0o755);
     clock = { t: T0, now: () => clock.t };
-    firewall = new FakeFirewall();
+    firewall = new RecordingFirewall();
     lines = [];
     service = await startService(config());
   });

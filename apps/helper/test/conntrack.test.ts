@@ -11,7 +11,7 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig, type KnockportConfig } from "@knockport/config";
 import type { IpAddress } from "@knockport/protocol";
-import type { FirewallBackend, SetChange } from "../src/backend.js";
+import { RecordingFirewall } from "./recording-firewall.js";
 import { ConntrackCutter, ConntrackMissingError, conntrackDeleteArgs, locateConntrackFor } from "../src/conntrack.js";
 import { HookRunner } from "../src/hooks.js";
 import { LeaseJournal } from "../src/leases.js";
@@ -24,20 +24,6 @@ const IP = "198.51.100.7" as IpAddress;
 const IP6 = "2001:db8::7" as IpAddress;
 const T0 = Date.UTC(2030, 0, 1);
 
-class FakeFirewall implements FirewallBackend {
-  readonly type = "nftables" as const;
-  readonly changes: SetChange[] = [];
-  renderRuleset(): string {
-    return "";
-  }
-  async install(): Promise<void> {}
-  async apply(changes: readonly SetChange[]): Promise<void> {
-    this.changes.push(...changes);
-  }
-  async uninstall(): Promise<boolean> {
-    return true;
-  }
-}
 
 type Line = Record<string, unknown>;
 
@@ -103,7 +89,7 @@ describe("close_established: conntrack entries go when a lease ends", () => {
   let calls: string;
   let fakeConntrack: string;
   let clock: { t: number; now(): number };
-  let firewall: FakeFirewall;
+  let firewall: RecordingFirewall;
   let lines: Line[];
   let service: HelperService;
 
@@ -138,7 +124,7 @@ describe("close_established: conntrack entries go when a lease ends", () => {
     fakeConntrack = join(dir, "conntrack");
     writeConntrack(2, 0);
     clock = { t: T0, now: () => clock.t };
-    firewall = new FakeFirewall();
+    firewall = new RecordingFirewall();
     lines = [];
     service = await startService(config());
   });

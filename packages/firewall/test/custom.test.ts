@@ -17,15 +17,9 @@ import {
   type NftPlacement,
 } from "../src/index.js";
 import { expectGolden } from "./golden.js";
-import { makeConfig } from "./fixtures.js";
+import { appEntry, makeConfig } from "./fixtures.js";
 
-const app = (port: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
-  port,
-  access_key_http: [`http-key-${port}-abcdef`],
-  access_key_https: [`https-key-${port}-abcdef`],
-  duration: 60,
-  ...extra,
-});
+const app = appEntry;
 
 const FILTER = nftPlacement({ table: "filter", input: "input", forward: "forward" });
 

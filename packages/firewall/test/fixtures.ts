@@ -34,3 +34,14 @@ export function makeConfig(overrides: { global?: Record<string, unknown>; apps?:
   };
   return parseConfig(doc, "test/config.yaml");
 }
+
+/** One app's config entry with keys derived from its port; `extra` adds or overrides keys. */
+export function appEntry(port: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    port,
+    access_key_http: [`http-key-${port}-abcdef`],
+    access_key_https: [`https-key-${port}-abcdef`],
+    duration: 60,
+    ...extra,
+  };
+}

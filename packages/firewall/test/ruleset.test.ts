@@ -11,15 +11,9 @@ import {
   step2Target,
 } from "../src/index.js";
 import { expectGolden } from "./golden.js";
-import { makeConfig, PATH_40 } from "./fixtures.js";
+import { appEntry, makeConfig, PATH_40 } from "./fixtures.js";
 
-const app = (port: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
-  port,
-  access_key_http: [`http-key-${port}-abcdef`],
-  access_key_https: [`https-key-${port}-abcdef`],
-  duration: 60,
-  ...extra,
-});
+const app = appEntry;
 
 describe("renderNftRuleset", () => {
   it("matches the golden ruleset (tcp + udp app, 40-character path)", () => {

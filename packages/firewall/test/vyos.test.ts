@@ -1,15 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { renderVyosBootstrap, renderVyosChains, renderVyosRerender, vyosChains } from "../src/index.js";
 import { expectGolden } from "./golden.js";
-import { makeConfig } from "./fixtures.js";
+import { appEntry, makeConfig } from "./fixtures.js";
 
-const app = (port: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
-  port,
-  access_key_http: [`http-key-${port}-abcdef`],
-  access_key_https: [`https-key-${port}-abcdef`],
-  duration: 60,
-  ...extra,
-});
+const app = appEntry;
 
 describe("vyos rendering", () => {
   it("matches the golden files (local apps: input chains only)", () => {
