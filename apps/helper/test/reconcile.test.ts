@@ -373,6 +373,32 @@ describe("nft listing parser", () => {
     ]);
   });
 
+  it("skips the HTTPS connection meters: their elements are limiter state, not leases", () => {
+    // The meter listing as nft 1.0.6 prints it after one connection from 198.51.100.10.
+    const listing = [
+      "table inet knockport {",
+      "\tset https_v4 {",
+      "\t\ttype ipv4_addr",
+      "\t\tflags timeout",
+      "\t\tcounter",
+      "\t\telements = { 198.51.100.10 counter packets 1 bytes 60 timeout 1h expires 59m59s940ms }",
+      "\t}",
+      "",
+      "\tset https_meter_v4 {",
+      "\t\ttype ipv4_addr",
+      "\t\tsize 65535",
+      "\t\tflags dynamic,timeout",
+      "\t\ttimeout 1m",
+      "\t\telements = { 198.51.100.10 limit rate over 60/minute burst 20 packets expires 59s996ms, 198.51.100.66 limit rate over 60/minute burst 20 packets expires 3s }",
+      "\t}",
+      "}",
+    ].join("\n");
+    // the walk names the lease sets only (service.ts leaseSets: https_v4/6 and svc_<app>_v4/6)
+    expect(parseNftSetElements(listing, new Set(["https_v4", "https_v6"]))).toEqual([
+      { set: "https_v4", ip: "198.51.100.10", expiresInMs: 3_599_940, packets: 1, bytes: 60 },
+    ]);
+  });
+
   it("reads per-element counters (nft prints them before the timeout)", () => {
     const listing = [
       "table inet knockport {",

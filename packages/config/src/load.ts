@@ -11,6 +11,8 @@ import {
   DEFAULT_HTTP_PORT,
   DEFAULT_HTTPS_PORT,
   DEFAULT_RATE_LIMIT_PER_MINUTE,
+  DEFAULT_HTTPS_CONNECTION_LIMIT_BURST,
+  DEFAULT_HTTPS_CONNECTION_LIMIT_PER_MINUTE,
   DEFAULT_STEP2_HTTPS_DURATION,
   DEFAULT_2FA_SKEW_PERIODS,
   DEFAULT_MASQUERADE,
@@ -477,6 +479,7 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
   const vg = rawGlobal as RawGlobal;
   const baseDir = dirname(resolve(file));
   const folder = vg["2fa_config_folder"] ?? "2fa";
+  const httpsPerMinute = vg.https_connection_limit_per_minute ?? DEFAULT_HTTPS_CONNECTION_LIMIT_PER_MINUTE;
   return {
     file,
     httpPort: http.port,
@@ -486,6 +489,8 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
       httpPostPath: vg.http_post_path,
       httpsPostPath: vg.https_post_path,
       rateLimitPerMinute: vg.step1_2_rate_limit_per_minute ?? DEFAULT_RATE_LIMIT_PER_MINUTE,
+      httpsConnectionLimit:
+        httpsPerMinute === 0 ? undefined : { perMinute: httpsPerMinute, burst: vg.https_connection_limit_burst ?? DEFAULT_HTTPS_CONNECTION_LIMIT_BURST },
       interfaceExt: vg.interface_ext,
       interfaceInt: vg.interface_int ?? vg.interface_ext,
       twoFactorFolder: isAbsolute(folder) ? folder : resolve(baseDir, folder),

@@ -10,6 +10,8 @@ export const HTTP_POST_PATH_MAX_LENGTH = 64;
 export const HTTPS_POST_PATH_MAX_LENGTH = 1024;
 export const MAX_DURATION_SECONDS = 366 * 24 * 3600;
 export const MAX_STEP2_DURATION_SECONDS = 3600;
+/** Upper bound of both HTTPS connection limit keys: iptables' hashlimit refuses a burst above 10000. */
+export const HTTPS_CONNECTION_LIMIT_MAX = 10000;
 
 /** Characters a knock path may hold: unreserved URL characters and "/", so no encoding ambiguity. */
 export const POST_PATH_PATTERN = "^/[A-Za-z0-9._~/-]+$";
@@ -28,6 +30,8 @@ export interface RawGlobal {
   http_post_path: string;
   https_post_path: string;
   step1_2_rate_limit_per_minute?: number;
+  https_connection_limit_per_minute?: number;
+  https_connection_limit_burst?: number;
   interface_ext: string;
   interface_int?: string;
   "2fa_config_folder"?: string;
@@ -94,6 +98,8 @@ export const globalSchema: JSONSchemaType<RawGlobal> = {
       pattern: POST_PATH_PATTERN,
     },
     step1_2_rate_limit_per_minute: { type: "integer", minimum: 1, maximum: 100000, nullable: true },
+    https_connection_limit_per_minute: { type: "integer", minimum: 0, maximum: HTTPS_CONNECTION_LIMIT_MAX, nullable: true },
+    https_connection_limit_burst: { type: "integer", minimum: 1, maximum: HTTPS_CONNECTION_LIMIT_MAX, nullable: true },
     interface_ext: iface,
     interface_int: { ...iface, nullable: true },
     "2fa_config_folder": { type: "string", minLength: 1, maxLength: 4096, nullable: true },
@@ -139,6 +145,8 @@ export const KEY_HINTS: Record<string, string> = {
   http_post_path: `a path such as /k-7Hq2x starting with "/", 2-${HTTP_POST_PATH_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ / -`,
   https_post_path: `a path starting with "/", up to ${HTTPS_POST_PATH_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ / -`,
   step1_2_rate_limit_per_minute: "an integer 1-100000 (requests per minute per client address and step)",
+  https_connection_limit_per_minute: `an integer 0-${HTTPS_CONNECTION_LIMIT_MAX} (new connections per minute per client address to the HTTPS knock port; 0 turns the limit off)`,
+  https_connection_limit_burst: `an integer 1-${HTTPS_CONNECTION_LIMIT_MAX} (new connections one address may open at once before https_connection_limit_per_minute applies)`,
   interface_ext: "a network interface name such as eth0 (1-15 characters of A-Z a-z 0-9 _ . -)",
   interface_int: "a network interface name such as eth1 (1-15 characters of A-Z a-z 0-9 _ . -)",
   "2fa_config_folder": "a folder path (relative paths are taken from the config file's folder)",

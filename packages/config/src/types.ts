@@ -41,6 +41,12 @@ export interface GlobalConfig {
   readonly httpPostPath: string;
   readonly httpsPostPath: string;
   readonly rateLimitPerMinute: number;
+  /**
+   * Firewall limit of NEW TCP connections per source address to the (public) HTTPS knock port, for
+   * addresses that passed step 1; over it the SYN is dropped before any TLS work. Undefined: off
+   * (`https_connection_limit_per_minute: 0`).
+   */
+  readonly httpsConnectionLimit: HttpsConnectionLimit | undefined;
   readonly interfaceExt: string;
   readonly interfaceInt: string;
   /** Absolute path. */
@@ -48,6 +54,11 @@ export interface GlobalConfig {
   /** TOTP tokens of this many periods before and after the current one are accepted too. */
   readonly twoFactorSkewPeriods: number;
   readonly healthcheckAppName: string | undefined;
+}
+
+export interface HttpsConnectionLimit {
+  readonly perMinute: number;
+  readonly burst: number;
 }
 
 export interface KnockportConfig {
@@ -85,6 +96,8 @@ export interface PortOverrides {
 export const DEFAULT_HTTP_PORT = 8080;
 export const DEFAULT_HTTPS_PORT = 8443;
 export const DEFAULT_RATE_LIMIT_PER_MINUTE = 5;
+export const DEFAULT_HTTPS_CONNECTION_LIMIT_PER_MINUTE = 60;
+export const DEFAULT_HTTPS_CONNECTION_LIMIT_BURST = 20;
 export const DEFAULT_STEP2_HTTPS_DURATION = 5;
 export const DEFAULT_2FA_SKEW_PERIODS = 1;
 export const DEFAULT_MASQUERADE = true;

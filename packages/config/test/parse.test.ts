@@ -38,6 +38,7 @@ describe("parseConfig: a valid config", () => {
       httpPostPath: "/k-step-one",
       httpsPostPath: "/k-step-two",
       rateLimitPerMinute: 5,
+      httpsConnectionLimit: { perMinute: 60, burst: 20 },
       interfaceExt: "eth0",
       interfaceInt: "eth0",
       twoFactorFolder: resolve("config", "2fa"),
@@ -81,6 +82,8 @@ describe("parseConfig: a valid config", () => {
       withDoc((d) => {
         Object.assign(d.global, {
           step1_2_rate_limit_per_minute: 30,
+          https_connection_limit_per_minute: 12,
+          https_connection_limit_burst: 3,
           interface_int: "eth1",
           "2fa_config_folder": "/etc/knockport/2fa",
           "2fa_skew_periods": 0,
@@ -93,6 +96,7 @@ describe("parseConfig: a valid config", () => {
     expect(c.httpPort).toBe(80);
     expect(c.httpsPort).toBe(443);
     expect(c.global.rateLimitPerMinute).toBe(30);
+    expect(c.global.httpsConnectionLimit).toEqual({ perMinute: 12, burst: 3 });
     expect(c.global.interfaceInt).toBe("eth1");
     expect(c.global.twoFactorFolder).toBe("/etc/knockport/2fa");
     expect(c.global.twoFactorSkewPeriods).toBe(0);
@@ -136,6 +140,8 @@ describe("parseConfig: a valid config", () => {
       withDoc((d) => {
         Object.assign(d.global, {
           step1_2_rate_limit_per_minute: null,
+          https_connection_limit_per_minute: null,
+          https_connection_limit_burst: null,
           interface_int: null,
           "2fa_config_folder": null,
           healthcheck_app_name: null,
@@ -148,7 +154,13 @@ describe("parseConfig: a valid config", () => {
     expect(c.httpPort).toBe(8080);
     expect(c.global.healthcheckAppName).toBeUndefined();
     expect(c.global.rateLimitPerMinute).toBe(5);
+    expect(c.global.httpsConnectionLimit).toEqual({ perMinute: 60, burst: 20 });
     expect(c.apps[1]).toMatchObject({ protocol: "tcp", destination: { kind: "local" }, step2HttpsDurationSeconds: 5 });
+  });
+
+  it("turns the HTTPS connection limit off with https_connection_limit_per_minute: 0 (the burst is then unused)", () => {
+    const c = parse(withDoc((d) => Object.assign(d.global, { https_connection_limit_per_minute: 0, https_connection_limit_burst: 5 })));
+    expect(c.global.httpsConnectionLimit).toBeUndefined();
   });
 
   it("resolves a relative 2fa folder from the config file's folder", () => {
@@ -282,6 +294,26 @@ describe("parseConfig: error messages", () => {
   it.each([
     ["step1_2_rate_limit_per_minute", 0, "must be an integer 1-100000 (requests per minute per client address and step) (got 0)"],
     ["step1_2_rate_limit_per_minute", "5", 'must be an integer 1-100000 (requests per minute per client address and step) (got "5")'],
+    [
+      "https_connection_limit_per_minute",
+      -1,
+      "must be an integer 0-10000 (new connections per minute per client address to the HTTPS knock port; 0 turns the limit off) (got -1)",
+    ],
+    [
+      "https_connection_limit_per_minute",
+      10001,
+      "must be an integer 0-10000 (new connections per minute per client address to the HTTPS knock port; 0 turns the limit off) (got 10001)",
+    ],
+    [
+      "https_connection_limit_burst",
+      0,
+      "must be an integer 1-10000 (new connections one address may open at once before https_connection_limit_per_minute applies) (got 0)",
+    ],
+    [
+      "https_connection_limit_burst",
+      2.5,
+      "must be an integer 1-10000 (new connections one address may open at once before https_connection_limit_per_minute applies) (got 2.5)",
+    ],
     ["interface_ext", "eth 0", 'must be a network interface name such as eth0 (1-15 characters of A-Z a-z 0-9 _ . -) (got "eth 0")'],
     ["interface_ext", "", 'must be a network interface name such as eth0 (1-15 characters of A-Z a-z 0-9 _ . -) (got "")'],
     ["2fa_config_folder", "", `must be a folder path (relative paths are taken from the config file's folder) (got "")`],

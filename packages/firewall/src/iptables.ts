@@ -6,7 +6,7 @@ import type { GrantTarget, SetElement } from "./elements.js";
 import { HTTPS_SET_V4, HTTPS_SET_V6, serviceSetName, setFamily } from "./names.js";
 import { step1Prefix } from "./payload.js";
 import { STEP1_MAX_PACKET_LENGTH, forwardedApps, rulesetSetNames } from "./ruleset.js";
-import { checkComment, checkFamily, checkInterface, checkIp, checkPort, checkProtocol, checkTimeout } from "./validate.js";
+import { checkComment, checkConnectionLimit, checkFamily, checkInterface, checkIp, checkPort, checkProtocol, checkTimeout } from "./validate.js";
 
 // iptables backend: the same model as the nftables table (DESIGN.md §3), in chains of our own that
 // the built-in chains jump to, with ipset `hash:ip` sets whose elements carry a timeout (the kernel
@@ -61,6 +61,15 @@ export function ipsetName(logical: string): string {
   const name = `kp-${app.slice(0, 14)}-${hash}-v${family}`;
   if (name.length > IPSET_NAME_MAX || !IPSET_PATTERN.test(name)) throw new InvalidValueError("ipset name", `${JSON.stringify(name)} is not valid`);
   return name;
+}
+
+/**
+ * The hashlimit table of the HTTPS connection limit (`/proc/net/ipt_hashlimit/kp-https-v4`, ip6t_ for
+ * IPv6): one per family, shared by the rules of every knock interface. Its entries are limiter state,
+ * not leases.
+ */
+export function hashlimitName(family: IpFamily): string {
+  return `kp-https-v${checkFamily(family)}`;
 }
 
 /** True for names of ipsets this backend creates (for cleaning up sets of apps no longer configured). */
@@ -159,6 +168,19 @@ function renderFamily(config: KnockportConfig, family: IpFamily): string {
     ]);
     rule(input, [...http, ...comment(`HTTP knock port ${httpPort}: everything else, so scans learn nothing`), "-j", "DROP"]);
     const https = ["-i", i, "-p", "tcp", "--dport", `${httpsPort}`];
+    const limit = config.global.httpsConnectionLimit;
+    if (limit !== undefined) {
+      // The connection limit, before any TLS work; `! --update-counters` keeps the lease's packet
+      // counter to what the accept below counts.
+      const perMinute = checkConnectionLimit(limit.perMinute, "https_connection_limit_per_minute");
+      const burst = checkConnectionLimit(limit.burst, "https_connection_limit_burst");
+      rule(input, [
+        ...https, "-m", "conntrack", "--ctstate", "NEW", "-m", "set", "--match-set", httpsSet, "src", "!", "--update-counters",
+        "-m", "hashlimit", "--hashlimit-above", `${perMinute}/minute`, "--hashlimit-burst", `${burst}`, "--hashlimit-mode", "srcip",
+        "--hashlimit-name", hashlimitName(family), "--hashlimit-htable-expire", "60000",
+        ...comment(`HTTPS knock port ${httpsPort}: client over ${perMinute} new connections a minute (burst ${burst})`), "-j", "DROP",
+      ]);
+    }
     rule(input, [...https, "-m", "set", "--match-set", httpsSet, "src", ...comment(`HTTPS knock port ${httpsPort}: clients that passed step 1`), "-j", "ACCEPT"]);
     rule(input, [...https, ...comment(`HTTPS knock port ${httpsPort}: everyone else`), "-j", "DROP"]);
   }

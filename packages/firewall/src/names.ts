@@ -30,6 +30,14 @@ export const NFT_CHAINS = {
 export const HTTPS_SET_V4 = "https_v4";
 export const HTTPS_SET_V6 = "https_v6";
 
+/**
+ * Per-address meters of NEW connections to the HTTPS knock port (nftables dynamic sets, filled by the
+ * packet path). Their elements are rate-limiter state, not leases: `setFamily` does not know these
+ * names, so the lease/element walks skip them.
+ */
+export const HTTPS_METER_V4 = "https_meter_v4";
+export const HTTPS_METER_V6 = "https_meter_v6";
+
 export function httpsSetName(family: IpFamily): string {
   return checkFamily(family) === 4 ? HTTPS_SET_V4 : HTTPS_SET_V6;
 }
@@ -127,8 +135,8 @@ export function placedName(placement: NftPlacement, name: string): string {
   return `${checkPlacement(placement).prefix}${name}`;
 }
 
-/** Every set name ours in an admin's table: `knockport_https_v4|6`, `knockport_svc_<app>_v4|6`, the session's `knockport_sync`. */
-const OUR_CUSTOM_SET = /^knockport_(?:(?:https|svc_[A-Za-z0-9][A-Za-z0-9_-]{0,31})_v[46]|sync)$/;
+/** Every set name ours in an admin's table: `knockport_https_v4|6`, `knockport_https_meter_v4|6`, `knockport_svc_<app>_v4|6`, the session's `knockport_sync`. */
+const OUR_CUSTOM_SET = /^knockport_(?:(?:https|https_meter|svc_[A-Za-z0-9][A-Za-z0-9_-]{0,31})_v[46]|sync)$/;
 export function isOurCustomSet(name: string): boolean {
   return OUR_CUSTOM_SET.test(name);
 }

@@ -3,6 +3,8 @@ import { FirewallError, InvalidValueError } from "./errors.js";
 import { renderAddElement, type GrantTarget } from "./elements.js";
 import {
   CUSTOM_JUMP_COMMENT,
+  HTTPS_METER_V4,
+  HTTPS_METER_V6,
   HTTPS_SET_V4,
   HTTPS_SET_V6,
   NFT_CHAINS,
@@ -16,7 +18,7 @@ import {
   type NftPlacement,
 } from "./names.js";
 import { renderPostPathMatch } from "./payload.js";
-import { checkComment, checkHandle, checkInterface, checkIp, checkNftIdentifier, checkPort, checkProtocol } from "./validate.js";
+import { checkComment, checkConnectionLimit, checkHandle, checkInterface, checkIp, checkNftIdentifier, checkPort, checkProtocol } from "./validate.js";
 import { ipFamily, type IpAddress, type IpFamily } from "@knockport/protocol";
 
 /**
@@ -25,6 +27,9 @@ import { ipFamily, type IpAddress, type IpFamily } from "@knockport/protocol";
  * following segment does not start with the path and is dropped.
  */
 export const STEP1_MAX_PACKET_LENGTH = 500;
+
+/** Addresses each HTTPS connection meter tracks at once; when full, a new address is not limited. */
+export const HTTPS_METER_SIZE = 65535;
 
 /** The handshake flags; `== syn` is a pure SYN, `== syn | ack` a pure SYN-ACK. */
 const TCP_FLAGS = "tcp flags & (fin | syn | rst | ack)";
@@ -162,6 +167,20 @@ function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions)
     add(1, "}");
     add(0, "");
   };
+  // The limiter state of one address lives in its meter element; it expires a minute after the
+  // address's last new connection (`update` refreshes the timeout), when its bucket is full again anyway.
+  const meter = (logical: string, type: "ipv4_addr" | "ipv6_addr", text: string): void => {
+    const name = placedName(placement, logical);
+    layout.sets.push(name);
+    add(1, `set ${name} {`);
+    add(2, `type ${type}`);
+    add(2, `size ${HTTPS_METER_SIZE}`);
+    add(2, "flags dynamic,timeout");
+    add(2, "timeout 1m");
+    add(2, comment(text));
+    add(1, "}");
+    add(0, "");
+  };
   // In an admin's table, input / forward (and output when named) are regular chains of ours reached by
   // one jump from the admin's base chain; everything else stays a base chain of ours, in that table.
   const jumpFrom = (logical: string): string | undefined =>
@@ -204,6 +223,13 @@ function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions)
   add(0, "");
   set(HTTPS_SET_V4, "ipv4_addr", `IPv4 clients that passed step 1: may reach HTTPS knock port ${httpsPort}`);
   set(HTTPS_SET_V6, "ipv6_addr", `IPv6 clients that passed step 1: may reach HTTPS knock port ${httpsPort}`);
+  const limit = config.global.httpsConnectionLimit;
+  const perMinute = limit === undefined ? 0 : checkConnectionLimit(limit.perMinute, "https_connection_limit_per_minute");
+  const burst = limit === undefined ? 0 : checkConnectionLimit(limit.burst, "https_connection_limit_burst");
+  if (limit !== undefined) {
+    meter(HTTPS_METER_V4, "ipv4_addr", `IPv4 clients that passed step 1: new connections to HTTPS knock port ${httpsPort}, per address`);
+    meter(HTTPS_METER_V6, "ipv6_addr", `IPv6 clients that passed step 1: new connections to HTTPS knock port ${httpsPort}, per address`);
+  }
   for (const app of apps) {
     const proto = checkProtocol(app.protocol);
     const port = checkPort(app.port, `${app.name}.port`);
@@ -229,6 +255,20 @@ function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions)
       `HTTP knock port ${httpPort}: step-1 knock, a segment starting with POST <http_post_path>`,
     )}`,
     `${iifKnock} ${http} counter drop ${comment(`HTTP knock port ${httpPort}: everything else, so scans learn nothing`)}`,
+    // The connection limit: a knocked address opening connections faster than allowed has its SYN
+    // dropped here, before the server does any TLS work. `ct state new` comes first so only new
+    // connections are looked up (the HTTPS port is conntracked, unlike the stealth HTTP port).
+    ...(limit === undefined
+      ? []
+      : ([
+          ["ip", HTTPS_SET_V4, HTTPS_METER_V4, "IPv4"],
+          ["ip6", HTTPS_SET_V6, HTTPS_METER_V6, "IPv6"],
+        ] as const).map(
+          ([ipKw, leases, meterSet, fam]) =>
+            `${iifKnock} tcp dport ${httpsPort} ct state new ${ipKw} saddr ${setRef(leases)} update ${setRef(meterSet)} { ${ipKw} saddr limit rate over ${perMinute}/minute burst ${burst} packets } counter drop ${comment(
+              `HTTPS knock port ${httpsPort}: ${fam} client over ${perMinute} new connections a minute (burst ${burst})`,
+            )}`,
+        )),
     `${iifKnock} tcp dport ${httpsPort} ip saddr ${setRef(HTTPS_SET_V4)} counter accept ${comment(
       `HTTPS knock port ${httpsPort}: IPv4 clients that passed step 1`,
     )}`,

@@ -1,5 +1,5 @@
 import { APP_NAME_PATTERN, parseIpAddress, type IpAddress, type IpFamily } from "@knockport/protocol";
-import { HTTP_POST_PATH_MAX_LENGTH, INTERFACE_PATTERN, MAX_DURATION_SECONDS, POST_PATH_PATTERN } from "@knockport/config";
+import { HTTP_POST_PATH_MAX_LENGTH, HTTPS_CONNECTION_LIMIT_MAX, INTERFACE_PATTERN, MAX_DURATION_SECONDS, POST_PATH_PATTERN } from "@knockport/config";
 import { InvalidValueError } from "./errors.js";
 
 // Cheap re-checks of everything that is interpolated into nft text. The config loader and the RPC
@@ -72,6 +72,14 @@ export function checkTimeout(seconds: unknown): number {
     throw new InvalidValueError("timeout", `${shown(seconds)} is not an integer number of seconds 1-${MAX_DURATION_SECONDS}`);
   }
   return seconds;
+}
+
+/** A rate or burst of the HTTPS connection limit (interpolated into nft text and iptables arguments). */
+export function checkConnectionLimit(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > HTTPS_CONNECTION_LIMIT_MAX) {
+    throw new InvalidValueError(what, `${shown(value)} is not an integer 1-${HTTPS_CONNECTION_LIMIT_MAX}`);
+  }
+  return value;
 }
 
 export function checkComment(text: string): string {

@@ -69,13 +69,15 @@ describe("custom tables and chains (--nftables-table-filter)", () => {
     expect(layout.chains).toEqual([
       { name: "knockport_raw_prerouting", rules: 1 },
       { name: "knockport_raw_output", rules: 1 },
-      { name: "knockport_input", rules: 7 + 2 * 3 },
+      { name: "knockport_input", rules: 7 + 2 + 2 * 3 },
       { name: "knockport_output", rules: 2 },
     ]);
     expect(layout.jumps).toEqual([{ from: "input", to: "knockport_input" }]);
     expect(layout.sets).toEqual([
       "knockport_https_v4",
       "knockport_https_v6",
+      "knockport_https_meter_v4",
+      "knockport_https_meter_v6",
       "knockport_svc_openvpn_v4",
       "knockport_svc_openvpn_v6",
       "knockport_svc_ssh-admin_v4",

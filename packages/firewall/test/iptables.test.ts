@@ -55,6 +55,25 @@ describe("iptables rendering", () => {
     expect(r.v6).not.toContain("MASQUERADE");
   });
 
+  it("limits new HTTPS connections per knocked address with hashlimit before the accept, without counting them on the lease; none when the limit is 0", () => {
+    const r = renderIptablesRuleset(makeConfig({ global: { https_connection_limit_per_minute: 7, https_connection_limit_burst: 3 } }));
+    for (const [family, text] of [[4, r.v4], [6, r.v6]] as const) {
+      const lines = text.split("\n");
+      const limit = lines.findIndex((l) => l.includes("-m hashlimit"));
+      const accept = lines.findIndex((l) => l.includes(`--dport 8443 -m set --match-set kp-https-v${family} src -m comment`));
+      expect(limit).toBeGreaterThan(-1);
+      expect(accept).toBe(limit + 1);
+      expect(lines[limit]).toContain(
+        `--dport 8443 -m conntrack --ctstate NEW -m set --match-set kp-https-v${family} src ! --update-counters -m hashlimit --hashlimit-above 7/minute --hashlimit-burst 3 --hashlimit-mode srcip --hashlimit-name kp-https-v${family} `,
+      );
+      expect(lines[limit]).toMatch(/-j DROP$/);
+    }
+    const off = renderIptablesRuleset(makeConfig({ global: { https_connection_limit_per_minute: 0 } }));
+    expect(off.v4 + off.v6).not.toContain("hashlimit");
+    // no ipset for the limiter: its state lives in the hashlimit table
+    expect(r.ipset).not.toMatch(/meter|hashlimit/);
+  });
+
   it("puts a comment on every rule", () => {
     for (const text of [renderIptablesRuleset(forwardConfig()).v4, renderIptablesRuleset(forwardConfig()).v6]) {
       const rules = text.split("\n").filter((l) => l.startsWith("-A "));

@@ -5,6 +5,7 @@ import {
   InvalidValueError,
   NFT_TABLE_FAMILY,
   NFT_TABLE_NAME,
+  nftLayout,
   renderNftRemoveTable,
   renderNftRuleset,
   rulesetSetNames,
@@ -49,7 +50,8 @@ describe("renderNftRuleset", () => {
   it("puts a comment on every rule and a counter on every accept/drop", () => {
     const text = renderNftRuleset(makeConfig());
     const rules = text.split("\n").filter((l) => /\b(accept|drop|notrack)\b/.test(l) && !l.includes("policy"));
-    expect(rules.length).toBe(4 + 3 + 2 * 3 + 2 + 2);
+    // + 2: the HTTPS connection limit (one drop per family)
+    expect(rules.length).toBe(4 + 3 + 2 + 2 * 3 + 2 + 2);
     for (const r of rules) {
       expect(r).toMatch(/ comment "[^"]+"$/);
       if (!r.includes("notrack")) expect(r).toMatch(/ counter (accept|drop) comment /);
@@ -90,6 +92,25 @@ describe("renderNftRuleset", () => {
     expect(text).not.toContain("@svc_fwd1_v4 counter accept");
   });
 
+  it("limits new HTTPS connections per knocked address with a meter per family, before the accepts; none when the limit is 0", () => {
+    const text = renderNftRuleset(makeConfig({ global: { https_connection_limit_per_minute: 7, https_connection_limit_burst: 3 } }));
+    const lines = text.split("\n").map((l) => l.trim());
+    const v4Limit = lines.findIndex((l) => l.includes("update @https_meter_v4 { ip saddr limit rate over 7/minute burst 3 packets } counter drop"));
+    const v6Limit = lines.findIndex((l) => l.includes("update @https_meter_v6 { ip6 saddr limit rate over 7/minute burst 3 packets } counter drop"));
+    const v4Accept = lines.findIndex((l) => l.includes("tcp dport 8443 ip saddr @https_v4 counter accept"));
+    expect(v4Limit).toBeGreaterThan(-1);
+    expect(v6Limit).toBeGreaterThan(v4Limit);
+    expect(v4Accept).toBeGreaterThan(v6Limit);
+    // only new connections of addresses that passed step 1 are metered
+    expect(lines[v4Limit]).toMatch(/tcp dport 8443 ct state new ip saddr @https_v4 update/);
+    expect(text).toContain("set https_meter_v6 {\n\t\ttype ipv6_addr\n\t\tsize 65535\n\t\tflags dynamic,timeout\n\t\ttimeout 1m\n");
+    const off = renderNftRuleset(makeConfig({ global: { https_connection_limit_per_minute: 0 } }));
+    expect(off).not.toMatch(/meter|limit rate/);
+    expect(nftLayout(makeConfig({ global: { https_connection_limit_per_minute: 0 } })).sets).not.toContain("https_meter_v4");
+    // meters hold no leases: lease elements may not be re-added to them
+    expect(rulesetSetNames(makeConfig())).not.toContain("https_meter_v4");
+  });
+
   it("renders no NAT or forward chain without forwarded apps", () => {
     const text = renderNftRuleset(makeConfig());
     expect(text).not.toMatch(/nat_prerouting|hook forward|masquerade/);
@@ -105,6 +126,12 @@ describe("renderNftRuleset", () => {
     const cases: KnockportConfig[] = [
       tamper((c) => {
         c.global = { ...good.global, interfaceExt: 'eth0" accept #' };
+      }),
+      tamper((c) => {
+        c.global = { ...good.global, httpsConnectionLimit: { perMinute: "60/second; drop", burst: 20 } };
+      }),
+      tamper((c) => {
+        c.global = { ...good.global, httpsConnectionLimit: { perMinute: 60, burst: 0 } };
       }),
       tamper((c) => {
         c.global = { ...good.global, httpPostPath: "/a b" };
