@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // Load generator for `pnpm bench`, run inside a network namespace. Reads a JSON job on stdin:
-//   { url, body, rate (requests/s, 0 = as fast as possible), concurrency, seconds, insecure }
+//   { url, body, rate (requests/s, 0 = as fast as possible), concurrency, seconds, insecure, connectTimeoutMs }
 // Sends POST requests (a new connection each, as knock clients do) for `seconds`, at most
-// `rate` per second, then prints { sent, answered: {status: count}, errors, seconds } as JSON.
+// `rate` per second, then prints { sent, answered: {status: count}, dropped, errors, seconds } as JSON.
+// `dropped`: attempts whose TCP connection was not established within connectTimeoutMs (default 5000):
+// in a namespace the kernel answers a SYN in well under a millisecond, so that is the firewall dropping
+// the SYN; the attacker gives up and tries again rather than waiting for SYN retransmits.
 import http from "node:http";
 import https from "node:https";
 import { readJsonStdin } from "../../packages/testbed/tools/knock-client.mjs";
@@ -16,6 +19,8 @@ const rate = Math.max(job.rate ?? 0, 0);
 const answered = {};
 let sent = 0;
 let errors = 0;
+let dropped = 0;
+const connectTimeoutMs = Math.min(Math.max(job.connectTimeoutMs ?? 5000, 10), 5000);
 const start = Date.now();
 const endAt = start + seconds * 1000;
 
@@ -33,9 +38,19 @@ function one() {
         res.on("end", resolve);
       },
     );
+    let notConnected = false;
+    req.on("socket", (socket) => {
+      const timer = setTimeout(() => {
+        notConnected = true;
+        req.destroy(new Error("connect timeout"));
+      }, connectTimeoutMs);
+      socket.once("connect", () => clearTimeout(timer));
+      socket.once("close", () => clearTimeout(timer));
+    });
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", () => {
-      errors += 1;
+      if (notConnected) dropped += 1;
+      else errors += 1;
       resolve();
     });
     req.end(job.body);
@@ -58,4 +73,4 @@ async function worker(index) {
 }
 
 await Promise.all(Array.from({ length: concurrency }, (_, i) => worker(i)));
-process.stdout.write(`${JSON.stringify({ sent, answered, errors, seconds: (Date.now() - start) / 1000 })}\n`);
+process.stdout.write(`${JSON.stringify({ sent, answered, dropped, errors, seconds: (Date.now() - start) / 1000 })}\n`);

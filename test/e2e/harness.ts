@@ -47,6 +47,12 @@ export interface HarnessOptions {
   duration: number;
   step2HttpsDuration: number;
   rateLimitPerMinute: number;
+  /**
+   * global.https_connection_limit_per_minute / _burst. Default 10000 / 10000: the suites knock and
+   * probe the HTTPS port from one address many times a minute (as the server's rate limit, the limit is
+   * set out of the way); https-limit.test.ts tests the limit itself.
+   */
+  httpsConnectionLimit?: { perMinute: number; burst: number };
   httpPathLength?: number;
   /** Also build the `lan` host behind srv's int0 (forwarded apps); interface_int is then int0. */
   withLan?: boolean;
@@ -173,6 +179,7 @@ export class Harness {
       step2HttpsDuration: this.opts.step2HttpsDuration,
       httpPathLength: this.opts.httpPathLength ?? 40,
       rateLimitPerMinute: this.opts.rateLimitPerMinute,
+      httpsConnectionLimit: this.opts.httpsConnectionLimit ?? { perMinute: 10_000, burst: 10_000 },
       keyPairs: 2,
     });
     if (this.topo.intInterface !== undefined) this.cfg = { ...this.cfg, interfaceInt: this.topo.intInterface };

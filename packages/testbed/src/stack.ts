@@ -33,6 +33,8 @@ export interface ConfigSpec {
   readonly httpPostPath: string;
   readonly httpsPostPath: string;
   readonly rateLimitPerMinute: number;
+  /** global.https_connection_limit_per_minute / _burst (not written when absent: KnockPort's defaults, 60 / 20). */
+  readonly httpsConnectionLimit?: { readonly perMinute: number; readonly burst: number };
   readonly interfaceExt: string;
   /** global.interface_int (default: not written, so interface_ext). */
   readonly interfaceInt?: string;
@@ -67,6 +69,12 @@ export function renderConfigYaml(spec: ConfigSpec): string {
     `  http_post_path: ${q(spec.httpPostPath)}`,
     `  https_post_path: ${q(spec.httpsPostPath)}`,
     `  step1_2_rate_limit_per_minute: ${spec.rateLimitPerMinute}`,
+    ...(spec.httpsConnectionLimit !== undefined
+      ? [
+          `  https_connection_limit_per_minute: ${spec.httpsConnectionLimit.perMinute}`,
+          `  https_connection_limit_burst: ${spec.httpsConnectionLimit.burst}`,
+        ]
+      : []),
     `  interface_ext: ${q(spec.interfaceExt)}`,
     ...(spec.interfaceInt !== undefined ? [`  interface_int: ${q(spec.interfaceInt)}`] : []),
     `  http_port: ${spec.httpPort}`,
@@ -102,6 +110,8 @@ export interface ExampleConfigOptions {
   /** Length of http_post_path (default 40; at most 64). */
   httpPathLength?: number;
   rateLimitPerMinute?: number;
+  /** Default: not written (KnockPort's defaults). */
+  httpsConnectionLimit?: { perMinute: number; burst: number };
   httpPort?: number;
   httpsPort?: number;
   /** Key pairs per app (default 2). */
@@ -125,6 +135,7 @@ export function exampleConfig(opts: ExampleConfigOptions): ConfigSpec {
     httpPostPath: randomPath("/k1-", opts.httpPathLength ?? 40),
     httpsPostPath: randomPath("/k2-", 32),
     rateLimitPerMinute: opts.rateLimitPerMinute ?? 1000,
+    ...(opts.httpsConnectionLimit !== undefined ? { httpsConnectionLimit: opts.httpsConnectionLimit } : {}),
     interfaceExt: opts.interfaceExt,
     httpPort: opts.httpPort ?? 8080,
     httpsPort: opts.httpsPort ?? 8443,

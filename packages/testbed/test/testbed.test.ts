@@ -66,7 +66,7 @@ describe("config", () => {
   });
 
   it("renders YAML the real config loader accepts, with the values it was given", () => {
-    const spec = exampleConfig({ interfaceExt: "ext0", duration: 3, step2HttpsDuration: 4, httpPathLength: 64, rateLimitPerMinute: 7 });
+    const spec = exampleConfig({ interfaceExt: "ext0", duration: 3, step2HttpsDuration: 4, httpPathLength: 64, rateLimitPerMinute: 7, httpsConnectionLimit: { perMinute: 9, burst: 2 } });
     const dir = mkdtempSync(join(tmpdir(), "kp-testbed-unit-"));
     try {
       const file = join(dir, "config.yaml");
@@ -76,6 +76,9 @@ describe("config", () => {
       expect(cfg.global.httpPostPath).toHaveLength(64);
       expect(cfg.global.httpsPostPath).toBe(spec.httpsPostPath);
       expect(cfg.global.rateLimitPerMinute).toBe(7);
+      expect(cfg.global.httpsConnectionLimit).toEqual({ perMinute: 9, burst: 2 });
+      // not given: not written, so KnockPort's defaults apply
+      expect(renderConfigYaml(exampleConfig({ interfaceExt: "ext0" }))).not.toContain("https_connection_limit");
       expect(cfg.global.interfaceExt).toBe("ext0");
       expect([cfg.httpPort, cfg.httpsPort]).toEqual([8080, 8443]);
       expect(cfg.apps.map((a) => [a.name, a.protocol, a.port, a.durationSeconds, a.step2HttpsDurationSeconds])).toEqual([
