@@ -180,6 +180,8 @@ describe.each(e2eFirewalls())("knockport end to end (%s): faults on the real ker
       const r = await h.topo.exec("srv", file, args, { timeoutMs: 10_000 });
       if (r.exitCode !== 0) throw new Error(`${file} ${args.join(" ")}: ${r.stderr}`);
     };
+    // Right after a walk: the control probes below then run a whole interval before the next one repairs the edits.
+    await h.stack.nextReconcile();
     if (firewall === "nftables" || firewall === "vyos") {
       await run("/usr/sbin/nft", ["add", "element", "inet", "knockport", "svc_ssh_v4", `{ ${cli2} timeout 1h }`]);
       await run("/usr/sbin/nft", ["delete", "element", "inet", "knockport", "svc_ssh_v4", `{ ${cli} }`]);

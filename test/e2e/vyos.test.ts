@@ -102,6 +102,8 @@ describe("knockport end to end (vyos, simulated): bootstrap, knocks through VyOS
     const cli = h.ip("cli", 4);
     const cli2 = h.ip("cli2", 4);
     const edits = "add element inet knockport svc_ssh_v4 { " + cli2 + " timeout 1h }\ndelete element inet knockport svc_ssh_v4 { " + cli + " }\n";
+    // Right after a walk: the control probes below then run a whole interval before the next one repairs the edits.
+    await h.stack.nextReconcile();
     const r = await h.topo.exec("srv", "nft", ["-f", "-"], { input: edits });
     expect(r.exitCode, r.stderr).toBe(0);
     const changed = Date.now();

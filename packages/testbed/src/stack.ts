@@ -2,6 +2,7 @@ import { randomBytes, randomInt } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { HelperClient } from "@knockport/helper-client";
 import type { ManagedProcess } from "./process.js";
 import { startEchoServer } from "./probe.js";
 import { firewallFlags, type FirewallKind } from "./firewall-state.js";
@@ -198,6 +199,11 @@ export interface KnockportStack {
   runHelperOnce(extra: readonly string[]): Promise<ExecResult>;
   /** `knockport status --socket ... --json`, parsed. */
   status(): Promise<StatusLease[]>;
+  /**
+   * Resolves right after the helper's next element walk (its `stats` reconciliations count goes up), so a
+   * test can change the kernel by hand knowing a whole self-heal interval lies before the walk after it.
+   */
+  nextReconcile(timeoutMs?: number): Promise<void>;
   /** Stops server, helper and echo service and removes the directory. Never throws. */
   stop(): Promise<void>;
 }
@@ -381,6 +387,21 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       helperArgv,
       cli,
       runHelperOnce: (extra) => topo.exec("srv", node, [...helperArgv, ...extra], { timeoutMs: 30_000 }),
+      nextReconcile: async (timeoutMs = 15_000) => {
+        const client = new HelperClient({ socketPath, timeoutMs: 3000 });
+        try {
+          const before = (await client.call("stats", {})).reconciliations;
+          const deadline = Date.now() + timeoutMs;
+          // 20 ms steps: the edit that follows should come as close to the walk as it can.
+          while (Date.now() < deadline) {
+            if ((await client.call("stats", {})).reconciliations > before) return;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          throw new Error(`the helper ran no element walk within ${timeoutMs} ms`);
+        } finally {
+          client.close();
+        }
+      },
       status: async () => {
         const res = await cli(["status", "--socket", socketPath, "--json"]);
         if (res.exitCode !== 0) throw new Error(`knockport status failed (exit ${String(res.exitCode)}): ${res.stdout}${res.stderr}`);
