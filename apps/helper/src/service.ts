@@ -324,17 +324,8 @@ export class HelperService {
 
   /** The `stats` method: counts since this helper started. */
   stats(): StatsResult {
-    const c = this.counts;
-    return {
-      startedAt: new Date(c.startedAtMs).toISOString(),
-      leasesRestored: c.leasesRestored,
-      reinstalls: c.reinstalls,
-      reconciliations: c.reconciliations,
-      elementsAdded: c.elementsAdded,
-      elementsRetimed: c.elementsRetimed,
-      elementsRemoved: c.elementsRemoved,
-      selfHealFailures: c.selfHealFailures,
-    };
+    const { startedAtMs, ...counts } = this.counts;
+    return { startedAt: new Date(startedAtMs).toISOString(), ...counts };
   }
 
   startExpirySweep(intervalMs = 1000): void {
