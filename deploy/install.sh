@@ -9,7 +9,7 @@
 #                                       node_modules, example config, README, deploy/), replaced as a whole
 #   /etc/systemd/system/knockport-helper.service, knockport-server.service, knockport.timer
 #   /usr/lib/sysusers.d/knockport.conf  the knockport user and group (systemd-sysusers, else useradd)
-#   /usr/lib/tmpfiles.d/knockport.conf  /etc/knockport, /etc/knockport/tls, /run/knockport
+#   /usr/lib/tmpfiles.d/knockport.conf  /etc/knockport, /etc/knockport/tls, /etc/knockport/2fa, /run/knockport
 #   /etc/knockport/config.yaml          copied from the example only if absent, never overwritten
 #   /etc/knockport/tls/knockport.{pem,key}  a self-signed test certificate only if absent (knockport gen-cert)
 #   systemctl daemon-reload; enable knockport-helper + knockport-server (or, with --vyos, only knockport.timer)
@@ -187,9 +187,10 @@ GROUP=root
 if [ -z "$PREFIX" ] && getent group knockport >/dev/null; then GROUP=knockport; fi
 
 # 4. /etc/knockport: config from the example if absent (never overwritten), test certificate if absent.
-mkdir -p "$ETC/tls"
-chmod 0750 "$ETC" "$ETC/tls"
-if [ -z "$PREFIX" ]; then chgrp "$GROUP" "$ETC" "$ETC/tls"; fi
+# 2fa: TOTP secrets (knockport setup-2fa), root-owned so the server's group reads but never writes them.
+mkdir -p "$ETC/tls" "$ETC/2fa"
+chmod 0750 "$ETC" "$ETC/tls" "$ETC/2fa"
+if [ -z "$PREFIX" ]; then chown root:"$GROUP" "$ETC" "$ETC/tls" "$ETC/2fa"; fi
 if [ -e "$ETC/config.yaml" ]; then
   say "kept $ETC/config.yaml"
 else

@@ -53,6 +53,8 @@ describe.skipIf(!BUILT)("deploy/install.sh --prefix", { timeout: 120_000 }, () =
     expect(readFileSync(at("usr/lib/tmpfiles.d/knockport.conf"), "utf8")).toMatch(/^d \/etc\/knockport /m);
     expect(readFileSync(at("etc/knockport/config.yaml"), "utf8")).toBe(readFileSync(join(ROOT, "config/config.example.yaml"), "utf8"));
     expect(mode(at("etc/knockport"))).toBe("750");
+    expect(mode(at("etc/knockport/2fa")), "2FA secrets: the server's group reads, never writes").toBe("750");
+    expect(readFileSync(at("usr/lib/tmpfiles.d/knockport.conf"), "utf8")).toMatch(/^d \/etc\/knockport\/2fa +0750 root knockport -$/m);
     expect(mode(at("etc/knockport/config.yaml"))).toBe("640");
     expect(mode(at("etc/knockport/tls/knockport.key"))).toBe("640");
     const cert = new X509Certificate(readFileSync(at("etc/knockport/tls/knockport.pem")));

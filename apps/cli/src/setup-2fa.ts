@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { makeDirs, writeFileDurably } from "@knockport/durable-file";
+import { checkPrivateDir, makeDirs, writeFileDurably } from "@knockport/durable-file";
 import { Secret, TOTP } from "otpauth";
 import QRCode from "qrcode";
 import qrcodeTerminal from "qrcode-terminal";
@@ -27,9 +27,10 @@ Turns on 2FA (TOTP) for one step-1 key: from then on a knock with that key needs
       --force            replace an existing 2FA file (the old authenticator entry stops working)
       --no-qr            do not print the terminal QR code
 
-Writes <2fa_config_folder>/<id>.json (the secret, mode 0600) and <id>_qr.png next to it, where <id>
-is the first 32 hex digits of HMAC-SHA256(key "knockport-2fa-file-v1", message ACCESS_KEY_HTTP) so
-no file name reveals the key. Prints the otpauth:// URI and a QR code to scan. Delete the .json
+Writes <2fa_config_folder>/<id>.json (the secret) and <id>_qr.png next to it, mode 0600, or 0640
+in a root:knockport 0750 folder (the server's group reads them; the folder must not be writable by
+it), where <id> is the first 32 hex digits of HMAC-SHA256(key "knockport-2fa-file-v1", message
+ACCESS_KEY_HTTP) so no file name reveals the key. Prints the otpauth:// URI and a QR code to scan. Delete the .json
 file to turn 2FA off again for that key (no restart needed).
 `;
 
@@ -107,18 +108,22 @@ export async function setupTwoFactor(opts: SetupTwoFactorOptions): Promise<Setup
       `${folder} (2fa_config_folder of ${config.file}): cannot create it (${(err as NodeJS.ErrnoException).code}); create it or run as a user who may`,
     );
   }
-  const st = statSync(folder);
+  let st = statSync(folder);
   if (!st.isDirectory()) throw new UsageError(`${folder} (2fa_config_folder): is not a folder; fix 2fa_config_folder in ${config.file}`);
-  if ((st.mode & 0o077) !== 0) {
-    try {
-      chmodSync(folder, 0o700);
-      opts.out(`note: ${folder} was accessible to other users; its mode is now 0700`);
-    } catch {
-      opts.out(`warning: ${folder} is accessible to other users; make it mode 0700 (chmod 700 ${folder})`);
-    }
+  try {
+    // The server only reads the secrets: the folder belongs to root (or whoever runs this), never to the server's user.
+    checkPrivateDir(folder, { label: `2fa_config_folder`, fix: `chown root:knockport ${folder} && chmod 0750 ${folder}` });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
-  // Run as root: the files belong to the folder's owner (the server's user reads them).
-  const owner = process.getuid?.() === 0 ? { uid: st.uid, gid: st.gid } : undefined;
+  if ((st.mode & 0o007) !== 0) {
+    chmodSync(folder, st.mode & 0o770);
+    opts.out(`note: ${folder} was readable by every user; it is now mode ${(st.mode & 0o770).toString(8).padStart(4, "0")}`);
+    st = statSync(folder);
+  }
+  // A group-readable folder (root:knockport 0750) shares the secrets with its group (the server), no one else.
+  const mode = (st.mode & 0o050) === 0o050 ? 0o640 : 0o600;
+  const owner = process.getuid?.() === 0 ? { uid: 0, gid: st.gid } : undefined;
 
   const id = twoFactorFileId(opts.accessKey);
   const jsonFile = join(folder, `${id}.json`);
@@ -139,15 +144,16 @@ export async function setupTwoFactor(opts: SetupTwoFactorOptions): Promise<Setup
   };
   const png = await QRCode.toBuffer(uri, { type: "png", errorCorrectionLevel: "M", margin: 4, scale: 6 });
   // PNG first: the JSON switches 2FA on, so it appears only once everything else is in place
-  writeFileDurably(pngFile, png, { owner });
-  writeFileDurably(jsonFile, `${JSON.stringify(content, null, 2)}\n`, { owner });
+  writeFileDurably(pngFile, png, { mode, owner });
+  writeFileDurably(jsonFile, `${JSON.stringify(content, null, 2)}\n`, { mode, owner });
 
   const out = opts.out;
   out(`2FA is on for a step-1 key of app "${app}" (${config.file}).`);
-  out(`  secret file: ${jsonFile} (mode 0600${owner ? `, owner ${owner.uid}:${owner.gid} like the folder` : ""})`);
+  const modeText = mode.toString(8).padStart(4, "0");
+  out(`  secret file: ${jsonFile} (mode ${modeText}${owner ? `, owner root, group ${owner.gid} like the folder` : ""})`);
   out(`  QR code:     ${pngFile}`);
-  if (owner !== undefined && owner.uid === 0) {
-    out(`  note: ${folder} belongs to root; the server's user must read it: chown -R knockport: ${folder}`);
+  if (mode === 0o600 && owner !== undefined) {
+    out(`  note: the server's user cannot read ${folder}; give it to the server's group: chown root:knockport ${folder} && chmod 0750 ${folder} && chgrp knockport ${folder}/* && chmod 0640 ${folder}/*`);
   }
   if (existsSync(join(folder, `${opts.accessKey}.json`))) {
     out(`  note: a file under the original's naming (<access_key>.json) also exists for this key; the new file wins, delete the old one`);

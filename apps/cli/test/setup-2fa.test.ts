@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TOTP, URI } from "otpauth";
@@ -97,5 +97,49 @@ describe("knockport setup-2fa", () => {
     expect(() => parseInterval("0")).toThrow(/-i\/--interval/);
     expect(() => parseInterval("3601")).toThrow(/-i\/--interval/);
     expect(() => parseInterval("3x")).toThrow(/-i\/--interval/);
+  });
+});
+
+describe("knockport setup-2fa: the folder's owner and mode", () => {
+  const folderOf = () => join(dir, "secrets/2fa");
+
+  it("refuses a folder the server's group (or anyone) may write, naming the fix", async () => {
+    mkdirSync(folderOf(), { recursive: true, mode: 0o700 });
+    chmodSync(folderOf(), 0o770);
+    await expect(run()).rejects.toThrow(
+      new RegExp(`2fa_config_folder ${folderOf()}: writable by its group .*mode 0770.*chown root:knockport ${folderOf()} && chmod 0750`),
+    );
+    expect(readdirSync(folderOf())).toEqual([]);
+  });
+
+  it.runIf(process.geteuid?.() === 0)("refuses a folder owned by the server's user (it could rewrite the secrets)", async () => {
+    mkdirSync(folderOf(), { recursive: true, mode: 0o700 });
+    chownSync(folderOf(), 65534, 65534);
+    await expect(run()).rejects.toThrow(/2fa_config_folder .*: owned by another user \(owner uid 65534/);
+    expect(readdirSync(folderOf())).toEqual([]);
+  });
+
+  it.runIf(process.geteuid?.() === 0)("in a root:<group> 0750 folder the files are root:<group> 0640 (the server reads them, cannot write)", async () => {
+    mkdirSync(folderOf(), { recursive: true, mode: 0o700 });
+    chownSync(folderOf(), 0, 65534);
+    chmodSync(folderOf(), 0o750);
+    const r = await run();
+    for (const f of [r.jsonFile, r.pngFile]) {
+      const st = statSync(f);
+      expect([st.mode & 0o777, st.uid, st.gid]).toEqual([0o640, 0, 65534]);
+    }
+    expect(statSync(folderOf()).mode & 0o777).toBe(0o750);
+  });
+
+  it.runIf(process.geteuid?.() === 0)("a link planted at a 2FA file's name is replaced, its target neither written nor chowned", async () => {
+    mkdirSync(folderOf(), { recursive: true, mode: 0o700 });
+    chownSync(folderOf(), 0, 65534);
+    chmodSync(folderOf(), 0o750);
+    const victim = join(dir, "victim");
+    writeFileSync(victim, "keep", { mode: 0o600 });
+    symlinkSync(victim, join(folderOf(), `${twoFactorFileId(HTTP_KEY)}_qr.png`));
+    await run();
+    const st = statSync(victim);
+    expect([readFileSync(victim, "utf8"), st.uid, st.gid, st.mode & 0o777]).toEqual(["keep", 0, 0, 0o600]);
   });
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
-import { fsyncDir, writeFileDurably } from "@knockport/durable-file";
+import { closeSync, constants, fsyncSync, mkdirSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { checkPrivateDir, fsyncDir, openNoFollow, writeFileDurably } from "@knockport/durable-file";
 import { join } from "node:path";
 import { parseIpAddress, type IpAddress, type KnockStep } from "@knockport/protocol";
 
@@ -154,6 +154,11 @@ export class LeaseJournal {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const st = statSync(this.dir);
     if (!st.isDirectory()) throw new JournalError(`--state-dir ${this.dir} is not a directory`);
+    try {
+      checkPrivateDir(this.dir, { label: "--state-dir" });
+    } catch (err) {
+      throw new JournalError((err as Error).message);
+    }
   }
 
   /** Unreadable or malformed journals yield no leases (fail closed) plus a reason to log. */
@@ -261,7 +266,8 @@ export class LeaseJournal {
     }
     try {
       this.snapshotNeeded = true;
-      const fd = openSync(this.logFile, header !== "" ? "w" : "a", 0o600);
+      const { O_WRONLY, O_CREAT, O_TRUNC, O_APPEND } = constants;
+      const fd = openNoFollow(this.logFile, O_WRONLY | O_CREAT | (header !== "" ? O_TRUNC : O_APPEND), 0o600);
       try {
         writeSync(fd, header + lines);
         fsyncSync(fd);

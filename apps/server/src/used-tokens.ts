@@ -1,5 +1,5 @@
 import { chmodSync, readFileSync, statSync } from "node:fs";
-import { makeDirs, writeFileDurably } from "@knockport/durable-file";
+import { checkPrivateDir, makeDirs, writeFileDurably } from "@knockport/durable-file";
 import { join } from "node:path";
 
 
@@ -103,8 +103,9 @@ export class FileUsedTokenStore implements UsedTokenStore {
     try {
       if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
     } catch {
-      /* not ours to change; the file itself is still 0600 */
+      /* not ours to change: checkPrivateDir decides whether it is safe */
     }
+    checkPrivateDir(dir, { label: "--state-dir" });
     let text: string | undefined;
     try {
       text = readFileSync(this.file, "utf8");

@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { HOTP, Secret } from "otpauth";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -170,6 +170,12 @@ describe("TwoFactor with a fixed clock", () => {
     const nested = new FileUsedTokenStore(join(dir.path, "a", "b", "state"));
     expect(nested.forgottenAt).toBeUndefined();
     expect(statSync(join(dir.path, "a", "b", "state")).mode & 0o777).toBe(0o700);
+  });
+
+  it.runIf(process.geteuid?.() === 0)("refuses a state folder owned by another user (it could plant links where the server writes)", () => {
+    mkdirSync(stateDir, { mode: 0o700 });
+    chownSync(stateDir, 65534, 65534);
+    expect(() => new FileUsedTokenStore(stateDir)).toThrow(new RegExp(`--state-dir ${stateDir}: owned by another user \\(owner uid 65534`));
   });
 
   it("fails closed when the store cannot record a token", () => {
