@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { chownSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DAEMON_NODE_OPTIONS, UsageError, type WafFlags } from "@knockport/config";
+import { refuseSharedSocketGroup, serverSetprivArgs } from "./socket-group.js";
 
 export interface RunOptions {
   repoRoot: string;
@@ -49,11 +50,13 @@ export function defaultServerUser(): string {
 /**
  * `knockport run`: the original's one-command start. The helper runs as root; the server is
  * started through setpriv as an unprivileged user that keeps only CAP_NET_BIND_SERVICE (for
- * ports below 1024). Either process ending stops the other.
+ * ports below 1024), with no_new_privs. The user's group owns the helper socket, so it must be
+ * the server's alone. Either process ending stops the other.
  */
 export async function runBoth(opts: RunOptions): Promise<number> {
   if (process.getuid?.() !== 0) throw new UsageError("knockport run must be started as root (the helper changes the firewall)");
   const account = lookupUser(opts.user);
+  refuseSharedSocketGroup(account, readFileSync("/etc/passwd", "utf8"), readFileSync("/etc/group", "utf8"));
   // The server's own state (spent 2FA codes) next to the helper's: /var/lib/knockport-server by default.
   const serverStateDir = join(dirname(opts.stateDir), "knockport-server");
   mkdirSync(serverStateDir, { recursive: true, mode: 0o700 });
@@ -84,11 +87,7 @@ export async function runBoth(opts: RunOptions): Promise<number> {
   const server = spawn(
     "setpriv",
     [
-      `--reuid=${account.uid}`,
-      `--regid=${account.gid}`,
-      "--clear-groups",
-      "--inh-caps=-all,+net_bind_service",
-      "--ambient-caps=-all,+net_bind_service",
+      ...serverSetprivArgs(account),
       "--",
       process.execPath,
       ...DAEMON_NODE_OPTIONS,
