@@ -6,7 +6,7 @@
 //   whatever a process inside the group sends, only configured apps can open (firewall unchanged).
 // Runs once per firewall backend.
 import { createHmac } from "node:crypto";
-import { chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -139,7 +139,8 @@ describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the
     openvpn = h.openvpn;
     const folder = join(h.stack.dir, "2fa"); // the config's default 2fa_config_folder
     mkdirSync(folder, { mode: 0o700 });
-    chownSync(folder, 65534, gidOf(SERVER_GROUP));
+    chownSync(folder, 0, gidOf(SERVER_GROUP)); // root:<server group> 0750: the server reads, never writes
+    chmodSync(folder, 0o750);
     const key = openvpn.accessKeysHttp[1] ?? "";
     const setup = await h.topo.exec("srv", process.execPath, [join(REPO_ROOT, "bin/knockport"), "setup-2fa", "-c", h.stack.configPath, "--no-qr"], {
       env: { KNOCKPORT_HTTP_KEY: key },

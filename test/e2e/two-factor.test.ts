@@ -71,10 +71,11 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
     ssh = h.ssh;
     openvpn = h.openvpn;
     twoFaKey = ssh.accessKeysHttp[0] ?? "";
-    // The 2FA folder (config default: "2fa" next to the config), owned by the server's user.
+    // The 2FA folder (config default: "2fa" next to the config), root:<server group> 0750: the server reads, never writes.
     const folder = join(h.stack.dir, "2fa");
     mkdirSync(folder, { mode: 0o700 });
-    chownSync(folder, NOBODY, NOGROUP);
+    chownSync(folder, 0, NOGROUP);
+    chmodSync(folder, 0o750);
     // The key travels in the environment, not on the command line.
     const setup = await cli("srv", ["setup-2fa", "-c", h.stack.configPath, "--no-qr"], { KNOCKPORT_HTTP_KEY: twoFaKey });
     expect(setup.exitCode, show(setup)).toBe(0);
@@ -85,7 +86,7 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
     expect(files.some((f) => /^[0-9a-f]{32}_qr\.png$/.test(f)), files.join(", ")).toBe(true);
     if (json === undefined) throw new Error(`no 2FA file in ${files.join(", ")}`);
     const st = statSync(join(folder, json));
-    expect({ mode: st.mode & 0o777, uid: st.uid }).toEqual({ mode: 0o600, uid: NOBODY });
+    expect({ mode: st.mode & 0o777, uid: st.uid, gid: st.gid }).toEqual({ mode: 0o640, uid: 0, gid: NOGROUP });
     secret = JSON.parse(readFileSync(join(folder, json), "utf8")) as { secret: string; interval: number };
   });
   afterAll(async () => {
