@@ -4,7 +4,7 @@ import Fastify, { LogController, type FastifyHttpsOptions, type FastifyInstance,
 import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
 import type { KnockportConfig } from "@knockport/config";
-import { parseIpAddress, type KnockStep } from "@knockport/protocol";
+import { ipv6NetworkKey, parseIpAddress, type KnockStep } from "@knockport/protocol";
 import type { HelperClient } from "@knockport/helper-client";
 import type { Logger } from "pino";
 import { KeyChecker } from "./keys.js";
@@ -154,7 +154,11 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
     global: true,
     max: context.config.global.rateLimitPerMinute,
     timeWindow: 60_000,
-    keyGenerator: (request) => (request.knockClient?.ok === true ? request.knockClient.ip : undefined) ?? parseIpAddress(request.ip) ?? request.ip,
+    // IPv6: one budget per prefix (a subscriber's /64 holds 2^64 addresses); IPv4: per address.
+    keyGenerator: (request) => {
+      const ip = (request.knockClient?.ok === true ? request.knockClient.ip : undefined) ?? parseIpAddress(request.ip);
+      return ip === undefined ? request.ip : ipv6NetworkKey(ip, context.config.global.rateLimitIpv6Prefix);
+    },
     errorResponseBuilder: (_request, info) => ({ statusCode: 429, message: `limit ${info.max} per minute` }),
     addHeadersOnExceeding: { "x-ratelimit-limit": false, "x-ratelimit-remaining": false, "x-ratelimit-reset": false },
     addHeaders: { "x-ratelimit-limit": false, "x-ratelimit-remaining": false, "x-ratelimit-reset": false, "retry-after": true },

@@ -264,6 +264,44 @@ describe("rate limit", () => {
   });
 });
 
+describe("rate limit for IPv6: one budget per /64 by default", () => {
+  const valid = { app: "openvpn", access_key: KEYS.openvpnHttp[0] };
+
+  it("two addresses of one /64 share the budget; the next /64 has its own", async () => {
+    const h = await harness({ global: { step1_2_rate_limit_per_minute: 2 } });
+    try {
+      expect((await step1Knock(h, valid, "2001:db8:1:2::1")).status).toBe(200);
+      expect((await step1Knock(h, valid, "2001:db8:1:2:ffff:ffff:ffff:fffe")).status).toBe(200);
+      expect((await step1Knock(h, valid, "2001:db8:1:2:abcd::7")).status, "a third address of the same /64").toBe(429);
+      expect((await step1Knock(h, valid, "2001:db8:1:3::1")).status, "the neighbouring /64").toBe(200);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("rate_limit_ipv6_prefix: 128 limits each address on its own; 48 groups a whole /48", async () => {
+    const per128 = await harness({ global: { step1_2_rate_limit_per_minute: 1, rate_limit_ipv6_prefix: 128 } });
+    try {
+      expect((await step1Knock(per128, valid, "2001:db8:1:2::1")).status).toBe(200);
+      expect((await step1Knock(per128, valid, "2001:db8:1:2::2")).status).toBe(200);
+      expect((await step1Knock(per128, valid, "2001:db8:1:2::2")).status).toBe(429);
+    } finally {
+      await per128.close();
+    }
+    const per48 = await harness({ global: { step1_2_rate_limit_per_minute: 1, rate_limit_ipv6_prefix: 48 } });
+    try {
+      expect((await step1Knock(per48, valid, "2001:db8:1:2::1")).status).toBe(200);
+      expect((await step1Knock(per48, valid, "2001:db8:1:ff00::1")).status).toBe(429);
+      expect((await step1Knock(per48, valid, "2001:db8:2::1")).status).toBe(200);
+      // IPv4 stays per address
+      expect((await step1Knock(per48, valid, "198.51.100.1")).status).toBe(200);
+      expect((await step1Knock(per48, valid, "198.51.100.2")).status).toBe(200);
+    } finally {
+      await per48.close();
+    }
+  });
+});
+
 describe("logs", () => {
   it("never contain an access key, a token or the HTTPS path", async () => {
     const lines: string[] = [];

@@ -11,6 +11,7 @@ import {
   DEFAULT_HTTP_PORT,
   DEFAULT_HTTPS_PORT,
   DEFAULT_RATE_LIMIT_PER_MINUTE,
+  DEFAULT_RATE_LIMIT_IPV6_PREFIX,
   DEFAULT_HTTPS_CONNECTION_LIMIT_BURST,
   DEFAULT_HTTPS_CONNECTION_LIMIT_PER_MINUTE,
   DEFAULT_STEP2_HTTPS_DURATION,
@@ -489,6 +490,7 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
       httpPostPath: vg.http_post_path,
       httpsPostPath: vg.https_post_path,
       rateLimitPerMinute: vg.step1_2_rate_limit_per_minute ?? DEFAULT_RATE_LIMIT_PER_MINUTE,
+      rateLimitIpv6Prefix: vg.rate_limit_ipv6_prefix ?? DEFAULT_RATE_LIMIT_IPV6_PREFIX,
       httpsConnectionLimit:
         httpsPerMinute === 0 ? undefined : { perMinute: httpsPerMinute, burst: vg.https_connection_limit_burst ?? DEFAULT_HTTPS_CONNECTION_LIMIT_BURST },
       interfaceExt: vg.interface_ext,

@@ -2,6 +2,7 @@ import type { JSONSchemaType } from "ajv";
 import { APP_NAME_PATTERN } from "@knockport/protocol";
 import { HOOK_MAX_ARG_LENGTH, HOOK_MAX_ARGS } from "./hooks.js";
 import { WAF_TRUSTED_IPS_MAX } from "./waf.js";
+import { RATE_LIMIT_IPV6_PREFIX_MIN } from "./types.js";
 
 export const ACCESS_KEY_MIN_LENGTH = 10;
 export const ACCESS_KEY_MAX_LENGTH = 128;
@@ -30,6 +31,7 @@ export interface RawGlobal {
   http_post_path: string;
   https_post_path: string;
   step1_2_rate_limit_per_minute?: number;
+  rate_limit_ipv6_prefix?: number;
   https_connection_limit_per_minute?: number;
   https_connection_limit_burst?: number;
   interface_ext: string;
@@ -98,6 +100,7 @@ export const globalSchema: JSONSchemaType<RawGlobal> = {
       pattern: POST_PATH_PATTERN,
     },
     step1_2_rate_limit_per_minute: { type: "integer", minimum: 1, maximum: 100000, nullable: true },
+    rate_limit_ipv6_prefix: { type: "integer", minimum: RATE_LIMIT_IPV6_PREFIX_MIN, maximum: 128, nullable: true },
     https_connection_limit_per_minute: { type: "integer", minimum: 0, maximum: HTTPS_CONNECTION_LIMIT_MAX, nullable: true },
     https_connection_limit_burst: { type: "integer", minimum: 1, maximum: HTTPS_CONNECTION_LIMIT_MAX, nullable: true },
     interface_ext: iface,
@@ -145,6 +148,7 @@ export const KEY_HINTS: Record<string, string> = {
   http_post_path: `a path such as /k-7Hq2x starting with "/", 2-${HTTP_POST_PATH_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ / -`,
   https_post_path: `a path starting with "/", up to ${HTTPS_POST_PATH_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ / -`,
   step1_2_rate_limit_per_minute: "an integer 1-100000 (requests per minute per client address and step)",
+  rate_limit_ipv6_prefix: `an integer ${RATE_LIMIT_IPV6_PREFIX_MIN}-128 (IPv6 clients share one rate limit per prefix of this length; 128: per address)`,
   https_connection_limit_per_minute: `an integer 0-${HTTPS_CONNECTION_LIMIT_MAX} (new connections per minute per client address to the HTTPS knock port; 0 turns the limit off)`,
   https_connection_limit_burst: `an integer 1-${HTTPS_CONNECTION_LIMIT_MAX} (new connections one address may open at once before https_connection_limit_per_minute applies)`,
   interface_ext: "a network interface name such as eth0 (1-15 characters of A-Z a-z 0-9 _ . -)",

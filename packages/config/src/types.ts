@@ -41,6 +41,8 @@ export interface GlobalConfig {
   readonly httpPostPath: string;
   readonly httpsPostPath: string;
   readonly rateLimitPerMinute: number;
+  /** IPv6 clients are rate limited per prefix of this length (IPv4: per address). */
+  readonly rateLimitIpv6Prefix: number;
   /**
    * Firewall limit of NEW TCP connections per source address to the (public) HTTPS knock port, for
    * addresses that passed step 1; over it the SYN is dropped before any TLS work. Undefined: off
@@ -96,6 +98,10 @@ export interface PortOverrides {
 export const DEFAULT_HTTP_PORT = 8080;
 export const DEFAULT_HTTPS_PORT = 8443;
 export const DEFAULT_RATE_LIMIT_PER_MINUTE = 5;
+/** One IPv6 subscriber usually holds a whole /64: keyed per address, it would have 2^64 rate limits. */
+export const DEFAULT_RATE_LIMIT_IPV6_PREFIX = 64;
+/** Shorter prefixes would let one busy network throttle unrelated subscribers. */
+export const RATE_LIMIT_IPV6_PREFIX_MIN = 32;
 export const DEFAULT_HTTPS_CONNECTION_LIMIT_PER_MINUTE = 60;
 export const DEFAULT_HTTPS_CONNECTION_LIMIT_BURST = 20;
 export const DEFAULT_STEP2_HTTPS_DURATION = 5;

@@ -38,6 +38,7 @@ describe("parseConfig: a valid config", () => {
       httpPostPath: "/k-step-one",
       httpsPostPath: "/k-step-two",
       rateLimitPerMinute: 5,
+      rateLimitIpv6Prefix: 64,
       httpsConnectionLimit: { perMinute: 60, burst: 20 },
       interfaceExt: "eth0",
       interfaceInt: "eth0",
@@ -82,6 +83,7 @@ describe("parseConfig: a valid config", () => {
       withDoc((d) => {
         Object.assign(d.global, {
           step1_2_rate_limit_per_minute: 30,
+          rate_limit_ipv6_prefix: 56,
           https_connection_limit_per_minute: 12,
           https_connection_limit_burst: 3,
           interface_int: "eth1",
@@ -96,6 +98,7 @@ describe("parseConfig: a valid config", () => {
     expect(c.httpPort).toBe(80);
     expect(c.httpsPort).toBe(443);
     expect(c.global.rateLimitPerMinute).toBe(30);
+    expect(c.global.rateLimitIpv6Prefix).toBe(56);
     expect(c.global.httpsConnectionLimit).toEqual({ perMinute: 12, burst: 3 });
     expect(c.global.interfaceInt).toBe("eth1");
     expect(c.global.twoFactorFolder).toBe("/etc/knockport/2fa");
@@ -140,6 +143,7 @@ describe("parseConfig: a valid config", () => {
       withDoc((d) => {
         Object.assign(d.global, {
           step1_2_rate_limit_per_minute: null,
+          rate_limit_ipv6_prefix: null,
           https_connection_limit_per_minute: null,
           https_connection_limit_burst: null,
           interface_int: null,
@@ -154,6 +158,7 @@ describe("parseConfig: a valid config", () => {
     expect(c.httpPort).toBe(8080);
     expect(c.global.healthcheckAppName).toBeUndefined();
     expect(c.global.rateLimitPerMinute).toBe(5);
+    expect(c.global.rateLimitIpv6Prefix).toBe(64);
     expect(c.global.httpsConnectionLimit).toEqual({ perMinute: 60, burst: 20 });
     expect(c.apps[1]).toMatchObject({ protocol: "tcp", destination: { kind: "local" }, step2HttpsDurationSeconds: 5 });
   });
@@ -294,6 +299,9 @@ describe("parseConfig: error messages", () => {
   it.each([
     ["step1_2_rate_limit_per_minute", 0, "must be an integer 1-100000 (requests per minute per client address and step) (got 0)"],
     ["step1_2_rate_limit_per_minute", "5", 'must be an integer 1-100000 (requests per minute per client address and step) (got "5")'],
+    ["rate_limit_ipv6_prefix", 31, "must be an integer 32-128 (IPv6 clients share one rate limit per prefix of this length; 128: per address) (got 31)"],
+    ["rate_limit_ipv6_prefix", 129, "must be an integer 32-128 (IPv6 clients share one rate limit per prefix of this length; 128: per address) (got 129)"],
+    ["rate_limit_ipv6_prefix", 64.5, "must be an integer 32-128 (IPv6 clients share one rate limit per prefix of this length; 128: per address) (got 64.5)"],
     [
       "https_connection_limit_per_minute",
       -1,

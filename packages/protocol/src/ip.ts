@@ -103,3 +103,17 @@ export function parseIpAddress(text: string): IpAddress | undefined {
 export function ipFamily(ip: IpAddress): IpFamily {
   return ip.includes(":") ? 6 : 4;
 }
+
+/**
+ * The network of `ip` as "<first address>/<bits>" for IPv6 (the address itself for IPv4 or bits
+ * 128): a key for limits that must not give each address of one subscriber's prefix its own budget.
+ */
+export function ipv6NetworkKey(ip: IpAddress, bits: number): string {
+  if (ipFamily(ip) === 4 || bits >= 128) return ip;
+  const hextets = ipv6Hextets(ip);
+  const masked = hextets.map((g, i) => {
+    const keep = Math.min(Math.max(bits - i * 16, 0), 16);
+    return keep === 0 ? 0 : g & (0xffff << (16 - keep)) & 0xffff;
+  });
+  return `${formatIpv6(masked)}/${bits}`;
+}
