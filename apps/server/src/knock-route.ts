@@ -88,7 +88,9 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
         await helper.call("open", { step: 1, app: appName, ip });
       } catch (err) {
         step1.forget(appName, ip);
-        if (secondFactor === "ok") twoFactor.release(accessKey, token);
+        // The code is given back only when the helper surely opened nothing; after a timeout or a
+        // dropped connection the grant may have landed, so the code stays spent.
+        if (secondFactor === "ok" && helperSurelyRefused(err)) twoFactor.release(accessKey, token);
         request.log.error({ event: "helper.failed", step, err: describeHelperError(err) }, "helper could not open the HTTPS port");
         return answer(request, reply, "helper-failed", appName, ip);
       }
@@ -109,6 +111,11 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
     }
     return answer(request, reply, "ok", appName, ip);
   });
+}
+
+/** The helper answered an error, or the request never reached it. */
+function helperSurelyRefused(err: unknown): boolean {
+  return err instanceof HelperCallError && (err.code === "HELPER_REJECTED" || !err.requestSent);
 }
 
 function describeHelperError(err: unknown): string {

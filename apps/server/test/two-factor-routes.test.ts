@@ -91,12 +91,27 @@ describe("step 1 with 2FA, across a server restart", () => {
     expect(await step1(lenient.app, code(clock.t, -1))).toBe(200);
   });
 
-  it("a code whose knock failed at the helper (500) can be used again, and then only once", async () => {
+  it.each([
+    ["the helper refused (HELPER_REJECTED)", new HelperCallError("HELPER_REJECTED", "refused", "STATE_FAILED", -32010)],
+    ["the request never reached it (no connection)", new HelperCallError("HELPER_UNREACHABLE", "down", undefined, undefined, false)],
+  ])("a code whose knock surely opened nothing (%s, 500) can be used again, and then only once", async (_why, failure) => {
     const { app, helper } = await server();
-    helper.failNext(new HelperCallError("HELPER_UNREACHABLE", "down"));
+    helper.failNext(failure);
     expect(await step1(app, code(clock.t))).toBe(500);
     expect(await step1(app, code(clock.t))).toBe(200);
     expect(await step1(app, code(clock.t))).toBe(403);
+  });
+
+  it.each([
+    ["a timeout", new HelperCallError("HELPER_TIMEOUT", "slow")],
+    ["a connection dropped after sending", new HelperCallError("HELPER_UNREACHABLE", "closed", undefined, undefined, true)],
+    ["a garbled answer", new HelperCallError("HELPER_PROTOCOL", "bad frame")],
+  ])("after %s (500) the grant may have landed: the code stays spent", async (_why, failure) => {
+    const { app, helper } = await server();
+    helper.failNext(failure);
+    expect(await step1(app, code(clock.t))).toBe(500);
+    expect(await step1(app, code(clock.t))).toBe(403);
+    expect(await step1(app, code(clock.t, +1))).toBe(200);
   });
 });
 

@@ -26,6 +26,12 @@ export class HelperCallError extends Error {
     /** Set for HELPER_REJECTED: the named error from the method table, if the code maps to one. */
     readonly helperError?: HelperErrorName,
     readonly rpcCode?: number,
+    /**
+     * False only when the request was never written to the helper (no connection): then, like
+     * HELPER_REJECTED, nothing was done. A timeout or a dropped connection after sending leaves it
+     * unknown whether the helper acted.
+     */
+    readonly requestSent: boolean = true,
   ) {
     super(message);
     this.name = "HelperCallError";
@@ -43,6 +49,7 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: HelperCallError) => void;
   timer: NodeJS.Timeout;
+  sent: boolean;
 }
 
 const resultValidators = compileResultValidators();
@@ -68,13 +75,17 @@ export class HelperClient {
     const id = this.nextId++;
     return new Promise<ResultOf<M>>((resolve, reject) => {
       const timer = setTimeout(() => {
+        const sent = this.pending.get(id)?.sent ?? true;
         this.pending.delete(id);
-        reject(new HelperCallError("HELPER_TIMEOUT", `helper did not answer ${method} within ${this.timeoutMs} ms`));
+        reject(new HelperCallError("HELPER_TIMEOUT", `helper did not answer ${method} within ${this.timeoutMs} ms`, undefined, undefined, sent));
       }, this.timeoutMs);
-      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject, timer });
+      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject, timer, sent: false });
       this.connect()
         .then((socket) => {
-          if (this.pending.has(id)) socket.write(encodeFrame({ jsonrpc: "2.0", id, method, params }));
+          const p = this.pending.get(id);
+          if (p === undefined) return;
+          p.sent = true;
+          socket.write(encodeFrame({ jsonrpc: "2.0", id, method, params }));
         })
         .catch((err: HelperCallError) => this.settle(id, err));
     });
@@ -92,8 +103,13 @@ export class HelperClient {
     if (!p) return;
     this.pending.delete(id);
     clearTimeout(p.timer);
-    if (outcome instanceof HelperCallError) p.reject(outcome);
-    else p.resolve(outcome.result);
+    if (outcome instanceof HelperCallError) {
+      p.reject(
+        p.sent === outcome.requestSent
+          ? outcome
+          : new HelperCallError(outcome.code, outcome.message, outcome.helperError, outcome.rpcCode, p.sent),
+      );
+    } else p.resolve(outcome.result);
   }
 
   private failAll(err: HelperCallError): void {

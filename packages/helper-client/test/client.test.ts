@@ -187,6 +187,7 @@ describe("HelperClient", () => {
     const err = await callError(makeClient().call("hello", {}));
     expect(err.code).toBe("HELPER_UNREACHABLE");
     expect(err.message).toContain(path);
+    expect(err.requestSent, "nothing was written: the helper cannot have acted").toBe(false);
   });
 
   it("answers HELPER_TIMEOUT when the helper does not answer, and ignores a late answer", async () => {
@@ -199,6 +200,7 @@ describe("HelperClient", () => {
     const started = Date.now();
     const err = await callError(c.call("hello", {}));
     expect(err.code).toBe("HELPER_TIMEOUT");
+    expect(err.requestSent, "the helper got the request and may have acted").toBe(true);
     expect(Date.now() - started).toBeLessThan(1000);
     // the late answer for the timed-out call must not be taken for the next call's answer
     helper.behaviour = () => undefined;
@@ -222,6 +224,7 @@ describe("HelperClient", () => {
     const c = makeClient();
     const err = await callError(c.call("hello", {}));
     expect(err.code).toBe("HELPER_UNREACHABLE");
+    expect(err.requestSent, "dropped after the request arrived: the helper may have acted").toBe(true);
     drop = false;
     expect(await c.call("hello", {})).toEqual(HELLO);
     expect(helper.connections).toBe(2);
