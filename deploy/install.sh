@@ -8,7 +8,8 @@
 #   /opt/knockport                      a copy of the built workspace (bin/, apps/*/dist, packages/*/dist,
 #                                       node_modules, example config, README, deploy/), replaced as a whole
 #   /etc/systemd/system/knockport-helper.service, knockport-server.service, knockport.timer
-#   /usr/lib/sysusers.d/knockport.conf  the knockport user and group (systemd-sysusers, else useradd)
+#   /usr/lib/sysusers.d/knockport.conf  the knockport user and group, and the helper's own user
+#                                       knockport-helper (systemd-sysusers, else useradd)
 #   /usr/lib/tmpfiles.d/knockport.conf  /etc/knockport, /etc/knockport/tls, /etc/knockport/2fa, /run/knockport
 #   /etc/knockport/config.yaml          copied from the example only if absent, never overwritten
 #   /etc/knockport/tls/knockport.{pem,key}  a self-signed test certificate only if absent (knockport gen-cert)
@@ -180,6 +181,9 @@ if [ "$SYSTEMCTL" -eq 1 ]; then
   fi
   if ! getent passwd knockport >/dev/null; then
     useradd --system --gid knockport --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin knockport
+  fi
+  if ! getent passwd knockport-helper >/dev/null; then
+    useradd --system --gid knockport --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin knockport-helper
   fi
 fi
 # Group of /etc/knockport: knockport when it exists on this system (not in a staging root).

@@ -50,6 +50,7 @@ describe.skipIf(!BUILT)("deploy/install.sh --prefix", { timeout: 120_000 }, () =
       expect(mode(at(`etc/systemd/system/${u}`))).toBe("644");
     }
     expect(readFileSync(at("usr/lib/sysusers.d/knockport.conf"), "utf8")).toMatch(/^u knockport /m);
+    expect(readFileSync(at("usr/lib/sysusers.d/knockport.conf"), "utf8"), "the helper's own sudo/capability user").toMatch(/^u knockport-helper /m);
     expect(readFileSync(at("usr/lib/tmpfiles.d/knockport.conf"), "utf8")).toMatch(/^d \/etc\/knockport /m);
     expect(readFileSync(at("etc/knockport/config.yaml"), "utf8")).toBe(readFileSync(join(ROOT, "config/config.example.yaml"), "utf8"));
     expect(mode(at("etc/knockport"))).toBe("750");

@@ -4,6 +4,8 @@ import { UsageError } from "@knockport/config";
 const SHARED_GROUP_NAMES = new Set(["nogroup", "nobody", "nfsnobody"]);
 /** The overflow id (nobody/nogroup) on every Linux distribution. */
 const OVERFLOW_ID = 65534;
+/** The helper's own user (deploy/sysusers.d) is in the server's group to own the socket: the helper itself. */
+const HELPER_USER = "knockport-helper";
 
 export interface ServerAccount {
   uid: number;
@@ -29,12 +31,12 @@ export function sharedSocketGroup(account: ServerAccount, passwd: string, group:
   const others = passwd
     .split("\n")
     .map((l) => l.split(":"))
-    .filter((f) => f.length >= 4 && f[0] !== account.name && Number(f[3]) === account.gid)
+    .filter((f) => f.length >= 4 && f[0] !== account.name && f[0] !== HELPER_USER && Number(f[3]) === account.gid)
     .map((f) => f[0]);
   const members = (entry?.[3] ?? "")
     .split(",")
     .map((m) => m.trim())
-    .filter((m) => m !== "" && m !== account.name);
+    .filter((m) => m !== "" && m !== account.name && m !== HELPER_USER);
   const sharers = [...new Set([...others, ...members])];
   if (sharers.length > 0) return `group ${name} (gid ${account.gid}) is shared with ${sharers.slice(0, 5).join(", ")}${sharers.length > 5 ? ", ..." : ""}`;
   return undefined;

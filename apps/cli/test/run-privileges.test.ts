@@ -25,9 +25,10 @@ describe("knockport run: the helper socket's group", () => {
     expect(sharedSocketGroup({ name: "www", uid: 991, gid: 991 }, PASSWD, GROUP)).toMatch(/shared with alice, www2/);
   });
 
-  it("accepts the server's own group", () => {
-    const passwd = PASSWD.replace(/^backup:.*$/m, "");
+  it("accepts the server's own group, also with the helper's own user knockport-helper in it", () => {
+    const passwd = PASSWD.replace(/^backup:.*$/m, "knockport-helper:x:992:990::/nonexistent:/usr/sbin/nologin");
     expect(sharedSocketGroup({ name: "knockport", uid: 990, gid: 990 }, passwd, GROUP)).toBeUndefined();
+    expect(sharedSocketGroup({ name: "knockport", uid: 990, gid: 990 }, passwd, GROUP.replace("knockport:x:990:", "knockport:x:990:knockport-helper"))).toBeUndefined();
   });
 
   it.runIf(process.geteuid?.() === 0)("runBoth with --user nobody stops before starting anything, naming useradd", async () => {

@@ -61,7 +61,8 @@ ${WAF_FLAGS_USAGE}
                             CAP_NET_ADMIN systemd unit is the safer choice)
       --sudo-path PATH      absolute path of sudo (default /usr/bin/sudo)
       --print-sudoers       print the sudoers file allowing exactly this backend's commands, exit
-      --sudo-user USER      user named in --print-sudoers output (default knockport)
+      --sudo-user USER      user named in --print-sudoers output (default knockport-helper; never
+                            the server's user knockport)
       --log-level LEVEL     fatal, error, warn, info (default), debug
 
 Custom nftables table and chains (nftables only; for a host whose own ruleset must keep control):
@@ -98,7 +99,7 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
         "use-sudo": { type: "boolean", default: false },
         "sudo-path": { type: "string", default: "/usr/bin/sudo" },
         "print-sudoers": { type: "boolean", default: false },
-        "sudo-user": { type: "string", default: "knockport" },
+        "sudo-user": { type: "string", default: "knockport-helper" },
         "nftables-table-filter": { type: "string" },
         "nftables-chain-input": { type: "string" },
         "nftables-chain-forward": { type: "string" },
@@ -130,7 +131,7 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
     throw new UsageError(`--sudo-path: must be an absolute path such as /usr/bin/sudo (got "${sudoPath.slice(0, 80)}")`);
   }
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(v["sudo-user"])) {
-    throw new UsageError(`--sudo-user: must be a user name such as knockport (got "${v["sudo-user"].slice(0, 40)}")`);
+    throw new UsageError(`--sudo-user: must be a user name such as knockport-helper (got "${v["sudo-user"].slice(0, 40)}")`);
   }
   const customChains = parseCustomChains(v, type);
   return {

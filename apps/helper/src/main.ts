@@ -1,4 +1,5 @@
 import { pino } from "pino";
+import { readFileSync } from "node:fs";
 import { ConfigError, UsageError, loadConfig } from "@knockport/config";
 import { createDispatcher } from "@knockport/protocol";
 import { HELPER_USAGE, parseHelperArgs } from "./args.js";
@@ -10,7 +11,7 @@ import { revokeAllLeases } from "./shutdown.js";
 import { nftPlacement, renderIptablesDryRun, renderNftRuleset } from "@knockport/firewall";
 import { IptablesBackend, locateIptables, uninstallIptables } from "./iptables.js";
 import type { FirewallBackend } from "./backend.js";
-import { DIRECT, sudoPrivilege } from "./privilege.js";
+import { DIRECT, refuseSudoAsServerUser, sudoPrivilege } from "./privilege.js";
 import { VyosBackend, VyosBootstrapNeededError, locateVbash } from "./vyos.js";
 import { renderSudoers, sudoCommands } from "./sudoers.js";
 import { ForwardingDisabledError, checkForwarding } from "./forwarding.js";
@@ -38,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const log = pino({ name: "knockport-helper", level: options.logLevel });
+  if (options.useSudo) refuseSudoAsServerUser(process.geteuid?.() ?? 0, readFileSync("/etc/passwd", "utf8"));
   const privilege = options.useSudo ? sudoPrivilege(options.sudoPath) : DIRECT;
   const placement = nftPlacement(options.customChains);
   if (options.printSudoers) {

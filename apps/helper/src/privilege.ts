@@ -1,3 +1,5 @@
+import { UsageError } from "@knockport/config";
+
 /**
  * How the helper runs firewall binaries: directly (root, or a unit with CAP_NET_ADMIN), or through
  * `sudo -n` (`--use-sudo`, the helper as an ordinary user). Always an absolute program path and an
@@ -26,4 +28,26 @@ export function privilegeHint(p: Privilege, stderr: string): string {
     return p.viaSudo ? "; check the sudoers entry for the helper's user" : "; the helper needs root or CAP_NET_ADMIN (or --use-sudo)";
   }
   return "";
+}
+
+/** The internet-facing server's user (deploy/sysusers.d). */
+export const SERVER_USER = "knockport";
+/** The helper's own user for --use-sudo and the capability unit. */
+export const HELPER_SUDO_USER = "knockport-helper";
+
+/**
+ * Refuses --use-sudo when the helper runs as the server's user: sudo would then give the
+ * internet-facing process `nft -f -`, which can read any file (`include`) and owns the firewall.
+ * `passwd` is the text of /etc/passwd.
+ */
+export function refuseSudoAsServerUser(uid: number, passwd: string): void {
+  const name = passwd
+    .split("\n")
+    .map((l) => l.split(":"))
+    .find((f) => f.length >= 3 && Number(f[2]) === uid)?.[0];
+  if (name !== SERVER_USER) return;
+  throw new UsageError(
+    `--use-sudo: the helper runs as ${SERVER_USER}, the server's user; sudo would give the internet-facing server the firewall. ` +
+      `Run the helper as its own user ${HELPER_SUDO_USER} (deploy/sysusers.d, deploy/sudoers/knockport) or as root`,
+  );
 }

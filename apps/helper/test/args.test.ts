@@ -40,7 +40,7 @@ describe("parseHelperArgs: vyos", () => {
 
 describe("parseHelperArgs: --use-sudo", () => {
   it("defaults to no sudo, /usr/bin/sudo and user knockport", () => {
-    expect(parse()).toMatchObject({ useSudo: false, sudoPath: "/usr/bin/sudo", printSudoers: false, sudoUser: "knockport" });
+    expect(parse()).toMatchObject({ useSudo: false, sudoPath: "/usr/bin/sudo", printSudoers: false, sudoUser: "knockport-helper" });
     expect(parse("--use-sudo", "--sudo-path", "/usr/local/bin/sudo")).toMatchObject({ useSudo: true, sudoPath: "/usr/local/bin/sudo" });
   });
   it("--print-sudoers needs no config", () => {

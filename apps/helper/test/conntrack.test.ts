@@ -79,7 +79,7 @@ describe("conntrack arguments and lookup", () => {
     expect(v4?.test(`${conntrackDeleteArgs({ protocol: "udp", port: 1194 as never }, IP).join(" ")} -F`)).toBe(false);
     expect(v4?.test("-F")).toBe(false);
     // sudoers escaping of ":" in the IPv6 class
-    expect(renderSudoers("knockport", cmds, "nftables")).toContain("/usr/sbin/conntrack ^-D -f ipv6 -p udp --orig-port-dst 1194 --orig-src [0-9a-f\\:]+$");
+    expect(renderSudoers("knockport-helper", cmds, "nftables")).toContain("/usr/sbin/conntrack ^-D -f ipv6 -p udp --orig-port-dst 1194 --orig-src [0-9a-f\\:]+$");
     expect(sudoCommands({ type: "nftables", nft: "/usr/sbin/nft" }, config({ vpn: { close_established: false } }), "/usr/sbin/conntrack").flat()).not.toContain("/usr/sbin/conntrack");
   });
 });

@@ -2,7 +2,7 @@ import { nftPlacement } from "@knockport/firewall";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "@knockport/config";
-import { DIRECT, sudoPrivilege } from "../src/privilege.js";
+import { DIRECT, refuseSudoAsServerUser, sudoPrivilege } from "../src/privilege.js";
 import { renderSudoers, sudoCommands } from "../src/sudoers.js";
 
 const BIN = {
@@ -19,9 +19,9 @@ describe("sudo", () => {
     expect(DIRECT.wrap("/usr/sbin/nft", ["-f", "-"])).toEqual({ file: "/usr/sbin/nft", args: ["-f", "-"] });
   });
 
-  it("the shipped deploy/sudoers/knockport is the generated nftables file", () => {
+  it("the shipped deploy/sudoers/knockport is the generated nftables file, for the helper's own user", () => {
     const shipped = readFileSync(new URL("../../../deploy/sudoers/knockport", import.meta.url), "utf8");
-    expect(shipped).toBe(renderSudoers("knockport", sudoCommands({ type: "nftables", nft: "/usr/sbin/nft" }, undefined), "nftables"));
+    expect(shipped).toBe(renderSudoers("knockport-helper", sudoCommands({ type: "nftables", nft: "/usr/sbin/nft" }, undefined), "nftables"));
     expect(shipped).toContain("    /usr/sbin/nft -f -, \\\n    /usr/sbin/nft list table inet knockport, \\\n    /usr/sbin/nft -t list table inet knockport\n");
     expect(shipped).not.toMatch(/\*/); // no wildcard anywhere
   });
@@ -31,11 +31,48 @@ describe("sudo", () => {
       { global: { http_post_path: "/k-abcdefgh", https_post_path: "/k2-abcdefgh", interface_ext: "eth0" }, ssh: { port: 22, access_key_http: ["k1-abcdefghij"], access_key_https: ["k2-abcdefghij"], duration: 60 } },
       "c.yaml",
     );
-    const text = renderSudoers("knockport", sudoCommands({ type: "iptables", bin: BIN }, config), "iptables");
+    const text = renderSudoers("knockport-helper", sudoCommands({ type: "iptables", bin: BIN }, config), "iptables");
     expect(text).toContain("/usr/sbin/iptables-legacy -w 5 -t filter -I INPUT 1 -m comment --comment KnockPort\\: jump to its own chain -j KNOCKPORT-INPUT");
     expect(text).toMatch(/\/usr\/sbin\/ipset destroy kp-ssh-[0-9a-f]{8}-v6/);
     expect(text).not.toMatch(/\*/);
     expect(() => renderSudoers("root ALL=(ALL) ALL #", [], "x")).toThrow(/--sudo-user/);
+  });
+});
+
+describe("sudoers never grants the server's user anything", () => {
+  /** Users a sudoers text gives something to: `Defaults:USER` and `USER HOST = ...` lines. */
+  const grantees = (text: string): string[] =>
+    text
+      .split("\n")
+      .filter((l) => !l.startsWith("#") && !l.startsWith(" ") && l.trim() !== "" && !l.startsWith("Cmnd_Alias"))
+      .map((l) => (l.startsWith("Defaults:") ? l.slice("Defaults:".length).split(/\s/)[0] ?? "" : l.split(/\s/)[0] ?? ""));
+
+  it("the shipped file and every rendered backend name only knockport-helper", () => {
+    const shipped = readFileSync(new URL("../../../deploy/sudoers/knockport", import.meta.url), "utf8");
+    expect(grantees(shipped)).toEqual(["knockport-helper", "knockport-helper"]);
+    for (const backend of [{ type: "nftables", nft: "/usr/sbin/nft" }, { type: "vyos", nft: "/usr/sbin/nft" }, { type: "iptables", bin: BIN }] as const) {
+      const text = renderSudoers("knockport-helper", sudoCommands(backend, undefined), backend.type);
+      expect(grantees(text)).toEqual(["knockport-helper", "knockport-helper"]);
+      expect(text).not.toMatch(/^knockport\s/m);
+      expect(text).not.toMatch(/^Defaults:knockport\s/m);
+    }
+  });
+
+  it.each(["knockport", "root"])("refuses to render a file for %s", (user) => {
+    expect(() => renderSudoers(user, sudoCommands({ type: "nftables", nft: "/usr/sbin/nft" }, undefined), "nftables")).toThrow(
+      /--sudo-user .*: .*knockport-helper/,
+    );
+  });
+});
+
+describe("--use-sudo as the server's user", () => {
+  const PASSWD = "root:x:0:0::/root:/bin/sh\nknockport:x:990:990::/nonexistent:/usr/sbin/nologin\nknockport-helper:x:991:990::/nonexistent:/usr/sbin/nologin\n";
+  it("is refused (the internet-facing server must not be able to run nft -f -)", () => {
+    expect(() => refuseSudoAsServerUser(990, PASSWD)).toThrow(/--use-sudo: the helper runs as knockport, the server's user.*knockport-helper/);
+  });
+  it("is allowed for the helper's own user", () => {
+    expect(() => refuseSudoAsServerUser(991, PASSWD)).not.toThrow();
+    expect(() => refuseSudoAsServerUser(12345, PASSWD)).not.toThrow();
   });
 });
 
