@@ -1,0 +1,39 @@
+import type { Logger } from "pino";
+import type { KnockportConfig } from "@knockport/config";
+import type { FirewallBackend } from "./backend.js";
+import type { ConntrackCutter } from "./conntrack.js";
+import type { GroupCommitter } from "./group-commit.js";
+import type { HookRunner } from "./hooks.js";
+import type { Lease, LeaseBook } from "./leases.js";
+
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** What the `stats` method reports (server /metrics: knockport_helper_*). */
+export interface HelperCounts {
+  startedAtMs: number;
+  leasesRestored: number;
+  reinstalls: number;
+  reconciliations: number;
+  elementsAdded: number;
+  elementsRetimed: number;
+  elementsRemoved: number;
+  selfHealFailures: number;
+}
+
+/** The state the lease, reconcile, self-heal and RPC-handler modules share (one per helper). */
+export interface HelperContext {
+  readonly config: KnockportConfig;
+  readonly firewall: FirewallBackend;
+  readonly book: LeaseBook;
+  readonly committer: GroupCommitter;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly counts: HelperCounts;
+  readonly hooks: HookRunner;
+  readonly conntrack: ConntrackCutter;
+  /** Remove a restored / re-applied lease's element on its deadline (kernel timeouts are whole seconds). */
+  closeOnTime(lease: Lease): void;
+}

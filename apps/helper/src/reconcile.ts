@@ -1,0 +1,154 @@
+import { findApp } from "@knockport/config";
+import { httpsSetName, serviceSetName } from "@knockport/firewall";
+import { ipFamily, parseIpAddress, type IpAddress } from "@knockport/protocol";
+import type { SetChange } from "./backend.js";
+import type { HelperContext } from "./helper-context.js";
+import { grantChange } from "./lease-changes.js";
+import type { Lease } from "./leases.js";
+import type { KernelElement } from "./nft-elements.js";
+
+/** How far an element's kernel deadline may differ from its lease's before reconciliation resets it. */
+export const RECONCILE_TOLERANCE_MS = 2500;
+
+/** A kernel element of one of our sets, its address in canonical form; `key` is `<set>|<ip>`. */
+interface OurElement extends KernelElement {
+  readonly ip: IpAddress;
+  readonly key: string;
+}
+
+/** Per-element counters from the last kernel listing, by `<set>|<ip>`. */
+export interface CounterReading {
+  readonly atMs: number;
+  readonly byElement: ReadonlyMap<string, Pick<KernelElement, "packets" | "bytes">>;
+}
+
+export interface ReconcileCounts {
+  added: number;
+  retimed: number;
+  removed: number;
+}
+
+/** Kernel <-> book <-> clock: lists our sets' elements, corrects them, and keeps the counters it read. */
+export class Reconciler {
+  /** Elements the last reconcile listed (sets the walk's cadence). */
+  lastWalkElements = 0;
+  /** Counters as the last reconciliation listed them (list() shows them, no kernel call of its own). */
+  counters: CounterReading | undefined;
+
+  constructor(private readonly ctx: HelperContext) {}
+
+  /** The sets that hold lease elements (HTTPS and every app's service sets, both families). */
+  private leaseSets(): Set<string> {
+    const sets = new Set<string>([httpsSetName(4), httpsSetName(6)]);
+    for (const a of this.ctx.config.apps) for (const f of [4, 6] as const) sets.add(serviceSetName(a.name, f));
+    return sets;
+  }
+
+  /**
+   * Changes that make the kernel's lease elements match the book and the clock: live leases missing from
+   * the kernel are added with their remaining time, elements that would end more than
+   * RECONCILE_TOLERANCE_MS before or after their lease (a hand-made `timeout 1h`, an element without a
+   * timeout) are set to the remaining time, and elements no lease accounts for (strays) are removed.
+   * `add` after `delete` and set semantics mean nothing is ever duplicated.
+   */
+  private reconcileChanges(kernel: readonly OurElement[], nowMs: number): ReconcileCounts & { changes: SetChange[]; rounded: Lease[] } {
+    const { book, config } = this.ctx;
+    const wanted = new Map<string, { change: Extract<SetChange, { op: "grant" }>; deadlineMs: number; leases: Lease[] }>();
+    for (const l of book.all()) {
+      if (l.expiresAtMs <= nowMs || !findApp(config, l.app)) continue;
+      const change = grantChange(this.ctx, l, nowMs);
+      const deadlineMs = l.step === 1 ? (book.latestStep1Deadline(l.ip, nowMs) ?? l.expiresAtMs) : l.expiresAtMs;
+      const key = `${change.set}|${change.ip}`;
+      const w = wanted.get(key);
+      if (w) w.leases.push(l);
+      else wanted.set(key, { change, deadlineMs, leases: [l] });
+    }
+    const rounded: Lease[] = [];
+    const changes: SetChange[] = [];
+    const seen = new Set<string>();
+    let retimed = 0;
+    let removed = 0;
+    for (const e of kernel) {
+      const key = e.key;
+      seen.add(key);
+      const w = wanted.get(key);
+      if (!w) {
+        changes.push({ op: "revoke", set: e.set, ip: e.ip });
+        removed += 1;
+      } else if (Math.abs(nowMs + e.expiresInMs - w.deadlineMs) > RECONCILE_TOLERANCE_MS || !Number.isFinite(e.expiresInMs)) {
+        changes.push(w.change);
+        rounded.push(...w.leases);
+        retimed += 1;
+      }
+    }
+    let added = 0;
+    for (const [key, w] of wanted) {
+      if (seen.has(key)) continue;
+      changes.push(w.change);
+      rounded.push(...w.leases);
+      added += 1;
+    }
+    return { changes, added, retimed, removed, rounded };
+  }
+
+  /**
+   * Reconcile kernel <-> book <-> clock (run by the self-heal loop while our table is in place). Returns
+   * what was changed, or undefined when the backend cannot list its elements or the table is absent.
+   * The kernel is read first; the changes are recomputed against the book inside the group commit, so a
+   * grant or revoke between the listing and the commit is never undone (at worst re-applied as it is).
+   */
+  async reconcile(): Promise<ReconcileCounts | undefined> {
+    const { firewall, clock, counts: stats } = this.ctx;
+    if (firewall.listElements === undefined) return undefined;
+    const listed = await firewall.listElements(this.leaseSets());
+    if (listed === undefined) return undefined;
+    const kernel = this.ourElements(listed);
+    this.lastWalkElements = listed.length;
+    this.rememberCounters(kernel);
+    stats.reconciliations += 1;
+    if (this.reconcileChanges(kernel, clock.now()).changes.length === 0) return { added: 0, retimed: 0, removed: 0 };
+    return this.ctx.committer.submit(() => {
+      const now = clock.now();
+      const { changes, rounded, ...counts } = this.reconcileChanges(kernel, now);
+      return {
+        changes,
+        undoBook: () => undefined,
+        undoChanges: () => [],
+        finish: () => {
+          rounded.forEach((l) => this.ctx.closeOnTime(l));
+          stats.elementsAdded += counts.added;
+          stats.elementsRetimed += counts.retimed;
+          stats.elementsRemoved += counts.removed;
+          if (changes.length > 0) {
+            this.ctx.log.warn(
+              { audit: true, event: "firewall.reconciled", type: firewall.type, ...counts },
+              "the kernel's lease elements differed from the leases; corrected (missing re-added, wrong timeouts reset, strays removed)",
+            );
+          }
+          return counts;
+        },
+      };
+    });
+  }
+
+  /**
+   * Listed elements with canonical addresses (parsed once per listing). An address our sets cannot hold
+   * in this form (e.g. ::ffff:a.b.c.d in a v6 set) is skipped: reconciliation leaves it to a reinstall.
+   */
+  private ourElements(listed: readonly KernelElement[]): OurElement[] {
+    const out: OurElement[] = [];
+    for (const e of listed) {
+      const ip = parseIpAddress(e.ip);
+      if (!ip || !e.set.endsWith(`_v${ipFamily(ip)}`)) continue;
+      out.push({ set: e.set, ip, key: `${e.set}|${ip}`, expiresInMs: e.expiresInMs, packets: e.packets, bytes: e.bytes });
+    }
+    return out;
+  }
+
+  private rememberCounters(kernel: readonly OurElement[]): void {
+    // The listed elements themselves, not copies: a reading of 10,000 elements every 2 s stays cheap.
+    const byElement = new Map<string, OurElement>();
+    for (const e of kernel) if (e.packets !== undefined) byElement.set(e.key, e);
+    this.counters = { atMs: this.ctx.clock.now(), byElement };
+  }
+}

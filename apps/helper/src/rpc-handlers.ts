@@ -1,0 +1,109 @@
+import { findApp, publicHttpsPort } from "@knockport/config";
+import {
+  PROTOCOL_VERSION,
+  type GrantResult,
+  type HelloResult,
+  type IpAddress,
+  type LeaseInfo,
+  type ListResult,
+  type MethodHandlers,
+  type StatsResult,
+} from "@knockport/protocol";
+import type { HelperContext } from "./helper-context.js";
+import { HookRunner } from "./hooks.js";
+import { prepareClose, prepareGrant, prepareOpen, setFor } from "./lease-changes.js";
+import type { CounterReading } from "./reconcile.js";
+
+export const HELPER_VERSION = "0.1.0";
+
+export function hello(ctx: HelperContext): HelloResult {
+  const { config } = ctx;
+  return {
+    version: HELPER_VERSION,
+    protocolVersion: PROTOCOL_VERSION,
+    firewallType: ctx.firewall.type,
+    httpPort: config.httpPort,
+    httpsPort: config.httpsPort,
+    ...(config.waf ? { waf: { httpPort: config.waf.httpPort, httpsPort: config.waf.httpsPort } } : {}),
+    services: config.apps.map((a) => ({ app: a.name, port: a.port, protocol: a.protocol })),
+  };
+}
+
+/** The `stats` method: counts since this helper started. */
+export function stats(ctx: HelperContext): StatsResult {
+  const { startedAtMs, ...counts } = ctx.counts;
+  return { startedAt: new Date(startedAtMs).toISOString(), ...counts };
+}
+
+/**
+ * Live leases, soonest end first. Counters come from the last reconciliation's listing (at most
+ * SELF_HEAL_INTERVAL_MS old, `countersAt`), so listing costs no kernel call however many leases there
+ * are; a lease whose element was not in that listing (granted since) has none yet. Step-1 leases of one
+ * address share the HTTPS element, and so its counters.
+ */
+export function list(ctx: HelperContext, counters: CounterReading | undefined): ListResult {
+  const now = ctx.clock.now();
+  const leases: LeaseInfo[] = ctx.book
+    .all()
+    .filter((l) => l.expiresAtMs > now)
+    .sort((a, b) => a.expiresAtMs - b.expiresAtMs)
+    .map((l) => {
+      const app = findApp(ctx.config, l.app);
+      const info: LeaseInfo = {
+        app: l.app,
+        ip: l.ip,
+        step: l.step,
+        port: l.step === 1 ? publicHttpsPort(ctx.config) : (app?.port ?? 0),
+        protocol: l.step === 1 ? "tcp" : (app?.protocol ?? "tcp"),
+        expiresAt: new Date(l.expiresAtMs).toISOString(),
+        remainingSeconds: Math.round((l.expiresAtMs - now) / 100) / 10,
+      };
+      const c = counters?.byElement.get(`${setFor(l.step, l.app, l.ip)}|${l.ip}`);
+      if (c?.packets !== undefined && c.bytes !== undefined) {
+        info.packets = c.packets;
+        info.bytes = c.bytes;
+      }
+      return info;
+    });
+  return counters === undefined ? { leases } : { leases, countersAt: new Date(counters.atMs).toISOString() };
+}
+
+/** The socket's methods; `list` and `stats` come from the service so they read its current state. */
+export function createHandlers(ctx: HelperContext, service: { list(): ListResult; stats(): StatsResult }): MethodHandlers<unknown> {
+  return {
+    hello: async () => hello(ctx),
+    open: async (p) => {
+      const result = await ctx.committer.submit(() => prepareOpen(ctx, p));
+      // A knock is answered when the kernel and journal hold the grant; its on_open command runs
+      // after, so a slow cloud API never makes a knock time out. Failures are audit-logged.
+      const app = findApp(ctx.config, result.app);
+      if (p.step === 2 && !result.refreshed && app && HookRunner.has(app, "on_open")) {
+        void ctx.hooks.run({ kind: "on_open", app, ip: result.ip as IpAddress, durationSeconds: result.durationSeconds, reason: "knock" });
+      }
+      return result;
+    },
+    close: async (p) => {
+      const { serviceLeaseClosed, ...result } = await ctx.committer.submit(() => prepareClose(ctx, p));
+      const app = findApp(ctx.config, p.app);
+      if (!serviceLeaseClosed || !app) return result;
+      // A revoke (and a stop with --service-rule-cleanup-on-shutdown) returns once the flows are cut too.
+      const [hooks] = await Promise.all([
+        ctx.hooks.runAll([{ kind: "on_close", app, ip: serviceLeaseClosed.ip, durationSeconds: 0, reason: "revoke" }]),
+        ctx.conntrack.cut(app, serviceLeaseClosed.ip, "revoke"),
+      ]);
+      return hooks ? { ...result, hooks } : result;
+    },
+    list: async () => service.list(),
+    stats: async () => service.stats(),
+    grant: async (p) => {
+      const result: GrantResult = await ctx.committer.submit(() => prepareGrant(ctx, p));
+      const app = findApp(ctx.config, result.app);
+      if (result.refreshed || !app) return result;
+      // An admin waits for the on_open command and sees whether it failed.
+      const hooks = await ctx.hooks.runAll([
+        { kind: "on_open", app, ip: result.ip as IpAddress, durationSeconds: result.durationSeconds, reason: "admin-grant" },
+      ]);
+      return hooks ? { ...result, hooks } : result;
+    },
+  };
+}
