@@ -67,7 +67,10 @@ export class HelperService {
     this.handlers = createHandlers(this.ctx, this);
   }
 
-  /** Install the table and put back the journal's live leases with their remaining time. */
+  /**
+   * Install the table and put back the journal's live leases with their remaining time, at most the
+   * app's current duration (step 1: step2_https_duration).
+   */
   async start(): Promise<void> {
     const { config, firewall, book, log, clock, counts } = this.ctx;
     counts.startedAtMs = clock.now();
@@ -82,12 +85,22 @@ export class HelperService {
         endedWhileDown.push(lease);
         continue;
       }
-      if (!findApp(config, lease.app)) {
+      const app = findApp(config, lease.app);
+      if (!app) {
         log.warn({ event: "lease.dropped", app: lease.app, ip: lease.ip }, "journal lease for an app no longer configured");
         continue;
       }
-      book.put(lease);
-      restored.push(lease);
+      // A lease never outlives what the current config grants: a lowered duration applies at once.
+      const limitMs = now + (lease.step === 1 ? app.step2HttpsDurationSeconds : app.durationSeconds) * 1000;
+      const kept = lease.expiresAtMs > limitMs ? { ...lease, expiresAtMs: limitMs } : lease;
+      if (kept !== lease) {
+        log.info(
+          { event: "lease.shortened", app: lease.app, ip: lease.ip, step: lease.step, remainingSeconds: secondsUntil(limitMs, now) },
+          "restored lease cut to the app's current duration",
+        );
+      }
+      book.put(kept);
+      restored.push(kept);
     }
     await firewall.install(restored.map((l) => grantChange(this.ctx, l, now)));
     counts.leasesRestored += restored.length;

@@ -459,3 +459,38 @@ describe("nft listing parser", () => {
     ]);
   });
 });
+
+describe("HelperService: restored leases and a lowered duration", () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a journal lease longer than the app's current duration / step2_https_duration is cut to it (book and kernel)", async () => {
+    dir = mkdtempSync(join(tmpdir(), "kp-clamp-"));
+    const clock = { t: T0, now: () => clock.t };
+    const kernel = new FakeKernel(clock);
+    const journal = new LeaseJournal(join(dir, "state"));
+    journal.prepare();
+    // written under an older config: ssh duration 86400 (now 600), step 1 for 3600 s (now 30); openvpn within its 3600
+    journal.save([
+      { app: "ssh", ip: A as IpAddress, step: 2, expiresAtMs: T0 + 86_400_000 },
+      { app: "ssh", ip: A as IpAddress, step: 1, expiresAtMs: T0 + 3_600_000 },
+      { app: "openvpn", ip: B as IpAddress, step: 2, expiresAtMs: T0 + 1_000_000 },
+    ]);
+    const service = new HelperService(config, kernel, journal, pino({ level: "silent" }), clock);
+    try {
+      await service.start();
+      expect(kernel.snapshot()).toEqual({ "svc_ssh_v4|198.51.100.7": 600, "https_v4|198.51.100.7": 30, "svc_openvpn_v4|198.51.100.8": 1000 });
+      const leases = (await service.handlers.list({}, undefined)).leases;
+      expect(leases.map((l) => [l.app, l.step, l.remainingSeconds]).sort()).toEqual([
+        ["openvpn", 2, 1000],
+        ["ssh", 1, 30],
+        ["ssh", 2, 600],
+      ]);
+      // the journal holds the cut deadline too, so a further restart keeps it
+      const again = new LeaseJournal(join(dir, "state")).load().leases.find((l) => l.app === "ssh" && l.step === 2);
+      expect(again?.expiresAtMs).toBe(T0 + 600_000);
+    } finally {
+      service.stop();
+    }
+  });
+});
