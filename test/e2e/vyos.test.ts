@@ -12,7 +12,7 @@ import { pollUntil, type AppSpec } from "./testbed.js";
 const reinstalls = (h: Harness): number => h.stack.helper.lines.filter((l) => l.line.includes('"event":"firewall.reinstalled"')).length;
 
 describe("knockport end to end (vyos, simulated): bootstrap, knocks through VyOS's drop, self-heal after a commit", () => {
-  const h = new Harness({ duration: 60, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall: "vyos", vyosInputDefault: "drop" });
+  const h = new Harness({ duration: 60, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall: "vyos", vyosInputDefault: "drop", withLan: true });
   let ssh: AppSpec;
   let openvpn: AppSpec;
   const chain = async (family: "ip" | "ip6"): Promise<string> => {
@@ -44,6 +44,12 @@ describe("knockport end to end (vyos, simulated): bootstrap, knocks through VyOS
     expect(
       await states({ "cli ssh": () => h.svc("cli", ssh, family), "cli openvpn": () => h.svc("cli", openvpn, family), "cli2 ssh": () => h.svc("cli2", ssh, family), "cli2 https": () => h.https("cli2", family) }),
     ).toEqual({ "cli ssh": "open", "cli openvpn": "open", "cli2 ssh": "closed", "cli2 https": "closed" });
+  });
+
+  it.each([4, 6] as const)("2b. IPv%i: a host on another interface (the LAN, int0) stays behind VyOS's drop: our accepts are for interface_ext only", async (family: Family) => {
+    expect(await states({ "lan ssh": () => h.svc("lan", ssh, family), "lan https": () => h.https("lan", family) })).toEqual({ "lan ssh": "closed", "lan https": "closed" });
+    // Control: the same probes from the knocker on interface_ext get in, so "closed" is VyOS's drop at work.
+    expect(await states({ "cli ssh": () => h.svc("cli", ssh, family) })).toEqual({ "cli ssh": "open" });
   });
 
   it("3. a VyOS commit wipes our accepts (the knocker is cut off), the helper re-applies them within 5 s, leases kept", async () => {

@@ -1,7 +1,7 @@
 import { publicHttpPort, publicHttpsPort, type KnockportConfig } from "@knockport/config";
 import { InvalidValueError } from "./errors.js";
 import { forwardedApps } from "./ruleset.js";
-import { checkComment, checkPort, checkProtocol } from "./validate.js";
+import { checkComment, checkInterface, checkPort, checkProtocol } from "./validate.js";
 
 // VyOS backend. Everything that decides who gets in stays in our own `table inet knockport` (the
 // nftables backend's table, untouched by VyOS). VyOS's own input / forward filters, though, end in its
@@ -34,17 +34,32 @@ function comment(): string {
   return `comment "${checkComment(VYOS_RULE_COMMENT)}"`;
 }
 
-/** The chains we fill inside VyOS's tables, with their rules. */
+/**
+ * The chains we fill inside VyOS's tables, with their rules. Every accept names the interface our
+ * table filters (interface_ext, per app where set): on any other interface our table drops nothing,
+ * so an accept there would open the port to everyone behind it (the LAN included).
+ */
 export function vyosChains(config: KnockportConfig): VyosChain[] {
   // WAF mode: clients reach nginx's public ports; KnockPort's own ports are dropped in our table.
-  const tcp = new Set<number>([checkPort(publicHttpPort(config), "HTTP knock port"), checkPort(publicHttpsPort(config), "HTTPS knock port")]);
-  const udp = new Set<number>();
+  const knockPorts = [checkPort(publicHttpPort(config), "HTTP knock port"), checkPort(publicHttpsPort(config), "HTTPS knock port")];
+  const byIface = new Map<string, { tcp: Set<number>; udp: Set<number> }>();
+  const portsOn = (iface: string): { tcp: Set<number>; udp: Set<number> } => {
+    let p = byIface.get(checkInterface(iface));
+    if (!p) byIface.set(iface, (p = { tcp: new Set(knockPorts), udp: new Set() }));
+    return p;
+  };
+  portsOn(config.global.interfaceExt);
   for (const app of config.apps) {
+    const p = portsOn(app.interfaceExt); // the knock ports are open on every app's interface, as in our table
     if (app.destination.kind !== "local") continue;
-    (checkProtocol(app.protocol) === "tcp" ? tcp : udp).add(checkPort(app.port, `${app.name}.port`));
+    p[checkProtocol(app.protocol)].add(checkPort(app.port, `${app.name}.port`));
   }
   const ports = (s: Set<number>): string => `{ ${[...s].sort((a, b) => a - b).join(", ")} }`;
-  const input = [`tcp dport ${ports(tcp)} accept ${comment()}`, ...(udp.size > 0 ? [`udp dport ${ports(udp)} accept ${comment()}`] : [])];
+  const input: string[] = [];
+  for (const [iface, p] of byIface) {
+    input.push(`iifname "${iface}" tcp dport ${ports(p.tcp)} accept ${comment()}`);
+    if (p.udp.size > 0) input.push(`iifname "${iface}" udp dport ${ports(p.udp)} accept ${comment()}`);
+  }
   if (config.waf) {
     // nginx reaches KnockPort's own ports over loopback; VyOS's input filter would drop that too
     const own = new Set<number>([checkPort(config.httpPort, "HTTP knock port"), checkPort(config.httpsPort, "HTTPS knock port")]);
@@ -59,7 +74,7 @@ export function vyosChains(config: KnockportConfig): VyosChain[] {
         family,
         table: "vyos_filter",
         chain: `${family === "ip" ? "NAME" : "NAME6"}_${VYOS_NAMES.forward}`,
-        rules: fwd.map((f) => `${family} daddr ${f.ip} ${checkProtocol(f.app.protocol)} dport ${checkPort(f.port, `${f.app.name}.destination port`)} accept ${comment()}`),
+        rules: fwd.map((f) => `iifname "${checkInterface(f.app.interfaceExt)}" ${family} daddr ${f.ip} ${checkProtocol(f.app.protocol)} dport ${checkPort(f.port, `${f.app.name}.destination port`)} accept ${comment()}`),
       });
     }
   }

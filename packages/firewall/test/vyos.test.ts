@@ -17,9 +17,32 @@ describe("vyos rendering", () => {
     expectGolden("vyos-forward-bootstrap.txt", renderVyosBootstrap(c));
     expect(vyosChains(c).map((x) => `${x.family} ${x.chain}`)).toEqual(["ip NAME_IN-KnockPort", "ip NAME_FWD-KnockPort", "ip6 NAME6_IN-KnockPort", "ip6 NAME6_FWD-KnockPort"]);
     // accepts the public ports of local apps only; forwarded apps by their translated destination
-    expect(renderVyosChains(c)).toContain("add rule ip vyos_filter NAME_IN-KnockPort tcp dport { 22, 8080, 8443 } accept");
-    expect(renderVyosChains(c)).toContain("ip daddr 192.0.2.10 tcp dport 13389 accept");
+    expect(renderVyosChains(c)).toContain(`add rule ip vyos_filter NAME_IN-KnockPort iifname "eth0" tcp dport { 22, 8080, 8443 } accept`);
+    expect(renderVyosChains(c)).toContain(`iifname "eth0" ip daddr 192.0.2.10 tcp dport 13389 accept`);
     expect(renderVyosChains(c)).not.toMatch(/dport 3389 accept/);
+  });
+
+  it("accepts only on interface_ext (per app where set), never on the LAN or any other interface", () => {
+    const c = makeConfig({
+      global: { interface_ext: "wan0", interface_int: "lan0" },
+      apps: {
+        ssh: app(22, { interface_ext: "wan1" }),
+        vpn: app(1194, { protocol: "udp" }),
+        rdp: app(3389, { destination: "192.0.2.10:13389", interface_ext: "wan1" }),
+      },
+    });
+    const rules = renderVyosChains(c)
+      .trim()
+      .split("\n")
+      .filter((l) => l.startsWith("add rule") && / accept /.test(l));
+    expect(rules.filter((l) => l.includes("NAME_"))).toEqual([
+      `add rule ip vyos_filter NAME_IN-KnockPort iifname "wan0" tcp dport { 8080, 8443 } accept comment "KnockPort: its own table already filtered these"`,
+      `add rule ip vyos_filter NAME_IN-KnockPort iifname "wan0" udp dport { 1194 } accept comment "KnockPort: its own table already filtered these"`,
+      `add rule ip vyos_filter NAME_IN-KnockPort iifname "wan1" tcp dport { 22, 8080, 8443 } accept comment "KnockPort: its own table already filtered these"`,
+      `add rule ip vyos_filter NAME_FWD-KnockPort iifname "wan1" ip daddr 192.0.2.10 tcp dport 13389 accept comment "KnockPort: its own table already filtered these"`,
+    ]);
+    for (const r of rules) expect(r).toMatch(/ iifname "wan[01]" /);
+    expect(renderVyosChains(c)).not.toContain("lan0");
   });
 
   it("every rule carries a comment, and the bootstrap sets jump rule 9999 and never saves", () => {

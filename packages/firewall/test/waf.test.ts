@@ -75,7 +75,7 @@ describe("WAF mode rendering", () => {
   it("vyos: matches the golden chains; VyOS accepts nginx's ports, and KnockPort's own only from lo (nginx's upstream)", () => {
     const text = renderVyosChains(wafConfig());
     expectGolden("vyos-waf-chains.nft", text);
-    expect(text).toContain("add rule ip vyos_filter NAME_IN-KnockPort tcp dport { 22, 80, 443 } accept");
+    expect(text).toContain(`add rule ip vyos_filter NAME_IN-KnockPort iifname "eth0" tcp dport { 22, 80, 443 } accept`);
     expect(text).toContain(`add rule ip6 vyos_filter NAME6_IN-KnockPort iifname "lo" tcp dport { 8080, 8443 } accept`);
     expect(text.split("\n").filter((l) => /\b(8080|8443)\b/.test(l) && !l.includes('iifname "lo"'))).toEqual([]);
     expect(renderVyosChains(plainConfig())).not.toContain('iifname "lo"');
