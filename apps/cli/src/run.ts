@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { chownSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { DAEMON_NODE_OPTIONS, UsageError, type WafFlags } from "@knockport/config";
+import { DAEMON_NODE_OPTIONS, SERVER_USER, UsageError, parsePasswd, type WafFlags } from "@knockport/config";
 import { refuseSharedSocketGroup, serverSetprivArgs } from "./socket-group.js";
 
 export interface RunOptions {
@@ -31,20 +31,16 @@ interface Account {
 }
 
 function lookupUser(name: string): Account {
-  const line = readFileSync("/etc/passwd", "utf8")
-    .split("\n")
-    .find((l) => l.split(":")[0] === name);
-  const [, , uid, gid] = line?.split(":") ?? [];
-  if (!line || uid === undefined || gid === undefined) {
+  const entry = parsePasswd(readFileSync("/etc/passwd", "utf8")).find((u) => u.name === name);
+  if (entry === undefined) {
     throw new UsageError(`--user ${name}: no such user; create it (useradd --system --no-create-home ${name}) or pick another`);
   }
-  if (uid === "0") throw new UsageError(`--user ${name}: is root; the server must run unprivileged`);
-  return { uid: Number(uid), gid: Number(gid), name };
+  if (entry.uid === 0) throw new UsageError(`--user ${name}: is root; the server must run unprivileged`);
+  return entry;
 }
 
 export function defaultServerUser(): string {
-  const users = readFileSync("/etc/passwd", "utf8").split("\n").map((l) => l.split(":")[0]);
-  return users.includes("knockport") ? "knockport" : "nobody";
+  return parsePasswd(readFileSync("/etc/passwd", "utf8")).some((u) => u.name === SERVER_USER) ? SERVER_USER : "nobody";
 }
 
 /**

@@ -1,11 +1,9 @@
-import { UsageError } from "@knockport/config";
+import { HELPER_USER, UsageError, parseGroup, parsePasswd } from "@knockport/config";
 
 /** Group names that distributions hand to many unrelated daemons. */
 const SHARED_GROUP_NAMES = new Set(["nogroup", "nobody", "nfsnobody"]);
 /** The overflow id (nobody/nogroup) on every Linux distribution. */
 const OVERFLOW_ID = 65534;
-/** The helper's own user (deploy/sysusers.d) is in the server's group to own the socket: the helper itself. */
-const HELPER_USER = "knockport-helper";
 
 export interface ServerAccount {
   uid: number;
@@ -20,23 +18,17 @@ export interface ServerAccount {
  * of /etc/passwd and /etc/group.
  */
 export function sharedSocketGroup(account: ServerAccount, passwd: string, group: string): string | undefined {
-  const entry = group
-    .split("\n")
-    .map((l) => l.split(":"))
-    .find((f) => f.length >= 4 && Number(f[2]) === account.gid);
-  const name = entry?.[0] ?? String(account.gid);
+  const entry = parseGroup(group).find((g) => g.gid === account.gid);
+  const name = entry?.name ?? String(account.gid);
   if (account.gid === OVERFLOW_ID || SHARED_GROUP_NAMES.has(name)) {
     return `group ${name} (gid ${account.gid}) is shared by unrelated daemons`;
   }
-  const others = passwd
-    .split("\n")
-    .map((l) => l.split(":"))
-    .filter((f) => f.length >= 4 && f[0] !== account.name && f[0] !== HELPER_USER && Number(f[3]) === account.gid)
-    .map((f) => f[0]);
-  const members = (entry?.[3] ?? "")
-    .split(",")
-    .map((m) => m.trim())
-    .filter((m) => m !== "" && m !== account.name && m !== HELPER_USER);
+  // The helper's own user is in the server's group to own the socket: that is the helper itself.
+  const ours = (name: string): boolean => name === account.name || name === HELPER_USER;
+  const others = parsePasswd(passwd)
+    .filter((u) => u.gid === account.gid && !ours(u.name))
+    .map((u) => u.name);
+  const members = (entry?.members ?? []).filter((m) => !ours(m));
   const sharers = [...new Set([...others, ...members])];
   if (sharers.length > 0) return `group ${name} (gid ${account.gid}) is shared with ${sharers.slice(0, 5).join(", ")}${sharers.length > 5 ? ", ..." : ""}`;
   return undefined;

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
+import { HELPER_USER, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
 import { CUSTOM_PREFIX, NFT_IDENTIFIER_PATTERN, type CustomChains } from "@knockport/firewall";
 
 export interface HelperOptions {
@@ -99,7 +99,7 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
         "use-sudo": { type: "boolean", default: false },
         "sudo-path": { type: "string", default: "/usr/bin/sudo" },
         "print-sudoers": { type: "boolean", default: false },
-        "sudo-user": { type: "string", default: "knockport-helper" },
+        "sudo-user": { type: "string", default: HELPER_USER },
         "nftables-table-filter": { type: "string" },
         "nftables-chain-input": { type: "string" },
         "nftables-chain-forward": { type: "string" },

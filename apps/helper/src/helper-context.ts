@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { KnockportConfig } from "@knockport/config";
+import type { StatsResult } from "@knockport/protocol";
 import type { FirewallBackend } from "./backend.js";
 import type { ConntrackCutter } from "./conntrack.js";
 import type { GroupCommitter } from "./group-commit.js";
@@ -11,17 +12,8 @@ export interface Clock {
 }
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** What the `stats` method reports (server /metrics: knockport_helper_*). */
-export interface HelperCounts {
-  startedAtMs: number;
-  leasesRestored: number;
-  reinstalls: number;
-  reconciliations: number;
-  elementsAdded: number;
-  elementsRetimed: number;
-  elementsRemoved: number;
-  selfHealFailures: number;
-}
+/** What the `stats` method reports (server /metrics: knockport_helper_*), with the start as a number. */
+export type HelperCounts = Omit<StatsResult, "startedAt"> & { startedAtMs: number };
 
 /** The state the lease, reconcile, self-heal and RPC-handler modules share (one per helper). */
 export interface HelperContext {

@@ -1,4 +1,4 @@
-import { UsageError } from "@knockport/config";
+import { HELPER_USER, SERVER_USER, UsageError, parsePasswd } from "@knockport/config";
 
 /**
  * How the helper runs firewall binaries: directly (root, or a unit with CAP_NET_ADMIN), or through
@@ -30,24 +30,16 @@ export function privilegeHint(p: Privilege, stderr: string): string {
   return "";
 }
 
-/** The internet-facing server's user (deploy/sysusers.d). */
-export const SERVER_USER = "knockport";
-/** The helper's own user for --use-sudo and the capability unit. */
-export const HELPER_SUDO_USER = "knockport-helper";
-
 /**
  * Refuses --use-sudo when the helper runs as the server's user: sudo would then give the
  * internet-facing process `nft -f -`, which can read any file (`include`) and owns the firewall.
  * `passwd` is the text of /etc/passwd.
  */
 export function refuseSudoAsServerUser(uid: number, passwd: string): void {
-  const name = passwd
-    .split("\n")
-    .map((l) => l.split(":"))
-    .find((f) => f.length >= 3 && Number(f[2]) === uid)?.[0];
+  const name = parsePasswd(passwd).find((u) => u.uid === uid)?.name;
   if (name !== SERVER_USER) return;
   throw new UsageError(
     `--use-sudo: the helper runs as ${SERVER_USER}, the server's user; sudo would give the internet-facing server the firewall. ` +
-      `Run the helper as its own user ${HELPER_SUDO_USER} (deploy/sysusers.d, deploy/sudoers/knockport) or as root`,
+      `Run the helper as its own user ${HELPER_USER} (deploy/sysusers.d, deploy/sudoers/knockport) or as root`,
   );
 }

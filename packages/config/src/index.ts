@@ -6,3 +6,4 @@ export * from "./flags.js";
 export * from "./hooks.js";
 export * from "./two-factor-file.js";
 export * from "./waf.js";
+export * from "./accounts.js";
