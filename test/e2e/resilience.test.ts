@@ -46,9 +46,13 @@ describe.each(e2eFirewalls())("knockport end to end (%s): rate limits, helper fa
     for (const r of wrong) expectStep1NoReply(r, "wrong-key step 1");
     expectStep1NoReply(await h.step1("cli", ssh, { family: 6 }), "valid step 1 over the limit");
     expect(await h.https("cli", 6), "HTTPS must stay closed for a rate-limited client").toBe("closed");
-    // Control: the same valid knock from an address within its limit opens HTTPS.
-    expectStep1NoReply(await h.step1("cli2", ssh, { family: 6 }), "cli2 valid step 1");
-    expect(await h.https("cli2", 6)).toBe("open");
+    // IPv6 clients are limited per /64 (rate_limit_ipv6_prefix): cli2 (2001:db8:100::20) shares cli's /64,
+    // so its valid knock is over the limit as well, where a per-address limit would have let it in.
+    expectStep1NoReply(await h.step1("cli2", ssh, { family: 6 }), "cli2 valid step 1 from cli's /64");
+    expect(await h.https("cli2", 6), "HTTPS must stay closed for the rest of the rate-limited /64").toBe("closed");
+    // Control: the same valid knock from an address within its limit (cli2 over IPv4) opens HTTPS.
+    expectStep1NoReply(await h.step1("cli2", ssh), "cli2 valid step 1 over IPv4");
+    expect(await h.https("cli2", 4)).toBe("open");
   });
 
   it("with the helper down, step 2 answers 500 and opens nothing; the table stays", async () => {
