@@ -8,7 +8,6 @@ import { generateSelfSignedCert } from "./gen-cert.js";
 import { defaultServerUser, runBoth } from "./run.js";
 import { fetchLeases, formatLeaseTable } from "./status.js";
 import { AdminError, exitCodeFor, formatGrant, formatRevoke, grantLease, parseAdminTarget, parseDurationFlag, revokeLease } from "./admin.js";
-import { runDemo } from "./demo.js";
 import { KNOCK_USAGE, KnockFailure, resolveKnockSettings, runKnock } from "./knock.js";
 import { DEFAULT_SERVER_CONFIG, SETUP_2FA_USAGE, parseInterval, setupTwoFactor } from "./setup-2fa.js";
 
@@ -18,8 +17,6 @@ const DEFAULT_SOCKET = DEFAULT_HELPER_SOCKET;
 const USAGE = `Usage: knockport <command> [options]
 
 Commands:
-  demo                 build test namespaces, knock from a client, show the service port opening
-                       and closing for the knocker but never for a bystander (needs root)
   run                  start helper (root) and server (unprivileged) together, as the original's
                        "python src/main.py -c ... --firewall-type ..." did (needs root)
   status               list live leases: time left, counters     [--socket PATH] [--json]
@@ -252,13 +249,6 @@ async function main(argv: string[]): Promise<number> {
       const settings = resolveKnockSettings({ argv: rest, env: process.env, warn: (l) => process.stderr.write(`knockport knock: ${l}\n`) });
       if (settings === "help") return process.stdout.write(KNOCK_USAGE), 0;
       return runKnock(settings, { out, err: (l) => process.stderr.write(`${l}\n`), stdin: process.stdin });
-    }
-
-    case "demo": {
-      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { help: HELP } }));
-      if (v.help) return out("Usage: knockport demo   (needs root; builds and removes its own network namespaces)"), 0;
-      if (process.getuid?.() !== 0) throw new UsageError("knockport demo needs root (it creates network namespaces and firewall rules)");
-      return runDemo({ repoRoot: REPO_ROOT, log: out });
     }
 
     default:

@@ -1,5 +1,5 @@
 /**
- * `knockport demo`: a complete KnockPort on the real kernel, in throwaway network namespaces.
+ * The demo (scripts/demo.sh): a complete KnockPort on the real kernel, in throwaway network namespaces.
  *
  * Builds kp<suffix>-{sw,srv,cli,cli2}, writes an example config with random secrets, starts the helper
  * (root), the server (unprivileged) and an echo service in srv, then shows the service ports' state for
@@ -7,25 +7,11 @@
  * Everything is removed at the end, also on error or Ctrl-C.
  */
 import { rmSync, statSync } from "node:fs";
-import {
-  cleanupStaleTopologies,
-  createTopology,
-  describeKnock,
-  exampleConfig,
-  formBody,
-  knock,
-  knockUrl,
-  maskSecret,
-  probeTcp,
-  probeUdp,
-  sleepUntil,
-  startKnockport,
-  type AppSpec,
-  type HostName,
-  type KnockportStack,
-  type PortState,
-  type Topology,
-} from "@knockport/testbed";
+import { describeKnock, formBody, knock, knockUrl } from "./knock.js";
+import { probeTcp, probeUdp, type PortState } from "./probe.js";
+import { exampleConfig, startKnockport, type AppSpec, type KnockportStack } from "./stack.js";
+import { cleanupStaleTopologies, createTopology, type HostName, type Topology } from "./topology.js";
+import { maskSecret, sleepUntil } from "./util.js";
 
 export interface DemoOptions {
   /** Repository root holding bin/knockport-helper and bin/knockport-server. */
@@ -60,12 +46,12 @@ function pad(text: string, width: number): string {
 export async function runDemo(opts: DemoOptions): Promise<number> {
   const { log } = opts;
   if (typeof process.getuid === "function" && process.getuid() !== 0) {
-    log("knockport demo: needs root (it creates network namespaces and firewall rules)");
+    log("demo: needs root (it creates network namespaces and firewall rules)");
     return 2;
   }
   const missing = REQUIRED_TOOLS.filter((t) => !findTool(t));
   if (missing.length > 0) {
-    log(`knockport demo: missing tools: ${missing.join(", ")} (Debian: apt-get install -y iproute2 nftables curl util-linux)`);
+    log(`demo: missing tools: ${missing.join(", ")} (Debian: apt-get install -y iproute2 nftables curl util-linux)`);
     return 2;
   }
 
@@ -166,7 +152,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     log(t.logs(30));
     return 1;
   } catch (error) {
-    log(`knockport demo failed: ${error instanceof Error ? error.message : String(error)}`);
+    log(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
     if (topo !== undefined) log(topo.logs(30));
     return 1;
   } finally {
