@@ -6,7 +6,7 @@
 #
 # What it does (every step is idempotent; run it again to update):
 #   /opt/knockport                      a copy of the built workspace (bin/, apps/*/dist, packages/*/dist,
-#                                       node_modules, example config, README, deploy/), replaced as a whole
+#                                       node_modules, example config, README, docs/, deploy/), replaced as a whole
 #   /etc/systemd/system/knockport-helper.service, knockport-server.service, knockport.timer
 #   /usr/lib/sysusers.d/knockport.conf  the knockport user and group, and the helper's own user
 #                                       knockport-helper (systemd-sysusers, else useradd)
@@ -137,7 +137,7 @@ done
 say "installing KnockPort into $OPT"
 rm -rf "$OPT.new" "$OPT.old"
 mkdir -p "$OPT.new"
-for f in package.json pnpm-workspace.yaml README.md LICENSE bin config deploy node_modules; do
+for f in package.json pnpm-workspace.yaml README.md LICENSE docs bin config deploy node_modules; do
   if [ -e "$SOURCE/$f" ]; then cp -a "$SOURCE/$f" "$OPT.new/"; fi
 done
 rm -rf "$OPT.new/node_modules/.vite" "$OPT.new/node_modules/.vite-temp" "$OPT.new/deploy/test"

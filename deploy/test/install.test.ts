@@ -64,6 +64,12 @@ describe.skipIf(!BUILT)("deploy/install.sh --prefix", { timeout: 120_000 }, () =
     expect(existsSync(at("opt/knockport/apps/helper/dist/main.js"))).toBe(true);
     expect(existsSync(at("opt/knockport/apps/helper/src"))).toBe(false);
     expect(existsSync(at("opt/knockport/deploy/test"))).toBe(false);
+    // The units' Documentation= pages are part of the installed copy.
+    for (const u of ["knockport-helper.service", "knockport-server.service", "knockport.timer"]) {
+      const pages = [...readFileSync(join(ROOT, "deploy/systemd", u), "utf8").matchAll(/^Documentation=file:\/\/\/opt\/knockport\/(\S+)$/gm)].map((m) => m[1]!);
+      expect(pages.length, u).toBeGreaterThan(0);
+      for (const page of pages) expect(existsSync(at(`opt/knockport/${page}`)), `${u}: ${page}`).toBe(true);
+    }
   });
 
   it("the installed copy runs on its own: check-config and the helper's --dry-run", () => {

@@ -1,6 +1,6 @@
 /**
  * The shipped systemd units: `systemd-analyze verify` finds nothing to complain about, and their
- * exposure scores (`systemd-analyze security --offline=yes`) stay under the goals in the README.
+ * exposure scores (`systemd-analyze security --offline=yes`) stay under the goals in docs/operations.md.
  * Skipped, with the reason, where systemd-analyze is not installed (apt-get install systemd).
  */
 import { spawnSync } from "node:child_process";
@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const DEPLOY = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const UNITS = ["knockport-helper.service", "knockport-server.service", "knockport.timer"];
-/** The goals of issue 6; the README lists the measured scores. */
+/** The goals of issue 6; docs/operations.md lists the measured scores. */
 const GOALS: Record<string, number> = { "knockport-helper.service": 2.5, "knockport-server.service": 2.0 };
 const SYSTEM_UNITS = "/usr/lib/systemd/system";
 

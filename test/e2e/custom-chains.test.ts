@@ -1,4 +1,4 @@
-// End-to-end: custom nftables tables and chains (README "Custom tables and chains"). The srv host has
+// End-to-end: custom nftables tables and chains (docs/firewall.md "Custom tables and chains"). The srv host has
 // its own ruleset first (`table inet filter`, input policy drop, the admin's accepts and a rule of the
 // admin's that must survive); the helper runs with --nftables-table-filter filter and hooks into it
 // with one jump instead of owning `table inet knockport`. Checked on the real kernel: the knocker's

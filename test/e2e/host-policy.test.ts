@@ -1,4 +1,4 @@
-// End-to-end: KnockPort on a host whose own firewall drops incoming traffic by default (README,
+// End-to-end: KnockPort on a host whose own firewall drops incoming traffic by default (docs/firewall.md,
 // "A host whose input policy is drop").
 // - nftables: our table's accept does not override the host table's policy drop (every base chain on a
 //   hook decides on its own). The admin adds one line to the host's input chain accepting the knock
@@ -19,7 +19,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s): a host whose input pol
     const r = await h.topo.exec("srv", file, args, { timeoutMs: 10_000, ...(input !== undefined ? { input } : {}) });
     if (r.exitCode !== 0) throw new Error(`${file} ${args.join(" ")}: ${r.stderr}`);
   };
-  /** The rules an admin adds to the host's own input chain (README). */
+  /** The rules an admin adds to the host's own input chain (docs/firewall.md). */
   const adminAccept = (): string =>
     [
       `add rule inet host input tcp dport { ${h.cfg.httpPort}, ${h.cfg.httpsPort}, ${ssh.port} } accept comment "KnockPort ports: its own table filtered them already"`,

@@ -10,7 +10,7 @@ import { pollUntil, sleep, type AppSpec } from "./testbed.js";
 const METRICS_PORT = 9464;
 
 // Not for vyos: `nft flush ruleset` deletes VyOS's own tables too, and VyOS itself cannot recreate them
-// without a real configuration change (README); vyos.test.ts covers the VyOS case, a commit.
+// without a real configuration change (docs/firewall.md, VyOS); vyos.test.ts covers the VyOS case, a commit.
 describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end (%s): self-heal after a flush from outside", (firewall) => {
   const h = new Harness({ duration: 30, step2HttpsDuration: 5, rateLimitPerMinute: 1000, firewall, serverArgs: ["--metrics-port", String(METRICS_PORT)] });
   let ssh: AppSpec;

@@ -100,7 +100,7 @@ describe.each(e2eFirewalls().filter((f) => f !== "iptables-nft" || !e2eFirewalls
   });
 });
 
-// Custom chains (README "Custom tables and chains") read the admin's table with two more command lines.
+// Custom chains (docs/firewall.md "Custom tables and chains") read the admin's table with two more command lines.
 describe.runIf(e2eFirewalls().includes("nftables"))("knockport end to end (nftables, --nftables-table-filter): --use-sudo", () => {
   const dir = mkdtempSync(join(tmpdir(), "kp-sudo-"));
   const sudo = join(dir, "sudo.cjs");

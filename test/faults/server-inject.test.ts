@@ -1,6 +1,6 @@
 // Hostile input against the knock server through fastify.inject(): generated methods, paths,
 // headers, content types and bodies on both listeners, with a fake helper that always works.
-// Expected: only the README's answers (200/400/403/404/429, never 500), a helper call only for a
+// Expected: only the answers in docs/guide.md (200/400/403/404/429, never 500), a helper call only for a
 // configured app with one of its keys from the caller's own address, no throw, no secret in logs.
 import { Writable } from "node:stream";
 import fc from "fast-check";
@@ -242,7 +242,7 @@ describe("knock server under generated hostile requests (inject)", () => {
     const before = helper.calls.length;
     const res = await send(app, c);
     const calls = helper.calls.slice(before);
-    expect(ALLOWED.has(res.status), `status ${res.status} (${JSON.stringify(res.body)}) is not one of the README's answers`).toBe(true);
+    expect(ALLOWED.has(res.status), `status ${res.status} (${JSON.stringify(res.body)}) is not one of the answers in docs/guide.md`).toBe(true);
     expect(calls.length).toBeLessThanOrEqual(1);
     const text = Buffer.isBuffer(c.body) ? c.body.toString("latin1") : c.body;
     if (calls.length === 1) {

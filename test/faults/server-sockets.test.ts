@@ -14,7 +14,7 @@ type App = Awaited<ReturnType<typeof buildKnockApp>>;
 
 const STEP1_CONNECTIONS = Number(process.env.FAULTS_SOCKET_STEP1 ?? 1200);
 const STEP2_CONNECTIONS = Number(process.env.FAULTS_SOCKET_STEP2 ?? 600);
-/** Answers a client may get on a raw socket: the README's, plus Node's own 408/413/431 for broken HTTP. */
+/** Answers a client may get on a raw socket: those in docs/guide.md, plus Node's own 408/413/431 for broken HTTP. */
 const ALLOWED = new Set([200, 400, 403, 404, 408, 413, 429, 431]);
 
 interface RawCase {

@@ -150,7 +150,7 @@ export class IptablesBackend implements FirewallBackend {
   /**
    * The INPUT jumps still in place (checked with -C, which also fails when KNOCKPORT-INPUT is gone) and
    * our https ipsets present: three commands every few seconds, not fourteen. Not detected: a flushed
-   * chain whose jump stayed, and raw/nat/forward jumps removed alone (see README).
+   * chain whose jump stayed, and raw/nat/forward jumps removed alone (see docs/firewall.md).
    */
   async isInstalled(): Promise<boolean> {
     for (const binary of [this.bin.iptables, this.bin.ip6tables]) {
