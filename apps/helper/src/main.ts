@@ -1,5 +1,6 @@
 import { pino } from "pino";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { ConfigError, UsageError, loadConfig } from "@knockport/config";
 import { createDispatcher } from "@knockport/protocol";
 import { HELPER_USAGE, parseHelperArgs } from "./args.js";
@@ -17,6 +18,7 @@ import { renderSudoers, sudoCommands } from "./sudoers.js";
 import { ForwardingDisabledError, checkForwarding } from "./forwarding.js";
 import { ConntrackCutter, ConntrackMissingError, locateConntrackFor } from "./conntrack.js";
 import { HookRunner } from "./hooks.js";
+import { InstanceLockError, takeInstanceLock, type InstanceLock } from "./instance-lock.js";
 
 /** Problems the admin can fix: print the message alone, no stack trace. */
 function isExpectedFailure(err: unknown): err is Error & { code: string } {
@@ -28,8 +30,17 @@ function isExpectedFailure(err: unknown): err is Error & { code: string } {
     err instanceof ForwardingDisabledError ||
     err instanceof VyosBootstrapNeededError ||
     err instanceof ConntrackMissingError ||
+    err instanceof InstanceLockError ||
     (err instanceof Error && (err as { code?: string }).code === "STATE_WRITE_FAILED")
   );
+}
+
+/** Held until the process exits (never released: the kernel drops it with the process). */
+let stateDirLock: InstanceLock | undefined;
+
+async function lockStateDir(journal: LeaseJournal): Promise<void> {
+  journal.prepare();
+  stateDirLock = await takeInstanceLock(join(journal.dir, "helper.lock"), `--state-dir ${journal.dir}`);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -62,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
           ? await new VyosBackend(loadConfig(options.configFile), "/bin/vbash", locateNft(), privilege).uninstall()
           : await uninstallNftables(locateNft(), privilege, placement);
     const journal = new LeaseJournal(options.stateDir);
-    journal.prepare();
+    await lockStateDir(journal);
     journal.save([]);
     log.info(
       { event: "firewall.uninstalled", removed, table: placement.table },
@@ -92,18 +103,27 @@ async function main(argv: string[]): Promise<number> {
         ? new VyosBackend(config, locateVbash(options.vbash), locateNft(), privilege)
         : new NftablesBackend(config, locateNft(), privilege, placement);
   const journal = new LeaseJournal(options.stateDir);
-
+  // Both locks before any firewall command: a second helper (another config, state dir or socket)
+  // exits here and leaves the running helper's table and journal alone.
+  await lockStateDir(journal);
   const service = new HelperService(config, firewall, journal, log, undefined, new HookRunner(log), conntrack);
-  await service.start();
   const dispatch = createDispatcher(service.handlers, (err, method) =>
     log.error({ event: "rpc.internal_error", method, err: (err as Error)?.message }, "handler failed"),
   );
+  // Requests that arrive while the table is being installed wait for it (the client's timeout bounds that).
+  let markStarted: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (markStarted = resolve));
   const rpc = await startRpcServer({
     socketPath: options.socketPath,
     socketGroup: options.socketGroup,
-    dispatch: (frame) => dispatch(frame, undefined),
+    dispatch: async (frame) => {
+      await started;
+      return dispatch(frame, undefined);
+    },
     log,
   });
+  await service.start();
+  markStarted();
   service.startExpirySweep();
   service.startSelfHeal();
   log.info(

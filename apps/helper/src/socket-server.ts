@@ -2,6 +2,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, unlinkSync } 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
+import { takeInstanceLock } from "./instance-lock.js";
 import {
   FrameDecoder,
   FrameTooLargeError,
@@ -68,7 +69,15 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<{ close():
   const { socketPath, log } = opts;
   const gid = opts.socketGroup === undefined ? undefined : lookupGroupId(opts.socketGroup);
   mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
-  await removeStaleSocket(socketPath);
+  // Held for the process's life: the stale-socket probe and unlink below cannot race another helper's
+  // start, which could otherwise unlink the socket the other just bound.
+  const lock = await takeInstanceLock(`${socketPath}.lock`, `--socket ${socketPath}`);
+  try {
+    await removeStaleSocket(socketPath);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
 
   const connections = new Set<Socket>();
   const server: Server = createServer({ allowHalfOpen: false }, (socket) => {
@@ -85,6 +94,9 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<{ close():
       server.once("error", reject);
       server.listen({ path: socketPath }, () => resolve());
     });
+  } catch (err) {
+    lock.release();
+    throw err;
   } finally {
     process.umask(previousUmask);
   }
@@ -99,6 +111,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<{ close():
     }
   } catch (err) {
     server.close();
+    lock.release();
     throw new SocketSetupError(`--socket ${socketPath}: cannot set owner/mode (${(err as NodeJS.ErrnoException).code})`);
   }
   server.on("error", (err) => log.error({ event: "socket.error", err: err.message }, "socket server error"));
@@ -108,7 +121,10 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<{ close():
     close: () =>
       new Promise<void>((resolve) => {
         for (const c of connections) c.destroy();
-        server.close(() => resolve());
+        server.close(() => {
+          lock.release();
+          resolve();
+        });
       }),
   };
 }
