@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# All tests: unit tests, the end-to-end suite on the real kernel (network namespaces,
-# nftables, the real helper and server), then the fault suite (test/faults). Needs root. Installs what is missing first.
+# All checks and tests (the CI command, `pnpm test:all`): lint, typecheck, unit tests, the end-to-end suite
+# on the real kernel (network namespaces, nftables, the real helper and server), then the fault suite
+# (test/faults). Needs root. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "scripts/test.sh: run as root (the end-to-end suite builds network namespaces)" >&2; exit 1; }
@@ -9,6 +10,10 @@ bash scripts/bootstrap.sh
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 status=0
+# Lint and typecheck failures fail the run, but the tests still run so one run reports everything.
+checks=()
+pnpm lint || { status=1; checks+=(lint); }
+pnpm typecheck || { status=1; checks+=(typecheck); }
 pnpm test:unit --reporter=default --reporter=json --outputFile.json="$results/unit.json" || status=$?
 pnpm test:e2e --reporter=default --reporter=json --outputFile.json="$results/e2e.json" || status=$?
 # Hostile input (property-based fuzzing of server and helper socket) and slow-loris (test/faults; ~30 s).
@@ -25,4 +30,5 @@ node -e '
   }
   console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 ' "$results/unit.json" "$results/e2e.json" "$results/faults.json"
+[ ${#checks[@]} -eq 0 ] || echo "failed checks: ${checks[*]}"
 exit "$status"

@@ -63,6 +63,9 @@ describe("grant and revoke over the socket", () => {
       calls.push({ method: "close", params: p });
       return p.app === "hooked" ? { closed: 1, hooks: { ran: 1, failed: 0 } } : { closed: 0 };
     },
+    stats: async () => {
+      throw new Error("not used");
+    },
   };
 
   beforeAll(async () => {

@@ -48,7 +48,8 @@ class FakeKernel implements FirewallBackend {
       this.traffic.delete(`${c.set}|${c.ip}`);
     }
   }
-  async listElements(sets: ReadonlySet<string>): Promise<KernelElement[]> {
+  isInstalled?: () => Promise<boolean>;
+  async listElements(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined> {
     this.listed += 1;
     const now = this.clock.now();
     const out: KernelElement[] = [];

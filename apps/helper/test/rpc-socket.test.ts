@@ -31,6 +31,12 @@ function fakeHandlers(): { handlers: MethodHandlers<unknown>; opened: OpenParams
     },
     close: async () => ({ closed: 0 }),
     list: async () => ({ leases: [] }),
+    grant: async () => {
+      throw new Error("not used");
+    },
+    stats: async () => {
+      throw new Error("not used");
+    },
   };
   return { handlers, opened };
 }
@@ -265,7 +271,7 @@ describe("startRpcServer", () => {
       },
       () => undefined,
     );
-    server = await startRpcServer({ socketPath, dispatch: (frame) => dispatch(frame, undefined), log: silent });
+    server = await startRpcServer({ socketPath, socketGroup: undefined, dispatch: (frame) => dispatch(frame, undefined), log: silent });
     const c = await connect();
     const started = Date.now();
     c.send(Array.from({ length: n }, (_, i) => req(500 + i, "open", { step: 1, app: "ssh", ip: "198.51.100.7" })).join(""));

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, checkHookArgv, expandHookArgv, parseConfig } from "../src/index.js";
 import { FILE, baseDoc } from "./helpers.js";
 
-function problems(patch: Record<string, unknown>): string[] {
+function problems(patch: Record<string, unknown>): readonly string[] {
   const doc = baseDoc();
   Object.assign(doc.ssh, patch);
   try {

@@ -242,7 +242,7 @@ describe("result schemas", () => {
     expect(grant({ ...validResults.grant, durationSeconds: 0 })).toBe(false);
 
     const list = compiled(results, "list");
-    const lease = validResults.list.leases[0];
+    const lease = validResults.list.leases[0]!;
     expect(list({ leases: [] })).toBe(true);
     expect(list({ leases: [{ ...lease, step: 3 }] })).toBe(false);
     expect(list({ leases: [{ ...lease, remainingSeconds: -1 }] })).toBe(false);
