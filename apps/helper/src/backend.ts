@@ -1,3 +1,4 @@
+import type { Logger } from "pino";
 import type { IpAddress } from "@knockport/protocol";
 import type { KernelElement } from "./nft-elements.js";
 
@@ -18,10 +19,18 @@ export interface FirewallBackend {
   /** Apply grants/revokes as one transaction. */
   apply(changes: readonly SetChange[]): Promise<void>;
   /**
-   * Whether our table / chains / jumps are all still in the kernel (for self-healing after a flush from
-   * outside). Optional: backends without it are never re-applied.
+   * Whether the kernel holds exactly the rules the last install put there: our table / chains with all
+   * their rules, hooks and priorities, sets and jumps, compared with their form right after that install
+   * (set elements and counters aside). For self-healing after a reload from outside. Optional: backends
+   * without it are never re-applied.
    */
   isInstalled?(): Promise<boolean>;
+  /**
+   * Calls `onChange` as soon as our rules may have changed (an `nft monitor` event, a change the kernel
+   * refused because a set is gone), so the self-heal check runs at once rather than at its next tick.
+   * Returns the function that stops watching. Optional: without it only the periodic check runs.
+   */
+  watch?(onChange: (reason: string) => void, log: Logger): () => void;
   /**
    * Elements of our lease sets as the kernel holds them, with the time left (for reconciling kernel and
    * lease book); undefined when our table is absent. Optional: backends without it are not reconciled.

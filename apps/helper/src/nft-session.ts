@@ -31,7 +31,8 @@ export interface NftSessionOptions {
   timeoutMs?: number;
 }
 
-const LISTING_END = "\n}\n";
+/** What `describe meta mark` prints: the end of one transaction's answer. */
+const ANSWER_END = /^meta expression, datatype mark[^\n]*\n/m;
 const SEQ_MODULUS = 0x7fffffff;
 
 /**
@@ -39,8 +40,13 @@ const SEQ_MODULUS = 0x7fffffff;
  * one well under 1 ms. In interactive mode each input line is one transaction, and nft reports
  * failures only on stderr and carries on, so every transaction also replaces the single element
  * of a sync set with its own sequence number, and the next line lists that set on stdout: the
- * number is there if and only if the transaction committed. stdout alone decides; stderr only
- * supplies the error text.
+ * number is there if and only if the transaction committed. A `describe` line, which prints the
+ * same text whatever the ruleset holds, ends each answer, so stdout stays in step even when the
+ * listing fails. stdout alone decides; stderr only supplies the error text.
+ *
+ * The session never creates anything: the table and its sync set come with the installed ruleset.
+ * When either is gone (`nft flush ruleset`) every transaction fails whole, and the table stays gone
+ * until the helper re-installs all of it, rather than being re-created empty.
  */
 export class NftSession {
   private proc: ChildProcessWithoutNullStreams | undefined;
@@ -67,10 +73,9 @@ export class NftSession {
     const { table } = this.options;
     const set = `${table} ${this.syncSet}`;
     const lines = [
-      // its own transaction, idempotent: the listing below can never fail, so stdout stays in step
-      `add table ${table}; add set ${set} { type mark; flags timeout; }`,
       [...commands, `flush set ${set}`, `add element ${set} { ${seq} timeout 1h }`].join("; "), // empty `commands`: a no-op that proves the session works
       `list set ${set}`,
+      "describe meta mark",
     ];
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => this.fail(`nft did not answer within ${this.timeoutMs} ms`), this.timeoutMs);
@@ -107,9 +112,9 @@ export class NftSession {
 
   private onStdout(chunk: string): void {
     this.stdout += chunk;
-    for (let end = this.stdout.indexOf(LISTING_END); end >= 0; end = this.stdout.indexOf(LISTING_END)) {
-      const listing = this.stdout.slice(0, end + LISTING_END.length);
-      this.stdout = this.stdout.slice(end + LISTING_END.length);
+    for (let end = ANSWER_END.exec(this.stdout); end !== null; end = ANSWER_END.exec(this.stdout)) {
+      const listing = this.stdout.slice(0, end.index);
+      this.stdout = this.stdout.slice(end.index + end[0].length);
       const waiter = this.waiters.shift();
       if (!waiter) continue;
       clearTimeout(waiter.timer);

@@ -10,7 +10,7 @@ import {
   renderNftRemoveTable,
   renderNftRevoke,
   renderNftRuleset,
-  CUSTOM_PREFIX,
+  syncSetName,
   NFT_TABLE_FAMILY,
   NFT_TABLE_NAME,
   NO_EXISTING_OBJECTS,
@@ -18,8 +18,11 @@ import {
   type NftPlacement,
 } from "@knockport/firewall";
 import { checkAdminChains, existingObjects, ListingParseError, layoutInPlace, parseTableListing, type TableListing } from "./nft-custom.js";
+import type { Logger } from "pino";
 import type { FirewallBackend, SetChange } from "./backend.js";
 import { NftSession, NftSessionError } from "./nft-session.js";
+import { NftMonitor } from "./nft-monitor.js";
+import { tableFingerprint } from "./nft-fingerprint.js";
 import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
 import { parseNftSetElements, type KernelElement } from "./nft-elements.js";
 
@@ -60,6 +63,9 @@ export class NftablesBackend implements FirewallBackend {
    * lines, and an interactive nft would be one more of them to trust.
    */
   private readonly session: NftSession | undefined;
+  /** tableFingerprint of our objects right after the last install: what isInstalled compares with. */
+  private installed: string | undefined;
+  private onChange: ((reason: string) => void) | undefined;
 
   constructor(
     private readonly config: KnockportConfig,
@@ -70,12 +76,7 @@ export class NftablesBackend implements FirewallBackend {
   ) {
     this.session = privilege.viaSudo
       ? undefined
-      : new NftSession({
-          command: nftPath,
-          args: ["-i"],
-          table: placement.table,
-          ...(placement.custom ? { syncSet: `${CUSTOM_PREFIX}sync` } : {}),
-        });
+      : new NftSession({ command: nftPath, args: ["-i"], table: placement.table, syncSet: syncSetName(placement) });
   }
 
   renderRuleset(): string {
@@ -85,6 +86,7 @@ export class NftablesBackend implements FirewallBackend {
   async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
     const elements = grants.map((g) => ({ set: g.set, ip: g.ip, timeoutSeconds: g.timeoutSeconds }));
     const custom = this.placement.custom;
+    this.installed = undefined;
     if (custom === undefined) {
       await this.runScript(renderNftRuleset(this.config, { elements }), "install the knockport table");
     } else {
@@ -107,6 +109,40 @@ export class NftablesBackend implements FirewallBackend {
     await this.session?.apply([]).catch((err: Error) => {
       throw new FirewallCommandError(`cannot start the nft session: ${err.message}`, "");
     });
+    // The kernel's form of what was just installed. Should a change from outside have come between the
+    // install and this listing, the layout check below or the next install catches it.
+    const listed = await this.listOurs();
+    if (listed === undefined || !layoutInPlace(listed.listing, nftLayout(this.config, this.placement))) {
+      throw new FirewallCommandError(`table ${this.placement.table} changed while KnockPort installed its rules; installing again`, "");
+    }
+    this.installed = listed.fingerprint;
+  }
+
+  /** Our table's listing and fingerprint; undefined when the table is gone. */
+  private async listOurs(): Promise<{ listing: TableListing; fingerprint: string } | undefined> {
+    const json = await listTableJsonText(this.nftPath, this.privilege, this.placement.table);
+    if (json === undefined) return undefined;
+    try {
+      return { listing: parseTableListing(json), fingerprint: tableFingerprint(json, this.placement.custom === undefined ? "own-table" : "custom") };
+    } catch (err) {
+      if (err instanceof ListingParseError) throw new FirewallCommandError(`cannot read nft's listing of table ${this.placement.table}: ${err.message}`, "");
+      throw err;
+    }
+  }
+
+  /**
+   * `nft monitor`: every event touching our table (or the admin's, with custom chains; or `alsoTables`)
+   * calls `onChange`; so does every change the kernel refuses (a set or the table gone).
+   */
+  watch(onChange: (reason: string) => void, log: Logger, alsoTables: readonly string[] = []): () => void {
+    this.onChange = onChange;
+    const cmd = this.privilege.wrap(this.nftPath, ["monitor"]);
+    const monitor = new NftMonitor({ command: cmd.file, args: cmd.args, tables: [this.placement.table, ...alsoTables], onChange, log });
+    monitor.start();
+    return () => {
+      this.onChange = undefined;
+      monitor.stop();
+    };
   }
 
   async apply(changes: readonly SetChange[]): Promise<void> {
@@ -137,6 +173,7 @@ export class NftablesBackend implements FirewallBackend {
         return;
       }
       const stderr = err instanceof NftSessionError ? err.stderr : "";
+      this.onChange?.("nft refused a change");
       throw new FirewallCommandError(`nft failed to update the knockport sets: ${(err as Error).message}`, stderr);
     }
   }
@@ -151,19 +188,15 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   /**
-   * `nft -t list table inet knockport` succeeds (terse: without the sets' elements, so this check costs
-   * the same with 10 leases or 10,000; the full listing is 0.5 MB of text then); in an admin's table:
-   * every chain of ours with all its rules, every set and each jump exactly once.
+   * Our objects in `nft -t -j list table` (terse: without the sets' elements, so this check costs the
+   * same with 10 leases or 10,000) are exactly as right after the last install (tableFingerprint); before
+   * any install: every chain of ours with all its rules, every set and each jump exactly once.
    */
   async isInstalled(): Promise<boolean> {
-    if (this.placement.custom !== undefined) {
-      const listing = await listTableJson(this.nftPath, this.privilege, this.placement.table);
-      return listing !== undefined && layoutInPlace(listing, nftLayout(this.config, this.placement));
-    }
-    const cmd = this.privilege.wrap(this.nftPath, ["-t", "list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME]);
-    const r = await execa(cmd.file, cmd.args, { reject: false, timeout: NFT_TIMEOUT_MS, stdin: "ignore" });
-    if (r.timedOut) throw new FirewallCommandError("nft timed out listing the knockport table", "");
-    return r.exitCode === 0;
+    const listed = await this.listOurs();
+    if (listed === undefined) return false;
+    if (this.installed === undefined) return layoutInPlace(listed.listing, nftLayout(this.config, this.placement));
+    return listed.fingerprint === this.installed;
   }
 
   /** Our sets' elements from `nft list table inet knockport`. */
@@ -221,6 +254,18 @@ function tableArgs(table: string): string[] {
  * 10,000 leases the elements would be 0.7 MB of JSON each time).
  */
 async function listTableJson(nftPath: string, privilege: Privilege, table: string): Promise<TableListing | undefined> {
+  const json = await listTableJsonText(nftPath, privilege, table);
+  if (json === undefined) return undefined;
+  try {
+    return parseTableListing(json);
+  } catch (err) {
+    if (err instanceof ListingParseError) throw new FirewallCommandError(`cannot read nft's listing of table ${table}: ${err.message}`, "");
+    throw err;
+  }
+}
+
+/** The JSON text of that listing; undefined when the table does not exist. */
+async function listTableJsonText(nftPath: string, privilege: Privilege, table: string): Promise<string | undefined> {
   const cmd = privilege.wrap(nftPath, ["-t", "-j", "list", "table", ...tableArgs(table)]);
   const r = await execa(cmd.file, cmd.args, { reject: false, timeout: NFT_TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
   if (r.timedOut) throw new FirewallCommandError(`nft timed out listing table ${table}`, "");
@@ -229,12 +274,7 @@ async function listTableJson(nftPath: string, privilege: Privilege, table: strin
     if (/No such file or directory/.test(stderr)) return undefined;
     throw new FirewallCommandError(`nft failed to list table ${table}${privilegeHint(privilege, stderr)}: ${stderr.slice(0, 2000)}`, stderr);
   }
-  try {
-    return parseTableListing(String(r.stdout));
-  } catch (err) {
-    if (err instanceof ListingParseError) throw new FirewallCommandError(`cannot read nft's listing of table ${table}: ${err.message}`, "");
-    throw err;
-  }
+  return String(r.stdout);
 }
 
 async function runNftScript(nftPath: string, script: string, what: string, privilege: Privilege = DIRECT): Promise<void> {

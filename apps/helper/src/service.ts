@@ -9,7 +9,7 @@ import { LeaseBook, type Lease, type LeaseJournal } from "./leases.js";
 import { systemClock, type Clock, type HelperContext } from "./helper-context.js";
 import { grantChange, prepareCloseOnTime, prepareSweep, secondsUntil, serviceLeaseEnded } from "./lease-changes.js";
 import { Reconciler, type ReconcileCounts } from "./reconcile.js";
-import { SELF_HEAL_INTERVAL_MS, reinstall, startSelfHeal } from "./self-heal.js";
+import { SELF_HEAL_INTERVAL_MS, reinstall, startSelfHeal, type SelfHeal } from "./self-heal.js";
 import { createHandlers, hello, list, stats } from "./rpc-handlers.js";
 
 export { HELPER_VERSION } from "./rpc-handlers.js";
@@ -26,7 +26,7 @@ export class HelperService {
   private readonly ctx: HelperContext;
   private readonly reconciler: Reconciler;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private selfHealTimer: NodeJS.Timeout | undefined;
+  private selfHeal: SelfHeal | undefined;
   private readonly onTimeTimers = new Map<string, NodeJS.Timeout>();
   readonly handlers: MethodHandlers<unknown>;
 
@@ -134,7 +134,7 @@ export class HelperService {
   }
 
   startSelfHeal(intervalMs = SELF_HEAL_INTERVAL_MS): void {
-    this.selfHealTimer = startSelfHeal(
+    this.selfHeal = startSelfHeal(
       this.ctx,
       { reinstall: () => this.reinstall(), reconcile: () => this.reconcile(), lastWalkElements: () => this.reconciler.lastWalkElements },
       intervalMs,
@@ -189,7 +189,7 @@ export class HelperService {
 
   stop(): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    if (this.selfHealTimer) clearInterval(this.selfHealTimer);
+    this.selfHeal?.stop();
     for (const t of this.onTimeTimers.values()) clearTimeout(t);
     this.onTimeTimers.clear();
   }

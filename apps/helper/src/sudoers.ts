@@ -45,10 +45,12 @@ function firewallCommands(
     const out = [
       [backend.nft, "-f", "-"],
       [backend.nft, "list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME],
-      [backend.nft, "-t", "list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME],
+      [backend.nft, "-t", "-j", "list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME],
+      // the self-heal watch: events only, it changes nothing
+      [backend.nft, "monitor"],
     ];
     const custom = backend.placement?.custom;
-    // custom tables: the admin's table is read (JSON for chains/handles, text for set elements)
+    // custom tables: the admin's table is read (JSON for chains/handles and the self-heal check, text for set elements)
     if (custom) out.push([backend.nft, "-t", "-j", "list", "table", NFT_TABLE_FAMILY, custom.table], [backend.nft, "list", "table", NFT_TABLE_FAMILY, custom.table]);
     if (backend.type === "vyos" && config) for (const c of vyosChains(config)) out.push([backend.nft, "list", "chain", c.family, c.table, c.chain]);
     return out;

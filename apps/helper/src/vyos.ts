@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { delimiter, isAbsolute, join } from "node:path";
 import { execa } from "execa";
+import type { Logger } from "pino";
 import type { KnockportConfig } from "@knockport/config";
 import { VYOS_RULE_COMMENT, renderVyosBootstrap, renderVyosChains, renderVyosRerender, vyosChains } from "@knockport/firewall";
 import type { FirewallBackend, SetChange } from "./backend.js";
@@ -110,6 +111,11 @@ export class VyosBackend implements FirewallBackend {
       await this.runNft(["-f", "-"], `${script}\n`, "empty the VyOS chains");
     }
     return removed;
+  }
+
+  /** Our table's events, and VyOS's tables' (a commit re-renders them and wipes our accepts). */
+  watch(onChange: (reason: string) => void, log: Logger): () => void {
+    return this.nft.watch(onChange, log, [...new Set(vyosChains(this.config).map((c) => `${c.family} ${c.table}`))]);
   }
 
   async isInstalled(): Promise<boolean> {

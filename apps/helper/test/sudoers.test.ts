@@ -22,7 +22,9 @@ describe("sudo", () => {
   it("the shipped deploy/sudoers/knockport is the generated nftables file, for the helper's own user", () => {
     const shipped = readFileSync(new URL("../../../deploy/sudoers/knockport", import.meta.url), "utf8");
     expect(shipped).toBe(renderSudoers("knockport-helper", sudoCommands({ type: "nftables", nft: "/usr/sbin/nft" }, undefined), "nftables"));
-    expect(shipped).toContain("    /usr/sbin/nft -f -, \\\n    /usr/sbin/nft list table inet knockport, \\\n    /usr/sbin/nft -t list table inet knockport\n");
+    expect(shipped).toContain(
+      "    /usr/sbin/nft -f -, \\\n    /usr/sbin/nft list table inet knockport, \\\n    /usr/sbin/nft -t -j list table inet knockport, \\\n    /usr/sbin/nft monitor\n",
+    );
     expect(shipped).not.toMatch(/\*/); // no wildcard anywhere
   });
 

@@ -135,6 +135,15 @@ export function placedName(placement: NftPlacement, name: string): string {
   return `${checkPlacement(placement).prefix}${name}`;
 }
 
+/**
+ * The set in which knockport-helper's long-lived nft session marks each transaction it applied (one
+ * element, replaced every time; see apps/helper/src/nft-session.ts). Part of the ruleset, so the session
+ * never has to create anything.
+ */
+export function syncSetName(placement: NftPlacement): string {
+  return checkPlacement(placement).custom === undefined ? "kp_sync" : `${CUSTOM_PREFIX}sync`;
+}
+
 /** Every set name ours in an admin's table: `knockport_https_v4|6`, `knockport_https_meter_v4|6`, `knockport_svc_<app>_v4|6`, the session's `knockport_sync`. */
 const OUR_CUSTOM_SET = /^knockport_(?:(?:https|https_meter|svc_[A-Za-z0-9][A-Za-z0-9_-]{0,31})_v[46]|sync)$/;
 export function isOurCustomSet(name: string): boolean {

@@ -15,6 +15,7 @@ import {
   isOurCustomSet,
   placedName,
   serviceSetName,
+  syncSetName,
   type NftPlacement,
 } from "./names.js";
 import { renderPostPathMatch } from "./payload.js";
@@ -236,6 +237,15 @@ function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions)
     set(serviceSetName(app.name, 4), "ipv4_addr", `IPv4 clients that passed step 2 of app ${app.name}: may reach ${proto}/${port}`);
     set(serviceSetName(app.name, 6), "ipv6_addr", `IPv6 clients that passed step 2 of app ${app.name}: may reach ${proto}/${port}`);
   }
+
+  const sync = syncSetName(placement);
+  layout.sets.push(sync);
+  add(1, `set ${sync} {`);
+  add(2, "type mark");
+  add(2, "flags timeout");
+  add(2, comment("knockport-helper: marks each change it applied (one element)"));
+  add(1, "}");
+  add(0, "");
 
   const http = `tcp dport ${httpPort}`;
   chain(NFT_CHAINS.rawPrerouting, "prerouting priority raw", "stateless stealth HTTP knock port (incoming)", [

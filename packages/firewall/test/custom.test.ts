@@ -82,6 +82,7 @@ describe("custom tables and chains (--nftables-table-filter)", () => {
       "knockport_svc_openvpn_v6",
       "knockport_svc_ssh-admin_v4",
       "knockport_svc_ssh-admin_v6",
+      "knockport_sync",
     ]);
     expect(nftLayout(makeConfig()).jumps).toEqual([]);
     expect(nftLayout(makeConfig()).chains.map((c) => c.name)).toEqual(["raw_prerouting", "raw_output", "input", "output"]);
