@@ -52,6 +52,14 @@ function reloads(fw: FirewallKind, ssh: () => AppSpec): Reload[] {
       },
     },
     {
+      name: `iptables-${v}-restore of an empty ruleset, then ipset destroy of KnockPort's sets`,
+      run: async (h) => {
+        for (const bin of [`iptables-${v}-restore`, `ip6tables-${v}-restore`]) await sh(h, bin, ["-w", "5"], EMPTY_RESTORE);
+        const ours = (await sh(h, "ipset", ["list", "-n"])).split("\n").filter((n) => n.startsWith("kp-"));
+        for (const set of ours) await sh(h, "ipset", ["destroy", set]);
+      },
+    },
+    {
       name: `iptables-${v} -F`,
       run: async (h) => {
         for (const bin of [`iptables-${v}`, `ip6tables-${v}`]) await sh(h, bin, ["-w", "5", "-F"]);

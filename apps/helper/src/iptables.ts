@@ -17,6 +17,7 @@ import {
 import type { FirewallBackend, SetChange } from "./backend.js";
 import { ipsetsWithoutCounters, parseIpsetSave, type KernelElement } from "./nft-elements.js";
 import { FirewallCommandError } from "./nftables.js";
+import { hasJumps, iptablesFingerprint } from "./ipt-fingerprint.js";
 import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
 
 const TIMEOUT_MS = 15_000;
@@ -28,6 +29,9 @@ export interface IptablesBinaries {
   readonly ip6tables: string;
   readonly iptablesRestore: string;
   readonly ip6tablesRestore: string;
+  /** Listings for the self-heal check (`iptables-save`: every table in one command). */
+  readonly iptablesSave: string;
+  readonly ip6tablesSave: string;
   readonly ipset: string;
 }
 
@@ -53,6 +57,8 @@ export function locateIptables(choice: string): IptablesBinaries {
       ip6tables: find(`ip6tables${suffix}`, "--iptables-binary", "iptables"),
       iptablesRestore: find(`iptables${suffix}-restore`, "--iptables-binary", "iptables"),
       ip6tablesRestore: find(`ip6tables${suffix}-restore`, "--iptables-binary", "iptables"),
+      iptablesSave: find(`iptables${suffix}-save`, "--iptables-binary", "iptables"),
+      ip6tablesSave: find(`ip6tables${suffix}-save`, "--iptables-binary", "iptables"),
       ipset,
     };
   }
@@ -71,6 +77,8 @@ export function locateIptables(choice: string): IptablesBinaries {
     ip6tables: join(dir, `ip6tables${suffix}`),
     iptablesRestore: join(dir, `iptables${suffix}-restore`),
     ip6tablesRestore: join(dir, `ip6tables${suffix}-restore`),
+    iptablesSave: join(dir, `iptables${suffix}-save`),
+    ip6tablesSave: join(dir, `ip6tables${suffix}-save`),
   };
   for (const p of Object.values(paths)) {
     if (!existsSync(p)) throw new FirewallCommandError(`--iptables-binary ${choice}: ${p} does not exist; install iptables or pick another flavour`, "");
@@ -108,6 +116,10 @@ async function mustRun(p: Privilege, file: string, args: readonly string[], what
  */
 export class IptablesBackend implements FirewallBackend {
   readonly type = "iptables" as const;
+  /** iptablesFingerprint right after the last install: what isInstalled compares with. */
+  private installed: string | undefined;
+  private onChange: ((reason: string) => void) | undefined;
+  private lastChangeCheckAt = -Infinity;
 
   constructor(
     private readonly config: KnockportConfig,
@@ -125,6 +137,7 @@ export class IptablesBackend implements FirewallBackend {
       withoutCounters: await this.setsWithoutCounters(),
     });
     const p = this.privilege;
+    this.installed = undefined;
     await mustRun(p, this.bin.ipset, ["-exist", "restore"], "create the knockport ipsets", r.ipset);
     await mustRun(p, this.bin.iptablesRestore, ["-w", "5", "--noflush"], "load the KNOCKPORT-* chains (IPv4)", r.v4);
     await mustRun(p, this.bin.ip6tablesRestore, ["-w", "5", "--noflush"], "load the KNOCKPORT-* chains (IPv6)", r.v6);
@@ -133,6 +146,36 @@ export class IptablesBackend implements FirewallBackend {
       await this.ensureJump(this.bin.ip6tables, j);
     }
     await this.destroyStaleSets(new Set(r.ipset.split("\n").filter((l) => l.startsWith("create ")).map((l) => l.split(" ")[1] ?? "")));
+    // The kernel's form of what was just installed; a change from outside in between fails the jump check or the next install.
+    const fingerprint = await this.fingerprint();
+    if (!hasJumps(fingerprint, r.jumps)) throw new FirewallCommandError("the KNOCKPORT-* jumps changed while KnockPort installed them; installing again", "");
+    this.installed = fingerprint;
+  }
+
+  private async fingerprint(): Promise<string> {
+    const save = async (binary: string): Promise<string> => {
+      const cmd = this.privilege.wrap(binary, []);
+      const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore", maxBuffer: 64 * 1024 * 1024 });
+      if (r.exitCode !== 0 || r.timedOut) {
+        const stderr = String(r.stderr ?? "").slice(0, 2000);
+        throw new FirewallCommandError(`${basename(binary)} failed (${r.timedOut ? "timed out" : `exit ${String(r.exitCode)}`})${privilegeHint(this.privilege, stderr)}: ${stderr}`, stderr);
+      }
+      return String(r.stdout);
+    };
+    const [v4, v6] = [await save(this.bin.iptablesSave), await save(this.bin.ip6tablesSave)];
+    return iptablesFingerprint({ v4, v6 }, await listOurSets(this.bin.ipset, this.privilege));
+  }
+
+  /**
+   * No event source for iptables: the check runs after a change the kernel refused (an ipset gone) and,
+   * at most once a second, after a change it took (a knock while the chains are flushed still lands in its
+   * ipset, and the rules that use it come back at once rather than at the next periodic check).
+   */
+  watch(onChange: (reason: string) => void): () => void {
+    this.onChange = onChange;
+    return () => {
+      this.onChange = undefined;
+    };
   }
 
   async apply(changes: readonly SetChange[]): Promise<void> {
@@ -140,7 +183,16 @@ export class IptablesBackend implements FirewallBackend {
     const script = changes
       .map((c) => (c.op === "grant" ? renderIpsetAdd({ set: c.set, ip: c.ip, timeoutSeconds: c.timeoutSeconds }) : renderIpsetDel({ set: c.set, ip: c.ip })))
       .join("");
-    await mustRun(this.privilege, this.bin.ipset, ["-exist", "restore"], "update the knockport ipsets", script);
+    try {
+      await mustRun(this.privilege, this.bin.ipset, ["-exist", "restore"], "update the knockport ipsets", script);
+    } catch (err) {
+      this.onChange?.("ipset refused a change");
+      throw err;
+    }
+    if (performance.now() - this.lastChangeCheckAt >= 1000) {
+      this.lastChangeCheckAt = performance.now();
+      this.onChange?.("a lease changed");
+    }
   }
 
   async uninstall(): Promise<boolean> {
@@ -148,11 +200,12 @@ export class IptablesBackend implements FirewallBackend {
   }
 
   /**
-   * The INPUT jumps still in place (checked with -C, which also fails when KNOCKPORT-INPUT is gone) and
-   * our https ipsets present: three commands every few seconds, not fourteen. Not detected: a flushed
-   * chain whose jump stayed, and raw/nat/forward jumps removed alone (see docs/firewall.md).
+   * Our chains, rules, jumps and ipsets exactly as right after the last install (iptablesFingerprint:
+   * `iptables-save`, `ip6tables-save`, `ipset list -n`); before any install, the INPUT jumps (checked with
+   * -C, which also fails when KNOCKPORT-INPUT is gone) and our https ipsets.
    */
   async isInstalled(): Promise<boolean> {
+    if (this.installed !== undefined) return (await this.fingerprint()) === this.installed;
     for (const binary of [this.bin.iptables, this.bin.ip6tables]) {
       for (const j of iptablesJumps().filter((x) => x.table === "filter" && x.builtin === "INPUT")) {
         const r = await run(this.privilege, binary, ["-w", "5", "-t", j.table, "-C", j.builtin, ...j.spec], "check a jump");

@@ -62,6 +62,9 @@ function firewallCommands(
     [b.ipset, "save"],
     [b.iptablesRestore, "-w", "5", "--noflush"],
     [b.ip6tablesRestore, "-w", "5", "--noflush"],
+    // the self-heal check: every table's rules, read only
+    [b.iptablesSave],
+    [b.ip6tablesSave],
   ];
   for (const bin of [b.iptables, b.ip6tables]) {
     for (const j of iptablesJumps()) {

@@ -123,7 +123,8 @@ export class VyosBackend implements FirewallBackend {
     for (const c of vyosChains(this.config)) {
       const cmd = this.privilege.wrap(this.nftPath, ["list", "chain", c.family, c.table, c.chain]);
       const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore" });
-      if (r.exitCode !== 0 || !String(r.stdout).includes(VYOS_RULE_COMMENT)) return false;
+      // Each accept of ours once: a commit that re-rendered the chain, or one accept deleted, re-applies them all.
+      if (r.exitCode !== 0 || String(r.stdout).split(VYOS_RULE_COMMENT).length - 1 !== c.rules.length) return false;
     }
     return true;
   }

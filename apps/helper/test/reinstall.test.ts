@@ -52,3 +52,57 @@ describe("HelperService.reinstall (self-heal)", () => {
     service.stop();
   });
 });
+
+/** A firewall that reports changes like `nft monitor` does and says whether its rules are in place. */
+class WatchedFirewall extends RecordingFirewall {
+  inPlace = true;
+  onChange: ((reason: string) => void) | undefined;
+  override async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
+    await super.install(grants);
+    this.inPlace = true;
+  }
+  async isInstalled(): Promise<boolean> {
+    return this.inPlace;
+  }
+  watch(onChange: (reason: string) => void): () => void {
+    this.onChange = onChange;
+    return () => {
+      this.onChange = undefined;
+    };
+  }
+}
+
+describe("self-heal on a reported change", () => {
+  const until = async (what: () => boolean, ms: number): Promise<boolean> => {
+    for (let i = 0; i < ms / 5 && !what(); i++) await new Promise((r) => setTimeout(r, 5));
+    return what();
+  };
+
+  it("re-applies at once when the backend reports a change, not at the next tick; a second one within 1 s waits", async () => {
+    dir = mkdtempSync(join(tmpdir(), "kp-reinstall-"));
+    const firewall = new WatchedFirewall();
+    const service = new HelperService(config, firewall, new LeaseJournal(join(dir, "state")), pino({ level: "silent" }));
+    await service.start();
+    await service.handlers.open({ step: 1, app: "ssh", ip: "198.51.100.7" }, undefined);
+    service.startSelfHeal(60_000); // the periodic tick never comes during this test
+    expect(firewall.onChange, "the self-heal watches the backend").toBeDefined();
+    firewall.inPlace = false;
+    const reported = performance.now();
+    firewall.onChange?.("delete table inet knockport");
+    expect(await until(() => firewall.installs.length === 2, 500), "re-applied on the event").toBe(true);
+    expect(performance.now() - reported).toBeLessThan(200);
+    expect(firewall.installs[1]?.map((g) => g.ip)).toEqual(["198.51.100.7"]);
+    // An event while the rules are in place re-applies nothing.
+    firewall.onChange?.("add rule inet knockport input ...");
+    await new Promise((r) => setTimeout(r, 50));
+    expect(firewall.installs).toHaveLength(2);
+    // Gone again right away: the second re-apply waits until 1 s after the first.
+    firewall.inPlace = false;
+    firewall.onChange?.("delete table inet knockport");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(firewall.installs).toHaveLength(2);
+    expect(await until(() => firewall.installs.length === 3, 1500)).toBe(true);
+    service.stop();
+    expect(firewall.onChange, "stop ends the watch").toBeUndefined();
+  });
+});

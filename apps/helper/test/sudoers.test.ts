@@ -10,6 +10,8 @@ const BIN = {
   ip6tables: "/usr/sbin/ip6tables-legacy",
   iptablesRestore: "/usr/sbin/iptables-legacy-restore",
   ip6tablesRestore: "/usr/sbin/ip6tables-legacy-restore",
+  iptablesSave: "/usr/sbin/iptables-legacy-save",
+  ip6tablesSave: "/usr/sbin/ip6tables-legacy-save",
   ipset: "/usr/sbin/ipset",
 };
 
