@@ -106,7 +106,8 @@ describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end 
     }
     const ipset = await h.topo.exec("srv", "ipset", ["save"], { timeoutMs: 5000 });
     const lines = ipset.stdout.split("\n");
-    out.push(...lines.filter((l) => l.startsWith("create kp-")).sort());
+    // The set names only: a re-created set gets a new random `initval`.
+    out.push(...lines.filter((l) => l.startsWith("create kp-")).map((l) => l.split(" ").slice(0, 2).join(" ")).sort());
     const lease = lines.some((l) => l.startsWith("add kp-") && l.includes(` ${cliIp} `) && !l.startsWith("add kp-https"));
     return { rules: out.join("\n"), lease };
   };
@@ -175,7 +176,8 @@ describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end 
       figures.push(`  ${reload.name}${gap ? " (knock in the gap)" : ""}: ${back === undefined ? "NOT restored within 8 s" : `${back} ms`}`);
       expect(back, "KnockPort's rules and the live lease are back in the kernel").toBeDefined();
       if (firewall === "nftables") expect(back, "nftables: back within 1 s (goal 0.3 s)").toBeLessThan(1000);
-      else expect(back, "iptables: back within the 2 s check plus a reinstall").toBeLessThan(4000);
+      // No event source: the 2 s check (or the knock) finds it, and a reinstall is some twenty commands.
+      else expect(back, "iptables: back within the 2 s check plus a reinstall").toBeLessThan(6000);
 
       if (knocked !== undefined) {
         // Step 1 in the gap may even be answered (the stealth rules may be gone): only step 2's answer counts.
