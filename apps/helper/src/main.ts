@@ -35,12 +35,15 @@ function isExpectedFailure(err: unknown): err is Error & { code: string } {
   );
 }
 
-/** Held until the process exits (never released: the kernel drops it with the process). */
-let stateDirLock: InstanceLock | undefined;
+/**
+ * Locks held until the process exits (never released: the kernel drops them with the process). Kept
+ * referenced here so that nothing holding a lock's descriptor can be collected and closed early.
+ */
+const heldLocks: InstanceLock[] = [];
 
 async function lockStateDir(journal: LeaseJournal): Promise<void> {
   journal.prepare();
-  stateDirLock = await takeInstanceLock(join(journal.dir, "helper.lock"), `--state-dir ${journal.dir}`);
+  heldLocks.push(await takeInstanceLock(join(journal.dir, "helper.lock"), `--state-dir ${journal.dir}`));
 }
 
 async function main(argv: string[]): Promise<number> {
