@@ -117,6 +117,10 @@ describe.skipIf(missing !== undefined)("systemd units", () => {
       expect(cmd).not.toMatch(/--https?-port/);
     }
     expect(helper).toContain("--socket-group knockport");
+    // The admin socket is root's alone: no group flag, so the helper makes it 0600.
+    expect(helper).toContain("--admin-socket /run/knockport/admin.sock");
+    expect(helper).not.toContain("--admin-socket-group");
+    expect(server).not.toContain("admin.sock");
     expect(shipped["knockport-server.service"]).toMatch(/^Group=knockport$/m);
     expect(server).toContain("--state-dir /var/lib/knockport-server");
     expect(shipped["knockport-server.service"]).toMatch(/^StateDirectory=knockport-server$/m);

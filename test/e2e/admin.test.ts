@@ -35,7 +35,7 @@ describe.each(e2eFirewalls())("admin commands and metrics (%s, real kernel)", (f
   it("grant opens the service port for that address only, without a knock; revoke closes it at once", async () => {
     expect(await states({ cli: () => h.svc("cli", ssh) })).toEqual({ cli: "closed" });
 
-    const g = await h.stack.cli(["grant", "--app", ssh.name, "--ip", cliIp, "--duration", "20", "--socket", h.stack.socketPath, "--json"]);
+    const g = await h.stack.cli(["grant", "--app", ssh.name, "--ip", cliIp, "--duration", "20", "--admin-socket", h.stack.adminSocketPath, "--json"]);
     expect(g.exitCode, g.stderr).toBe(0);
     expect(JSON.parse(g.stdout)).toMatchObject({ app: ssh.name, ip: cliIp, step: 2, durationSeconds: 20, refreshed: false });
     expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh), https: () => h.https("cli") })).toEqual({
@@ -46,7 +46,7 @@ describe.each(e2eFirewalls())("admin commands and metrics (%s, real kernel)", (f
     const leases = await h.stack.status();
     expect(leases.filter((l) => l.ip === cliIp).map((l) => [l.app, l.step])).toEqual([[ssh.name, 2]]);
 
-    const r = await h.stack.cli(["revoke", "--app", ssh.name, "--ip", cliIp, "--socket", h.stack.socketPath]);
+    const r = await h.stack.cli(["revoke", "--app", ssh.name, "--ip", cliIp, "--admin-socket", h.stack.adminSocketPath]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`closed 1 lease\\(s\\) of ${ssh.name} for ${cliIp.replace(/\./g, "\\.")}`));
     expect(await states({ cli: () => h.svc("cli", ssh) })).toEqual({ cli: "closed" });
@@ -54,10 +54,10 @@ describe.each(e2eFirewalls())("admin commands and metrics (%s, real kernel)", (f
   });
 
   it("grant refuses more than the app's duration and unknown apps, and opens nothing", async () => {
-    const long = await h.stack.cli(["grant", "--app", ssh.name, "--ip", cliIp, "--duration", String(DURATION_S + 1), "--socket", h.stack.socketPath]);
+    const long = await h.stack.cli(["grant", "--app", ssh.name, "--ip", cliIp, "--duration", String(DURATION_S + 1), "--admin-socket", h.stack.adminSocketPath]);
     expect(long.exitCode).toBe(1);
     expect(long.stderr).toMatch(/longer than .*configured duration/);
-    const unknown = await h.stack.cli(["grant", "--app", "nosuchapp", "--ip", cliIp, "--socket", h.stack.socketPath]);
+    const unknown = await h.stack.cli(["grant", "--app", "nosuchapp", "--ip", cliIp, "--admin-socket", h.stack.adminSocketPath]);
     expect(unknown.exitCode).toBe(1);
     expect(unknown.stderr).toMatch(/--app nosuchapp: no such app/);
     expect(await states({ cli: () => h.svc("cli", ssh) })).toEqual({ cli: "closed" });
@@ -75,6 +75,6 @@ describe.each(e2eFirewalls())("admin commands and metrics (%s, real kernel)", (f
     // from the knocker's side the metrics port is not there
     const outside = await h.topo.exec("cli", "curl", ["-sS", "-m", "2", `http://${h.srvIp(4)}:${METRICS_PORT}/metrics`]);
     expect(outside.exitCode).not.toBe(0);
-    await h.stack.cli(["revoke", "--app", ssh.name, "--ip", cliIp, "--socket", h.stack.socketPath]);
+    await h.stack.cli(["revoke", "--app", ssh.name, "--ip", cliIp, "--admin-socket", h.stack.adminSocketPath]);
   });
 });

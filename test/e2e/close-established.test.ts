@@ -198,7 +198,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s): close_established cuts
     const left = await Promise.all(
       flows.map(async (f) => {
         const t0 = Date.now();
-        const r = await h.stack.cli(["revoke", "--app", f.app.name, "--ip", h.ip("cli", f.family), "--socket", h.stack.socketPath]);
+        const r = await h.stack.cli(["revoke", "--app", f.app.name, "--ip", h.ip("cli", f.family), "--admin-socket", h.stack.adminSocketPath]);
         took[label(f)] = Date.now() - t0;
         expect(r.exitCode, `revoke ${label(f)}: ${r.stderr}`).toBe(0);
         expect(r.stdout, `revoke ${label(f)} closed its live lease`).toMatch(/closed [12] lease/);

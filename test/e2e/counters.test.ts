@@ -42,7 +42,7 @@ describe.each(e2eFirewalls())("per-lease counters (%s, real kernel)", (firewall)
   beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   const status = async (): Promise<Status> => {
-    const r = await h.stack.cli(["status", "--socket", h.stack.socketPath, "--json"]);
+    const r = await h.stack.cli(["status", "--admin-socket", h.stack.adminSocketPath, "--json"]);
     if (r.exitCode !== 0) throw new Error(`knockport status: exit ${String(r.exitCode)}: ${r.stderr}`);
     return JSON.parse(r.stdout) as Status;
   };
@@ -83,7 +83,7 @@ describe.each(e2eFirewalls())("per-lease counters (%s, real kernel)", (firewall)
     expect(kernel?.packets ?? Infinity).toBeLessThanOrEqual((lease?.packets ?? 0) + 4);
 
     // human-readable form shows the same numbers
-    const table = await h.stack.cli(["status", "--socket", h.stack.socketPath]);
+    const table = await h.stack.cli(["status", "--admin-socket", h.stack.adminSocketPath]);
     console.info(`[counters ${firewall}] knockport status:\n${table.stdout}`);
     expect(table.stdout).toMatch(/PACKETS\s+BYTES/);
     expect(table.stdout).toContain("counters read from the kernel at ");

@@ -72,10 +72,10 @@ describe("command hooks (nftables, real helper)", () => {
   it("knockport grant reports its on_open, knockport revoke its on_close", async () => {
     const before = recorded().length;
     const v6 = h.topo.addr.cli.v6;
-    const g = await h.stack.cli(["grant", "--app", app.name, "--ip", v6, "--socket", h.stack.socketPath, "--json"]);
+    const g = await h.stack.cli(["grant", "--app", app.name, "--ip", v6, "--admin-socket", h.stack.adminSocketPath, "--json"]);
     expect(g.exitCode, g.stderr).toBe(0);
     expect(JSON.parse(g.stdout)).toMatchObject({ hooks: { ran: 1, failed: 0 } });
-    const r = await h.stack.cli(["revoke", "--app", app.name, "--ip", v6, "--socket", h.stack.socketPath, "--json"]);
+    const r = await h.stack.cli(["revoke", "--app", app.name, "--ip", v6, "--admin-socket", h.stack.adminSocketPath, "--json"]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ closed: 1, hooks: { ran: 1, failed: 0 } });
     expect(recorded().slice(before).map((c) => [c[0], c[2]])).toEqual([

@@ -3,7 +3,8 @@
 // - knocks with known keys and tokens (valid and invalid, both steps): no access key, knock path or
 //   token in any line either process printed; the lease journal is 0600 in a 0700 state dir;
 // - the helper socket is 0660 root:<server group>; a process outside the group is refused (EACCES);
-//   whatever a process inside the group sends, only configured apps can open (firewall unchanged).
+//   whatever a process inside the group sends, only configured apps can open (firewall unchanged), and
+//   the admin methods (grant, close, list, stats) are refused there; the admin socket is 0600 root.
 // Runs once per firewall backend.
 import { createHmac } from "node:crypto";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
@@ -178,6 +179,48 @@ describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the
     expect(member.answers[0]?.result).toBeDefined();
   });
 
+  it("the knock socket refuses the admin methods: a group member's valid grant, close, list and stats get METHOD_NOT_ALLOWED and change nothing", async () => {
+    const before = await nftSnapshot();
+    const target = { app: ssh.name, ip: h.topo.addr.cli2.v4 };
+    const member = await asUser(h, SERVER_GROUP, [
+      rpc(1, "grant", target),
+      rpc(2, "grant", { ...target, durationSeconds: 20 }),
+      rpc(3, "close", target),
+      rpc(4, "list"),
+      rpc(5, "stats"),
+    ]);
+    expect(member.connected).toBe(true);
+    expect(
+      member.answers.map((a) => [a.id, a.error?.code, (a.error as { data?: { name?: string } } | undefined)?.data?.name]),
+      `answers: ${JSON.stringify(member.answers)}`,
+    ).toEqual([1, 2, 3, 4, 5].map((id) => [id, -32009, "METHOD_NOT_ALLOWED"]));
+    expect(await nftSnapshot(), "an admin method over the knock socket changed the firewall").toEqual(before);
+    expect(await h.svc("cli2", ssh), "cli2 ssh after a grant over the knock socket").toBe("closed");
+    // The server's read-only method for /metrics answers there, without addresses.
+    const counters = await asUser(h, SERVER_GROUP, [rpc(6, "counters")]);
+    expect(counters.answers[0]?.result).toMatchObject({ reinstalls: expect.any(Number), openLeases: expect.any(Array) });
+    expect(JSON.stringify(counters.answers[0]?.result)).not.toMatch(/\d+\.\d+\.\d+\.\d+/);
+  });
+
+  it("the admin socket is 0600 root: the server's group cannot connect to it; root's grant there works", async () => {
+    const st = statSync(h.stack.adminSocketPath);
+    expect(st.isSocket()).toBe(true);
+    expect((st.mode & 0o777).toString(8)).toBe("600");
+    expect(st.uid).toBe(0);
+    const res = await h.topo.exec("srv", process.execPath, ["-e", CLIENT_SCRIPT, h.stack.adminSocketPath], {
+      runAs: { user: "nobody", group: SERVER_GROUP },
+      input: JSON.stringify([rpc(1, "list")]),
+      timeoutMs: 15_000,
+    });
+    expect(JSON.parse(res.stdout)).toMatchObject({ connected: false, error: "EACCES" });
+    const grant = await h.stack.cli(["grant", "--app", ssh.name, "--ip", h.topo.addr.cli2.v4, "--duration", "5", "--admin-socket", h.stack.adminSocketPath]);
+    expect(grant.exitCode, `${grant.stdout}${grant.stderr}`).toBe(0);
+    expect(await h.svc("cli2", ssh)).toBe("open");
+    const revoke = await h.stack.cli(["revoke", "--app", ssh.name, "--ip", h.topo.addr.cli2.v4, "--admin-socket", h.stack.adminSocketPath]);
+    expect(revoke.exitCode, `${revoke.stdout}${revoke.stderr}`).toBe(0);
+    expect(await h.svc("cli2", ssh)).toBe("closed");
+  });
+
   it("whatever a group member sends, nothing but a configured app opens: hostile frames leave the firewall unchanged", async () => {
     const before = await nftSnapshot();
     // The helper's own open files (ip netns exec and setpriv exec, so the pid is node's).
@@ -196,7 +239,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the
       rpc(9, "open", { step: 1, app: ssh.name, ip: "ff02::1" }),
       rpc(10, "open", { step: 1, app: ssh.name, ip: cli, port: 22 }),
       rpc(11, "open", { step: 1, app: ssh.name, ip: cli, protocol: "tcp", durationSeconds: 999999 }),
-      rpc(12, "grant", { app: "sshd", ip: cli }),
+      rpc(12, "grant", { app: ssh.name, ip: cli }),
       rpc(13, "grant", { app: ssh.name, ip: cli, durationSeconds: 366 * 24 * 3600 }),
       rpc(14, "close", { app: "nosuchapp", ip: cli }),
       rpc(15, "flush"),

@@ -79,7 +79,7 @@ describe.each(e2eFirewalls().filter((f) => f !== "iptables-nft" || !e2eFirewalls
   it("knocks work through sudo, and every command run is one the printed sudoers file allows", async () => {
     await h.fullKnock("cli", ssh);
     expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
-    const revoke = await h.stack.cli(["revoke", "--app", ssh.name, "--ip", h.ip("cli"), "--socket", h.stack.socketPath]);
+    const revoke = await h.stack.cli(["revoke", "--app", ssh.name, "--ip", h.ip("cli"), "--admin-socket", h.stack.adminSocketPath]);
     expect(revoke.exitCode, revoke.stderr).toBe(0);
     // The revoke cuts the flows; if the 3 s lease ended first, the expiry sweep does (within a second).
     const cut = await pollUntil(async () => h.stack.helper.lines.some((l) => l.line.includes('"event":"conntrack.deleted"')) || undefined, 3000, 50);

@@ -1,6 +1,6 @@
 /**
  * `knockport grant` and `knockport revoke`: an admin opens or closes an app's port for an address
- * by hand, over the helper socket (root or a member of the socket's group).
+ * by hand, over the helper's admin socket (root, or a member of its --admin-socket-group).
  */
 import { isIP } from "node:net";
 import { UsageError } from "@knockport/config";
@@ -49,7 +49,7 @@ function explain(err: unknown, target: AdminTarget, duration?: number): never {
     }
   }
   if (err instanceof HelperCallError && err.code === "HELPER_UNREACHABLE") {
-    throw new AdminError(`${err.message}; is knockport-helper running, and are you root or in its socket's group (knockport)?`);
+    throw new AdminError(`${err.message}; is knockport-helper running, and are you root (or in its --admin-socket-group)?`);
   }
   throw err;
 }

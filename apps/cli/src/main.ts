@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ConfigError, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags } from "@knockport/config";
+import { ConfigError, DEFAULT_ADMIN_SOCKET, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
 import { generateSelfSignedCert } from "./gen-cert.js";
 import { defaultServerUser, runBoth } from "./run.js";
@@ -13,15 +13,18 @@ import { DEFAULT_SERVER_CONFIG, SETUP_2FA_USAGE, parseInterval, setupTwoFactor }
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const DEFAULT_SOCKET = DEFAULT_HELPER_SOCKET;
+const ADMIN_SOCKET = DEFAULT_ADMIN_SOCKET;
 
 const USAGE = `Usage: knockport <command> [options]
 
 Commands:
   run                  start helper (root) and server (unprivileged) together, as the original's
                        "python src/main.py -c ... --firewall-type ..." did (needs root)
-  status               list live leases: time left, counters     [--socket PATH] [--json]
+  status               list live leases: time left, counters     [--admin-socket PATH] [--json]
   grant                open an app's port for an address by hand --app A --ip IP [--duration S] [--json]
   revoke               close an app's port for an address now    --app A --ip IP [--json]
+                       (status, grant and revoke talk to the helper's admin socket, root only:
+                       --admin-socket PATH, default ${DEFAULT_ADMIN_SOCKET})
   check-config         validate a config file                    -c FILE [--http-port N] [--https-port N] [--waf-*]
   gen-cert             write a self-signed test certificate      [--out-dir DIR] [--name NAME] [--cn HOST] [--days N]
   setup-2fa            turn on 2FA (TOTP) for a step-1 key       -k KEY [-c FILE] [-i SECONDS] [--label NAME]
@@ -40,7 +43,8 @@ const RUN_USAGE = `Usage: knockport run -c CONFIG --cert FILE --key FILE [option
       --cert FILE          TLS certificate (PEM); knockport gen-cert makes a test one
       --key FILE           TLS key (PEM), readable by --user
       --user NAME          unprivileged user for the server (default knockport, else nobody)
-      --socket PATH        helper socket (default ${DEFAULT_SOCKET})
+      --socket PATH        helper's knock socket (default ${DEFAULT_SOCKET}); its admin
+                           socket (root only) is admin.sock beside it
       --state-dir DIR      helper state (default /var/lib/knockport)
 ${WAF_FLAGS_USAGE}
       --service-rule-cleanup-on-shutdown
@@ -119,9 +123,9 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "status": {
-      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { socket: { type: "string", default: DEFAULT_SOCKET }, json: { type: "boolean", default: false }, help: HELP } }));
-      if (v.help) return out(`Usage: knockport status [--socket ${DEFAULT_SOCKET}] [--json]\nLive leases with time left and per-lease packet/byte counters (read by the helper every 2 s; they restart at 0 when a lease is refreshed).`), 0;
-      const leases = await fetchLeases(String(v.socket));
+      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { "admin-socket": { type: "string", default: ADMIN_SOCKET }, json: { type: "boolean", default: false }, help: HELP } }));
+      if (v.help) return out(`Usage: knockport status [--admin-socket ${ADMIN_SOCKET}] [--json]\nLive leases with time left and per-lease packet/byte counters (read by the helper every 2 s; they restart at 0 when a lease is refreshed).`), 0;
+      const leases = await fetchLeases(String(v["admin-socket"]));
       process.stdout.write(v.json ? `${JSON.stringify(leases)}\n` : formatLeaseTable(leases));
       return 0;
     }
@@ -129,20 +133,20 @@ async function main(argv: string[]): Promise<number> {
     case "grant":
     case "revoke": {
       const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: {
-        app: { type: "string" }, ip: { type: "string" }, socket: { type: "string", default: DEFAULT_SOCKET },
+        app: { type: "string" }, ip: { type: "string" }, "admin-socket": { type: "string", default: ADMIN_SOCKET },
         json: { type: "boolean", default: false }, ...(command === "grant" ? { duration: { type: "string" } } : {}), help: HELP } }));
       if (v.help) {
         return out(command === "grant"
-          ? `Usage: knockport grant --app A --ip IP [--duration S] [--socket ${DEFAULT_SOCKET}] [--json]\n  opens A's port for IP without a knock, for S seconds (default and maximum: A's duration); exit 3 if its on_open command failed`
-          : `Usage: knockport revoke --app A --ip IP [--socket ${DEFAULT_SOCKET}] [--json]\n  closes A's port (and the HTTPS knock port) for IP now; exit 3 if its on_close command failed`), 0;
+          ? `Usage: knockport grant --app A --ip IP [--duration S] [--admin-socket ${ADMIN_SOCKET}] [--json]\n  opens A's port for IP without a knock, for S seconds (default and maximum: A's duration); exit 3 if its on_open command failed`
+          : `Usage: knockport revoke --app A --ip IP [--admin-socket ${ADMIN_SOCKET}] [--json]\n  closes A's port (and the HTTPS knock port) for IP now; exit 3 if its on_close command failed`), 0;
       }
       const target = parseAdminTarget(v.app as string | undefined, v.ip as string | undefined, command);
       if (command === "grant") {
-        const r = await grantLease(String(v.socket), target, parseDurationFlag((v as { duration?: string }).duration));
+        const r = await grantLease(String(v["admin-socket"]), target, parseDurationFlag((v as { duration?: string }).duration));
         process.stdout.write(v.json ? `${JSON.stringify(r)}\n` : formatGrant(r));
         return exitCodeFor(r.hooks);
       }
-      const r = await revokeLease(String(v.socket), target);
+      const r = await revokeLease(String(v["admin-socket"]), target);
       process.stdout.write(v.json ? `${JSON.stringify(r)}\n` : formatRevoke(target, r));
       return exitCodeFor(r.hooks);
     }

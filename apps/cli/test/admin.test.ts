@@ -45,6 +45,12 @@ describe("grant and revoke over the socket", () => {
       throw new Error("not used");
     },
     list: async () => ({ leases: [] }),
+    stats: async () => {
+      throw new Error("not used");
+    },
+    counters: async () => {
+      throw new Error("not used");
+    },
     grant: async (p) => {
       calls.push({ method: "grant", params: p });
       if (p.app === "nope") throw new HelperError("UNKNOWN_APP");
@@ -70,8 +76,8 @@ describe("grant and revoke over the socket", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "kp-admin-"));
-    socket = join(dir, "helper.sock");
-    const dispatch = createDispatcher(handlers, () => undefined);
+    socket = join(dir, "admin.sock");
+    const dispatch = createDispatcher("admin", handlers, { onInternalError: () => undefined });
     server = createServer((conn) => {
       const decoder = new FrameDecoder();
       conn.on("data", (chunk) => {
@@ -136,14 +142,14 @@ describe("grant and revoke over the socket", () => {
       );
     });
   it.skipIf(!existsSync(cli))("the built knockport command: grant --json, revoke, usage errors (exit 2)", async () => {
-    const g = await run("grant", "--app", "ssh", "--ip", "198.51.100.7", "--duration", "60", "--socket", socket, "--json");
+    const g = await run("grant", "--app", "ssh", "--ip", "198.51.100.7", "--duration", "60", "--admin-socket", socket, "--json");
     expect(g.status, g.stderr).toBe(0);
     expect(JSON.parse(g.stdout)).toMatchObject({ app: "ssh", ip: "198.51.100.7", durationSeconds: 60, step: 2 });
-    expect((await run("grant", "--app", "hooked", "--ip", "198.51.100.7", "--socket", socket)).status).toBe(3);
-    const r = await run("revoke", "--app", "ssh", "--ip", "198.51.100.7", "--socket", socket);
+    expect((await run("grant", "--app", "hooked", "--ip", "198.51.100.7", "--admin-socket", socket)).status).toBe(3);
+    const r = await run("revoke", "--app", "ssh", "--ip", "198.51.100.7", "--admin-socket", socket);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/nothing was open/);
-    const bad = await run("grant", "--app", "ssh", "--ip", "not-an-ip", "--socket", socket);
+    const bad = await run("grant", "--app", "ssh", "--ip", "not-an-ip", "--admin-socket", socket);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--ip: must be an IPv4 or IPv6 address/);
     expect((await run("revoke", "--app", "ssh", "--ip", "198.51.100.7", "--duration", "5")).status).toBe(2);

@@ -47,7 +47,7 @@ afterAll(() => {
 
 describe.skipIf(!built)("knockport status --json with thousands of leases (needs pnpm build)", () => {
   it("prints the whole answer into a pipe before exiting", async () => {
-    const child = spawn(process.execPath, [BIN, "status", "--socket", socketPath, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, "status", "--admin-socket", socketPath, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
     const code = await new Promise<number | null>((r) => child.on("close", r));

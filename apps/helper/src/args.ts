@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { HELPER_USER, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
+import { HELPER_USER, SHARED_FLAGS, adminSocketBeside, WAF_FLAGS_USAGE, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
 import { CUSTOM_PREFIX, NFT_IDENTIFIER_PATTERN, type CustomChains } from "@knockport/firewall";
 
 export interface HelperOptions {
@@ -12,6 +12,10 @@ export interface HelperOptions {
   iptablesBinary: string;
   socketPath: string;
   socketGroup: string | undefined;
+  /** The admin socket (grant, close, list, stats, watch); default admin.sock beside --socket. */
+  adminSocketPath: string;
+  /** Group allowed on the admin socket (0660); without it 0600, root only. */
+  adminSocketGroup: string | undefined;
   stateDir: string;
   httpPort: number | undefined;
   httpsPort: number | undefined;
@@ -45,8 +49,14 @@ knockport-server over a Unix socket.
       --vbash PATH          vyos: vbash to run the bootstrap with (default: vbash on PATH)
       --iptables-binary B   iptables backend: auto (default: the distribution's iptables), nft,
                             legacy, or an absolute path such as /usr/sbin/iptables-legacy
-      --socket PATH         Unix socket to listen on (default /run/knockport/helper.sock)
-      --socket-group GROUP  group allowed to connect (socket mode 0660); without it 0600, root only
+      --socket PATH         knock socket, for knockport-server: hello, open, counters
+                            (default /run/knockport/helper.sock)
+      --socket-group GROUP  group allowed on the knock socket (mode 0660); without it 0600, root only
+      --admin-socket PATH   admin socket: grant, close, list, stats, watch (default admin.sock
+                            beside --socket, /run/knockport/admin.sock)
+      --admin-socket-group GROUP
+                            group allowed on the admin socket (mode 0660); without it 0600, root
+                            only; never the knock socket's group
       --state-dir DIR       where leases are kept across restarts (default /var/lib/knockport)
       --http-port N         HTTP (step 1) knock port, overrides global.http_port (default 8080)
       --https-port N        HTTPS (step 2) knock port, overrides global.https_port (default 8443)
@@ -92,6 +102,8 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
         "iptables-binary": { type: "string", default: "auto" },
         vbash: { type: "string" },
         "socket-group": { type: "string" },
+        "admin-socket": { type: "string" },
+        "admin-socket-group": { type: "string" },
         "state-dir": { type: "string", default: "/var/lib/knockport" },
         "dry-run": { type: "boolean", default: false },
         "uninstall-firewall": { type: "boolean", default: false },
@@ -134,6 +146,12 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
     throw new UsageError(`--sudo-user: must be a user name such as knockport-helper (got "${v["sudo-user"].slice(0, 40)}")`);
   }
   const customChains = parseCustomChains(v, type);
+  const adminSocketPath = v["admin-socket"] ?? adminSocketBeside(v.socket);
+  if (adminSocketPath === v.socket) throw new UsageError(`--admin-socket: must differ from --socket (both ${v.socket})`);
+  const adminSocketGroup = v["admin-socket-group"];
+  if (adminSocketGroup !== undefined && adminSocketGroup === v["socket-group"]) {
+    throw new UsageError(`--admin-socket-group: must differ from --socket-group (${adminSocketGroup}): the server's group would get the admin methods`);
+  }
   return {
     customChains,
     useSudo: v["use-sudo"],
@@ -146,6 +164,8 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
     iptablesBinary,
     socketPath: v.socket,
     socketGroup: v["socket-group"],
+    adminSocketPath,
+    adminSocketGroup,
     stateDir: v["state-dir"],
     httpPort: parsePortFlag("--http-port", v["http-port"]),
     httpsPort: parsePortFlag("--https-port", v["https-port"]),

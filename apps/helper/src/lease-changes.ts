@@ -82,6 +82,13 @@ export function prepareOpen(ctx: HelperContext, p: OpenParams, admin?: { duratio
     if (!gate || gate.expiresAtMs <= now) throw new HelperError("STEP1_REQUIRED");
   }
   const durationSeconds = admin?.durationSeconds ?? (p.step === 1 ? app.step2HttpsDurationSeconds : app.durationSeconds);
+  const existing = ctx.book.get(p.step, app.name, ip);
+  if ((existing === undefined || existing.expiresAtMs <= now) && ctx.book.isFull(p.step, app.name, ip, app.maxLeases, now)) {
+    throw new HelperError(
+      "TOO_MANY_LEASES",
+      `${app.name} has ${app.maxLeases} live step-${p.step} leases for IPv${ipFamily(ip)} addresses (max_leases)`,
+    );
+  }
   const lease: Lease = { app: app.name, ip, step: p.step, expiresAtMs: now + durationSeconds * 1000 };
   const previous = ctx.book.put(lease);
   const refreshed = previous !== undefined && previous.expiresAtMs > now;

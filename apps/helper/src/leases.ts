@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, constants, fsyncSync, mkdirSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { checkPrivateDir, fsyncDir, openNoFollow, writeFileDurably } from "@knockport/durable-file";
 import { join } from "node:path";
-import { parseIpAddress, type IpAddress, type KnockStep } from "@knockport/protocol";
+import { ipFamily, parseIpAddress, type IpAddress, type KnockStep } from "@knockport/protocol";
 
 export interface Lease {
   readonly app: string;
@@ -14,6 +14,11 @@ export interface Lease {
 
 function leaseKey(step: KnockStep, app: string, ip: IpAddress): string {
   return `${step}|${app}|${ip}`;
+}
+
+/** Leases of one app, step and address family: what max_leases bounds (one kernel set each). */
+function bucketKey(step: KnockStep, app: string, ip: IpAddress): string {
+  return `${step}|${app}|${ipFamily(ip)}`;
 }
 
 /** A lease's identity in the book and the journal (its deadline aside). */
@@ -30,6 +35,7 @@ export class LeaseBook {
   private readonly step1ByIp = new Map<IpAddress, Map<string, Lease>>();
   /** Leases put or deleted since the last takeChanged(): what the journal has yet to record. */
   private readonly changed = new Map<string, LeaseId>();
+  private readonly buckets = new Map<string, Map<string, Lease>>();
 
   get(step: KnockStep, app: string, ip: IpAddress): Lease | undefined {
     return this.leases.get(leaseKey(step, app, ip));
@@ -41,6 +47,10 @@ export class LeaseBook {
     const previous = this.leases.get(key);
     this.leases.set(key, lease);
     this.changed.set(key, lease);
+    const bucket = bucketKey(lease.step, lease.app, lease.ip);
+    let inBucket = this.buckets.get(bucket);
+    if (!inBucket) this.buckets.set(bucket, (inBucket = new Map()));
+    inBucket.set(key, lease);
     if (lease.step === 1) {
       let byApp = this.step1ByIp.get(lease.ip);
       if (!byApp) this.step1ByIp.set(lease.ip, (byApp = new Map()));
@@ -55,12 +65,29 @@ export class LeaseBook {
     if (!previous) return undefined;
     this.leases.delete(key);
     this.changed.set(key, previous);
+    const bucket = bucketKey(step, app, ip);
+    const inBucket = this.buckets.get(bucket);
+    inBucket?.delete(key);
+    if (inBucket?.size === 0) this.buckets.delete(bucket);
     if (step === 1) {
       const byApp = this.step1ByIp.get(ip);
       byApp?.delete(app);
       if (byApp?.size === 0) this.step1ByIp.delete(ip);
     }
     return previous;
+  }
+
+  /**
+   * Whether the app's leases of `step` in `ip`'s family number at least `limit` (live ones only). The
+   * book holds ended leases until the sweep records them, so at the limit the bucket is walked: at
+   * most `limit` entries, and only for a knock that would otherwise be refused.
+   */
+  isFull(step: KnockStep, app: string, ip: IpAddress, limit: number, nowMs: number): boolean {
+    const inBucket = this.buckets.get(bucketKey(step, app, ip));
+    if (inBucket === undefined || inBucket.size < limit) return false;
+    let live = 0;
+    for (const l of inBucket.values()) if (l.expiresAtMs > nowMs && ++live >= limit) return true;
+    return false;
   }
 
   /** Step-1 leases share one HTTPS set element per address: it must live as long as the longest of them. */

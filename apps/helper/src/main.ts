@@ -2,12 +2,12 @@ import { pino } from "pino";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, UsageError, loadConfig } from "@knockport/config";
-import { createDispatcher } from "@knockport/protocol";
+import { createDispatcher, type SocketName } from "@knockport/protocol";
 import { HELPER_USAGE, parseHelperArgs } from "./args.js";
 import { LeaseJournal } from "./leases.js";
 import { FirewallCommandError, NftablesBackend, locateNft, uninstallNftables } from "./nftables.js";
 import { HelperService } from "./service.js";
-import { SocketSetupError, startRpcServer } from "./socket-server.js";
+import { SOCKET_LIMITS, SocketSetupError, startRpcServer } from "./socket-server.js";
 import { revokeAllLeases } from "./shutdown.js";
 import { nftPlacement, renderIptablesDryRun, renderNftRuleset } from "@knockport/firewall";
 import { IptablesBackend, locateIptables, uninstallIptables } from "./iptables.js";
@@ -110,21 +110,41 @@ async function main(argv: string[]): Promise<number> {
   // exits here and leaves the running helper's table and journal alone.
   await lockStateDir(journal);
   const service = new HelperService(config, firewall, journal, log, undefined, new HookRunner(log), conntrack);
-  const dispatch = createDispatcher(service.handlers, (err, method) =>
-    log.error({ event: "rpc.internal_error", method, err: (err as Error)?.message }, "handler failed"),
-  );
+  const onInternalError = (err: unknown, method: string): void =>
+    log.error({ event: "rpc.internal_error", method, err: (err as Error)?.message }, "handler failed");
+  const onNotAllowed = (socket: SocketName) => (method: string): void =>
+    log.warn({ audit: true, event: "rpc.not_allowed", socket, method }, `${method} refused on the ${socket} socket`);
+  const knockDispatch = createDispatcher("knock", service.handlers, { onInternalError, onNotAllowed: onNotAllowed("knock") });
+  const adminDispatch = createDispatcher("admin", service.handlers, { onInternalError, onNotAllowed: onNotAllowed("admin") });
   // Requests that arrive while the table is being installed wait for it (the client's timeout bounds that).
   let markStarted: () => void = () => undefined;
   const started = new Promise<void>((resolve) => (markStarted = resolve));
-  const rpc = await startRpcServer({
-    socketPath: options.socketPath,
-    socketGroup: options.socketGroup,
-    dispatch: async (frame) => {
-      await started;
-      return dispatch(frame, undefined);
-    },
-    log,
-  });
+  const sockets = [
+    await startRpcServer({
+      name: "knock",
+      socketPath: options.socketPath,
+      socketGroup: options.socketGroup,
+      dispatch: async (frame) => {
+        await started;
+        return knockDispatch(frame, undefined);
+      },
+      log,
+      ...SOCKET_LIMITS.knock,
+    }),
+    await startRpcServer({
+      name: "admin",
+      flag: "--admin-socket",
+      socketPath: options.adminSocketPath,
+      socketGroup: options.adminSocketGroup,
+      dispatch: async (frame) => {
+        await started;
+        return adminDispatch(frame, undefined);
+      },
+      log,
+      ...SOCKET_LIMITS.admin,
+    }),
+  ];
+  const rpc = { close: () => Promise.all(sockets.map((s) => s.close())) };
   await service.start();
   markStarted();
   service.startExpirySweep();

@@ -1,6 +1,7 @@
 import { findApp, publicHttpsPort } from "@knockport/config";
 import {
   PROTOCOL_VERSION,
+  type CountersResult,
   type GrantResult,
   type HelloResult,
   type IpAddress,
@@ -27,6 +28,20 @@ export function hello(ctx: HelperContext): HelloResult {
     ...(config.waf ? { waf: { httpPort: config.waf.httpPort, httpsPort: config.waf.httpsPort } } : {}),
     services: config.apps.map((a) => ({ app: a.name, port: a.port, protocol: a.protocol })),
   };
+}
+
+/** The `counters` method (knock socket, for /metrics): the stats and live leases by app and step, no addresses. */
+export function counters(ctx: HelperContext): CountersResult {
+  const now = ctx.clock.now();
+  const byAppStep = new Map<string, CountersResult["openLeases"][number]>();
+  for (const l of ctx.book.all()) {
+    if (l.expiresAtMs <= now) continue;
+    const key = `${l.step}|${l.app}`;
+    const entry = byAppStep.get(key);
+    if (entry) entry.count += 1;
+    else byAppStep.set(key, { app: l.app, step: l.step, count: 1 });
+  }
+  return { ...stats(ctx), openLeases: [...byAppStep.values()] };
 }
 
 /** The `stats` method: counts since this helper started. */
@@ -93,6 +108,7 @@ export function createHandlers(ctx: HelperContext, service: { list(): ListResult
       ]);
       return hooks ? { ...result, hooks } : result;
     },
+    counters: async () => counters(ctx),
     list: async () => service.list(),
     stats: async () => service.stats(),
     grant: async (p) => {

@@ -3,52 +3,60 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { takeInstanceLock } from "./instance-lock.js";
-import {
-  FrameDecoder,
-  FrameTooLargeError,
-  JSONRPC_ERRORS,
-  MAX_FRAME_BYTES,
-  encodeFrame,
-  type RpcResponse,
-} from "@knockport/protocol";
+import type { RpcResponse, SocketName } from "@knockport/protocol";
+import { serveConnection, type ConnectionLimits } from "./connection.js";
 
 export class SocketSetupError extends Error {
   readonly code = "SOCKET_SETUP_FAILED";
 }
 
-export interface RpcServerOptions {
+export interface SocketLimits extends ConnectionLimits {
+  /** Connections at once; one more is closed as soon as it is accepted. */
+  maxConnections: number;
+}
+
+/**
+ * Per socket. The knock socket has one legitimate peer (the server, one multiplexed connection that it
+ * closes after 20 s idle), so a few spare slots and a short idle limit keep one misbehaving peer from
+ * locking it out; the admin socket serves short CLI calls and `watch` subscribers.
+ */
+export const SOCKET_LIMITS: Readonly<Record<SocketName, SocketLimits>> = {
+  knock: { maxConnections: 16, idleTimeoutMs: 30_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: 256 },
+  admin: { maxConnections: 16, idleTimeoutMs: 5 * 60_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: 64 },
+};
+
+export interface RpcServerOptions extends Partial<SocketLimits> {
   socketPath: string;
   socketGroup: string | undefined;
   dispatch: (frame: string) => Promise<RpcResponse>;
   log: Logger;
-  maxConnections?: number;
-  /** A client with nothing to say for this long is dropped. */
-  idleTimeoutMs?: number;
-  /** Requests waiting on one connection before it is cut (a client that never reads answers). */
-  maxInFlightPerConnection?: number;
+  /** Which socket this is, for logs (default knock). */
+  name?: SocketName;
+  /** The flag that set socketPath, for error messages (default --socket). */
+  flag?: string;
 }
 
 /** Numeric gid for a group name (or a number), from /etc/group; no shell, no getent. */
-export function lookupGroupId(group: string): number {
+export function lookupGroupId(group: string, flag = "--socket-group"): number {
   if (/^\d+$/.test(group)) return Number(group);
   const line = readFileSync("/etc/group", "utf8")
     .split("\n")
     .find((l) => l.split(":")[0] === group);
   const gid = line ? Number(line.split(":")[2]) : Number.NaN;
   if (!Number.isInteger(gid)) {
-    throw new SocketSetupError(`--socket-group ${group}: no such group; create it (groupadd ${group}) or pick another`);
+    throw new SocketSetupError(`${flag} ${group}: no such group; create it (groupadd ${group}) or pick another`);
   }
   return gid;
 }
 
-async function removeStaleSocket(path: string): Promise<void> {
+async function removeStaleSocket(path: string, flag: string): Promise<void> {
   let st;
   try {
     st = lstatSync(path);
   } catch {
     return;
   }
-  if (!st.isSocket()) throw new SocketSetupError(`--socket ${path}: exists and is not a socket; remove it or pick another path`);
+  if (!st.isSocket()) throw new SocketSetupError(`${flag} ${path}: exists and is not a socket; remove it or pick another path`);
   const alive = await new Promise<boolean>((resolve) => {
     const probe = createConnection({ path });
     probe.once("connect", () => {
@@ -57,7 +65,7 @@ async function removeStaleSocket(path: string): Promise<void> {
     });
     probe.once("error", () => resolve(false));
   });
-  if (alive) throw new SocketSetupError(`--socket ${path}: another helper is already listening there`);
+  if (alive) throw new SocketSetupError(`${flag} ${path}: another helper is already listening there`);
   unlinkSync(path);
 }
 
@@ -67,13 +75,14 @@ async function removeStaleSocket(path: string): Promise<void> {
  */
 export async function startRpcServer(opts: RpcServerOptions): Promise<{ close(): Promise<void> }> {
   const { socketPath, log } = opts;
-  const gid = opts.socketGroup === undefined ? undefined : lookupGroupId(opts.socketGroup);
+  const flag = opts.flag ?? "--socket";
+  const gid = opts.socketGroup === undefined ? undefined : lookupGroupId(opts.socketGroup, `${flag}-group`);
   mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
   // Held for the process's life: the stale-socket probe and unlink below cannot race another helper's
   // start, which could otherwise unlink the socket the other just bound.
-  const lock = await takeInstanceLock(`${socketPath}.lock`, `--socket ${socketPath}`);
+  const lock = await takeInstanceLock(`${socketPath}.lock`, `${flag} ${socketPath}`);
   try {
-    await removeStaleSocket(socketPath);
+    await removeStaleSocket(socketPath, flag);
   } catch (err) {
     lock.release();
     throw err;
@@ -83,9 +92,14 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<{ close():
   const server: Server = createServer({ allowHalfOpen: false }, (socket) => {
     connections.add(socket);
     socket.on("close", () => connections.delete(socket));
-    serveConnection(socket, opts);
+    serveConnection(socket, opts.dispatch, opts.log, {
+      idleTimeoutMs: opts.idleTimeoutMs ?? SOCKET_LIMITS.knock.idleTimeoutMs,
+      maxOutputBytes: opts.maxOutputBytes ?? SOCKET_LIMITS.knock.maxOutputBytes,
+      maxInFlightPerConnection: opts.maxInFlightPerConnection ?? SOCKET_LIMITS.knock.maxInFlightPerConnection,
+    });
   });
-  server.maxConnections = opts.maxConnections ?? 64;
+  server.maxConnections = opts.maxConnections ?? SOCKET_LIMITS.knock.maxConnections;
+  server.on("drop", () => log.warn({ event: "rpc.connection_refused", socket: socketPath, limit: server.maxConnections }, "connection refused: socket at its connection limit"));
 
   // No window in which the socket exists with looser permissions than intended.
   const previousUmask = process.umask(0o177);
@@ -112,10 +126,10 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<{ close():
   } catch (err) {
     server.close();
     lock.release();
-    throw new SocketSetupError(`--socket ${socketPath}: cannot set owner/mode (${(err as NodeJS.ErrnoException).code})`);
+    throw new SocketSetupError(`${flag} ${socketPath}: cannot set owner/mode (${(err as NodeJS.ErrnoException).code})`);
   }
   server.on("error", (err) => log.error({ event: "socket.error", err: err.message }, "socket server error"));
-  log.info({ event: "socket.listening", socket: socketPath, mode: gid === undefined ? "0600" : "0660", group: opts.socketGroup }, "listening");
+  log.info({ event: "socket.listening", name: opts.name ?? "knock", socket: socketPath, mode: gid === undefined ? "0600" : "0660", group: opts.socketGroup }, "listening");
 
   return {
     close: () =>
@@ -129,56 +143,3 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<{ close():
   };
 }
 
-function serveConnection(socket: Socket, opts: RpcServerOptions): void {
-  const decoder = new FrameDecoder(MAX_FRAME_BYTES);
-  const maxInFlight = opts.maxInFlightPerConnection ?? 256;
-  let inFlight = 0;
-  let chain: Promise<void> = Promise.resolve();
-  socket.setTimeout(opts.idleTimeoutMs ?? 10 * 60 * 1000, () => socket.destroy());
-  socket.on("error", () => socket.destroy());
-
-  const send = (response: RpcResponse): void => {
-    if (!socket.destroyed) socket.write(encodeFrame(response));
-  };
-
-  socket.on("data", (chunk: Buffer) => {
-    let frames: string[];
-    try {
-      frames = decoder.push(chunk);
-    } catch (err) {
-      if (err instanceof FrameTooLargeError) {
-        opts.log.warn({ event: "rpc.frame_too_large" }, "dropping connection: frame over limit");
-        socket.end(
-          encodeFrame({
-            jsonrpc: "2.0",
-            id: null,
-            error: { ...JSONRPC_ERRORS.INVALID_REQUEST, data: { detail: `frame exceeds ${MAX_FRAME_BYTES} bytes` } },
-          }),
-        );
-        socket.destroySoon();
-      } else {
-        socket.destroy();
-      }
-      return;
-    }
-    for (const frame of frames) {
-      if (frame.trim() === "") continue;
-      if (inFlight >= maxInFlight) {
-        opts.log.warn({ event: "rpc.overrun" }, "dropping connection: too many unanswered requests");
-        socket.destroy();
-        return;
-      }
-      inFlight += 1;
-      // Requests of one connection are dispatched at once and answered in arrival order: the server
-      // multiplexes every knock over one connection, and only concurrent opens can share a group commit.
-      // Dispatched one after the other (as before), each knock cost its own firewall transaction and a
-      // burst of 256 waiting knocks overran the limit, which dropped the connection and failed them all.
-      const answer = opts.dispatch(frame);
-      chain = chain.then(async () => {
-        const response = await answer.catch(() => undefined);
-        inFlight -= 1;
-        if (response !== undefined) send(response);
-      });
-    }
-  });
-}

@@ -9,6 +9,16 @@ import { createDispatcher, HelperError, MAX_FRAME_BYTES, type MethodHandlers, ty
 import { SocketSetupError, startRpcServer } from "../src/socket-server.js";
 
 const silent = pino({ level: "silent" });
+const STATS = {
+  startedAt: "2030-01-01T00:00:00.000Z",
+  leasesRestored: 0,
+  reinstalls: 0,
+  reconciliations: 0,
+  elementsAdded: 0,
+  elementsRetimed: 0,
+  elementsRemoved: 0,
+  selfHealFailures: 0,
+};
 
 /** Fake handlers: `open` answers after a delay chosen by the app name's last digit, to shake up ordering. */
 function fakeHandlers(): { handlers: MethodHandlers<unknown>; opened: OpenParams[] } {
@@ -32,11 +42,12 @@ function fakeHandlers(): { handlers: MethodHandlers<unknown>; opened: OpenParams
     close: async () => ({ closed: 0 }),
     list: async () => ({ leases: [] }),
     grant: async () => {
-      throw new Error("not used");
+      throw new Error("an admin method");
     },
     stats: async () => {
-      throw new Error("not used");
+      throw new Error("an admin method");
     },
+    counters: async () => ({ ...STATS, openLeases: [] }),
   };
   return { handlers, opened };
 }
@@ -124,7 +135,7 @@ describe("startRpcServer", () => {
 
   async function start(socketGroup?: string): Promise<void> {
     const { handlers } = fakeHandlers();
-    const dispatch = createDispatcher(handlers, () => undefined);
+    const dispatch = createDispatcher("knock", handlers, { onInternalError: () => undefined });
     server = await startRpcServer({ socketPath, socketGroup, dispatch: (frame) => dispatch(frame, undefined), log: silent });
   }
   async function connect(): Promise<Conn> {
@@ -207,11 +218,11 @@ describe("startRpcServer", () => {
   it("answers -32600 for a batch array", async () => {
     await start();
     const c = await connect();
-    c.send(`${JSON.stringify([JSON.parse(req(8, "hello")), JSON.parse(req(9, "list"))])}\n`);
+    c.send(`${JSON.stringify([JSON.parse(req(8, "hello")), JSON.parse(req(9, "counters"))])}\n`);
     const [answer] = await c.next();
     expect(answer).toMatchObject({ id: null, error: { code: -32600 } });
-    c.send(req(10, "list"));
-    expect((await c.next())[0]).toEqual({ jsonrpc: "2.0", id: 10, result: { leases: [] } });
+    c.send(req(10, "counters"));
+    expect((await c.next())[0]).toEqual({ jsonrpc: "2.0", id: 10, result: { ...STATS, openLeases: [] } });
   });
 
   it("answers an error frame and closes the connection for a frame over 64 KiB without newline", async () => {
@@ -230,7 +241,7 @@ describe("startRpcServer", () => {
   it("accepts a frame just under 64 KiB split over many writes", async () => {
     await start();
     const c = await connect();
-    const head = '{"jsonrpc":"2.0","id":12,"method":"list","params":{},"pad":"';
+    const head = '{"jsonrpc":"2.0","id":12,"method":"counters","params":{},"pad":"';
     const frame = `${head}${"p".repeat(MAX_FRAME_BYTES - head.length - 2)}"}`;
     expect(Buffer.byteLength(frame)).toBe(MAX_FRAME_BYTES);
     for (let i = 0; i < frame.length; i += 4096) c.send(frame.slice(i, i + 4096));
@@ -261,6 +272,7 @@ describe("startRpcServer", () => {
     const everyoneIn = new Promise<void>((r) => (allIn = r));
     const { handlers } = fakeHandlers();
     const dispatch = createDispatcher(
+      "knock",
       {
         ...handlers,
         open: async (p) => {
@@ -269,7 +281,7 @@ describe("startRpcServer", () => {
           return { app: p.app, ip: p.ip, step: p.step, durationSeconds: 5, expiresAt: "2030-01-01T00:00:00.000Z", refreshed: dispatched === n };
         },
       },
-      () => undefined,
+      { onInternalError: () => undefined },
     );
     server = await startRpcServer({ socketPath, socketGroup: undefined, dispatch: (frame) => dispatch(frame, undefined), log: silent });
     const c = await connect();
@@ -294,7 +306,7 @@ describe("startRpcServer", () => {
     expect(st.mode & 0o777).toBe(0o660);
     expect(st.gid).toBe(0);
     const c = await connect();
-    c.send(req(13, "list"));
+    c.send(req(13, "hello"));
     expect((await c.next())[0]).toMatchObject({ id: 13 });
   });
 

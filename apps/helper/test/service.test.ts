@@ -131,6 +131,28 @@ describe("HelperService", () => {
     ]);
   });
 
+  it("refuses a new lease past the app's max_leases for that step and family (TOO_MANY_LEASES); refreshes, the other family and freed slots still work", async () => {
+    service.stop();
+    const doc = makeConfig(["ssh"]);
+    const config = { ...doc, apps: doc.apps.map((a) => ({ ...a, maxLeases: 2 })) };
+    service = new HelperService(config, firewall, journal, silent, clock);
+    await service.start();
+    firewall.reset();
+    await open({ step: 1, app: "ssh", ip: IP });
+    await open({ step: 1, app: "ssh", ip: IP2 });
+    await expectHelperError(open({ step: 1, app: "ssh", ip: "198.51.100.99" }), "TOO_MANY_LEASES");
+    expect((await list()).leases).toHaveLength(2);
+    expect(firewall.changes()).toHaveLength(2); // nothing reached the kernel for the refused one
+    expect((await open({ step: 1, app: "ssh", ip: IP })).refreshed).toBe(true);
+    await open({ step: 1, app: "ssh", ip: "2001:db8::7" });
+    await open({ step: 2, app: "ssh", ip: IP }); // step 2 has its own budget
+    await expectHelperError(service.handlers.grant({ app: "ssh", ip: "198.51.100.98" }, undefined).then(() => service.handlers.grant({ app: "ssh", ip: "198.51.100.97" }, undefined)), "TOO_MANY_LEASES");
+    await close("ssh", IP2);
+    await open({ step: 1, app: "ssh", ip: "198.51.100.99" });
+    clock.t += 11_000; // the step-1 leases (10 s) end: their slots are free again, swept or not
+    await open({ step: 1, app: "ssh", ip: "198.51.100.50" });
+  });
+
   it("refuses step 2 without a step 1 of the same app and address", async () => {
     await expectHelperError(open({ step: 2, app: "openvpn", ip: IP }), "STEP1_REQUIRED");
     await open({ step: 1, app: "ssh", ip: IP });

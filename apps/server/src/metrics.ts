@@ -5,7 +5,7 @@
 import { createServer, type Server } from "node:http";
 import { BlockList, isIP } from "node:net";
 import { UsageError } from "@knockport/config";
-import type { KnockStep, ListResult, MethodName, ParamsOf, ResultOf, StatsResult } from "@knockport/protocol";
+import type { CountersResult, KnockStep, MethodName, ParamsOf, ResultOf, StatsResult } from "@knockport/protocol";
 import type { HelperPort } from "./app.js";
 
 export type KnockOutcome = "ok" | "bad_request" | "denied" | "not_found" | "rate_limited" | "error";
@@ -46,10 +46,10 @@ function num(n: number): string {
   return Number.isFinite(n) ? String(n) : n > 0 ? "+Inf" : n < 0 ? "-Inf" : "NaN";
 }
 
-/** What the helper reported for one scrape (asked at most every 5 s). */
+/** What the helper reported for one scrape (its knock-socket `counters` method, asked at most every 5 s). */
 export interface HelperSnapshot {
-  /** Open leases by app and step; undefined when the helper could not be asked. */
-  leases: ListResult["leases"] | undefined;
+  /** Live leases by app and step; undefined when the helper could not be asked. */
+  openLeases: CountersResult["openLeases"] | undefined;
   /** The helper's self-heal / reconciliation counts; undefined when it could not be asked. */
   stats?: StatsResult | undefined;
 }
@@ -119,16 +119,16 @@ export class ServerMetrics {
       out.push(`knockport_helper_call_duration_seconds_count{${labels}} ${h.count}`);
     }
 
-    family("knockport_helper_up", "gauge", "1 when knockport-helper answered the last lease listing (cached up to 5 s), else 0.");
-    out.push(`knockport_helper_up ${snapshot.leases === undefined ? 0 : 1}`);
-    family("knockport_lease_list_failures_total", "counter", "Lease listings from knockport-helper that failed.");
+    family("knockport_helper_up", "gauge", "1 when knockport-helper answered the last counters call (cached up to 5 s), else 0.");
+    out.push(`knockport_helper_up ${snapshot.openLeases === undefined ? 0 : 1}`);
+    family("knockport_lease_list_failures_total", "counter", "Calls for knockport-helper's lease counts and counters that failed.");
     out.push(`knockport_lease_list_failures_total ${this.leaseListFailures}`);
 
-    if (snapshot.leases !== undefined) {
+    if (snapshot.openLeases !== undefined) {
       family("knockport_open_leases", "gauge", "Live leases by app and step (1 = HTTPS knock port open, 2 = service port open).");
       const counts = new Map<string, number>();
       for (const app of this.apps) for (const step of steps) counts.set(`${app}|${step}`, 0);
-      for (const l of snapshot.leases) counts.set(`${l.app}|${l.step}`, (counts.get(`${l.app}|${l.step}`) ?? 0) + 1);
+      for (const l of snapshot.openLeases) counts.set(`${l.app}|${l.step}`, (counts.get(`${l.app}|${l.step}`) ?? 0) + l.count);
       for (const [key, n] of [...counts].sort(([a], [b]) => a.localeCompare(b))) {
         const [app = "", step = ""] = key.split("|");
         out.push(`knockport_open_leases{app="${label(app)}",step="${step}"} ${n}`);
@@ -183,9 +183,8 @@ export function instrumentHelper(helper: HelperPort, metrics: ServerMetrics, clo
 }
 
 /**
- * The helper's lease list and stats, asked at most once per `ttlMs` however often Prometheus scrapes
- * (both calls at once). A failed `list` is counted; a failed `stats` (e.g. an older helper without the
- * method) only leaves the knockport_helper_*_total series out.
+ * The helper's lease counts and counters (`counters`, the knock socket's read-only method: no
+ * addresses), asked at most once per `ttlMs` however often Prometheus scrapes. A failed call is counted.
  */
 export class CachedHelperSnapshot {
   private cached: { at: number; snapshot: HelperSnapshot } | undefined;
@@ -200,25 +199,20 @@ export class CachedHelperSnapshot {
 
   async get(): Promise<HelperSnapshot> {
     if (this.cached && this.now() - this.cached.at < this.ttlMs) return this.cached.snapshot;
-    this.inFlight ??= Promise.all([
-      this.helper.call("list", {}).then(
-        (r) => r.leases,
-        () => {
-          this.metrics.countLeaseListFailure();
-          return undefined;
-        },
-      ),
-      this.helper.call("stats", {}).then(
-        (r) => r,
-        () => undefined,
-      ),
-    ]).then(([leases, stats]) => {
-      const snapshot = { leases, stats };
-      this.cached = { at: this.now(), snapshot };
-      this.inFlight = undefined;
-      return snapshot;
-    });
+    this.inFlight ??= this.helper.call("counters", {}).then(
+      ({ openLeases, ...stats }): HelperSnapshot => this.keep({ openLeases, stats }),
+      (): HelperSnapshot => {
+        this.metrics.countLeaseListFailure();
+        return this.keep({ openLeases: undefined, stats: undefined });
+      },
+    );
     return this.inFlight;
+  }
+
+  private keep(snapshot: HelperSnapshot): HelperSnapshot {
+    this.cached = { at: this.now(), snapshot };
+    this.inFlight = undefined;
+    return snapshot;
   }
 }
 

@@ -70,6 +70,9 @@ export class FakeHelper {
     selfHealFailures: 0,
   };
 
+  /** What `counters` answers besides the stats. */
+  openLeases: { app: string; step: 1 | 2; count: number }[] = [];
+
   failNext(err: HelperCallError): void {
     this.failures.push(err);
   }
@@ -93,6 +96,7 @@ export class FakeHelper {
     if (method === "close") return { closed: 0 };
     if (method === "list") return { leases: [] };
     if (method === "stats") return this.stats;
+    if (method === "counters") return { ...this.stats, openLeases: this.openLeases };
     throw new Error(`fake helper: unexpected method ${method}`);
   }
 

@@ -1,7 +1,6 @@
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HelperCallError } from "@knockport/helper-client";
-import type { ListResult } from "@knockport/protocol";
 import { buildKnockApp, createKnockContext } from "../src/app.js";
 import { parseServerArgs } from "../src/args.js";
 import {
@@ -24,15 +23,6 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-const lease = (app: string, step: 1 | 2): ListResult["leases"][number] => ({
-  app,
-  ip: CLIENT,
-  step,
-  port: step === 1 ? 8443 : 2222,
-  protocol: "tcp",
-  expiresAt: "2030-01-01T00:00:00.000Z",
-  remainingSeconds: 10,
-});
 
 describe("metrics", () => {
   it("maps answers to outcomes", () => {
@@ -71,7 +61,7 @@ describe("metrics", () => {
       await step2.close();
       twoFa.remove();
     }
-    const text = metrics.render({ leases: [] });
+    const text = metrics.render({ openLeases: [] });
     expect(sample(text, 'knockport_knocks_total{step="1",outcome="ok"}')).toBe(1);
     expect(sample(text, 'knockport_knocks_total{step="1",outcome="denied"}')).toBe(1);
     expect(sample(text, 'knockport_knocks_total{step="1",outcome="not_found"}')).toBe(1);
@@ -90,7 +80,7 @@ describe("metrics", () => {
     metrics.observeHelperCall("open", "ok", 0.0007);
     metrics.observeHelperCall("open", "ok", 0.003);
     metrics.observeHelperCall("open", "ok", 9);
-    const text = metrics.render({ leases: [lease("ssh", 2), lease("ssh", 2), lease("ssh", 1)] });
+    const text = metrics.render({ openLeases: [{ app: "ssh", step: 2, count: 2 }, { app: "ssh", step: 1, count: 1 }] });
     const families = text.split("\n").filter((l) => l.startsWith("# TYPE ")).map((l) => l.split(" ")[2]);
     expect(new Set(families).size).toBe(families.length);
     for (const line of text.split("\n").filter((l) => l !== "" && !l.startsWith("#"))) {
@@ -104,43 +94,36 @@ describe("metrics", () => {
     expect(sample(text, 'knockport_open_leases{app="openvpn",step="2"}')).toBe(0);
     expect(sample(text, "knockport_helper_up")).toBe(1);
     expect(sample(text, "knockport_server_start_time_seconds")).toBe(1_700_000_000);
-    const down = metrics.render({ leases: undefined });
+    const down = metrics.render({ openLeases: undefined });
     expect(sample(down, "knockport_helper_up")).toBe(0);
     expect(down).not.toContain("knockport_open_leases{");
   });
 
-  it("asks the helper for leases and stats at most once per 5 s, also under concurrent scrapes", async () => {
+  it("asks the helper's knock-socket counters at most once per 5 s, also under concurrent scrapes", async () => {
     const helper = new FakeHelper();
+    helper.openLeases = [{ app: "ssh", step: 2, count: 3 }];
     const clock = { t: 0 };
     const metrics = new ServerMetrics([]);
     const cache = new CachedHelperSnapshot(helper, metrics, 5000, () => clock.t);
     await Promise.all([cache.get(), cache.get(), cache.get()]);
     clock.t = 4999;
-    await cache.get();
-    expect(helper.calls.filter((c) => c.method === "list")).toHaveLength(1);
-    expect(helper.calls.filter((c) => c.method === "stats")).toHaveLength(1);
+    expect(await cache.get()).toEqual({ openLeases: helper.openLeases, stats: helper.stats });
+    expect(helper.calls.map((c) => c.method)).toEqual(["counters"]);
     clock.t = 5000;
-    helper.failNext(new HelperCallError("HELPER_TIMEOUT", "slow")); // the list call (sent first)
-    const snapshot = await cache.get();
-    expect(snapshot.leases).toBeUndefined();
-    expect(snapshot.stats).toEqual(helper.stats);
-    expect(helper.calls.filter((c) => c.method === "list")).toHaveLength(2);
-    expect(sample(metrics.render({ leases: undefined }), "knockport_lease_list_failures_total")).toBe(1);
-    // stats refused (a helper without the method): the helper_* counters are left out, nothing counted as a list failure
-    clock.t = 10_000;
-    helper.failNext(new HelperCallError("HELPER_UNREACHABLE", "gone")); // list
-    helper.failNext(new HelperCallError("HELPER_UNREACHABLE", "gone")); // stats
+    helper.failNext(new HelperCallError("HELPER_TIMEOUT", "slow"));
     const down = await cache.get();
-    expect(down).toEqual({ leases: undefined, stats: undefined });
+    expect(down).toEqual({ openLeases: undefined, stats: undefined });
+    expect(helper.calls.map((c) => c.method)).toEqual(["counters", "counters"]);
     const text = metrics.render(down);
-    expect(sample(text, "knockport_lease_list_failures_total")).toBe(2);
+    expect(sample(text, "knockport_lease_list_failures_total")).toBe(1);
+    expect(sample(text, "knockport_helper_up")).toBe(0);
     expect(text).not.toContain("knockport_helper_reinstalls_total");
   });
 
   it("renders the helper's self-heal and reconciliation counts as knockport_helper_*_total counters", () => {
     const metrics = new ServerMetrics(["ssh"]);
     const text = metrics.render({
-      leases: [],
+      openLeases: [],
       stats: {
         startedAt: "2026-11-26T01:02:03.400Z",
         leasesRestored: 3,

@@ -1,3 +1,4 @@
+import { dirname, join } from "node:path";
 import { WAF_TRUSTED_IP_HINT, WAF_TRUSTED_IPS_MAX, parseTrustedProxy } from "./waf.js";
 
 /** A bad command line: the message names the flag and the fix; the process exits 2. */
@@ -30,7 +31,15 @@ export function parseLogLevel(value: string): LogLevel {
   return value as LogLevel;
 }
 
+/** The helper's knock socket (the server's: hello, open, counters). */
 export const DEFAULT_HELPER_SOCKET = "/run/knockport/helper.sock";
+/** The helper's admin socket (grant, close, list, stats, watch): root only unless an admin group is given. */
+export const DEFAULT_ADMIN_SOCKET = "/run/knockport/admin.sock";
+
+/** The admin socket that goes with a knock socket when --admin-socket is not given: admin.sock beside it. */
+export function adminSocketBeside(knockSocket: string): string {
+  return join(dirname(knockSocket), "admin.sock");
+}
 
 /**
  * Node options for the helper and the server (deploy/systemd's units, `knockport run`, the testbed):

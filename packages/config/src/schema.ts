@@ -11,6 +11,8 @@ export const HTTP_POST_PATH_MAX_LENGTH = 64;
 export const HTTPS_POST_PATH_MAX_LENGTH = 1024;
 export const MAX_DURATION_SECONDS = 366 * 24 * 3600;
 export const MAX_STEP2_DURATION_SECONDS = 3600;
+/** Largest max_leases (per app, step and address family). */
+export const MAX_LEASES_LIMIT = 1_000_000;
 /** Upper bound of both HTTPS connection limit keys: iptables' hashlimit refuses a burst above 10000. */
 export const HTTPS_CONNECTION_LIMIT_MAX = 10000;
 
@@ -53,6 +55,7 @@ export interface RawApp {
   protocol?: "tcp" | "udp";
   duration: number;
   step2_https_duration?: number;
+  max_leases?: number;
   interface_ext?: string;
   interface_int?: string;
   masquerade?: boolean;
@@ -134,6 +137,7 @@ export const appSchema: JSONSchemaType<RawApp> = {
     protocol: { type: "string", enum: ["tcp", "udp", null], nullable: true },
     duration: { type: "integer", minimum: 1, maximum: MAX_DURATION_SECONDS },
     step2_https_duration: { type: "integer", minimum: 1, maximum: MAX_STEP2_DURATION_SECONDS, nullable: true },
+    max_leases: { type: "integer", minimum: 1, maximum: MAX_LEASES_LIMIT, nullable: true },
     interface_ext: { ...iface, nullable: true },
     interface_int: { ...iface, nullable: true },
     masquerade: { type: "boolean", nullable: true },
@@ -174,4 +178,5 @@ export const KEY_HINTS: Record<string, string> = {
   on_close: `a command as a list of 1-${HOOK_MAX_ARGS} arguments, the first an absolute program path, e.g. ["/usr/local/bin/sg-close", "{ip}", "{port}"]`,
   duration: `an integer number of seconds 1-${MAX_DURATION_SECONDS}`,
   step2_https_duration: `an integer number of seconds 1-${MAX_STEP2_DURATION_SECONDS}`,
+  max_leases: `an integer 1-${MAX_LEASES_LIMIT} (live leases per step and address family)`,
 };

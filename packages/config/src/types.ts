@@ -15,6 +15,8 @@ export interface AppConfig {
   readonly destination: Destination;
   readonly durationSeconds: number;
   readonly step2HttpsDurationSeconds: number;
+  /** Live leases at most per step and address family (`max_leases`); one more is refused with TOO_MANY_LEASES. */
+  readonly maxLeases: number;
   readonly interfaceExt: string;
   readonly interfaceInt: string;
   /**
@@ -105,6 +107,8 @@ export const RATE_LIMIT_IPV6_PREFIX_MIN = 32;
 export const DEFAULT_HTTPS_CONNECTION_LIMIT_PER_MINUTE = 60;
 export const DEFAULT_HTTPS_CONNECTION_LIMIT_BURST = 20;
 export const DEFAULT_STEP2_HTTPS_DURATION = 5;
+/** Default max_leases: live leases per app, step and address family. */
+export const DEFAULT_MAX_LEASES = 100_000;
 export const DEFAULT_2FA_SKEW_PERIODS = 1;
 export const DEFAULT_MASQUERADE = true;
 export const DEFAULT_CLOSE_ESTABLISHED = false;

@@ -56,6 +56,7 @@ describe("parseConfig: a valid config", () => {
         destination: { kind: "local" },
         durationSeconds: 86400,
         step2HttpsDurationSeconds: 5,
+        maxLeases: 100_000,
         interfaceExt: "eth0",
         interfaceInt: "eth0",
         masquerade: true,
@@ -70,6 +71,7 @@ describe("parseConfig: a valid config", () => {
         destination: { kind: "local" },
         durationSeconds: 3600,
         step2HttpsDurationSeconds: 5,
+        maxLeases: 100_000,
         interfaceExt: "eth0",
         interfaceInt: "eth0",
         masquerade: true,
@@ -136,6 +138,12 @@ describe("parseConfig: a valid config", () => {
     );
     expect(c.apps[1]?.step2HttpsDurationSeconds).toBe(30);
     expect(c.apps[1]?.protocol).toBe("tcp");
+  });
+
+  it("takes per-app max_leases, 100,000 when absent", () => {
+    const c = parse(withDoc((d) => (d.ssh.max_leases = 500)));
+    expect(c.apps[0]?.maxLeases).toBe(100_000);
+    expect(c.apps[1]?.maxLeases).toBe(500);
   });
 
   it("treats an empty (null) optional key as absent", () => {
@@ -287,6 +295,9 @@ describe("parseConfig: error messages", () => {
     ["duration", 31622401, "ssh.duration: must be an integer number of seconds 1-31622400 (got 31622401)"],
     ["step2_https_duration", 3601, "ssh.step2_https_duration: must be an integer number of seconds 1-3600 (got 3601)"],
     ["step2_https_duration", 1.5, "ssh.step2_https_duration: must be an integer number of seconds 1-3600 (got 1.5)"],
+    ["max_leases", 0, "ssh.max_leases: must be an integer 1-1000000 (live leases per step and address family) (got 0)"],
+    ["max_leases", 1000001, "ssh.max_leases: must be an integer 1-1000000 (live leases per step and address family) (got 1000001)"],
+    ["max_leases", "many", 'ssh.max_leases: must be an integer 1-1000000 (live leases per step and address family) (got "many")'],
     ["interface_ext", "eth0:1", 'ssh.interface_ext: must be a network interface name such as eth0 (1-15 characters of A-Z a-z 0-9 _ . -) (got "eth0:1")'],
     ["interface_int", "eth+", 'ssh.interface_int: must be a network interface name such as eth1 (1-15 characters of A-Z a-z 0-9 _ . -) (got "eth+")'],
     ["interface_int", "..", 'ssh.interface_int: must be a network interface name such as eth1 (1-15 characters of A-Z a-z 0-9 _ . -) (got "..")'],

@@ -42,6 +42,11 @@ export interface HelperClientOptions {
   socketPath: string;
   /** Per call, including connecting. */
   timeoutMs?: number;
+  /**
+   * Close the connection after this long without a call in flight (default 20 s): the helper cuts a
+   * knock-socket connection idle for 30 s, and one cut while a call is being written would fail it.
+   */
+  idleCloseMs?: number;
 }
 
 interface Pending {
@@ -65,14 +70,18 @@ export class HelperClient {
   private nextId = 1;
   private closed = false;
   private readonly timeoutMs: number;
+  private readonly idleCloseMs: number;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: HelperClientOptions) {
     this.timeoutMs = options.timeoutMs ?? 3000;
+    this.idleCloseMs = options.idleCloseMs ?? 20_000;
   }
 
   async call<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
     if (this.closed) throw new HelperCallError("HELPER_UNREACHABLE", "helper client is closed");
     const id = this.nextId++;
+    clearTimeout(this.idleTimer);
     return new Promise<ResultOf<M>>((resolve, reject) => {
       const timer = setTimeout(() => {
         const sent = this.pending.get(id)?.sent ?? true;
@@ -93,6 +102,7 @@ export class HelperClient {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.idleTimer);
     this.failAll(new HelperCallError("HELPER_UNREACHABLE", "helper client closed"));
     this.socket?.destroy();
     this.socket = undefined;
@@ -110,6 +120,18 @@ export class HelperClient {
           : new HelperCallError(outcome.code, outcome.message, outcome.helperError, outcome.rpcCode, p.sent),
       );
     } else p.resolve(outcome.result);
+    if (this.pending.size === 0) this.closeWhenIdle();
+  }
+
+  private closeWhenIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.pending.size > 0 || this.socket === undefined) return;
+      const idle = this.socket;
+      this.socket = undefined; // its close event then fails nothing: no call is on it
+      idle.destroy();
+    }, this.idleCloseMs);
+    this.idleTimer.unref();
   }
 
   private failAll(err: HelperCallError): void {

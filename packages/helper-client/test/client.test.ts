@@ -240,6 +240,17 @@ describe("HelperClient", () => {
     expect(helper.connections).toBe(2);
   });
 
+  it("closes its own connection once idle for idleCloseMs (before the helper's idle limit can cut a call), and reconnects for the next call", async () => {
+    const helper = await serve(ok(HELLO));
+    client = new HelperClient({ socketPath: path, timeoutMs: 2000, idleCloseMs: 100 });
+    expect(await client.call("hello", {})).toEqual(HELLO);
+    expect(helper.sockets.size).toBe(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(helper.sockets.size, "the idle connection was closed by the client").toBe(0);
+    expect(await client.call("hello", {})).toEqual(HELLO);
+    expect(helper.connections).toBe(2);
+  });
+
   it("reaches a helper that starts after a failed call", async () => {
     const c = makeClient();
     expect((await callError(c.call("hello", {}))).code).toBe("HELPER_UNREACHABLE");

@@ -4,9 +4,12 @@ import { JSONRPC_ERRORS, type RequestId, type RpcErrorObject, type RpcResponse }
 import {
   HELPER_ERRORS,
   METHODS,
+  METHOD_NAMES,
   isMethodName,
+  methodsOf,
   type HelperErrorName,
   type MethodName,
+  type SocketName,
   type ParamsOf,
   type ResultOf,
 } from "./methods.js";
@@ -22,9 +25,19 @@ export class HelperError extends Error {
   }
 }
 
-export type MethodHandlers<Ctx> = {
-  readonly [M in MethodName]: (params: ParamsOf<M>, ctx: Ctx) => Promise<ResultOf<M>>;
+export type MethodHandler<M extends MethodName, Ctx> = (params: ParamsOf<M>, ctx: Ctx) => Promise<ResultOf<M>>;
+export type MethodHandlers<Ctx> = { readonly [M in MethodName]: MethodHandler<M, Ctx> };
+/** The handlers a dispatcher for `socket` holds: only the rows of that socket. */
+export type SocketHandlers<S extends SocketName, Ctx> = {
+  readonly [M in MethodName as (typeof METHODS)[M]["socket"] extends S ? M : never]: MethodHandler<M, Ctx>;
 };
+
+export interface DispatcherOptions {
+  /** A handler failed with something other than a named error of its row (a bug, or a leak to contain). */
+  onInternalError: (err: unknown, method: MethodName) => void;
+  /** A caller asked for a method of the other socket. */
+  onNotAllowed?: (method: MethodName) => void;
+}
 
 const MAX_ID_LENGTH = 64;
 
@@ -40,17 +53,25 @@ function errorResponse(id: RequestId | null, error: RpcErrorObject): RpcResponse
 }
 
 /**
- * Build the request dispatcher: one JSON text in, one response out. It is the only path from the
- * socket to a handler: the method must be in METHODS and its params must pass that method's schema.
+ * Build the request dispatcher of one socket: one JSON text in, one response out. It is the only path
+ * from that socket to a handler, and it enforces the method table's columns: the method must be a row
+ * of this socket (another socket's row answers METHOD_NOT_ALLOWED and runs nothing), its params must
+ * pass the row's schema, and a handler error that is not one of the row's named errors is answered as
+ * a generic internal error and reported to onInternalError.
  */
-export function createDispatcher<Ctx>(
-  handlers: MethodHandlers<Ctx>,
-  onInternalError: (err: unknown, method: MethodName) => void,
+export function createDispatcher<S extends SocketName, Ctx>(
+  socket: S,
+  handlers: SocketHandlers<S, Ctx>,
+  options: DispatcherOptions,
 ): (frame: string, ctx: Ctx) => Promise<RpcResponse> {
   const ajv = new Ajv({ allErrors: false, strict: true });
-  const validators = new Map<MethodName, ValidateFunction>();
-  for (const name of Object.keys(METHODS) as MethodName[]) {
-    validators.set(name, ajv.compile(METHODS[name].params));
+  type AnyHandler = (params: never, ctx: Ctx) => Promise<unknown>;
+  const bySocket: Partial<Record<MethodName, AnyHandler>> = handlers;
+  const rows = new Map<MethodName, { validate: ValidateFunction; handler: AnyHandler }>();
+  for (const name of methodsOf(socket)) {
+    const handler = bySocket[name];
+    if (typeof handler !== "function") throw new Error(`no handler for ${socket} method ${name}`);
+    rows.set(name, { validate: ajv.compile(METHODS[name].params), handler });
   }
 
   return async (frame, ctx) => {
@@ -74,39 +95,41 @@ export function createDispatcher<Ctx>(
     }
     const method = req.method;
     if (!isMethodName(method)) return errorResponse(id, { ...JSONRPC_ERRORS.METHOD_NOT_FOUND });
+    const row = rows.get(method);
+    if (row === undefined) {
+      options.onNotAllowed?.(method);
+      return named(id, "METHOD_NOT_ALLOWED", `${method} is a method of the ${METHODS[method].socket} socket`);
+    }
     const params = req.params === undefined ? {} : req.params;
-    const validate = validators.get(method);
-    if (!validate || !validate(params)) {
+    if (!row.validate(params)) {
       return errorResponse(id, {
         ...JSONRPC_ERRORS.INVALID_PARAMS,
-        data: { detail: describeSchemaErrors(validate?.errors).slice(0, JSONSCHEMA_ERRORS_MAX_DETAIL) },
+        data: { detail: describeSchemaErrors(row.validate.errors).slice(0, JSONSCHEMA_ERRORS_MAX_DETAIL) },
       });
     }
     try {
-      // The cast is sound: `params` passed METHODS[method].params, the schema typed as ParamsOf<method>.
-      const handler = handlers[method] as (p: unknown, c: Ctx) => Promise<unknown>;
-      const result = await handler(params, ctx);
+      // Sound: `params` passed the row's schema, from which the handler's parameter type is derived.
+      const result = await row.handler(params as never, ctx);
       return { jsonrpc: "2.0", id, result };
     } catch (err) {
-      if (err instanceof HelperError) {
-        const spec = HELPER_ERRORS[err.errorName];
-        return errorResponse(id, {
-          code: spec.code,
-          message: spec.message,
-          data: { name: err.errorName, ...(err.detail ? { detail: err.detail } : {}) },
-        });
-      }
-      onInternalError(err, method);
+      const allowed: readonly HelperErrorName[] = METHODS[method].errors;
+      if (err instanceof HelperError && allowed.includes(err.errorName)) return named(id, err.errorName, err.detail);
+      options.onInternalError(err, method);
       return errorResponse(id, { ...JSONRPC_ERRORS.INTERNAL_ERROR });
     }
   };
+}
+
+function named(id: RequestId, name: HelperErrorName, detail: string | undefined): RpcResponse {
+  const spec = HELPER_ERRORS[name];
+  return errorResponse(id, { code: spec.code, message: spec.message, data: { name, ...(detail ? { detail } : {}) } });
 }
 
 /** Compiled result validators, for a client that must not trust what comes back either. */
 export function compileResultValidators(): Map<MethodName, ValidateFunction> {
   const ajv = new Ajv({ allErrors: false, strict: true });
   const out = new Map<MethodName, ValidateFunction>();
-  for (const name of Object.keys(METHODS) as MethodName[]) out.set(name, ajv.compile(METHODS[name].result));
+  for (const name of METHOD_NAMES) out.set(name, ajv.compile(METHODS[name].result));
   return out;
 }
 

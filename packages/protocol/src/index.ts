@@ -4,3 +4,4 @@ export * from "./methods.js";
 export * from "./jsonrpc.js";
 export * from "./dispatch.js";
 export * from "./validation.js";
+export * from "./schema.js";

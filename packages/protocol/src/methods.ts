@@ -1,274 +1,39 @@
 /**
- * The whole helper API, as data. Each entry names a method, the JSON schema of its params and of
- * its result, and the named errors it may answer. The helper dispatches only through this table
- * and the client validates results against it, so nothing outside it crosses the socket.
+ * The whole helper API, as data: one row per method with the socket allowed to call it, the schema of
+ * its params and of its result, the named errors it may answer and what it does. The helper dispatches
+ * only through this table (dispatch.ts enforces every column) and the client validates results against
+ * it, so nothing outside it crosses a socket. Adding a row widens what a caller can do: review it as such.
  */
-import type { JSONSchemaType } from "ajv";
+import type { Infer, ObjectSchema } from "./schema.js";
+import {
+  closeParams,
+  closeResult,
+  countersResult,
+  emptyParams,
+  grantParams,
+  grantResult,
+  helloResult,
+  listResult,
+  openParams,
+  openResult,
+  statsResult,
+} from "./shapes.js";
 
-export const PROTOCOL_VERSION = 1;
+export * from "./shapes.js";
+
+export const PROTOCOL_VERSION = 2;
 /** Largest request frame the helper reads: requests are small and come from the less trusted side. */
 export const MAX_FRAME_BYTES = 64 * 1024;
 /** Largest answer the client reads: `list` with 10,000 leases is about 1.5 MB. */
 export const MAX_RESPONSE_FRAME_BYTES = 32 * 1024 * 1024;
 
-/** App names are YAML keys; the same pattern is enforced by the config schema. */
-export const APP_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$";
+/**
+ * The helper's two sockets. `knock`: the internet-facing server's (group knockport), which can at worst
+ * open a configured app for some address. `admin`: root's (or an admin group's), for everything else.
+ */
+export type SocketName = "knock" | "admin";
 
-export type FirewallType = "nftables" | "iptables" | "vyos";
-export type KnockStep = 1 | 2;
-
-export interface ServicePortInfo {
-  app: string;
-  port: number;
-  protocol: "tcp" | "udp";
-}
-export interface HelloParams {
-  [k: string]: never;
-}
-export interface HelloResult {
-  version: string;
-  protocolVersion: number;
-  firewallType: FirewallType;
-  httpPort: number;
-  httpsPort: number;
-  /** WAF mode: the public ports nginx listens on, which the helper guards; absent otherwise. */
-  waf?: { httpPort: number; httpsPort: number };
-  services: ServicePortInfo[];
-}
-export interface OpenParams {
-  step: KnockStep;
-  app: string;
-  ip: string;
-}
-export interface OpenResult {
-  app: string;
-  ip: string;
-  step: KnockStep;
-  durationSeconds: number;
-  expiresAt: string;
-  refreshed: boolean;
-}
-export interface CloseParams {
-  app: string;
-  ip: string;
-}
-export interface CloseResult {
-  closed: number;
-  /** on_close hook commands run for the closed service lease, when the app has them. */
-  hooks?: HookReport;
-}
-/** An admin lets an address in by hand: a step-2 lease without a step 1. */
-export interface GrantParams {
-  app: string;
-  ip: string;
-  /** At most the app's configured `duration` (its default), so the socket grants no more than a knock. */
-  durationSeconds?: number;
-}
-export interface GrantResult extends OpenResult {
-  /** on_open hook commands run for a new lease, when the app has them. */
-  hooks?: HookReport;
-}
-/** Outcome of an app's on_open / on_close commands: how many ran and how many failed (details in the helper log). */
-export interface HookReport {
-  ran: number;
-  failed: number;
-}
-export interface ListParams {
-  [k: string]: never;
-}
-export interface LeaseInfo {
-  app: string;
-  ip: string;
-  step: KnockStep;
-  port: number;
-  protocol: "tcp" | "udp";
-  expiresAt: string;
-  remainingSeconds: number;
-  /**
-   * Packets and bytes the client sent that matched the lease's set element (incoming direction, IP
-   * length), since the element was last written (knock, refresh, restart, re-apply). Absent when the
-   * backend has no reading for it yet.
-   */
-  packets?: number;
-  bytes?: number;
-}
-export interface ListResult {
-  leases: LeaseInfo[];
-  /** When the helper read the counters from the kernel; absent before its first reading. */
-  countersAt?: string;
-}
-export interface StatsParams {
-  [k: string]: never;
-}
-/** The helper's self-heal and reconciliation counts since it started (read-only). */
-export interface StatsResult {
-  startedAt: string;
-  /** Leases put back from the journal at start. */
-  leasesRestored: number;
-  /** Times the whole firewall was re-applied because its rules were gone. */
-  reinstalls: number;
-  /** Times the sets' elements were listed and compared with the leases. */
-  reconciliations: number;
-  /** Elements the reconciliations re-added (missing), reset (wrong timeout) or removed (strays). */
-  elementsAdded: number;
-  elementsRetimed: number;
-  elementsRemoved: number;
-  /** Self-heal checks or re-applies that failed. */
-  selfHealFailures: number;
-}
-
-const emptyParams = {
-  type: "object",
-  additionalProperties: false,
-  properties: {},
-  required: [],
-} as unknown as JSONSchemaType<HelloParams>;
-
-const appName = { type: "string", pattern: APP_NAME_PATTERN, maxLength: 32 } as const;
-const ipText = { type: "string", minLength: 2, maxLength: 45, pattern: "^[0-9A-Fa-f:.]+$" } as const;
-const isoTime = { type: "string", maxLength: 40 } as const;
-const step = { type: "integer", enum: [1, 2] } as const;
-const port = { type: "integer", minimum: 1, maximum: 65535 } as const;
-const transport = { type: "string", enum: ["tcp", "udp"] } as const;
-/** Longest manual grant the protocol carries (366 days, the config's longest `duration`). */
-export const MAX_GRANT_SECONDS = 366 * 24 * 3600;
-const hookReport = {
-  type: "object",
-  additionalProperties: false,
-  required: ["ran", "failed"],
-  properties: { ran: { type: "integer", minimum: 0 }, failed: { type: "integer", minimum: 0 } },
-  nullable: true,
-} as const;
-
-const helloResult: JSONSchemaType<HelloResult> = {
-  type: "object",
-  additionalProperties: false,
-  required: ["version", "protocolVersion", "firewallType", "httpPort", "httpsPort", "services"],
-  properties: {
-    version: { type: "string", maxLength: 64 },
-    protocolVersion: { type: "integer" },
-    firewallType: { type: "string", enum: ["nftables", "iptables", "vyos"] },
-    httpPort: port,
-    httpsPort: port,
-    waf: {
-      type: "object",
-      additionalProperties: false,
-      required: ["httpPort", "httpsPort"],
-      properties: { httpPort: port, httpsPort: port },
-      nullable: true,
-    },
-    services: {
-      type: "array",
-      maxItems: 1024,
-      items: {
-        type: "object",
-        additionalProperties: false,
-        required: ["app", "port", "protocol"],
-        properties: { app: appName, port, protocol: transport },
-      },
-    },
-  },
-};
-
-const openParams: JSONSchemaType<OpenParams> = {
-  type: "object",
-  additionalProperties: false,
-  required: ["step", "app", "ip"],
-  properties: { step: step as JSONSchemaType<KnockStep>, app: appName, ip: ipText },
-};
-const openResult: JSONSchemaType<OpenResult> = {
-  type: "object",
-  additionalProperties: false,
-  required: ["app", "ip", "step", "durationSeconds", "expiresAt", "refreshed"],
-  properties: {
-    app: appName,
-    ip: ipText,
-    step: step as JSONSchemaType<KnockStep>,
-    durationSeconds: { type: "integer", minimum: 1 },
-    expiresAt: isoTime,
-    refreshed: { type: "boolean" },
-  },
-};
-const closeParams: JSONSchemaType<CloseParams> = {
-  type: "object",
-  additionalProperties: false,
-  required: ["app", "ip"],
-  properties: { app: appName, ip: ipText },
-};
-const closeResult: JSONSchemaType<CloseResult> = {
-  type: "object",
-  additionalProperties: false,
-  required: ["closed"],
-  properties: { closed: { type: "integer", minimum: 0 }, hooks: hookReport },
-} as unknown as JSONSchemaType<CloseResult>;
-const grantParams: JSONSchemaType<GrantParams> = {
-  type: "object",
-  additionalProperties: false,
-  required: ["app", "ip"],
-  properties: {
-    app: appName,
-    ip: ipText,
-    durationSeconds: { type: "integer", minimum: 1, maximum: MAX_GRANT_SECONDS, nullable: true },
-  },
-};
-const grantResult = {
-  ...openResult,
-  properties: { ...openResult.properties, hooks: hookReport },
-} as unknown as JSONSchemaType<GrantResult>;
-const count = { type: "integer", minimum: 0 } as const;
-const listResult: JSONSchemaType<ListResult> = {
-  type: "object",
-  additionalProperties: false,
-  required: ["leases"],
-  properties: {
-    countersAt: { ...isoTime, nullable: true },
-    leases: {
-      type: "array",
-      items: {
-        type: "object",
-        additionalProperties: false,
-        required: ["app", "ip", "step", "port", "protocol", "expiresAt", "remainingSeconds"],
-        properties: {
-          app: appName,
-          ip: ipText,
-          step: step as JSONSchemaType<KnockStep>,
-          port,
-          protocol: transport,
-          expiresAt: isoTime,
-          remainingSeconds: { type: "number", minimum: 0 },
-          packets: { ...count, nullable: true },
-          bytes: { ...count, nullable: true },
-        },
-      },
-    },
-  },
-};
-const statsResult: JSONSchemaType<StatsResult> = {
-  type: "object",
-  additionalProperties: false,
-  required: [
-    "startedAt",
-    "leasesRestored",
-    "reinstalls",
-    "reconciliations",
-    "elementsAdded",
-    "elementsRetimed",
-    "elementsRemoved",
-    "selfHealFailures",
-  ],
-  properties: {
-    startedAt: isoTime,
-    leasesRestored: count,
-    reinstalls: count,
-    reconciliations: count,
-    elementsAdded: count,
-    elementsRetimed: count,
-    elementsRemoved: count,
-    selfHealFailures: count,
-  },
-};
-
-/** Errors a handler may answer besides the JSON-RPC standard ones. Codes are stable. */
+/** Errors the helper answers besides the JSON-RPC standard ones. Codes are stable. */
 export const HELPER_ERRORS = {
   UNKNOWN_APP: { code: -32001, message: "unknown app" },
   STEP1_REQUIRED: { code: -32002, message: "step 2 requires a live step-1 lease for this app and address" },
@@ -277,49 +42,88 @@ export const HELPER_ERRORS = {
   OVERLOADED: { code: -32005, message: "helper is busy, retry later" },
   STATE_FAILED: { code: -32006, message: "the lease journal could not be written; nothing was opened" },
   DURATION_TOO_LONG: { code: -32007, message: "durationSeconds exceeds the app's configured duration" },
+  TOO_MANY_LEASES: { code: -32008, message: "the app has max_leases live leases for this address family; nothing was opened" },
+  METHOD_NOT_ALLOWED: { code: -32009, message: "method not allowed on this socket" },
 } as const;
 export type HelperErrorName = keyof typeof HELPER_ERRORS;
 
-export interface MethodSpec<P, R> {
-  readonly params: JSONSchemaType<P>;
-  readonly result: JSONSchemaType<R>;
+export interface MethodRow {
+  readonly socket: SocketName;
+  readonly summary: string;
+  readonly params: ObjectSchema;
+  readonly result: ObjectSchema;
   readonly errors: readonly HelperErrorName[];
 }
 
-export interface MethodTypes {
-  hello: { params: HelloParams; result: HelloResult };
-  open: { params: OpenParams; result: OpenResult };
-  close: { params: CloseParams; result: CloseResult };
-  list: { params: ListParams; result: ListResult };
-  grant: { params: GrantParams; result: GrantResult };
-  stats: { params: StatsParams; result: StatsResult };
-}
-export type MethodName = keyof MethodTypes;
-export type ParamsOf<M extends MethodName> = MethodTypes[M]["params"];
-export type ResultOf<M extends MethodName> = MethodTypes[M]["result"];
-export type MethodTable = { readonly [M in MethodName]: MethodSpec<ParamsOf<M>, ResultOf<M>> };
+const CHANGE_ERRORS = ["UNKNOWN_APP", "INVALID_ADDRESS", "FIREWALL_FAILED", "STATE_FAILED", "OVERLOADED"] as const;
 
-export const METHODS: MethodTable = {
-  hello: { params: emptyParams, result: helloResult, errors: [] },
+export const METHODS = {
+  hello: {
+    socket: "knock",
+    summary: "Version, firewall type and the knock and service ports, so the server listens where the helper guards.",
+    params: emptyParams,
+    result: helloResult,
+    errors: [],
+  },
   open: {
+    socket: "knock",
+    summary:
+      "A verified knock: open step 1 (the HTTPS port) or step 2 (the app's service port, only with a live step-1 lease) of a configured app for one address. Ports, protocol and duration come from the helper's config.",
     params: openParams,
     result: openResult,
-    errors: ["UNKNOWN_APP", "INVALID_ADDRESS", "STEP1_REQUIRED", "FIREWALL_FAILED", "STATE_FAILED", "OVERLOADED"],
+    errors: [...CHANGE_ERRORS, "STEP1_REQUIRED", "TOO_MANY_LEASES"],
   },
-  close: {
-    params: closeParams,
-    result: closeResult,
-    errors: ["UNKNOWN_APP", "INVALID_ADDRESS", "FIREWALL_FAILED", "STATE_FAILED", "OVERLOADED"],
+  counters: {
+    socket: "knock",
+    summary: "Read-only figures for the server's /metrics: the stats counters and live leases by app and step, no addresses.",
+    params: emptyParams,
+    result: countersResult,
+    errors: [],
   },
-  list: { params: emptyParams as unknown as JSONSchemaType<ListParams>, result: listResult, errors: [] },
   grant: {
+    socket: "admin",
+    summary: "Let an address in by hand: a step-2 lease without a step 1, at most the app's duration; runs on_open.",
     params: grantParams,
     result: grantResult,
-    errors: ["UNKNOWN_APP", "INVALID_ADDRESS", "DURATION_TOO_LONG", "FIREWALL_FAILED", "STATE_FAILED", "OVERLOADED"],
+    errors: [...CHANGE_ERRORS, "DURATION_TOO_LONG", "TOO_MANY_LEASES"],
   },
-  stats: { params: emptyParams as unknown as JSONSchemaType<StatsParams>, result: statsResult, errors: [] },
-};
+  close: {
+    socket: "admin",
+    summary: "Revoke an address's leases of an app now (both steps); runs on_close and cuts its flows.",
+    params: closeParams,
+    result: closeResult,
+    errors: CHANGE_ERRORS,
+  },
+  list: {
+    socket: "admin",
+    summary: "Every live lease with its address, time left and packet counters.",
+    params: emptyParams,
+    result: listResult,
+    errors: [],
+  },
+  stats: {
+    socket: "admin",
+    summary: "The helper's self-heal and reconciliation counters since it started.",
+    params: emptyParams,
+    result: statsResult,
+    errors: [],
+  },
+} as const satisfies Record<string, MethodRow>;
+
+export type MethodName = keyof typeof METHODS;
+export type ParamsOf<M extends MethodName> = Infer<(typeof METHODS)[M]["params"]>;
+export type ResultOf<M extends MethodName> = Infer<(typeof METHODS)[M]["result"]>;
+export type HelloParams = ParamsOf<"hello">;
+export type ListParams = ParamsOf<"list">;
+export type StatsParams = ParamsOf<"stats">;
+
+export const METHOD_NAMES = Object.keys(METHODS) as MethodName[];
 
 export function isMethodName(name: unknown): name is MethodName {
   return typeof name === "string" && Object.prototype.hasOwnProperty.call(METHODS, name);
+}
+
+/** The methods a caller on `socket` may use. */
+export function methodsOf(socket: SocketName): MethodName[] {
+  return METHOD_NAMES.filter((m) => METHODS[m].socket === socket);
 }

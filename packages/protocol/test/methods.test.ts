@@ -81,12 +81,23 @@ const validResults = {
     elementsRemoved: 3,
     selfHealFailures: 0,
   },
+  counters: {
+    startedAt: "2026-01-01T00:00:00.000Z",
+    leasesRestored: 0,
+    reinstalls: 0,
+    reconciliations: 3,
+    elementsAdded: 0,
+    elementsRetimed: 0,
+    elementsRemoved: 0,
+    selfHealFailures: 0,
+    openLeases: [{ app: "ssh", step: 2, count: 12 }],
+  },
 } satisfies Record<MethodName, unknown>;
 
 describe("METHODS table", () => {
-  it("has exactly the six methods, and isMethodName agrees", () => {
-    // A new method widens what a member of the socket's group can do: add it here deliberately.
-    expect(names.sort()).toEqual(["close", "grant", "hello", "list", "open", "stats"]);
+  it("has exactly the seven methods, and isMethodName agrees", () => {
+    // A new method widens what a caller can do: add it here deliberately.
+    expect(names.sort()).toEqual(["close", "counters", "grant", "hello", "list", "open", "stats"]);
     for (const m of names) expect(isMethodName(m)).toBe(true);
     for (const m of ["toString", "__proto__", "constructor", "hasOwnProperty", "OPEN", "", 1, null, undefined]) {
       expect(isMethodName(m)).toBe(false);

@@ -185,7 +185,10 @@ export interface KnockportStack {
   readonly configPath: string;
   readonly certPath: string;
   readonly keyPath: string;
+  /** The helper's knock socket (the server's). */
   readonly socketPath: string;
+  /** The helper's admin socket (0600 root): grant, close, list, stats, watch. */
+  readonly adminSocketPath: string;
   readonly stateDir: string;
   readonly config: ConfigSpec;
   readonly helper: ManagedProcess;
@@ -197,7 +200,7 @@ export interface KnockportStack {
   cli(args: readonly string[], host?: HostName): Promise<ExecResult>;
   /** Runs `node bin/knockport-helper <helperArgv> ...extra` once (not managed), e.g. --uninstall-firewall. */
   runHelperOnce(extra: readonly string[]): Promise<ExecResult>;
-  /** `knockport status --socket ... --json`, parsed. */
+  /** `knockport status --admin-socket ... --json`, parsed. */
   status(): Promise<StatusLease[]>;
   /**
    * Resolves right after the helper's next element walk (its `stats` reconciliations count goes up), so a
@@ -289,6 +292,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
   writeFileSync(configPath, renderConfigYaml(opts.config), { mode: 0o644 });
   chmodSync(configPath, 0o644);
   const socketPath = join(runDir, "helper.sock");
+  const adminSocketPath = join(runDir, "admin.sock");
   const certPath = join(certDir, "knockport.testing.pem");
   const keyPath = join(certDir, "knockport.testing.key");
 
@@ -332,6 +336,8 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       socketPath,
       "--socket-group",
       user.group,
+      "--admin-socket",
+      adminSocketPath,
       "--state-dir",
       stateDir,
       "--http-port",
@@ -379,6 +385,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       certPath,
       keyPath,
       socketPath,
+      adminSocketPath,
       stateDir,
       config: opts.config,
       helper,
@@ -388,7 +395,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       cli,
       runHelperOnce: (extra) => topo.exec("srv", node, [...helperArgv, ...extra], { timeoutMs: 30_000 }),
       nextReconcile: async (timeoutMs = 15_000) => {
-        const client = new HelperClient({ socketPath, timeoutMs: 3000 });
+        const client = new HelperClient({ socketPath: adminSocketPath, timeoutMs: 3000 });
         try {
           const before = (await client.call("stats", {})).reconciliations;
           const deadline = Date.now() + timeoutMs;
@@ -403,7 +410,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
         }
       },
       status: async () => {
-        const res = await cli(["status", "--socket", socketPath, "--json"]);
+        const res = await cli(["status", "--admin-socket", adminSocketPath, "--json"]);
         if (res.exitCode !== 0) throw new Error(`knockport status failed (exit ${String(res.exitCode)}): ${res.stdout}${res.stderr}`);
         return parseStatus(res.stdout);
       },
