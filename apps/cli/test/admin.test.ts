@@ -39,15 +39,12 @@ describe("grant and revoke over the socket", () => {
   let server: Server;
   const calls: { method: string; params: unknown }[] = [];
 
-  const handlers: MethodHandlers<undefined> = {
+  const handlers: MethodHandlers<unknown> = {
     hello: async () => ({ version: "t", protocolVersion: 1, firewallType: "nftables", httpPort: 8080, httpsPort: 8443, services: [] }),
     open: async () => {
       throw new Error("not used");
     },
     list: async () => ({ leases: [] }),
-    stats: async () => {
-      throw new Error("not used");
-    },
     counters: async () => {
       throw new Error("not used");
     },

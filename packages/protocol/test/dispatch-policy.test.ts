@@ -17,7 +17,7 @@ const STATS = {
 const OPENED = { app: "ssh", ip: "198.51.100.7", step: 2 as const, durationSeconds: 60, expiresAt: "2030-01-01T00:01:00.000Z", refreshed: false };
 
 /** Handlers that record what ran; `throwing` makes one method fail with the given error. */
-function recording(throwing?: { method: MethodName; err: unknown }): { handlers: MethodHandlers<undefined>; ran: MethodName[] } {
+function recording(throwing?: { method: MethodName; err: unknown }): { handlers: MethodHandlers<unknown>; ran: MethodName[] } {
   const ran: MethodName[] = [];
   const run = <R>(m: MethodName, value: R) => async (): Promise<R> => {
     ran.push(m);
