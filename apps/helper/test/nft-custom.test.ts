@@ -188,6 +188,7 @@ describe.skipIf(skipReason !== "")(`custom chains on the real kernel (${skipReas
     expect(listed.chains.filter((c) => c.name.startsWith("knockport_")).map((c) => `${c.name}:${c.hook ?? "-"}`)).toEqual([
       "knockport_raw_prerouting:prerouting",
       "knockport_raw_output:output",
+      "knockport_guard_prerouting:prerouting",
       "knockport_input:-",
       "knockport_output:-",
       "knockport_nat_prerouting:prerouting",

@@ -4,6 +4,7 @@ import { ipFamily, type IpFamily } from "@knockport/protocol";
 import { FirewallError, InvalidValueError } from "./errors.js";
 import type { GrantTarget, SetElement } from "./elements.js";
 import { HTTPS_SET_V4, HTTPS_SET_V6, serviceSetName, setFamily } from "./names.js";
+import { renderIptablesGuardRule } from "./guard.js";
 import { step1Prefix } from "./payload.js";
 import { STEP1_MAX_PACKET_LENGTH, forwardedApps, rulesetSetNames } from "./ruleset.js";
 import { checkComment, checkConnectionLimit, checkFamily, checkInterface, checkIp, checkPort, checkProtocol, checkTimeout } from "./validate.js";
@@ -15,6 +16,8 @@ import { checkComment, checkConnectionLimit, checkFamily, checkInterface, checkI
 /** Our chains, per table. A chain declared in an `iptables-restore --noflush` file is flushed first. */
 export const IPT_CHAINS = {
   raw: { PREROUTING: "KNOCKPORT-PREROUTING", OUTPUT: "KNOCKPORT-OUTPUT" },
+  /** The guard before DNAT (guard.ts): mangle runs before nat, where Docker and the others DNAT. */
+  mangle: { PREROUTING: "KNOCKPORT-PREROUTING" },
   filter: { INPUT: "KNOCKPORT-INPUT", OUTPUT: "KNOCKPORT-OUTPUT", FORWARD: "KNOCKPORT-FORWARD" },
   nat: { PREROUTING: "KNOCKPORT-PREROUTING", POSTROUTING: "KNOCKPORT-POSTROUTING" },
 } as const;
@@ -142,6 +145,12 @@ function renderFamily(config: KnockportConfig, family: IpFamily): string {
   for (const i of ifaces) {
     rule(IPT_CHAINS.raw.PREROUTING, ["-i", i, "-p", "tcp", "--dport", `${httpPort}`, ...comment(`HTTP knock port ${httpPort}: no conntrack entry for knocks or scans`), "-j", "CT", "--notrack"]);
     rule(IPT_CHAINS.raw.OUTPUT, ["-o", i, "-p", "tcp", "--sport", `${httpPort}`, ...comment(`HTTP knock port ${httpPort}: no conntrack entry for replies`), "-j", "CT", "--notrack"]);
+  }
+  lines.push("COMMIT");
+
+  header("mangle");
+  for (const app of config.apps) {
+    rule(IPT_CHAINS.mangle.PREROUTING, renderIptablesGuardRule(app, family, ipsetName(serviceSetName(app.name, family))));
   }
   lines.push("COMMIT");
 

@@ -14,6 +14,11 @@ export const NFT_CHAINS = {
   rawPrerouting: "raw_prerouting",
   /** output, priority raw: `notrack` for replies from the stealth HTTP port. */
   rawOutput: "raw_output",
+  /**
+   * prerouting, priority dstnat - 20: every app's public port by its original destination, before any
+   * DNAT (ours, Docker's, Podman's, libvirt's, kube-proxy's), so a port someone else forwards is closed too.
+   */
+  guard: "guard_prerouting",
   /** input, priority filter - 10: knock ports and service ports. */
   input: "input",
   /** output, priority filter - 10: only SYN-ACK leaves the stealth HTTP port. */

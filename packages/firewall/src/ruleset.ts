@@ -18,6 +18,7 @@ import {
   syncSetName,
   type NftPlacement,
 } from "./names.js";
+import { GUARD_PRIORITY, renderNftGuardRules } from "./guard.js";
 import { renderPostPathMatch } from "./payload.js";
 import { checkComment, checkConnectionLimit, checkHandle, checkInterface, checkIp, checkNftIdentifier, checkPort, checkProtocol } from "./validate.js";
 import { ipFamily, type IpAddress, type IpFamily } from "@knockport/protocol";
@@ -255,6 +256,14 @@ function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions)
   chain(NFT_CHAINS.rawOutput, "output priority raw", "stateless stealth HTTP knock port (replies)", [
     `${oifKnock} tcp sport ${httpPort} notrack ${comment(`HTTP knock port ${httpPort}: no conntrack entry for replies`)}`,
   ]);
+  add(0, "");
+
+  chain(
+    NFT_CHAINS.guard,
+    `prerouting priority ${GUARD_PRIORITY}`,
+    "every app port by its original destination, before any DNAT; only drops traffic of its own ports",
+    apps.flatMap((app) => renderNftGuardRules(app, setRef)),
+  );
   add(0, "");
 
   const input: string[] = [

@@ -69,6 +69,8 @@ describe("custom tables and chains (--nftables-table-filter)", () => {
     expect(layout.chains).toEqual([
       { name: "knockport_raw_prerouting", rules: 1 },
       { name: "knockport_raw_output", rules: 1 },
+      // the guard before DNAT: one drop per family and app
+      { name: "knockport_guard_prerouting", rules: 2 * 2 },
       { name: "knockport_input", rules: 7 + 2 + 2 * 3 },
       { name: "knockport_output", rules: 2 },
     ]);
@@ -85,7 +87,7 @@ describe("custom tables and chains (--nftables-table-filter)", () => {
       "knockport_sync",
     ]);
     expect(nftLayout(makeConfig()).jumps).toEqual([]);
-    expect(nftLayout(makeConfig()).chains.map((c) => c.name)).toEqual(["raw_prerouting", "raw_output", "input", "output"]);
+    expect(nftLayout(makeConfig()).chains.map((c) => c.name)).toEqual(["raw_prerouting", "raw_output", "guard_prerouting", "input", "output"]);
   });
 
   it("renders grants and revokes into the admin's table under the prefixed set names", () => {

@@ -32,6 +32,28 @@ const forwardConfig = () =>
   });
 
 describe("iptables rendering", () => {
+  it("guards every app's public port before any DNAT in mangle PREROUTING (runs before nat, where Docker DNATs), jumped to first", () => {
+    const r = renderIptablesRuleset(forwardConfig());
+    for (const [text, family] of [[r.v4, 4], [r.v6, 6]] as const) {
+      const mangle = /\*mangle\n([\s\S]*?)COMMIT/.exec(text)?.[1] ?? "";
+      const rules = mangle.split("\n").filter((l) => l.startsWith("-A "));
+      expect(rules.map((l) => l.replace(/ -m comment .*$/, ""))).toEqual(
+        (
+          [
+            ["local1", "eth0", "tcp", 22],
+            ["fwd1", "eth0", "tcp", 3389],
+            ["fwd2", "wan1", "udp", 5900],
+          ] as const
+        ).map(
+          ([name, iface, proto, port]) =>
+            `-A KNOCKPORT-PREROUTING -i ${iface} -p ${proto} --dport ${port} -m conntrack --ctdir ORIGINAL -m set ! --match-set ${ipsetName(serviceSetName(name, family))} src ! --update-counters`,
+        ),
+      );
+      for (const l of rules) expect(l).toMatch(/ -j DROP$/);
+    }
+    expect(r.jumps).toContainEqual({ table: "mangle", builtin: "PREROUTING", spec: ["-m", "comment", "--comment", "KnockPort: jump to its own chain", "-j", "KNOCKPORT-PREROUTING"] });
+  });
+
   it("matches the golden files (tcp + udp app, 40-character path)", () => {
     const r = renderIptablesRuleset(makeConfig());
     expectGolden("iptables-v4.rules", r.v4);

@@ -51,7 +51,8 @@ describe("renderNftRuleset", () => {
     const text = renderNftRuleset(makeConfig());
     const rules = text.split("\n").filter((l) => /\b(accept|drop|notrack)\b/.test(l) && !l.includes("policy"));
     // + 2: the HTTPS connection limit (one drop per family)
-    expect(rules.length).toBe(4 + 3 + 2 + 2 * 3 + 2 + 2);
+    // + 2 * 2: the guard before DNAT (one drop per family and app)
+    expect(rules.length).toBe(4 + 3 + 2 + 2 * 3 + 2 + 2 + 2 * 2);
     for (const r of rules) {
       expect(r).toMatch(/ comment "[^"]+"$/);
       if (!r.includes("notrack")) expect(r).toMatch(/ counter (accept|drop) comment /);
@@ -67,6 +68,32 @@ describe("renderNftRuleset", () => {
     expect(text).toContain(`oifname { "eth0", "wg-ext0" } tcp sport 8080 notrack`);
     expect(text).toContain(`iifname "wg-ext0" udp dport 1194 ip saddr @svc_vpn_v4 counter accept`);
     expect(text).toContain(`iifname "eth0" tcp dport 22 counter drop`);
+  });
+
+  it("guards every app's public port before any DNAT (local, forwarded by us, forwarded by Docker alike), on the app's own interface", () => {
+    const config = makeConfig({
+      apps: {
+        web: app(9100),
+        vpn: app(1194, { protocol: "udp", interface_ext: "wg-ext0" }),
+        fwd: app(3389, { destination: "192.0.2.10:13389", interface_int: "lan0" }),
+      },
+    });
+    const text = renderNftRuleset(config);
+    const guard = /\tchain guard_prerouting \{\n([^}]*)\t\}/.exec(text)?.[1] ?? "";
+    // after conntrack (-200, for ct direction), before dstnat (-100) and our own DNAT (dstnat - 10)
+    expect(guard).toContain("type filter hook prerouting priority dstnat - 20; policy accept;");
+    const rules = guard.split("\n").filter((l) => l.includes(" drop "));
+    expect(rules.map((r) => r.trim().replace(/ counter drop comment .*$/, ""))).toEqual([
+      `iifname "eth0" tcp dport 9100 ct direction original ip saddr != @svc_web_v4`,
+      `iifname "eth0" tcp dport 9100 ct direction original ip6 saddr != @svc_web_v6`,
+      `iifname "wg-ext0" udp dport 1194 ct direction original ip saddr != @svc_vpn_v4`,
+      `iifname "wg-ext0" udp dport 1194 ct direction original ip6 saddr != @svc_vpn_v6`,
+      `iifname "eth0" tcp dport 3389 ct direction original ip saddr != @svc_fwd_v4`,
+      `iifname "eth0" tcp dport 3389 ct direction original ip6 saddr != @svc_fwd_v6`,
+    ]);
+    // only negated lookups: a lease's element counter counts its packets once, where they are accepted
+    expect(guard).not.toMatch(/saddr @/);
+    expect(guard.split("\n").filter((l) => l.includes("accept") && !l.includes("policy accept"))).toEqual([]);
   });
 
   it("matches the golden ruleset with forwarded apps (IPv4 and IPv6, same and other port, masquerade on and off)", () => {
