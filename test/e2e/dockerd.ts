@@ -144,7 +144,12 @@ export class Dockerd {
     await this.stopDaemon();
     killProcessesMentioning(this.dir);
     for (const mount of mountsUnder(this.dir)) await run("umount", ["-l", mount], 10_000);
-    for (const controller of safeReaddir(CGROUP_ROOT)) removeCgroupTree(join(CGROUP_ROOT, controller, this.cgroupParent));
+    // A container whose shim was killed lives on in its own namespaces; its cgroup still finds it.
+    for (let i = 0; i < 20 && this.cgroupPaths().length > 0; i += 1) {
+      for (const pid of this.cgroupPids()) killPid(pid);
+      for (const path of this.cgroupPaths()) removeCgroupTree(path);
+      if (this.cgroupPaths().length > 0) await sleep(100);
+    }
     for (const dir of this.createdPluginDirs) {
       try {
         rmdirSync(dir);
@@ -155,6 +160,28 @@ export class Dockerd {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  private cgroupPaths(): string[] {
+    return safeReaddir(CGROUP_ROOT)
+      .map((controller) => join(CGROUP_ROOT, controller, this.cgroupParent))
+      .filter((p) => existsSync(p));
+  }
+
+  /** Processes in the cgroups of its containers (cgroup.procs of every level, bounded depth). */
+  private cgroupPids(): number[] {
+    const pids = new Set<number>();
+    const walk = (dir: string, depth: number): void => {
+      if (depth > 8) return;
+      try {
+        for (const l of readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n")) if (/^\d+$/.test(l)) pids.add(Number(l));
+      } catch {
+        /* not a cgroup directory */
+      }
+      for (const e of safeReaddir(dir)) if (isDirectory(join(dir, e))) walk(join(dir, e), depth + 1);
+    };
+    for (const p of this.cgroupPaths()) walk(p, 0);
+    return [...pids];
+  }
+
   private async containerIds(): Promise<string[]> {
     const out = await this.docker(["ps", "-aq"]).catch(() => "");
     return out.split("\n").filter((l) => l.trim() !== "");
@@ -163,7 +190,7 @@ export class Dockerd {
   /** What is left of it on the machine (for the teardown check): processes, mounts, cgroups, files. */
   leftovers(): string[] {
     const out: string[] = [];
-    for (const pid of pidsMentioning(this.dir)) out.push(`process ${pid}`);
+    for (const pid of new Set([...pidsMentioning(this.dir), ...this.cgroupPids()])) out.push(`process ${pid}`);
     for (const m of mountsUnder(this.dir)) out.push(`mount ${m}`);
     for (const c of safeReaddir(CGROUP_ROOT)) if (existsSync(join(CGROUP_ROOT, c, this.cgroupParent))) out.push(`cgroup ${c}/${this.cgroupParent}`);
     if (existsSync(this.dir)) out.push(`directory ${this.dir}`);
@@ -200,14 +227,16 @@ function pidsMentioning(text: string): number[] {
   return out;
 }
 
-function killProcessesMentioning(text: string): void {
-  for (const pid of pidsMentioning(text)) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      /* gone */
-    }
+function killPid(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    /* gone */
   }
+}
+
+function killProcessesMentioning(text: string): void {
+  for (const pid of pidsMentioning(text)) killPid(pid);
 }
 
 /** Mount points at or below `dir`, deepest first (mountinfo field 5). */
