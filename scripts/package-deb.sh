@@ -5,7 +5,7 @@
 #   /usr/bin/knockport        the admin CLI, run by that node
 #   /lib/systemd/system       knockport-helper.service, knockport-server.service, knockport.timer
 #   /usr/lib/sysusers.d, /usr/lib/tmpfiles.d, /etc/knockport/config.yaml (conffile: the example, refused
-#                             until edited), /usr/share/doc/knockport (README, example drop-ins, sudoers)
+#                             until edited), /usr/share/doc/knockport (example drop-ins, sudoers, clients)
 # Network: only the npm registry (the Node binary, cached in $KNOCKPORT_CACHE) and pnpm's store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +36,7 @@ mkdir -p "$PKG/$LIB" "$PKG/DEBIAN"
 # lockfile to match, its directory is dropped afterwards and nothing may link to it.
 say "staging the workspace (production dependencies)"
 cp package.json pnpm-lock.yaml pnpm-workspace.yaml .npmrc README.md "$PKG/$LIB/"
-cp -a bin "$PKG/$LIB/"
+cp -a bin docs "$PKG/$LIB/"
 mkdir -p "$PKG/$LIB/config"
 cp config/config.example.yaml "$PKG/$LIB/config/"
 for pkg in apps/* packages/* bench; do
@@ -90,7 +90,7 @@ done
 install -D -m 0644 deploy/sysusers.d/knockport.conf "$PKG/usr/lib/sysusers.d/knockport.conf"
 install -D -m 0644 deploy/tmpfiles.d/knockport.conf "$PKG/usr/lib/tmpfiles.d/knockport.conf"
 install -D -m 0640 config/config.example.yaml "$PKG/etc/knockport/config.yaml"
-install -m 0644 README.md deploy/debian/copyright "$PKG/usr/share/doc/knockport/"
+install -m 0644 deploy/debian/copyright "$PKG/usr/share/doc/knockport/"
 cp -a deploy/systemd/knockport-helper.service.d deploy/sudoers deploy/clients "$PKG/usr/share/doc/knockport/"
 sed -i "s|/opt/knockport/|/$LIB/|g" "$PKG"/usr/share/doc/knockport/knockport-helper.service.d/*.example
 sed -i "s|^ExecStart=/usr/bin/node |ExecStart=/$LIB/bin/node |" "$PKG"/usr/share/doc/knockport/knockport-helper.service.d/*.example

@@ -15,6 +15,8 @@ checks=()
 pnpm lint || { status=1; checks+=(lint); }
 pnpm typecheck || { status=1; checks+=(typecheck); }
 pnpm test:unit --reporter=default --reporter=json --outputFile.json="$results/unit.json" || status=$?
+# The packages (dist/): test/e2e/systemd.test.ts installs the .deb under a real systemd.
+pnpm package || status=$?
 pnpm test:e2e --reporter=default --reporter=json --outputFile.json="$results/e2e.json" || status=$?
 # Hostile input (property-based fuzzing of server and helper socket) and slow-loris (test/faults; ~30 s).
 pnpm test:faults --reporter=default --reporter=json --outputFile.json="$results/faults.json" || status=$?

@@ -92,10 +92,21 @@ export async function bootContainer(opts: ContainerOptions): Promise<Container> 
     exited = false;
     nspawn = spawn(
       "systemd-nspawn",
-      ["--quiet", "-D", root, "--boot", "--register=no", "--keep-unit", `--machine=${machine}`, `--network-namespace-path=/run/netns/${opts.netns}`, `--bind-ro=${opts.bindDir}:/mnt/host`, "--console=pipe",
+      [
+        "--quiet",
+        "-D",
+        root,
+        "--boot",
+        "--register=no",
+        "--keep-unit",
+        `--machine=${machine}`,
+        `--network-namespace-path=/run/netns/${opts.netns}`,
+        `--bind-ro=${opts.bindDir}:/mnt/host`,
+        "--console=pipe",
         // nspawn drops CAP_NET_ADMIN from a container that joins a network namespace; the helper of a
         // real gateway has it (and the namespace is the test bed's, not the host's)
-        "--capability=CAP_NET_ADMIN"],
+        "--capability=CAP_NET_ADMIN",
+      ],
       { stdio: ["ignore", "pipe", "pipe"], env: { PATH, SYSTEMD_NSPAWN_TMPFS_TMP: "1" } },
     );
     const collect = (chunk: Buffer): void => {

@@ -1,6 +1,6 @@
 // End-to-end: the Debian package under a real systemd. A Debian 12 container (systemd-nspawn --boot,
 // container.ts) lives in the test bed's srv namespace; the .deb from `pnpm package` is installed with
-// dpkg, configured and enabled the way docs/operations.md tells an admin, and the knocks come from the
+// apt, configured and enabled the way docs/operations.md tells an admin, and the knocks come from the
 // test bed's client namespaces. Builds dist/knockport_<version>_amd64.deb first when it is missing.
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
@@ -35,7 +35,7 @@ const UNITS = ["knockport-helper", "knockport-server"] as const;
 const EXPOSURE_GOALS = { "knockport-helper": 2.5, "knockport-server": 2.0 } as const;
 
 /** What the .deb is built from: a package older than any of it is built again. */
-const PACKAGE_INPUTS = ["apps", "packages", "deploy/systemd", "deploy/debian", "deploy/sysusers.d", "deploy/tmpfiles.d", "config", "scripts/package-deb.sh", "pnpm-lock.yaml"];
+const PACKAGE_INPUTS = ["apps", "packages", "deploy/systemd", "deploy/debian", "deploy/sysusers.d", "deploy/tmpfiles.d", "config", "docs", "bin", "scripts/package-deb.sh", "pnpm-lock.yaml"];
 
 function newestInput(): number {
   let newest = 0;
@@ -96,8 +96,8 @@ describe.skipIf(skip !== undefined)("the Debian package under systemd (nspawn)",
     await topo?.destroy();
   });
 
-  it("installs with dpkg: users and group made, nothing enabled or started, no firewall change", () => {
-    box.must(["dpkg", "-i", `/mnt/host/${DEB}`], { timeoutMs: 120_000 });
+  it("apt install ./knockport_*.deb: users and group made, nothing enabled or started, no firewall change", () => {
+    box.must(["apt-get", "install", "-y", `/mnt/host/${DEB}`], { timeoutMs: 120_000 });
     for (const user of ["knockport", "knockport-helper"]) expect(box.exec(["id", "-gn", user]).stdout.trim()).toBe("knockport");
     for (const unit of UNITS) {
       expect(box.exec(["systemctl", "is-enabled", unit]).stdout.trim()).toBe("disabled");
@@ -124,7 +124,7 @@ describe.skipIf(skip !== undefined)("the Debian package under systemd (nspawn)",
   it("enabled after editing the config: a knock opens the service for the knocker only", async () => {
     box.must(["tee", "/etc/knockport/config.yaml"], { input: renderConfigYaml(config) });
     box.must(["knockport", "check-config", "-c", "/etc/knockport/config.yaml"]);
-    box.must(["systemctl", "enable", "--now", ...UNITS], { timeoutMs: 60_000 });
+    box.must(["systemctl", "enable", "--now", "nftables", ...UNITS], { timeoutMs: 60_000 });
     await waitFor("the server listens on 443", () => box.exec(["ss", "-Htln", "sport = :443"]).stdout.includes(":443"));
     expect(await both(), "closed before the knock").toEqual({ cli: "closed", cli2: "closed" });
     expect(await fullKnock("cli")).toBe(200);
@@ -133,8 +133,6 @@ describe.skipIf(skip !== undefined)("the Debian package under systemd (nspawn)",
   });
 
   it("systemctl restart nftables with a live lease: table and lease come back", async () => {
-    // Debian ships nftables.service disabled; a gateway enables it, so it also runs at the reboot below.
-    box.must(["systemctl", "enable", "nftables"]);
     box.must(["systemctl", "restart", "nftables"]);
     await waitFor("table and lease back", async () => tableExists() && (await svc("cli")) === "open");
     expect(await both()).toEqual({ cli: "open", cli2: "closed" });
@@ -185,12 +183,12 @@ describe.skipIf(skip !== undefined)("the Debian package under systemd (nspawn)",
     expect(await both()).toEqual({ cli: "open", cli2: "closed" });
   }, 180_000);
 
-  it("dpkg -r stops the units and keeps the protection; dpkg --purge removes table, files and users", async () => {
-    box.must(["dpkg", "-r", "knockport"], { timeoutMs: 60_000 });
+  it("apt remove stops the units and keeps the protection; apt purge removes table, files and users", async () => {
+    box.must(["apt-get", "remove", "-y", "knockport"], { timeoutMs: 60_000 });
     for (const unit of UNITS) expect(active(unit)).not.toBe("active");
     expect(tableExists(), "the table stays after remove (fail closed)").toBe(true);
     expect(await svc("cli2")).toBe("closed");
-    box.must(["dpkg", "--purge", "knockport"], { timeoutMs: 60_000 });
+    box.must(["apt-get", "purge", "-y", "knockport"], { timeoutMs: 60_000 });
     expect(tableExists()).toBe(false);
     for (const path of ["/etc/knockport", "/var/lib/knockport", "/var/lib/knockport-server", "/usr/lib/knockport"]) expect(box.exec(["test", "-e", path]).status, path).not.toBe(0);
     for (const user of ["knockport", "knockport-helper"]) expect(box.exec(["getent", "passwd", user]).status, user).not.toBe(0);
