@@ -32,6 +32,17 @@ function reloads(fw: FirewallKind, ssh: () => AppSpec): Reload[] {
       { name: "nft flush table inet knockport", run: (h) => sh(h, "nft", ["flush", "table", "inet", "knockport"]).then(() => undefined) },
       { name: "nft delete chain input", run: (h) => sh(h, "nft", ["delete", "chain", "inet", "knockport", "input"]).then(() => undefined) },
       {
+        // What a second helper with another config did before it was stopped from touching the firewall:
+        // the same chains and rule counts, every rule on an interface that does not exist here.
+        name: "nft -f of the same table for interface eth9 (another config)",
+        run: async (h) => {
+          const ext = h.topo.extInterface;
+          const listing = await sh(h, "nft", ["-t", "list", "table", "inet", "knockport"]);
+          if (!listing.includes(`"${ext}"`)) throw new Error(`no "${ext}" in:\n${listing}`);
+          await sh(h, "nft", ["-f", "-"], `delete table inet knockport\n${listing.split(`"${ext}"`).join('"eth9"')}`);
+        },
+      },
+      {
         name: "nft delete the ssh drop rule",
         run: async (h) => {
           const listing = await sh(h, "nft", ["-a", "list", "chain", "inet", "knockport", "input"]);
@@ -63,6 +74,13 @@ function reloads(fw: FirewallKind, ssh: () => AppSpec): Reload[] {
       name: `iptables-${v} -F`,
       run: async (h) => {
         for (const bin of [`iptables-${v}`, `ip6tables-${v}`]) await sh(h, bin, ["-w", "5", "-F"]);
+      },
+    },
+    {
+      // The jump stays: only the rules in our chain are gone.
+      name: `iptables-${v} -F KNOCKPORT-INPUT`,
+      run: async (h) => {
+        for (const bin of [`iptables-${v}`, `ip6tables-${v}`]) await sh(h, bin, ["-w", "5", "-F", "KNOCKPORT-INPUT"]);
       },
     },
     {

@@ -79,9 +79,8 @@ describe("knockport end to end (vyos, simulated): bootstrap, knocks through VyOS
     const flush = await h.topo.exec("srv", "nft", ["flush", "ruleset"]);
     expect(flush.exitCode, flush.stderr).toBe(0);
     const flushed = Date.now();
-    // Control: the flush really removed everything (with no ruleset at all, the bystander gets in).
-    expect(await h.firewallState(), "our table is gone").toBeUndefined();
-    expect(await h.svc("cli2", ssh, 4, 300), "nothing filters right after the flush").toBe("open");
+    // No probe of the unprotected moment: `nft monitor` reports the flush at once and our table may be back
+    // before any probe. The re-apply counted after the flush shows it was real and noticed.
     const healed = await pollUntil(
       async () =>
         reinstalls(h) > before && (await h.svc("cli2", ssh, 4, 200)) === "closed" && (await h.svc("cli", ssh, 4, 300)) === "open" ? Date.now() : undefined,
