@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FirewallBackend, SetChange } from "../../apps/helper/src/backend.js";
 import { LeaseJournal } from "../../apps/helper/src/leases.js";
 import { HelperService } from "../../apps/helper/src/service.js";
+import type { RpcPeer } from "../../apps/helper/src/lease-events.js";
 import { startRpcServer } from "../../apps/helper/src/socket-server.js";
 import { parseConfig } from "../../packages/config/src/index.js";
 import { httpsSetName, serviceSetName } from "../../packages/firewall/src/index.js";
@@ -136,7 +137,7 @@ const errorFrame: fc.Arbitrary<Labelled> = fc.oneof(
         "open\u0000", "rpc.discover", "install", "uninstall", "apply", "flush", "exec", "reload", ""),
       hostileText,
     )
-    .filter((m) => !["hello", "open", "counters", "close", "list", "grant", "stats"].includes(m))
+    .filter((m) => !["hello", "open", "counters", "close", "list", "grant", "stats", "watch"].includes(m))
     .map((m) => frame(envelope(m, { step: 1, app: "ssh", ip: "198.51.100.7" }), CODE.methodNotFound)),
   // params that break the schema, one field at a time or as a whole
   fc
@@ -328,8 +329,8 @@ describe("helper socket under generated hostile frames", () => {
     // The generated frames mix both sockets' methods: one socket stands in for both, each frame going
     // to the admin dispatcher when the knock one refuses it as another socket's method.
     const options = { onInternalError: (err: unknown) => internalErrors.push(err) };
-    const knock = createDispatcher("knock", service.handlers, options);
-    const admin = createDispatcher("admin", service.handlers, options);
+    const knock = createDispatcher<"knock", RpcPeer | undefined>("knock", service.handlers, options);
+    const admin = createDispatcher<"admin", RpcPeer | undefined>("admin", service.handlers, options);
     const dispatch = async (f: string): Promise<RpcResponse> => {
       const r = await knock(f, undefined);
       return "error" in r && r.error.code === HELPER_ERRORS.METHOD_NOT_ALLOWED.code ? admin(f, undefined) : r;

@@ -7,6 +7,7 @@ import { HelperCallError } from "@knockport/helper-client";
 import { generateSelfSignedCert } from "./gen-cert.js";
 import { defaultServerUser, runBoth } from "./run.js";
 import { fetchLeases, formatLeaseTable } from "./status.js";
+import { watchLeases } from "./watch.js";
 import { AdminError, exitCodeFor, formatGrant, formatRevoke, grantLease, parseAdminTarget, parseDurationFlag, revokeLease } from "./admin.js";
 import { KNOCK_USAGE, KnockFailure, resolveKnockSettings, runKnock } from "./knock.js";
 import { DEFAULT_SERVER_CONFIG, SETUP_2FA_USAGE, parseInterval, setupTwoFactor } from "./setup-2fa.js";
@@ -21,9 +22,10 @@ Commands:
   run                  start helper (root) and server (unprivileged) together, as the original's
                        "python src/main.py -c ... --firewall-type ..." did (needs root)
   status               list live leases: time left, counters     [--admin-socket PATH] [--json]
+  watch                lease events as JSON lines (open, refresh, close, expiry) [--admin-socket PATH]
   grant                open an app's port for an address by hand --app A --ip IP [--duration S] [--json]
   revoke               close an app's port for an address now    --app A --ip IP [--json]
-                       (status, grant and revoke talk to the helper's admin socket, root only:
+                       (status, watch, grant and revoke talk to the helper's admin socket, root only:
                        --admin-socket PATH, default ${DEFAULT_ADMIN_SOCKET})
   check-config         validate a config file                    -c FILE [--http-port N] [--https-port N] [--waf-*]
   gen-cert             write a self-signed test certificate      [--out-dir DIR] [--name NAME] [--cn HOST] [--days N]
@@ -120,6 +122,14 @@ async function main(argv: string[]): Promise<number> {
         );
       }
       return 0;
+    }
+
+    case "watch": {
+      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { "admin-socket": { type: "string", default: ADMIN_SOCKET }, help: HELP } }));
+      if (v.help) {
+        return out(`Usage: knockport watch [--admin-socket ${ADMIN_SOCKET}]\nThe helper's lease events as JSON lines: first {"leases":[...]} (every live lease), then one line per open, refresh, close and expiry; exit 1 when the helper goes away.`), 0;
+      }
+      return watchLeases(String(v["admin-socket"]), (line) => process.stdout.write(line));
     }
 
     case "status": {

@@ -69,6 +69,9 @@ describe("grant and revoke over the socket", () => {
     stats: async () => {
       throw new Error("not used");
     },
+    watch: async () => {
+      throw new Error("not used");
+    },
   };
 
   beforeAll(async () => {

@@ -5,6 +5,7 @@ import type { FirewallBackend } from "./backend.js";
 import type { ConntrackCutter } from "./conntrack.js";
 import type { GroupCommitter } from "./group-commit.js";
 import type { HookRunner } from "./hooks.js";
+import type { LeaseEvents } from "./lease-events.js";
 import type { Lease, LeaseBook } from "./leases.js";
 
 export interface Clock {
@@ -26,6 +27,8 @@ export interface HelperContext {
   readonly counts: HelperCounts;
   readonly hooks: HookRunner;
   readonly conntrack: ConntrackCutter;
+  /** Open, refresh, close and expiry of leases, for `watch` subscribers. */
+  readonly events: LeaseEvents;
   /** Remove a restored / re-applied lease's element on its deadline (kernel timeouts are whole seconds). */
   closeOnTime(lease: Lease): void;
 }

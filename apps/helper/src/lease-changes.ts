@@ -131,14 +131,28 @@ function finishOpen(
     },
     `${step === 1 ? "HTTPS port" : `${app.name} port`} ${refreshed ? "refreshed" : "opened"} for ${ip}`,
   );
-  return {
-    app: app.name,
-    ip,
-    step: step,
-    durationSeconds,
-    expiresAt: new Date(lease.expiresAtMs).toISOString(),
-    refreshed,
-  };
+  const expiresAt = new Date(lease.expiresAtMs).toISOString();
+  ctx.events.emit({ event: refreshed ? "refresh" : "open", ...portOf(ctx, step, app), app: app.name, ip, step, expiresAt, durationSeconds, via });
+  return { app: app.name, ip, step: step, durationSeconds, expiresAt, refreshed };
+}
+
+/** The port a lease opens: the public HTTPS knock port for step 1, the app's own for step 2. */
+function portOf(ctx: HelperContext, step: KnockStep, app: AppConfig | undefined): { port: number; protocol: "tcp" | "udp" } {
+  return step === 1 || app === undefined ? { port: publicHttpsPort(ctx.config), protocol: "tcp" } : { port: app.port, protocol: app.protocol };
+}
+
+/** A lease ended (revoked or expired), for `watch` subscribers. */
+function emitEnd(ctx: HelperContext, lease: Lease, event: "close" | "expiry", atMs: number): void {
+  const app = findApp(ctx.config, lease.app);
+  ctx.events.emit({
+    event,
+    ...portOf(ctx, lease.step, app),
+    app: lease.app,
+    ip: lease.ip,
+    step: lease.step,
+    expiresAt: new Date(atMs).toISOString(),
+    ...(event === "close" ? { via: "admin" as const } : {}),
+  });
 }
 
 export function prepareClose(ctx: HelperContext, p: CloseParams): PreparedChange<CloseResult & { serviceLeaseClosed?: Lease }> {
@@ -159,6 +173,7 @@ export function prepareClose(ctx: HelperContext, p: CloseParams): PreparedChange
         { audit: true, event: "lease.closed", via: "admin", app: app.name, ip, closed: removed.length, steps: removed.map((l) => l.step) },
         `${app.name} closed for ${ip}`,
       );
+      for (const l of removed) emitEnd(ctx, l, "close", now);
       const serviceLeaseClosed = removed.find((l) => l.step === 2);
       return serviceLeaseClosed ? { closed: removed.length, serviceLeaseClosed } : { closed: removed.length };
     },
@@ -203,6 +218,7 @@ export function prepareSweep(ctx: HelperContext): PreparedChange<void> {
           { audit: true, event: "lease.expired", app: l.app, ip: l.ip, step: l.step, expiredAt: new Date(l.expiresAtMs).toISOString() },
           `lease expired for ${l.ip}`,
         );
+        emitEnd(ctx, l, "expiry", l.expiresAtMs);
         serviceLeaseEnded(ctx, l, "expiry");
       }
     },

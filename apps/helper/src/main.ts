@@ -18,6 +18,7 @@ import { renderSudoers, sudoCommands } from "./sudoers.js";
 import { ForwardingDisabledError, checkForwarding } from "./forwarding.js";
 import { ConntrackCutter, ConntrackMissingError, locateConntrackFor } from "./conntrack.js";
 import { HookRunner } from "./hooks.js";
+import type { RpcPeer } from "./lease-events.js";
 import { InstanceLockError, takeInstanceLock, type InstanceLock } from "./instance-lock.js";
 
 /** Problems the admin can fix: print the message alone, no stack trace. */
@@ -114,8 +115,8 @@ async function main(argv: string[]): Promise<number> {
     log.error({ event: "rpc.internal_error", method, err: (err as Error)?.message }, "handler failed");
   const onNotAllowed = (socket: SocketName) => (method: string): void =>
     log.warn({ audit: true, event: "rpc.not_allowed", socket, method }, `${method} refused on the ${socket} socket`);
-  const knockDispatch = createDispatcher("knock", service.handlers, { onInternalError, onNotAllowed: onNotAllowed("knock") });
-  const adminDispatch = createDispatcher("admin", service.handlers, { onInternalError, onNotAllowed: onNotAllowed("admin") });
+  const knockDispatch = createDispatcher<"knock", RpcPeer | undefined>("knock", service.handlers, { onInternalError, onNotAllowed: onNotAllowed("knock") });
+  const adminDispatch = createDispatcher<"admin", RpcPeer | undefined>("admin", service.handlers, { onInternalError, onNotAllowed: onNotAllowed("admin") });
   // Requests that arrive while the table is being installed wait for it (the client's timeout bounds that).
   let markStarted: () => void = () => undefined;
   const started = new Promise<void>((resolve) => (markStarted = resolve));
@@ -124,9 +125,9 @@ async function main(argv: string[]): Promise<number> {
       name: "knock",
       socketPath: options.socketPath,
       socketGroup: options.socketGroup,
-      dispatch: async (frame) => {
+      dispatch: async (frame, peer) => {
         await started;
-        return knockDispatch(frame, undefined);
+        return knockDispatch(frame, peer);
       },
       log,
       ...SOCKET_LIMITS.knock,
@@ -136,9 +137,9 @@ async function main(argv: string[]): Promise<number> {
       flag: "--admin-socket",
       socketPath: options.adminSocketPath,
       socketGroup: options.adminSocketGroup,
-      dispatch: async (frame) => {
+      dispatch: async (frame, peer) => {
         await started;
-        return adminDispatch(frame, undefined);
+        return adminDispatch(frame, peer);
       },
       log,
       ...SOCKET_LIMITS.admin,

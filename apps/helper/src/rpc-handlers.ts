@@ -1,5 +1,6 @@
 import { findApp, publicHttpsPort } from "@knockport/config";
 import {
+  LEASE_EVENT_METHOD,
   PROTOCOL_VERSION,
   type CountersResult,
   type GrantResult,
@@ -9,7 +10,9 @@ import {
   type ListResult,
   type MethodHandlers,
   type StatsResult,
+  type WatchResult,
 } from "@knockport/protocol";
+import type { RpcPeer } from "./lease-events.js";
 import type { HelperContext } from "./helper-context.js";
 import { HookRunner } from "./hooks.js";
 import { prepareClose, prepareGrant, prepareOpen, setFor } from "./lease-changes.js";
@@ -83,8 +86,38 @@ export function list(ctx: HelperContext, counters: CounterReading | undefined): 
   return counters === undefined ? { leases } : { leases, countersAt: new Date(counters.atMs).toISOString() };
 }
 
-/** The socket's methods; `list` and `stats` come from the service so they read its current state. */
-export function createHandlers(ctx: HelperContext, service: { list(): ListResult; stats(): StatsResult }): MethodHandlers<unknown> {
+/**
+ * `watch`: every live lease now, then each lease event on `peer`'s connection until it closes. The
+ * snapshot and the subscription are taken in one synchronous step, so no event falls between them,
+ * and the peer queues events after the answer, so the subscriber sees the snapshot first.
+ */
+export function watch(ctx: HelperContext, peer: RpcPeer | undefined): WatchResult {
+  if (peer === undefined) throw new Error("watch needs a connection to send its events on");
+  const now = ctx.clock.now();
+  const leases = ctx.book
+    .all()
+    .filter((l) => l.expiresAtMs > now)
+    .map((l) => {
+      const app = findApp(ctx.config, l.app);
+      return {
+        app: l.app,
+        ip: l.ip,
+        step: l.step,
+        port: l.step === 1 ? publicHttpsPort(ctx.config) : (app?.port ?? 0),
+        protocol: l.step === 1 ? ("tcp" as const) : (app?.protocol ?? "tcp"),
+        expiresAt: new Date(l.expiresAtMs).toISOString(),
+      };
+    });
+  const unsubscribe = ctx.events.subscribe((event) => peer.notify(LEASE_EVENT_METHOD, event));
+  peer.onClose(unsubscribe);
+  peer.keepOpen();
+  ctx.log.info({ audit: true, event: "watch.subscribed", subscribers: ctx.events.size, leases: leases.length }, "watch subscriber connected");
+  peer.onClose(() => ctx.log.info({ event: "watch.unsubscribed", subscribers: ctx.events.size }, "watch subscriber gone"));
+  return { leases };
+}
+
+/** The sockets' methods; `list` and `stats` come from the service so they read its current state. */
+export function createHandlers(ctx: HelperContext, service: { list(): ListResult; stats(): StatsResult }): MethodHandlers<RpcPeer | undefined> {
   return {
     hello: async () => hello(ctx),
     open: async (p) => {
@@ -109,6 +142,7 @@ export function createHandlers(ctx: HelperContext, service: { list(): ListResult
       return hooks ? { ...result, hooks } : result;
     },
     counters: async () => counters(ctx),
+    watch: async (_p, peer) => watch(ctx, peer),
     list: async () => service.list(),
     stats: async () => service.stats(),
     grant: async (p) => {

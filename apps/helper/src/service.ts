@@ -6,6 +6,7 @@ import { GroupCommitter } from "./group-commit.js";
 import { HookRunner } from "./hooks.js";
 import { ConntrackCutter } from "./conntrack.js";
 import { LeaseBook, type Lease, type LeaseJournal } from "./leases.js";
+import { LeaseEvents, type RpcPeer } from "./lease-events.js";
 import { systemClock, type Clock, type HelperContext } from "./helper-context.js";
 import { grantChange, prepareCloseOnTime, prepareSweep, secondsUntil, serviceLeaseEnded } from "./lease-changes.js";
 import { Reconciler, type ReconcileCounts } from "./reconcile.js";
@@ -28,7 +29,8 @@ export class HelperService {
   private sweepTimer: NodeJS.Timeout | undefined;
   private selfHeal: SelfHeal | undefined;
   private readonly onTimeTimers = new Map<string, NodeJS.Timeout>();
-  readonly handlers: MethodHandlers<unknown>;
+  /** The connection a request came on; undefined for calls from inside the helper (shutdown, tests). */
+  readonly handlers: MethodHandlers<RpcPeer | undefined>;
 
   constructor(
     config: KnockportConfig,
@@ -61,6 +63,7 @@ export class HelperService {
       },
       hooks,
       conntrack,
+      events: new LeaseEvents(),
       closeOnTime: (lease) => this.closeOnTime(lease),
     };
     this.reconciler = new Reconciler(this.ctx);

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { takeInstanceLock } from "./instance-lock.js";
 import type { RpcResponse, SocketName } from "@knockport/protocol";
 import { serveConnection, type ConnectionLimits } from "./connection.js";
+import type { RpcPeer } from "./lease-events.js";
 
 export class SocketSetupError extends Error {
   readonly code = "SOCKET_SETUP_FAILED";
@@ -21,14 +22,15 @@ export interface SocketLimits extends ConnectionLimits {
  * locking it out; the admin socket serves short CLI calls and `watch` subscribers.
  */
 export const SOCKET_LIMITS: Readonly<Record<SocketName, SocketLimits>> = {
-  knock: { maxConnections: 16, idleTimeoutMs: 30_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: 256 },
-  admin: { maxConnections: 16, idleTimeoutMs: 5 * 60_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: 64 },
+  knock: { maxConnections: 16, idleTimeoutMs: 30_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: 256, maxQueuedNotifications: 4096 },
+  admin: { maxConnections: 16, idleTimeoutMs: 5 * 60_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: 64, maxQueuedNotifications: 4096 },
 };
 
 export interface RpcServerOptions extends Partial<SocketLimits> {
   socketPath: string;
   socketGroup: string | undefined;
-  dispatch: (frame: string) => Promise<RpcResponse>;
+  /** One frame in, its answer out; `peer` is the connection it came on (for `watch`'s events). */
+  dispatch: (frame: string, peer: RpcPeer) => Promise<RpcResponse>;
   log: Logger;
   /** Which socket this is, for logs (default knock). */
   name?: SocketName;
@@ -96,6 +98,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<{ close():
       idleTimeoutMs: opts.idleTimeoutMs ?? SOCKET_LIMITS.knock.idleTimeoutMs,
       maxOutputBytes: opts.maxOutputBytes ?? SOCKET_LIMITS.knock.maxOutputBytes,
       maxInFlightPerConnection: opts.maxInFlightPerConnection ?? SOCKET_LIMITS.knock.maxInFlightPerConnection,
+      maxQueuedNotifications: opts.maxQueuedNotifications ?? SOCKET_LIMITS.knock.maxQueuedNotifications,
     });
   });
   server.maxConnections = opts.maxConnections ?? SOCKET_LIMITS.knock.maxConnections;

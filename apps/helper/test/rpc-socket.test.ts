@@ -47,6 +47,9 @@ function fakeHandlers(): { handlers: MethodHandlers<unknown>; opened: OpenParams
     stats: async () => {
       throw new Error("an admin method");
     },
+    watch: async () => {
+      throw new Error("an admin method");
+    },
     counters: async () => ({ ...STATS, openLeases: [] }),
   };
   return { handlers, opened };

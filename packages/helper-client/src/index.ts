@@ -1,8 +1,13 @@
 import { createConnection, type Socket } from "node:net";
+import { Ajv } from "ajv";
 import {
   FrameDecoder,
   FrameTooLargeError,
+  LEASE_EVENT_METHOD,
   MAX_RESPONSE_FRAME_BYTES,
+  leaseEvent,
+  type LeaseEvent,
+  type WatchResult,
   compileResultValidators,
   encodeFrame,
   helperErrorNameFromCode,
@@ -58,6 +63,7 @@ interface Pending {
 }
 
 const resultValidators = compileResultValidators();
+const leaseEventValid = new Ajv({ strict: true }).compile(leaseEvent);
 
 /**
  * One persistent connection to the helper, multiplexed by request id, reopened on demand.
@@ -72,6 +78,7 @@ export class HelperClient {
   private readonly timeoutMs: number;
   private readonly idleCloseMs: number;
   private idleTimer: NodeJS.Timeout | undefined;
+  private watcher: ((event: LeaseEvent) => void) | undefined;
 
   constructor(private readonly options: HelperClientOptions) {
     this.timeoutMs = options.timeoutMs ?? 3000;
@@ -100,6 +107,24 @@ export class HelperClient {
     });
   }
 
+  /**
+   * `watch` (admin socket): resolves with the live leases, then calls `onEvent` for each lease event
+   * (validated against the method table) until the connection ends; `onEnd` says why. The connection
+   * is then the subscription's: it is never closed for being idle.
+   */
+  async watch(onEvent: (event: LeaseEvent) => void, onEnd: (err: HelperCallError) => void): Promise<WatchResult> {
+    this.watcher = onEvent;
+    this.onWatchEnd = onEnd;
+    try {
+      return await this.call("watch", {});
+    } catch (err) {
+      this.watcher = undefined;
+      this.onWatchEnd = undefined;
+      throw err;
+    }
+  }
+  private onWatchEnd: ((err: HelperCallError) => void) | undefined;
+
   close(): void {
     this.closed = true;
     clearTimeout(this.idleTimer);
@@ -126,7 +151,7 @@ export class HelperClient {
   private closeWhenIdle(): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      if (this.pending.size > 0 || this.socket === undefined) return;
+      if (this.pending.size > 0 || this.socket === undefined || this.watcher !== undefined) return;
       const idle = this.socket;
       this.socket = undefined; // its close event then fails nothing: no call is on it
       idle.destroy();
@@ -177,18 +202,37 @@ export class HelperClient {
         // callers were rejected by "error", and newer calls belong to a newer connection.
         if (this.socket !== socket) return;
         this.socket = undefined;
-        this.failAll(new HelperCallError("HELPER_UNREACHABLE", "helper closed the connection"));
+        const gone = new HelperCallError("HELPER_UNREACHABLE", "helper closed the connection");
+        this.failAll(gone);
+        this.endWatch(gone);
       });
     });
     return this.connecting;
   }
 
+  private endWatch(err: HelperCallError): void {
+    const onEnd = this.onWatchEnd;
+    this.watcher = undefined;
+    this.onWatchEnd = undefined;
+    onEnd?.(err);
+  }
+
   private onFrame(frame: string): void {
-    let msg: RpcResponse;
+    let msg: RpcResponse | { method?: unknown; params?: unknown; id?: unknown };
     try {
       msg = JSON.parse(frame) as RpcResponse;
     } catch {
       this.failAll(new HelperCallError("HELPER_PROTOCOL", "helper sent invalid JSON"));
+      return;
+    }
+    if (msg !== null && typeof msg === "object" && "method" in msg && !("id" in msg)) {
+      if (this.watcher === undefined) return;
+      if (msg.method !== LEASE_EVENT_METHOD || !leaseEventValid(msg.params)) {
+        this.endWatch(new HelperCallError("HELPER_PROTOCOL", "helper sent an invalid lease event"));
+        this.socket?.destroy();
+        return;
+      }
+      this.watcher(msg.params as LeaseEvent);
       return;
     }
     const id = typeof msg?.id === "number" ? msg.id : undefined;

@@ -22,11 +22,17 @@ export interface RpcErrorObject {
   message: string;
   data?: { name?: string; detail?: string };
 }
+/** A message without id that expects no answer (the helper's `watch` events). */
+export interface RpcNotification {
+  jsonrpc: "2.0";
+  method: string;
+  params: unknown;
+}
 export type RpcResponse =
   | { jsonrpc: "2.0"; id: RequestId | null; result: unknown }
   | { jsonrpc: "2.0"; id: RequestId | null; error: RpcErrorObject };
 
-export function encodeFrame(message: RpcRequest | RpcResponse): string {
+export function encodeFrame(message: RpcRequest | RpcResponse | RpcNotification): string {
   return `${JSON.stringify(message)}\n`;
 }
 

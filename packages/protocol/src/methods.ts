@@ -16,7 +16,9 @@ import {
   listResult,
   openParams,
   openResult,
+  leaseEvent,
   statsResult,
+  watchResult,
 } from "./shapes.js";
 
 export * from "./shapes.js";
@@ -53,7 +55,12 @@ export interface MethodRow {
   readonly params: ObjectSchema;
   readonly result: ObjectSchema;
   readonly errors: readonly HelperErrorName[];
+  /** A subscription: after the result, the connection receives these notifications (no id) until it closes. */
+  readonly notifications?: { readonly method: string; readonly params: ObjectSchema };
 }
+
+/** The JSON-RPC method name of `watch`'s notifications. */
+export const LEASE_EVENT_METHOD = "lease";
 
 const CHANGE_ERRORS = ["UNKNOWN_APP", "INVALID_ADDRESS", "FIREWALL_FAILED", "STATE_FAILED", "OVERLOADED"] as const;
 
@@ -107,6 +114,15 @@ export const METHODS = {
     params: emptyParams,
     result: statsResult,
     errors: [],
+  },
+  watch: {
+    socket: "admin",
+    summary:
+      "Subscribe to lease events: the result is every live lease, then one `lease` notification per open, refresh, close and expiry. A subscriber whose unread events pass the admin socket's output limit (1 MiB) is dropped; the helper never waits for it.",
+    params: emptyParams,
+    result: watchResult,
+    errors: [],
+    notifications: { method: LEASE_EVENT_METHOD, params: leaseEvent },
   },
 } as const satisfies Record<string, MethodRow>;
 

@@ -190,3 +190,40 @@ export const countersResult = {
   },
 } as const;
 export type CountersResult = Infer<typeof countersResult>;
+
+/** One live lease as `watch` reports it at subscription. */
+const watchedLease = {
+  type: "object",
+  additionalProperties: false,
+  required: ["app", "ip", "step", "port", "protocol", "expiresAt"],
+  properties: { app: appName, ip: ipText, step: knockStep, port, protocol: transport, expiresAt: isoTime },
+} as const;
+export const watchResult = {
+  type: "object",
+  additionalProperties: false,
+  required: ["leases"],
+  properties: { leases: { type: "array", items: watchedLease, description: "Every live lease when the subscription started; events follow from there." } },
+} as const;
+export type WatchResult = Infer<typeof watchResult>;
+
+/**
+ * A `watch` notification (JSON-RPC method `lease`, no id): a lease opened, refreshed, closed (revoked
+ * by an admin or at shutdown) or expired. The shape a hooks process runs on_open / on_close from.
+ */
+export const leaseEvent = {
+  type: "object",
+  additionalProperties: false,
+  required: ["event", "app", "ip", "step", "port", "protocol", "expiresAt"],
+  properties: {
+    event: { type: "string", enum: ["open", "refresh", "close", "expiry"] },
+    app: appName,
+    ip: ipText,
+    step: knockStep,
+    port: { ...port, description: "Step 1: the public HTTPS knock port; step 2: the app's port." },
+    protocol: transport,
+    expiresAt: { ...isoTime, description: "open / refresh: the lease's new end; close: when it was revoked; expiry: the deadline that passed." },
+    durationSeconds: { type: "integer", minimum: 1, description: "open / refresh: the lease's length." },
+    via: { type: "string", enum: ["knock", "admin"], description: "open / refresh: a knock or an admin's grant; close: always admin (a revoke or the shutdown cleanup)." },
+  },
+} as const;
+export type LeaseEvent = Infer<typeof leaseEvent>;

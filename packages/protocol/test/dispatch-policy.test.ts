@@ -34,19 +34,20 @@ function recording(throwing?: { method: MethodName; err: unknown }): { handlers:
       close: run("close", { closed: 1 }),
       list: run("list", { leases: [] }),
       stats: run("stats", STATS),
+      watch: run("watch", { leases: [] }),
     },
   };
 }
 
 const frame = (method: string, params: unknown = {}): string => JSON.stringify({ jsonrpc: "2.0", id: 7, method, params });
 const target = { app: "ssh", ip: "198.51.100.7" };
-const paramsOf: Record<MethodName, unknown> = { hello: {}, open: { step: 1, ...target }, counters: {}, grant: target, close: target, list: {}, stats: {} };
+const paramsOf: Record<MethodName, unknown> = { hello: {}, open: { step: 1, ...target }, counters: {}, grant: target, close: target, list: {}, stats: {}, watch: {} };
 
 describe("method table: who may call what", () => {
   it("the knock socket has hello, open and counters; everything else is the admin socket's", () => {
     // Widening the knock socket widens what the internet-facing server can do: change this on purpose.
     expect(methodsOf("knock").sort()).toEqual(["counters", "hello", "open"]);
-    expect(methodsOf("admin").sort()).toEqual(["close", "grant", "list", "stats"]);
+    expect(methodsOf("admin").sort()).toEqual(["close", "grant", "list", "stats", "watch"]);
   });
 
   it.each(methodsOf("admin"))("knock socket: %s answers METHOD_NOT_ALLOWED and runs nothing", async (method) => {

@@ -92,12 +92,13 @@ const validResults = {
     selfHealFailures: 0,
     openLeases: [{ app: "ssh", step: 2, count: 12 }],
   },
+  watch: { leases: [{ app: "ssh", ip: "2001:db8::7", step: 2, port: 2222, protocol: "tcp", expiresAt: "2026-01-01T00:00:05.000Z" }] },
 } satisfies Record<MethodName, unknown>;
 
 describe("METHODS table", () => {
-  it("has exactly the seven methods, and isMethodName agrees", () => {
+  it("has exactly the eight methods, and isMethodName agrees", () => {
     // A new method widens what a caller can do: add it here deliberately.
-    expect(names.sort()).toEqual(["close", "counters", "grant", "hello", "list", "open", "stats"]);
+    expect(names.sort()).toEqual(["close", "counters", "grant", "hello", "list", "open", "stats", "watch"]);
     for (const m of names) expect(isMethodName(m)).toBe(true);
     for (const m of ["toString", "__proto__", "constructor", "hasOwnProperty", "OPEN", "", 1, null, undefined]) {
       expect(isMethodName(m)).toBe(false);
@@ -277,5 +278,16 @@ describe("result schemas", () => {
     expect(stats({ ...validResults.stats, reinstalls: -1 })).toBe(false);
     expect(stats({ ...validResults.stats, reconciliations: 0.5 })).toBe(false);
     expect(stats({ ...validResults.stats, leases: [] })).toBe(false);
+  });
+});
+
+describe("watch notifications", () => {
+  const validate = ajv.compile(METHODS.watch.notifications.params);
+  const event = { event: "open", app: "ssh", ip: "198.51.100.7", step: 2, port: 2222, protocol: "tcp", expiresAt: "2026-01-01T00:00:05.000Z", durationSeconds: 5, via: "knock" };
+  it("the lease event schema takes each event kind and refuses other kinds and extra fields", () => {
+    for (const kind of ["open", "refresh", "close", "expiry"]) expect(validate({ ...event, event: kind })).toBe(true);
+    expect(validate({ ...event, event: "grant" })).toBe(false);
+    expect(validate({ ...event, secret: "x" })).toBe(false);
+    expect(validate({ ...event, via: null })).toBe(false);
   });
 });
