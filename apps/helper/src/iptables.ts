@@ -16,7 +16,7 @@ import {
 } from "@knockport/firewall";
 import type { FirewallBackend, SetChange } from "./backend.js";
 import { ipsetsWithoutCounters, parseIpsetSave, type KernelElement } from "./nft-elements.js";
-import { FirewallCommandError } from "./nftables.js";
+import { FirewallCommandError } from "./firewall-command-error.js";
 import { hasJumps, iptablesFingerprint } from "./ipt-fingerprint.js";
 import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
 

@@ -3,36 +3,39 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, UsageError, loadConfig } from "@knockport/config";
 import { createDispatcher, type SocketName } from "@knockport/protocol";
+import { nftPlacement } from "@knockport/firewall/nft";
 import { HELPER_USAGE, parseHelperArgs } from "./args.js";
 import { LeaseJournal } from "./leases.js";
-import { FirewallCommandError, NftablesBackend, locateNft, uninstallNftables } from "./nftables.js";
 import { HelperService } from "./service.js";
-import { SOCKET_LIMITS, SocketSetupError, startRpcServer } from "./socket-server.js";
+import { SOCKET_LIMITS, startRpcServer } from "./socket-server.js";
 import { revokeAllLeases } from "./shutdown.js";
-import { nftPlacement, renderIptablesDryRun, renderNftRuleset } from "@knockport/firewall";
-import { IptablesBackend, locateIptables, uninstallIptables } from "./iptables.js";
-import type { FirewallBackend } from "./backend.js";
+import { createBackend } from "./backend-factory.js";
 import { DIRECT, refuseSudoAsServerUser, sudoPrivilege } from "./privilege.js";
-import { VyosBackend, VyosBootstrapNeededError, locateVbash } from "./vyos.js";
-import { renderSudoers, sudoCommands } from "./sudoers.js";
-import { ForwardingDisabledError, checkForwarding } from "./forwarding.js";
-import { ConntrackCutter, ConntrackMissingError, locateConntrackFor } from "./conntrack.js";
+import { checkForwarding } from "./forwarding.js";
+import { ConntrackCutter, locateConntrackFor } from "./conntrack.js";
 import { HookRunner } from "./hooks.js";
 import type { RpcPeer } from "./lease-events.js";
-import { InstanceLockError, takeInstanceLock, type InstanceLock } from "./instance-lock.js";
+import { takeInstanceLock, type InstanceLock } from "./instance-lock.js";
 
-/** Problems the admin can fix: print the message alone, no stack trace. */
+/**
+ * Codes of the errors the admin can fix (printed as their message alone, no stack trace); by code
+ * rather than by class so that main.ts need not load every backend's module to recognise them.
+ */
+const EXPECTED_CODES = new Set([
+  "FIREWALL_COMMAND_FAILED",
+  "SOCKET_SETUP_FAILED",
+  "FORWARDING_DISABLED",
+  "VYOS_BOOTSTRAP_NEEDED",
+  "CONNTRACK_MISSING",
+  "INSTANCE_LOCKED",
+  "STATE_WRITE_FAILED",
+]);
+
 function isExpectedFailure(err: unknown): err is Error & { code: string } {
   return (
     err instanceof ConfigError ||
     err instanceof UsageError ||
-    err instanceof FirewallCommandError ||
-    err instanceof SocketSetupError ||
-    err instanceof ForwardingDisabledError ||
-    err instanceof VyosBootstrapNeededError ||
-    err instanceof ConntrackMissingError ||
-    err instanceof InstanceLockError ||
-    (err instanceof Error && (err as { code?: string }).code === "STATE_WRITE_FAILED")
+    (err instanceof Error && EXPECTED_CODES.has((err as { code?: string }).code ?? ""))
   );
 }
 
@@ -58,54 +61,27 @@ async function main(argv: string[]): Promise<number> {
   const privilege = options.useSudo ? sudoPrivilege(options.sudoPath) : DIRECT;
   const placement = nftPlacement(options.customChains);
   if (options.printSudoers) {
-    const config = options.configFile === undefined ? undefined : loadConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort, ...options.waf });
-    const conntrackPath = config === undefined ? undefined : locateConntrackFor(config);
-    const commands =
-      options.firewallType === "iptables"
-        ? sudoCommands({ type: "iptables", bin: locateIptables(options.iptablesBinary) }, config, conntrackPath)
-        : options.firewallType === "vyos"
-          ? sudoCommands({ type: "vyos", nft: locateNft() }, config, conntrackPath)
-          : sudoCommands({ type: "nftables", nft: locateNft(), placement }, config, conntrackPath);
-    process.stdout.write(renderSudoers(options.sudoUser, commands, options.firewallType));
+    process.stdout.write(await (await import("./offline-modes.js")).printSudoers(options, placement));
     return 0;
   }
   if (options.uninstallFirewall) {
-    const removed =
-      options.firewallType === "iptables"
-        ? await uninstallIptables(locateIptables(options.iptablesBinary), privilege)
-        : options.firewallType === "vyos" && options.configFile !== undefined
-          ? await new VyosBackend(loadConfig(options.configFile), "/bin/vbash", locateNft(), privilege).uninstall()
-          : await uninstallNftables(locateNft(), privilege, placement);
+    const offline = await import("./offline-modes.js");
+    const removed = await offline.uninstallFirewall(options, privilege, placement);
     const journal = new LeaseJournal(options.stateDir);
     await lockStateDir(journal);
     journal.save([]);
-    log.info(
-      { event: "firewall.uninstalled", removed, table: placement.table },
-      removed ? `KnockPort's firewall objects removed (${placement.table})` : "no KnockPort firewall objects were installed",
-    );
+    offline.logUninstalled(log, removed, placement);
+    return 0;
+  }
+  if (options.dryRun) {
+    process.stdout.write(await (await import("./offline-modes.js")).renderDryRun(options, placement));
     return 0;
   }
   // parseHelperArgs guarantees a config file unless uninstalling
   const config = loadConfig(options.configFile ?? "", { httpPort: options.httpPort, httpsPort: options.httpsPort, ...options.waf });
-  if (options.dryRun) {
-    // Rendering needs no nft binary and no privileges.
-    process.stdout.write(
-      options.firewallType === "iptables"
-        ? renderIptablesDryRun(config)
-        : options.firewallType === "vyos"
-          ? new VyosBackend(config, "/bin/vbash", "/usr/sbin/nft").renderRuleset()
-          : renderNftRuleset(config, { placement }),
-    );
-    return 0;
-  }
   checkForwarding(config);
   const conntrack = new ConntrackCutter(log, locateConntrackFor(config), privilege);
-  const firewall: FirewallBackend =
-    options.firewallType === "iptables"
-      ? new IptablesBackend(config, locateIptables(options.iptablesBinary), privilege)
-      : options.firewallType === "vyos"
-        ? new VyosBackend(config, locateVbash(options.vbash), locateNft(), privilege)
-        : new NftablesBackend(config, locateNft(), privilege, placement);
+  const firewall = await createBackend(options, config, privilege, placement);
   const journal = new LeaseJournal(options.stateDir);
   // Both locks before any firewall command: a second helper (another config, state dir or socket)
   // exits here and leaves the running helper's table and journal alone.

@@ -5,7 +5,7 @@ import {
   type CustomChains,
   type ExistingObjects,
   type NftLayout,
-} from "@knockport/firewall";
+} from "@knockport/firewall/nft";
 
 /**
  * Reading an admin's table (`nft -j list table inet <name>`) for custom tables and chains: which of

@@ -1,4 +1,4 @@
-import { CUSTOM_JUMP_COMMENT, isOurCustomChain, isOurCustomSet } from "@knockport/firewall";
+import { CUSTOM_JUMP_COMMENT, isOurCustomChain, isOurCustomSet } from "@knockport/firewall/nft";
 import { ListingParseError } from "./nft-custom.js";
 
 /**

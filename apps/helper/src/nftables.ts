@@ -16,7 +16,7 @@ import {
   NO_EXISTING_OBJECTS,
   OWN_TABLE,
   type NftPlacement,
-} from "@knockport/firewall";
+} from "@knockport/firewall/nft";
 import { checkAdminChains, existingObjects, ListingParseError, layoutInPlace, parseTableListing, type TableListing } from "./nft-custom.js";
 import type { Logger } from "pino";
 import type { FirewallBackend, SetChange } from "./backend.js";
@@ -25,20 +25,12 @@ import { NftMonitor } from "./nft-monitor.js";
 import { tableFingerprint } from "./nft-fingerprint.js";
 import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";
 import { parseNftSetElements, type KernelElement } from "./nft-elements.js";
+import { FirewallCommandError } from "./firewall-command-error.js";
+
+export { FirewallCommandError };
 
 const NFT_CANDIDATES = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
 const NFT_TIMEOUT_MS = 15_000;
-
-export class FirewallCommandError extends Error {
-  readonly code = "FIREWALL_COMMAND_FAILED";
-  constructor(
-    message: string,
-    readonly stderr: string,
-  ) {
-    super(message);
-    this.name = "FirewallCommandError";
-  }
-}
 
 export function locateNft(): string {
   const found = NFT_CANDIDATES.find((p) => existsSync(p));

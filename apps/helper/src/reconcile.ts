@@ -1,5 +1,5 @@
 import { findApp } from "@knockport/config";
-import { httpsSetName, serviceSetName } from "@knockport/firewall";
+import { httpsSetName, serviceSetName } from "@knockport/firewall/nft";
 import { ipFamily, parseIpAddress, type IpAddress } from "@knockport/protocol";
 import type { SetChange } from "./backend.js";
 import type { HelperContext } from "./helper-context.js";

@@ -1,0 +1,60 @@
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+// The static import graph of the running helper (what Node loads before main() runs): type-only
+// imports are erased and dynamic import() is loaded on demand, so neither counts.
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const STATIC_IMPORT = /^(?:import|export)\s+(?!type\s)(?:[^"';]*?\sfrom\s+)?["']([^"']+)["']/gm;
+
+function resolveImport(from: string, spec: string): string | undefined {
+  if (spec.startsWith(".")) return resolve(dirname(from), spec.replace(/\.js$/, ".ts"));
+  const m = /^@knockport\/([^/]+)(?:\/(.+))?$/.exec(spec);
+  if (!m) return undefined; // node: built-ins and third-party packages
+  const pkgDir = join(root, "packages", m[1]!);
+  const exports = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")).exports as Record<string, { source: string }>;
+  const entry = exports[m[2] === undefined ? "." : `./${m[2]}`];
+  if (!entry) throw new Error(`${spec}: no such export`);
+  return join(pkgDir, entry.source);
+}
+
+function staticGraph(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const todo = [entry];
+  while (todo.length > 0 && seen.size < 1000) {
+    const file = todo.pop()!;
+    if (seen.has(file) || !existsSync(file)) continue;
+    seen.add(file);
+    for (const [, spec] of readFileSync(file, "utf8").matchAll(STATIC_IMPORT)) {
+      const target = resolveImport(file, spec!);
+      if (target) todo.push(target);
+    }
+  }
+  return new Set([...seen].map((f) => relative(root, f)));
+}
+
+describe("the running helper's load path", () => {
+  const loaded = staticGraph(join(root, "apps/helper/src/main.ts"));
+
+  it("holds main and the service", () => {
+    expect(loaded.has("apps/helper/src/main.ts")).toBe(true);
+    expect(loaded.has("apps/helper/src/service.ts")).toBe(true);
+  });
+
+  it("loads no backend module until --firewall-type picks one", () => {
+    for (const f of ["apps/helper/src/nftables.ts", "apps/helper/src/iptables.ts", "apps/helper/src/vyos.ts", "apps/helper/src/ipt-fingerprint.ts"]) {
+      expect(loaded, f).not.toContain(f);
+    }
+  });
+
+  it("loads neither the iptables nor the VyOS rendering", () => {
+    expect(loaded).not.toContain("packages/firewall/src/iptables.ts");
+    expect(loaded).not.toContain("packages/firewall/src/vyos.ts");
+  });
+
+  it("loads the one-shot modes (sudoers, dry-run, uninstall) only when asked", () => {
+    expect(loaded).not.toContain("apps/helper/src/sudoers.ts");
+    expect(loaded).not.toContain("apps/helper/src/offline-modes.ts");
+  });
+});
