@@ -68,20 +68,20 @@ describe("the client package: npm i -g knockport-client-*.tgz, then knockport-kn
   it("knocks the test server from cli: the service opens for cli only", async () => {
     const ssh = h.ssh;
     expect({ cli: await h.svc("cli", ssh), cli2: await h.svc("cli2", ssh) }).toEqual({ cli: "closed", cli2: "closed" });
+    // env -i: the test runner's NODE_PATH reaches into the workspace's node_modules and would hide a
+    // bundle that still needs a workspace package
+    const env = [
+      `PATH=${PATH}`,
+      `KNOCKPORT_HTTP_KEY=${ssh.accessKeysHttp[0] ?? ""}`,
+      `KNOCKPORT_HTTPS_KEY=${ssh.accessKeysHttps[0] ?? ""}`,
+      `KNOCKPORT_HTTP_PATH=${h.cfg.httpPostPath}`,
+      `KNOCKPORT_HTTPS_PATH=${h.cfg.httpsPostPath}`,
+    ];
     const r = await h.topo.exec(
       "cli",
-      bin,
-      ["--host", h.srvIp(4), "--app", ssh.name, "--insecure", "--http-port", String(h.cfg.httpPort), "--https-port", String(h.cfg.httpsPort), "--check-port", String(ssh.port)],
-      {
-        env: {
-          PATH,
-          KNOCKPORT_HTTP_KEY: ssh.accessKeysHttp[0] ?? "",
-          KNOCKPORT_HTTPS_KEY: ssh.accessKeysHttps[0] ?? "",
-          KNOCKPORT_HTTP_PATH: h.cfg.httpPostPath,
-          KNOCKPORT_HTTPS_PATH: h.cfg.httpsPostPath,
-        },
-        timeoutMs: 20_000,
-      },
+      "/usr/bin/env",
+      ["-i", ...env, bin, "--host", h.srvIp(4), "--app", ssh.name, "--insecure", "--http-port", String(h.cfg.httpPort), "--https-port", String(h.cfg.httpsPort), "--check-port", String(ssh.port)],
+      { cwd: prefix, timeoutMs: 20_000 },
     );
     expect(r.exitCode, `${r.stdout}${r.stderr}`).toBe(0);
     expect(r.stdout).toContain(`check: tcp/${ssh.port} on ${h.srvIp(4)} is open`);
