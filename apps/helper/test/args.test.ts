@@ -80,3 +80,23 @@ describe("parseHelperArgs: custom nftables table and chains", () => {
     expect(() => parse(...args)).toThrow(message);
   });
 });
+
+describe("parseHelperArgs: the two sockets", () => {
+  it("puts the admin socket beside the knock socket, root only, unless told otherwise", () => {
+    expect(parse()).toMatchObject({ socketPath: "/run/knockport/helper.sock", adminSocketPath: "/run/knockport/admin.sock", adminSocketGroup: undefined });
+    expect(parse("--socket", "/tmp/kp/knock.sock")).toMatchObject({ adminSocketPath: "/tmp/kp/admin.sock" });
+    expect(parse("--admin-socket", "/run/kp-admin.sock", "--admin-socket-group", "kpadmin", "--socket-group", "knockport")).toMatchObject({
+      adminSocketPath: "/run/kp-admin.sock",
+      adminSocketGroup: "kpadmin",
+      socketGroup: "knockport",
+    });
+  });
+
+  it.each([
+    [["--admin-socket", "/run/knockport/helper.sock"], "--admin-socket: must differ from --socket"],
+    [["--socket-group", "knockport", "--admin-socket-group", "knockport"], "--admin-socket-group: must differ from --socket-group (knockport)"],
+  ])("refuses %j: the server's socket or group would get the admin methods", (args, message) => {
+    expect(() => parse(...args)).toThrow(UsageError);
+    expect(() => parse(...args)).toThrow(message);
+  });
+});
