@@ -1,4 +1,4 @@
-import type { Logger } from "pino";
+import type { Logger } from "./log.js";
 import type { IpAddress } from "@knockport/protocol";
 import type { KernelElement } from "./nft-elements.js";
 

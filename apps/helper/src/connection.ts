@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import type { Logger } from "pino";
+import type { Logger } from "./log.js";
 import {
   FrameDecoder,
   FrameTooLargeError,

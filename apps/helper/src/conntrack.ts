@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { execa } from "execa";
-import type { Logger } from "pino";
+import type { Logger } from "./log.js";
 import type { AppConfig, KnockportConfig } from "@knockport/config";
 import { ipFamily, type IpAddress } from "@knockport/protocol";
 import { DIRECT, privilegeHint, type Privilege } from "./privilege.js";

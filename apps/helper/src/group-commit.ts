@@ -1,4 +1,4 @@
-import type { Logger } from "pino";
+import type { Logger } from "./log.js";
 import { HelperError } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "./backend.js";
 

@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import type { Logger } from "pino";
+import type { Logger } from "./log.js";
 import { expandHookArgv, type AppConfig } from "@knockport/config";
 import type { HookReport, IpAddress } from "@knockport/protocol";
 

@@ -1,4 +1,4 @@
-import { pino } from "pino";
+import { createLogger } from "./log.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, UsageError, loadConfig } from "@knockport/config";
@@ -56,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELPER_USAGE);
     return 0;
   }
-  const log = pino({ name: "knockport-helper", level: options.logLevel });
+  const log = createLogger({ name: "knockport-helper", level: options.logLevel });
   if (options.useSudo) refuseSudoAsServerUser(process.geteuid?.() ?? 0, readFileSync("/etc/passwd", "utf8"));
   const privilege = options.useSudo ? sudoPrivilege(options.sudoPath) : DIRECT;
   const placement = nftPlacement(options.customChains);

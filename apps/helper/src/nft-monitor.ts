@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
-import type { Logger } from "pino";
+import type { Logger } from "./log.js";
 
 export interface NftMonitorOptions {
   /** Program and arguments printing `nft monitor` events, one a line (under --use-sudo: sudo -n nft monitor). */

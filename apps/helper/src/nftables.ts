@@ -18,7 +18,7 @@ import {
   type NftPlacement,
 } from "@knockport/firewall/nft";
 import { checkAdminChains, existingObjects, ListingParseError, layoutInPlace, parseTableListing, type TableListing } from "./nft-custom.js";
-import type { Logger } from "pino";
+import type { Logger } from "./log.js";
 import type { FirewallBackend, SetChange } from "./backend.js";
 import { NftSession, NftSessionError } from "./nft-session.js";
 import { NftMonitor } from "./nft-monitor.js";

@@ -1,4 +1,4 @@
-import type { Logger } from "pino";
+import type { Logger } from "./log.js";
 import { loadConfig } from "@knockport/config";
 import type { NftPlacement } from "@knockport/firewall/nft";
 import type { HelperOptions } from "./args.js";

@@ -1,4 +1,4 @@
-import type { Logger } from "pino";
+import type { Logger } from "./log.js";
 import { findApp, type KnockportConfig } from "@knockport/config";
 import type { HelloResult, ListResult, MethodHandlers, StatsResult } from "@knockport/protocol";
 import type { FirewallBackend } from "./backend.js";

@@ -1,7 +1,7 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
-import type { Logger } from "pino";
+import type { Logger } from "./log.js";
 import { takeInstanceLock } from "./instance-lock.js";
 import type { RpcResponse, SocketName } from "@knockport/protocol";
 import { serveConnection, type ConnectionLimits } from "./connection.js";

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { delimiter, isAbsolute, join } from "node:path";
 import { execa } from "execa";
-import type { Logger } from "pino";
+import type { Logger } from "./log.js";
 import type { KnockportConfig } from "@knockport/config";
 import { VYOS_RULE_COMMENT, renderVyosBootstrap, renderVyosChains, renderVyosRerender, vyosChains } from "@knockport/firewall";
 import type { FirewallBackend, SetChange } from "./backend.js";
