@@ -14,6 +14,7 @@ type Reload = { name: string; run: (h: Harness) => Promise<void> };
 const EMPTY_RESTORE = [
   "*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", "COMMIT",
   "*raw", ":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", "COMMIT",
+  "*mangle", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]", "COMMIT",
   "*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]", "COMMIT", "",
 ].join("\n");
 
@@ -65,9 +66,15 @@ function reloads(fw: FirewallKind, ssh: () => AppSpec): Reload[] {
     {
       name: `iptables-${v}-restore of an empty ruleset, then ipset destroy of KnockPort's sets`,
       run: async (h) => {
-        for (const bin of [`iptables-${v}-restore`, `ip6tables-${v}-restore`]) await sh(h, bin, ["-w", "5"], EMPTY_RESTORE);
-        const ours = (await sh(h, "ipset", ["list", "-n"])).split("\n").filter((n) => n.startsWith("kp-"));
-        for (const set of ours) await sh(h, "ipset", ["destroy", set]);
+        // A set can be destroyed only while no rule uses it: should the helper's check re-apply the rules
+        // between the restore and the destroy, restore again (bounded).
+        for (let attempt = 1; ; attempt++) {
+          for (const bin of [`iptables-${v}-restore`, `ip6tables-${v}-restore`]) await sh(h, bin, ["-w", "5"], EMPTY_RESTORE);
+          const ours = (await sh(h, "ipset", ["list", "-n"])).split("\n").filter((n) => n.startsWith("kp-"));
+          const destroyed = await Promise.all(ours.map(async (set) => (await h.topo.exec("srv", "ipset", ["destroy", set], { timeoutMs: 10_000 })).exitCode === 0));
+          if (destroyed.every(Boolean)) return;
+          if (attempt === 5) throw new Error("ipset destroy kept failing: the sets stayed in use");
+        }
       },
     },
     {
@@ -175,7 +182,7 @@ describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end 
         expect(await waitRestored(Date.now()), "recovered from the previous case").toBeDefined();
       }
       // The other app's lease from an earlier case would hide whether this case's knock worked.
-      const revoke = await h.stack.cli(["revoke", "--app", other.name, "--ip", h.topo.addr.cli.v4, "--socket", h.stack.socketPath]);
+      const revoke = await h.stack.cli(["revoke", "--app", other.name, "--ip", h.topo.addr.cli.v4, "--admin-socket", h.stack.adminSocketPath]);
       expect(revoke.exitCode, revoke.stderr).toBe(0);
       expect(await h.svc("cli", other)).toBe("closed");
       expect(await kernelState()).toEqual({ rules: healthy, lease: true });
