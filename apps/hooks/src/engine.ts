@@ -1,0 +1,228 @@
+import type { Logger } from "pino";
+import type { IpAddress } from "@knockport/protocol";
+import { DEFAULT_COMMAND_LIMITS, runHookCommand, type CommandLimits } from "./command.js";
+import type { HookMetrics } from "./metrics.js";
+import { leaseKey, type OpenRecord } from "./record.js";
+import type { HookApp, HookKind, LeaseEvent, LiveLease } from "./types.js";
+
+export interface HookEngineOptions {
+  readonly apps: ReadonlyMap<string, HookApp>;
+  readonly record: OpenRecord;
+  readonly log: Logger;
+  readonly metrics: HookMetrics;
+  readonly limits?: CommandLimits;
+  /** Commands running at once, over all apps and addresses. */
+  readonly concurrency?: number;
+  /** Open pairs recorded per app; past it on_open is not run (the cloud side stays closed). */
+  readonly maxPerApp?: number;
+  /** Backoff between on_close attempts: doubles from initialMs up to maxMs, forever. */
+  readonly retry?: { readonly initialMs: number; readonly maxMs: number };
+}
+
+interface PairState {
+  /** Bumped by every open or close of the pair: a close retry whose generation is stale stops. */
+  generation: number;
+  chain: Promise<void>;
+  wake?: () => void;
+}
+
+/**
+ * Turns lease events into on_open / on_close runs. Runs for one (app, address) are serialised, so a
+ * close never overtakes its open. A failed on_close is retried with backoff until it succeeds, a
+ * newer open of the same pair supersedes it, or the process stops (the record keeps it for the next
+ * start). The record is written before on_open runs and cleared after on_close succeeded.
+ */
+export class HookEngine {
+  private readonly pairs = new Map<string, PairState>();
+  private readonly closing = new Set<string>();
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  private stopped = false;
+  private readonly limits: CommandLimits;
+  private readonly concurrency: number;
+  private readonly maxPerApp: number;
+  private readonly retry: { initialMs: number; maxMs: number };
+
+  constructor(private readonly o: HookEngineOptions) {
+    this.limits = o.limits ?? DEFAULT_COMMAND_LIMITS;
+    this.concurrency = o.concurrency ?? 4;
+    this.maxPerApp = o.maxPerApp ?? 200_000;
+    this.retry = o.retry ?? { initialMs: 1000, maxMs: 300_000 };
+  }
+
+  event(ev: LeaseEvent): void {
+    const app = this.hookApp(ev.app);
+    if (app === undefined || this.stopped) return;
+    if (ev.kind === "close") {
+      if (this.o.record.has(app.name, ev.ip)) this.close(app, ev.ip, ev.reason);
+      return;
+    }
+    // A pair that is closing is opened again (its pending close is superseded); a refresh of a pair
+    // never opened here (missed while this process was away) opens it.
+    const closing = this.closing.has(leaseKey(app.name, ev.ip));
+    if (closing || !this.o.record.has(app.name, ev.ip)) this.open(app, ev, ev.kind === "open" ? ev.reason : "missed-open");
+  }
+
+  /**
+   * The helper's live leases when (re)subscribing: pairs live there but not opened here are opened,
+   * pairs opened here but no longer live are closed (they ended while this process was not listening).
+   */
+  snapshot(leases: readonly LiveLease[]): void {
+    if (this.stopped) return;
+    const live = new Set<string>();
+    for (const lease of leases) {
+      const app = this.hookApp(lease.app);
+      if (app === undefined) continue;
+      live.add(leaseKey(app.name, lease.ip));
+      if (!this.o.record.has(app.name, lease.ip)) this.open(app, lease, "missed-while-away");
+    }
+    for (const { app: name, ip } of this.o.record.all()) {
+      const key = leaseKey(name, ip);
+      if (live.has(key) || this.pairs.has(key)) continue;
+      const app = this.hookApp(name);
+      if (app === undefined) {
+        this.o.log.error(
+          { audit: true, event: "hook.unknown_app", app: name, ip },
+          `${name} is no longer configured with hooks: its on_close for ${ip} cannot run; run it by hand`,
+        );
+        this.o.record.remove(name, ip);
+        continue;
+      }
+      this.close(app, ip, "closed-while-away");
+    }
+    this.flush();
+  }
+
+  /** Pairs whose on_close is waiting for a retry or running. */
+  pendingCloses(): number {
+    return this.closing.size;
+  }
+
+  /** Resolves once nothing is queued (bounded: tests and a clean stop). */
+  async idle(): Promise<void> {
+    for (let i = 0; i < 1000 && this.pairs.size > 0; i += 1) await Promise.all([...this.pairs.values()].map((p) => p.chain));
+  }
+
+  /** Stops retrying and waits for the commands that run; what is left stays in the record. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const p of this.pairs.values()) p.wake?.();
+    for (const w of this.waiting.splice(0)) w();
+    await this.idle();
+    this.flush();
+  }
+
+  private hookApp(name: string): HookApp | undefined {
+    const app = this.o.apps.get(name);
+    return app !== undefined && (app.onOpen !== undefined || app.onClose !== undefined) ? app : undefined;
+  }
+
+  private open(app: HookApp, lease: { ip: IpAddress; durationSeconds: number }, reason: string): void {
+    this.closing.delete(leaseKey(app.name, lease.ip));
+    if (this.o.record.countFor(app.name) >= this.maxPerApp) {
+      this.o.metrics.refusedOpens += 1;
+      this.o.log.error(
+        { audit: true, event: "hook.open_refused", app: app.name, ip: lease.ip, reason, limit: this.maxPerApp },
+        `${app.name}: ${this.maxPerApp} addresses are open or still closing; on_open not run for ${lease.ip}`,
+      );
+      return;
+    }
+    try {
+      this.o.record.addDurably(app.name, lease.ip);
+    } catch (err) {
+      this.o.metrics.refusedOpens += 1;
+      this.o.log.error(
+        { audit: true, event: "hook.open_refused", app: app.name, ip: lease.ip, reason, err: (err as Error).message },
+        `could not record ${lease.ip} for ${app.name} (${(err as Error).message}); on_open not run, so nothing could be left open`,
+      );
+      return;
+    }
+    this.enqueue(app.name, lease.ip, async () => {
+      if (app.onOpen !== undefined) await this.runOnce(app, "on_open", lease.ip, lease.durationSeconds, reason, 1);
+    });
+  }
+
+  private close(app: HookApp, ip: IpAddress, reason: string): void {
+    const key = leaseKey(app.name, ip);
+    this.closing.add(key);
+    const generation = this.enqueue(app.name, ip, async (state) => {
+      for (let attempt = 1; !this.stopped && state.generation === generation; attempt += 1) {
+        const ok = app.onClose === undefined || (await this.runOnce(app, "on_close", ip, 0, reason, attempt));
+        if (ok) {
+          this.o.record.remove(app.name, ip);
+          this.flush();
+          if (state.generation === generation) this.closing.delete(key);
+          return;
+        }
+        const delay = Math.min(this.retry.maxMs, this.retry.initialMs * 2 ** Math.min(attempt - 1, 30));
+        this.o.metrics.closeRetries += 1;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          state.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        state.wake = undefined;
+      }
+    });
+  }
+
+  /** Queues `work` after the pair's earlier runs; returns the generation it belongs to. */
+  private enqueue(app: string, ip: IpAddress, work: (state: PairState) => Promise<void>): number {
+    const key = leaseKey(app, ip);
+    const state = this.pairs.get(key) ?? { generation: 0, chain: Promise.resolve() };
+    state.generation += 1;
+    state.wake?.(); // a sleeping close retry of this pair ends: this newer event decides
+    const generation = state.generation;
+    const next = state.chain.then(() => work(state)).catch((err: unknown) => {
+      this.o.log.error({ event: "hook.internal_error", app, ip, err: (err as Error).message }, "hook run failed unexpectedly");
+    });
+    state.chain = next;
+    this.pairs.set(key, state);
+    void next.then(() => {
+      if (this.pairs.get(key) === state && state.chain === next) this.pairs.delete(key);
+    });
+    return generation;
+  }
+
+  private async runOnce(app: HookApp, kind: HookKind, ip: IpAddress, durationSeconds: number, reason: string, attempt: number): Promise<boolean> {
+    await this.slot();
+    try {
+      const r = await runHookCommand(app, kind, ip, durationSeconds, this.limits);
+      this.o.metrics.countRun(kind, r.outcome);
+      const fields = { audit: true, hook: kind, reason, app: app.name, ip, port: app.port, protocol: app.protocol, outcome: r.outcome, attempt, tookMs: r.tookMs, exitCode: r.exitCode };
+      if (r.outcome === "ok") {
+        this.o.log.info({ ...fields, event: "hook.ran" }, `${kind} hook of ${app.name} ran for ${ip}`);
+        return true;
+      }
+      const retrying = kind === "on_close" && !this.stopped ? "; retrying" : "";
+      this.o.log.warn({ ...fields, event: "hook.failed", error: r.error, stderr: r.stderr }, `${kind} hook of ${app.name} for ${ip} ${r.outcome}: ${r.error ?? ""}${retrying}`);
+      return false;
+    } finally {
+      this.release();
+    }
+  }
+
+  private async slot(): Promise<void> {
+    if (this.running < this.concurrency) {
+      this.running += 1;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running += 1;
+  }
+
+  private release(): void {
+    this.running -= 1;
+    this.waiting.shift()?.();
+  }
+
+  private flush(): void {
+    try {
+      this.o.record.flush();
+    } catch (err) {
+      this.o.log.error({ event: "hook.record_failed", err: (err as Error).message }, `could not write the hooks record (${(err as Error).message}); retrying with the next change`);
+    }
+  }
+}
