@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { UsageError, parseLogLevel, withUsageErrors, type LogLevel } from "@knockport/config";
 
 export interface HooksOptions {
-  adminSocket: string;
+  eventsSocket: string;
   stateDir: string;
   metricsFile: string | undefined;
   concurrency: number;
@@ -10,7 +10,7 @@ export interface HooksOptions {
   logLevel: LogLevel;
 }
 
-export const DEFAULT_WATCH_SOCKET = "/run/knockport/admin.sock";
+export const DEFAULT_WATCH_SOCKET = "/run/knockport/events.sock";
 
 export const HOOKS_USAGE = `Usage: knockport-hooks [options]
 
@@ -18,7 +18,7 @@ Runs the apps' on_open / on_close commands (config keys of each app) as an unpri
 the lease events of knockport-helper. A failed on_close is retried with backoff until it succeeds,
 also across restarts (the state dir keeps what is still open).
 
-      --admin-socket PATH   the helper's admin socket to subscribe on (default ${DEFAULT_WATCH_SOCKET})
+      --events-socket PATH  the helper's events socket to subscribe on (default ${DEFAULT_WATCH_SOCKET})
       --state-dir DIR       where the addresses still to be closed are kept (default
                             /var/lib/knockport-hooks)
       --metrics-file FILE   write Prometheus metrics there (node_exporter textfile collector)
@@ -41,7 +41,7 @@ export function parseHooksArgs(argv: readonly string[]): HooksOptions | undefine
       strict: true,
       allowPositionals: false,
       options: {
-        "admin-socket": { type: "string", default: DEFAULT_WATCH_SOCKET },
+        "events-socket": { type: "string", default: DEFAULT_WATCH_SOCKET },
         "state-dir": { type: "string", default: "/var/lib/knockport-hooks" },
         "metrics-file": { type: "string" },
         concurrency: { type: "string", default: "4" },
@@ -52,12 +52,12 @@ export function parseHooksArgs(argv: readonly string[]): HooksOptions | undefine
     }),
   );
   if (values.help) return undefined;
-  for (const flag of ["admin-socket", "state-dir", "metrics-file"] as const) {
+  for (const flag of ["events-socket", "state-dir", "metrics-file"] as const) {
     const v = values[flag];
     if (v !== undefined && !v.startsWith("/")) throw new UsageError(`--${flag}: must be an absolute path (got "${v}")`);
   }
   return {
-    adminSocket: values["admin-socket"],
+    eventsSocket: values["events-socket"],
     stateDir: values["state-dir"],
     metricsFile: values["metrics-file"],
     concurrency: intFlag("--concurrency", values.concurrency, 1, 64),

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const metricsTimer = setInterval(writeMetrics, METRICS_EVERY_MS);
   let lastProblem = "";
   const client = new WatchClient<WatchSnapshot, LeaseEvent | null>(
-    { socketPath: opts.adminSocket },
+    { socketPath: opts.eventsSocket },
     { snapshot: parseSnapshot, event: parseEvent },
     {
       onSnapshot(snapshot) {
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     },
   );
   client.start();
-  log.info({ event: "hooks.started", socket: opts.adminSocket, stateDir: opts.stateDir, recorded: record.size() }, "knockport-hooks started");
+  log.info({ event: "hooks.started", socket: opts.eventsSocket, stateDir: opts.stateDir, recorded: record.size() }, "knockport-hooks started");
   const stop = (signal: string): void => {
     log.info({ event: "hooks.stopping", signal, pendingCloses: engine.pendingCloses() }, "stopping; pending closes stay recorded for the next start");
     client.stop();
