@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HelperClient } from "@knockport/helper-client";
@@ -162,6 +162,12 @@ export interface StackOptions {
   firewall?: FirewallKind;
   /** Extra server flags (e.g. --state-dir DIR). */
   serverArgs?: readonly string[];
+  /**
+   * Start knockport-hooks (as `hooksUser`, default daemon:daemon) subscribed to the helper's events
+   * socket, which the helper then serves to that group.
+   */
+  hooks?: boolean;
+  hooksUser?: { user: string; group: string };
   /** Node options put before each program, after the shipped units' (e.g. `--cpu-prof --cpu-prof-dir=DIR` for `pnpm bench --profile`). */
   nodeOptions?: { helper?: readonly string[]; server?: readonly string[] };
 }
@@ -194,6 +200,12 @@ export interface KnockportStack {
   readonly helper: ManagedProcess;
   readonly server: ManagedProcess;
   readonly echo: ManagedProcess | undefined;
+  /** knockport-hooks, with `hooks: true`. */
+  readonly hooks: ManagedProcess | undefined;
+  /** The helper's events socket (watch only). */
+  readonly eventsSocketPath: string;
+  /** knockport-hooks' state dir (hooks.json). */
+  readonly hooksStateDir: string;
   /** The helper's argv after `node`, node options first (for re-running it, e.g. with --uninstall-firewall). */
   readonly helperArgv: readonly string[];
   /** Runs `node bin/knockport ...args` in `host` (default srv). */
@@ -215,7 +227,7 @@ export interface KnockportStack {
  * The node options before the program in a shipped unit's ExecStart (deploy/systemd), so that tests and
  * `pnpm bench` run the daemons as production does.
  */
-export function unitNodeOptions(repoRoot: string, unit: "knockport-helper.service" | "knockport-server.service"): string[] {
+export function unitNodeOptions(repoRoot: string, unit: "knockport-helper.service" | "knockport-server.service" | "knockport-hooks.service"): string[] {
   const text = readFileSync(join(repoRoot, "deploy/systemd", unit), "utf8");
   const m = /^ExecStart=\S*node((?: --[^\s]+)*) /m.exec(text);
   if (!m) throw new Error(`testbed: no "ExecStart=.../node ..." line in deploy/systemd/${unit}`);
@@ -231,6 +243,7 @@ function requireBuilt(repoRoot: string): void {
     ["knockport-helper", "apps/helper/dist/main.js"],
     ["knockport-server", "apps/server/dist/main.js"],
     ["knockport", "apps/cli/dist/main.js"],
+    ["knockport-hooks", "apps/hooks/dist/main.js"],
   ] as const) {
     if (!existsSync(binPath(repoRoot, bin))) throw new Error(`testbed: ${binPath(repoRoot, bin)} is missing`);
     if (!existsSync(join(repoRoot, dist))) throw new Error(`testbed: ${join(repoRoot, dist)} is missing: run "pnpm build" first`);
@@ -293,6 +306,9 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
   chmodSync(configPath, 0o644);
   const socketPath = join(runDir, "helper.sock");
   const adminSocketPath = join(runDir, "admin.sock");
+  const eventsSocketPath = join(runDir, "events.sock");
+  const hooksStateDir = join(dir, "hooks-state");
+  const hooksUser = opts.hooksUser ?? { user: "daemon", group: "daemon" };
   const certPath = join(certDir, "knockport.testing.pem");
   const keyPath = join(certDir, "knockport.testing.key");
 
@@ -338,6 +354,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       user.group,
       "--admin-socket",
       adminSocketPath,
+      ...(opts.hooks === true ? ["--events-socket", eventsSocketPath, "--events-socket-group", hooksUser.group] : []),
       "--state-dir",
       stateDir,
       "--http-port",
@@ -349,6 +366,22 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
     const helper = topo.spawn("srv", node, helperArgv, { label: "knockport-helper" });
     started.push(helper);
     await helper.waitForLine(/"msg":"helper ready"/, readyMs);
+
+    let hooks: ManagedProcess | undefined;
+    if (opts.hooks === true) {
+      mkdirSync(hooksStateDir, { mode: 0o700 });
+      const ids = await topo.exec("srv", "/usr/bin/id", ["-u", hooksUser.user], { timeoutMs: 5000 });
+      const gids = await topo.exec("srv", "/usr/bin/getent", ["group", hooksUser.group], { timeoutMs: 5000 });
+      chownSync(hooksStateDir, Number(ids.stdout.trim()), Number(gids.stdout.split(":")[2]));
+      hooks = topo.spawn(
+        "srv",
+        node,
+        [...unitNodeOptions(opts.repoRoot, "knockport-hooks.service"), binPath(opts.repoRoot, "knockport-hooks"), "--events-socket", eventsSocketPath, "--state-dir", hooksStateDir],
+        { label: "knockport-hooks", runAs: hooksUser },
+      );
+      started.push(hooks);
+      await hooks.waitForLine(/"event":"hooks.subscribed"/, readyMs);
+    }
 
     const server = topo.spawn(
       "srv",
@@ -386,11 +419,14 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       keyPath,
       socketPath,
       adminSocketPath,
+      eventsSocketPath,
+      hooksStateDir,
       stateDir,
       config: opts.config,
       helper,
       server,
       echo,
+      hooks,
       helperArgv,
       cli,
       runHelperOnce: (extra) => topo.exec("srv", node, [...helperArgv, ...extra], { timeoutMs: 30_000 }),
