@@ -1,6 +1,6 @@
 import { execa } from "execa";
 import { expandHookArgv } from "@knockport/config";
-import type { HookApp, HookKind, HookOutcome } from "./types.js";
+import type { HookApp, HookKind, HookOutcome, LeaseTarget } from "./types.js";
 
 export interface CommandLimits {
   /** Per run; the command is killed (SIGTERM, then SIGKILL 2 s later) after this. */
@@ -28,16 +28,16 @@ export interface CommandResult {
 export async function runHookCommand(
   app: HookApp,
   kind: HookKind,
-  ip: string,
+  target: LeaseTarget,
   durationSeconds: number,
   limits: CommandLimits = DEFAULT_COMMAND_LIMITS,
 ): Promise<CommandResult> {
   const template = kind === "on_open" ? app.onOpen : app.onClose;
   if (template === undefined) return { outcome: "ok", tookMs: 0 };
   const [program, ...args] = expandHookArgv(template, {
-    ip,
-    port: String(app.port),
-    protocol: app.protocol,
+    ip: target.ip,
+    port: String(target.port),
+    protocol: target.protocol,
     duration: String(durationSeconds),
     app: app.name,
   }) as [string, ...string[]];

@@ -3,7 +3,7 @@ import type { IpAddress } from "@knockport/protocol";
 import { DEFAULT_COMMAND_LIMITS, runHookCommand, type CommandLimits } from "./command.js";
 import type { HookMetrics } from "./metrics.js";
 import { leaseKey, type OpenRecord } from "./record.js";
-import type { HookApp, HookKind, LeaseEvent, LiveLease } from "./types.js";
+import type { HookApp, HookKind, LeaseEvent, LeaseTarget, LiveLease } from "./types.js";
 
 export interface HookEngineOptions {
   readonly apps: ReadonlyMap<string, HookApp>;
@@ -54,7 +54,7 @@ export class HookEngine {
     const app = this.hookApp(ev.app);
     if (app === undefined || this.stopped) return;
     if (ev.kind === "close") {
-      if (this.o.record.has(app.name, ev.ip)) this.close(app, ev.ip, ev.reason);
+      if (this.o.record.has(app.name, ev.ip)) this.close(app, ev, ev.reason);
       return;
     }
     // A pair that is closing is opened again (its pending close is superseded); a refresh of a pair
@@ -76,7 +76,8 @@ export class HookEngine {
       live.add(leaseKey(app.name, lease.ip));
       if (!this.o.record.has(app.name, lease.ip)) this.open(app, lease, "missed-while-away");
     }
-    for (const { app: name, ip } of this.o.record.all()) {
+    for (const target of this.o.record.all()) {
+      const { app: name, ip } = target;
       const key = leaseKey(name, ip);
       if (live.has(key) || this.pairs.has(key)) continue;
       const app = this.hookApp(name);
@@ -88,7 +89,7 @@ export class HookEngine {
         this.o.record.remove(name, ip);
         continue;
       }
-      this.close(app, ip, "closed-while-away");
+      this.close(app, target, "closed-while-away");
     }
     this.flush();
   }
@@ -117,7 +118,7 @@ export class HookEngine {
     return app !== undefined && (app.onOpen !== undefined || app.onClose !== undefined) ? app : undefined;
   }
 
-  private open(app: HookApp, lease: { ip: IpAddress; durationSeconds: number }, reason: string): void {
+  private open(app: HookApp, lease: LiveLease, reason: string): void {
     this.closing.delete(leaseKey(app.name, lease.ip));
     if (this.o.record.countFor(app.name) >= this.maxPerApp) {
       this.o.metrics.refusedOpens += 1;
@@ -128,7 +129,7 @@ export class HookEngine {
       return;
     }
     try {
-      this.o.record.addDurably(app.name, lease.ip);
+      this.o.record.addDurably({ app: app.name, ip: lease.ip, port: lease.port, protocol: lease.protocol });
     } catch (err) {
       this.o.metrics.refusedOpens += 1;
       this.o.log.error(
@@ -138,16 +139,17 @@ export class HookEngine {
       return;
     }
     this.enqueue(app.name, lease.ip, async () => {
-      if (app.onOpen !== undefined) await this.runOnce(app, "on_open", lease.ip, lease.durationSeconds, reason, 1);
+      if (app.onOpen !== undefined) await this.runOnce(app, "on_open", lease, lease.durationSeconds, reason, 1);
     });
   }
 
-  private close(app: HookApp, ip: IpAddress, reason: string): void {
+  private close(app: HookApp, target: LeaseTarget, reason: string): void {
+    const ip = target.ip;
     const key = leaseKey(app.name, ip);
     this.closing.add(key);
     const generation = this.enqueue(app.name, ip, async (state) => {
       for (let attempt = 1; !this.stopped && state.generation === generation; attempt += 1) {
-        const ok = app.onClose === undefined || (await this.runOnce(app, "on_close", ip, 0, reason, attempt));
+        const ok = app.onClose === undefined || (await this.runOnce(app, "on_close", target, 0, reason, attempt));
         if (ok) {
           this.o.record.remove(app.name, ip);
           this.flush();
@@ -186,12 +188,13 @@ export class HookEngine {
     return generation;
   }
 
-  private async runOnce(app: HookApp, kind: HookKind, ip: IpAddress, durationSeconds: number, reason: string, attempt: number): Promise<boolean> {
+  private async runOnce(app: HookApp, kind: HookKind, target: LeaseTarget, durationSeconds: number, reason: string, attempt: number): Promise<boolean> {
+    const { ip, port, protocol } = target;
     await this.slot();
     try {
-      const r = await runHookCommand(app, kind, ip, durationSeconds, this.limits);
+      const r = await runHookCommand(app, kind, target, durationSeconds, this.limits);
       this.o.metrics.countRun(kind, r.outcome);
-      const fields = { audit: true, hook: kind, reason, app: app.name, ip, port: app.port, protocol: app.protocol, outcome: r.outcome, attempt, tookMs: r.tookMs, exitCode: r.exitCode };
+      const fields = { audit: true, hook: kind, reason, app: app.name, ip, port, protocol, outcome: r.outcome, attempt, tookMs: r.tookMs, exitCode: r.exitCode };
       if (r.outcome === "ok") {
         this.o.log.info({ ...fields, event: "hook.ran" }, `${kind} hook of ${app.name} ran for ${ip}`);
         return true;

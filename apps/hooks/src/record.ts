@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileDurably } from "@knockport/durable-file";
-import { parseIpAddress, type IpAddress } from "@knockport/protocol";
+import { parseIpAddress } from "@knockport/protocol";
+import type { LeaseTarget } from "./types.js";
 
 /** Key of one (app, address) pair. */
 export function leaseKey(app: string, ip: string): string {
@@ -21,7 +22,7 @@ const MAX_RECORD_BYTES = 64 * 1024 * 1024;
  * and removed only once on_close succeeded, so no restart can forget a close.
  */
 export class OpenRecord {
-  private readonly entries = new Map<string, { app: string; ip: IpAddress }>();
+  private readonly entries = new Map<string, LeaseTarget>();
   private readonly perApp = new Map<string, number>();
   private dirty = false;
 
@@ -49,12 +50,13 @@ export class OpenRecord {
       throw new RecordError(`${record.file}: not a knockport-hooks record (format ${FORMAT})`);
     }
     for (const e of open as unknown[]) {
-      const app = (e as { app?: unknown }).app;
-      const ip = typeof (e as { ip?: unknown }).ip === "string" ? parseIpAddress((e as { ip: string }).ip) : undefined;
-      if (typeof app !== "string" || app.length === 0 || app.length > 256 || ip === undefined) {
-        throw new RecordError(`${record.file}: malformed entry ${JSON.stringify(e).slice(0, 200)}`);
-      }
-      record.set(app, ip);
+      const { app, port, protocol } = (e ?? {}) as { app?: unknown; port?: unknown; protocol?: unknown };
+      const ip = typeof (e as { ip?: unknown })?.ip === "string" ? parseIpAddress((e as { ip: string }).ip) : undefined;
+      const valid =
+        typeof app === "string" && app.length > 0 && app.length <= 256 && ip !== undefined &&
+        Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535 && (protocol === "tcp" || protocol === "udp");
+      if (!valid) throw new RecordError(`${record.file}: malformed entry ${JSON.stringify(e).slice(0, 200)}`);
+      record.set({ app, ip, port: port as number, protocol });
     }
     return record;
   }
@@ -71,13 +73,13 @@ export class OpenRecord {
     return this.perApp.get(app) ?? 0;
   }
 
-  all(): readonly { app: string; ip: IpAddress }[] {
+  all(): readonly LeaseTarget[] {
     return [...this.entries.values()];
   }
 
   /** Adds and writes at once: the caller runs on_open only after this returned. */
-  addDurably(app: string, ip: IpAddress): void {
-    this.set(app, ip);
+  addDurably(target: LeaseTarget): void {
+    this.set(target);
     this.write();
   }
 
@@ -88,10 +90,10 @@ export class OpenRecord {
     this.dirty = true;
   }
 
-  private set(app: string, ip: IpAddress): void {
-    const key = leaseKey(app, ip);
-    if (!this.entries.has(key)) this.perApp.set(app, (this.perApp.get(app) ?? 0) + 1);
-    this.entries.set(key, { app, ip });
+  private set(t: LeaseTarget): void {
+    const key = leaseKey(t.app, t.ip);
+    if (!this.entries.has(key)) this.perApp.set(t.app, (this.perApp.get(t.app) ?? 0) + 1);
+    this.entries.set(key, { app: t.app, ip: t.ip, port: t.port, protocol: t.protocol });
   }
 
   flush(): void {

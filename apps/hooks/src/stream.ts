@@ -10,9 +10,7 @@ export interface WatchSnapshot {
 }
 
 interface WireApp {
-  name: string;
-  port: number;
-  protocol: "tcp" | "udp";
+  app: string;
   onOpen?: string[];
   onClose?: string[];
 }
@@ -20,57 +18,53 @@ interface WireLease {
   app: string;
   ip: string;
   step: number;
-  expiresAtMs: number;
-  durationSeconds: number;
+  port: number;
+  protocol: "tcp" | "udp";
+  expiresAt: string;
 }
-interface WireEvent {
-  kind: "open" | "refresh" | "close";
-  reason: string;
-  app: string;
-  ip: string;
-  step: number;
-  expiresAtMs?: number;
+interface WireEvent extends WireLease {
+  event: "open" | "refresh" | "close" | "expiry";
   durationSeconds?: number;
+  via?: "knock" | "admin";
 }
 
 const name = { type: "string", minLength: 1, maxLength: 256 } as const;
 const argv = { type: "array", items: { type: "string", maxLength: 4096 }, minItems: 1, maxItems: 64, nullable: true } as const;
+const leaseProps = {
+  app: name,
+  ip: { type: "string", maxLength: 64 },
+  step: { type: "integer", enum: [1, 2] },
+  port: { type: "integer", minimum: 1, maximum: 65535 },
+  protocol: { type: "string", enum: ["tcp", "udp"] },
+  expiresAt: { type: "string", maxLength: 40 },
+} as const;
 const appSchema: JSONSchemaType<WireApp> = {
   type: "object",
   additionalProperties: false,
-  required: ["name", "port", "protocol"],
-  properties: { name, port: { type: "integer", minimum: 1, maximum: 65535 }, protocol: { type: "string", enum: ["tcp", "udp"] }, onOpen: argv, onClose: argv },
+  required: ["app"],
+  properties: { app: name, onOpen: argv, onClose: argv },
 };
 const leaseSchema: JSONSchemaType<WireLease> = {
   type: "object",
   additionalProperties: false,
-  required: ["app", "ip", "step", "expiresAtMs", "durationSeconds"],
-  properties: {
-    app: name,
-    ip: { type: "string", maxLength: 64 },
-    step: { type: "integer", enum: [1, 2] },
-    expiresAtMs: { type: "number" },
-    durationSeconds: { type: "integer", minimum: 0 },
-  },
+  required: ["app", "ip", "step", "port", "protocol", "expiresAt"],
+  properties: leaseProps,
 };
-const snapshotSchema: JSONSchemaType<{ apps: WireApp[]; leases: WireLease[] }> = {
+const snapshotSchema: JSONSchemaType<{ hooks: WireApp[]; leases: WireLease[] }> = {
   type: "object",
-  additionalProperties: true,
-  required: ["apps", "leases"],
-  properties: { apps: { type: "array", items: appSchema, maxItems: 10_000 }, leases: { type: "array", items: leaseSchema } },
+  additionalProperties: false,
+  required: ["hooks", "leases"],
+  properties: { hooks: { type: "array", items: appSchema, maxItems: 10_000 }, leases: { type: "array", items: leaseSchema } },
 };
 const eventSchema: JSONSchemaType<WireEvent> = {
   type: "object",
   additionalProperties: false,
-  required: ["kind", "reason", "app", "ip", "step"],
+  required: ["event", "app", "ip", "step", "port", "protocol", "expiresAt"],
   properties: {
-    kind: { type: "string", enum: ["open", "refresh", "close"] },
-    reason: { type: "string", maxLength: 64 },
-    app: name,
-    ip: { type: "string", maxLength: 64 },
-    step: { type: "integer", enum: [1, 2] },
-    expiresAtMs: { type: "number", nullable: true },
-    durationSeconds: { type: "integer", minimum: 0, nullable: true },
+    ...leaseProps,
+    event: { type: "string", enum: ["open", "refresh", "close", "expiry"] },
+    durationSeconds: { type: "integer", minimum: 1, nullable: true },
+    via: { type: "string", enum: ["knock", "admin"], nullable: true },
   },
 };
 
@@ -78,25 +72,32 @@ const ajv = new Ajv({ allErrors: false });
 const validSnapshot = ajv.compile(snapshotSchema);
 const validEvent = ajv.compile(eventSchema);
 
-function toApp(w: WireApp): HookApp | undefined {
-  for (const a of [w.onOpen, w.onClose]) if (a !== undefined && checkHookArgv(a) !== undefined) return undefined;
-  return { name: w.name, port: w.port, protocol: w.protocol, onOpen: w.onOpen, onClose: w.onClose };
+function toApps(hooks: readonly WireApp[]): HookApp[] | undefined {
+  const apps: HookApp[] = [];
+  for (const w of hooks) {
+    for (const a of [w.onOpen, w.onClose]) if (a !== undefined && checkHookArgv(a) !== undefined) return undefined;
+    apps.push({ name: w.app, onOpen: w.onOpen, onClose: w.onClose });
+  }
+  return apps;
+}
+
+function epochMs(iso: string): number | undefined {
+  const ms = Date.parse(iso);
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /** A watch answer, checked: undefined when anything in it is malformed (the stream is then dropped). */
-export function parseSnapshot(value: unknown): WatchSnapshot | undefined {
+export function parseSnapshot(value: unknown, now = Date.now()): WatchSnapshot | undefined {
   if (!validSnapshot(value)) return undefined;
-  const apps: HookApp[] = [];
-  for (const w of value.apps) {
-    const app = toApp(w);
-    if (app === undefined) return undefined;
-    apps.push(app);
-  }
+  const apps = toApps(value.hooks);
+  if (apps === undefined) return undefined;
   const leases: LiveLease[] = [];
   for (const l of value.leases) {
     const ip = parseIpAddress(l.ip);
-    if (ip === undefined) return undefined;
-    if (l.step === 2) leases.push({ app: l.app, ip, expiresAtMs: l.expiresAtMs, durationSeconds: l.durationSeconds });
+    const expiresAtMs = epochMs(l.expiresAt);
+    if (ip === undefined || expiresAtMs === undefined) return undefined;
+    const durationSeconds = Math.max(1, Math.ceil((expiresAtMs - now) / 1000));
+    if (l.step === 2) leases.push({ app: l.app, ip, expiresAtMs, durationSeconds, port: l.port, protocol: l.protocol });
   }
   return { apps, leases };
 }
@@ -105,9 +106,10 @@ export function parseSnapshot(value: unknown): WatchSnapshot | undefined {
 export function parseEvent(method: string, params: unknown): LeaseEvent | null | undefined {
   if (method !== "lease" || !validEvent(params)) return undefined;
   const ip: IpAddress | undefined = parseIpAddress(params.ip);
-  if (ip === undefined) return undefined;
+  const expiresAtMs = epochMs(params.expiresAt);
+  if (ip === undefined || expiresAtMs === undefined) return undefined;
   if (params.step !== 2) return null;
-  if (params.kind === "close") return { kind: "close", reason: params.reason, app: params.app, ip };
-  if (params.expiresAtMs === undefined || params.durationSeconds === undefined) return undefined;
-  return { kind: params.kind, reason: params.reason, app: params.app, ip, expiresAtMs: params.expiresAtMs, durationSeconds: params.durationSeconds };
+  const reason = params.event === "expiry" ? "expiry" : params.event === "close" ? "revoke" : (params.via ?? "knock");
+  if (params.event === "close" || params.event === "expiry") return { kind: "close", reason, app: params.app, ip, port: params.port, protocol: params.protocol };
+  return { kind: params.event, reason, app: params.app, ip, expiresAtMs, durationSeconds: params.durationSeconds ?? Math.max(1, Math.ceil((expiresAtMs - Date.now()) / 1000)), port: params.port, protocol: params.protocol };
 }

@@ -1,29 +1,33 @@
 import type { IpAddress, TransportProtocol } from "@knockport/protocol";
 
-/** What the runner needs of an app: its hook commands and the values their placeholders take. */
+/** An app's hook commands, from the helper's config. */
 export interface HookApp {
   readonly name: string;
-  readonly port: number;
-  readonly protocol: TransportProtocol;
   readonly onOpen: readonly string[] | undefined;
   readonly onClose: readonly string[] | undefined;
 }
 
-/** A live service lease as the helper reports it. */
-export interface LiveLease {
+/** Where a service lease lets its address in: the values of {port} and {protocol}. */
+export interface LeaseTarget {
   readonly app: string;
   readonly ip: IpAddress;
+  readonly port: number;
+  readonly protocol: TransportProtocol;
+}
+
+/** A live service lease as the helper reports it. */
+export interface LiveLease extends LeaseTarget {
   readonly expiresAtMs: number;
   readonly durationSeconds: number;
 }
 
 /**
  * A change to a service lease. `open`: a new lease (knock or admin grant); `refresh`: a live lease
- * was extended (no hook runs); `close`: it ended (expiry, revoke, expired while the helper was down).
+ * was extended (no hook runs); `close`: it ended (expiry, revoke).
  */
 export type LeaseEvent =
   | ({ readonly kind: "open" | "refresh"; readonly reason: string } & LiveLease)
-  | { readonly kind: "close"; readonly reason: string; readonly app: string; readonly ip: IpAddress };
+  | ({ readonly kind: "close"; readonly reason: string } & LeaseTarget);
 
 export type HookKind = "on_open" | "on_close";
 

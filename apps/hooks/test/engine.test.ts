@@ -40,7 +40,7 @@ echo "end $kind ok" >> "${logFile}"
 }
 
 function app(name = "vpn"): HookApp {
-  return { name, port: 1194, protocol: "udp", onOpen: [script, "open", "{app}", "{ip}", "{port}", "{protocol}", "{duration}"], onClose: [script, "close", "{app}", "{ip}"] };
+  return { name, onOpen: [script, "open", "{app}", "{ip}", "{port}", "{protocol}", "{duration}"], onClose: [script, "close", "{app}", "{ip}"] };
 }
 
 function engine(apps: HookApp[], opts: { maxPerApp?: number; concurrency?: number } = {}) {
@@ -80,7 +80,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 describe("HookEngine with real hook commands", () => {
   it("runs on_open with every placeholder, after the address is written to the record", async () => {
     const { e } = engine([app()]);
-    e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
+    e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
     await e.idle();
     const [start, end] = lines();
     expect(start).toMatch(/^start open vpn 198\.51\.100\.7 1194 udp 60 rec=/);
@@ -90,9 +90,9 @@ describe("HookEngine with real hook commands", () => {
 
   it("a refresh runs no hook; a close runs on_close and clears the record", async () => {
     const { e, record } = engine([app()]);
-    e.event({ kind: "open", reason: "knock", app: "vpn", ip: B, expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
-    e.event({ kind: "refresh", reason: "knock", app: "vpn", ip: B, expiresAtMs: Date.now() + 90_000, durationSeconds: 60 });
-    e.event({ kind: "close", reason: "expiry", app: "vpn", ip: B });
+    e.event({ kind: "open", reason: "knock", app: "vpn", ip: B, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
+    e.event({ kind: "refresh", reason: "knock", app: "vpn", ip: B, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 90_000, durationSeconds: 60 });
+    e.event({ kind: "close", reason: "expiry", app: "vpn", ip: B, port: 1194, protocol: "udp" });
     await e.idle();
     expect(lines().filter((l) => l.startsWith("start")).map((l) => l.split(" rec=")[0])).toEqual(["start open vpn 2001:db8::9 1194 udp 60", "start close vpn 2001:db8::9"]);
     expect(record.has("vpn", B)).toBe(false);
@@ -101,10 +101,10 @@ describe("HookEngine with real hook commands", () => {
 
   it("a failing on_close is retried until it succeeds, and stays recorded until then", async () => {
     const { e, record, metrics } = engine([app()]);
-    e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
+    e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
     await e.idle();
     writeFileSync(join(dir, "fail-close"), "3");
-    e.event({ kind: "close", reason: "revoke", app: "vpn", ip: A });
+    e.event({ kind: "close", reason: "revoke", app: "vpn", ip: A, port: 1194, protocol: "udp" });
     await until(() => lines().filter((l) => l === "end close fail").length >= 1, "a first failed close");
     expect(record.has("vpn", A), "still recorded while on_close has not succeeded").toBe(true);
     expect(e.pendingCloses()).toBe(1);
@@ -118,10 +118,10 @@ describe("HookEngine with real hook commands", () => {
 
   it("after a restart, a recorded address that is no longer live is closed; a live one not recorded is opened", async () => {
     const first = engine([app()]);
-    first.e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
+    first.e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
     await first.e.idle();
     writeFileSync(join(dir, "fail-close"), "1000");
-    first.e.event({ kind: "close", reason: "expiry", app: "vpn", ip: A });
+    first.e.event({ kind: "close", reason: "expiry", app: "vpn", ip: A, port: 1194, protocol: "udp" });
     await until(() => lines().includes("end close fail"), "a failed close");
     await first.e.stop();
     rmSync(join(dir, "fail-close"));
@@ -129,7 +129,7 @@ describe("HookEngine with real hook commands", () => {
 
     const second = engine([app()]);
     expect(second.record.has("vpn", A), "the failed close survived the restart").toBe(true);
-    second.e.snapshot([{ app: "vpn", ip: B, expiresAtMs: Date.now() + 30_000, durationSeconds: 60 }]);
+    second.e.snapshot([{ app: "vpn", ip: B, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 30_000, durationSeconds: 60 }]);
     await second.e.idle();
     const started = lines().filter((l) => l.startsWith("start")).map((l) => l.split(" rec=")[0]).sort();
     expect(started).toEqual(["start close vpn 198.51.100.7", "start open vpn 2001:db8::9 1194 udp 60"]);
@@ -139,13 +139,13 @@ describe("HookEngine with real hook commands", () => {
 
   it("a new open of the same address ends a close that is waiting for its retry", async () => {
     const { e, record } = engine([app()]);
-    e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
+    e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
     await e.idle();
     writeFileSync(join(dir, "fail-close"), "1000");
-    e.event({ kind: "close", reason: "expiry", app: "vpn", ip: A });
+    e.event({ kind: "close", reason: "expiry", app: "vpn", ip: A, port: 1194, protocol: "udp" });
     await until(() => lines().includes("end close fail"), "a failed close");
     rmSync(join(dir, "fail-close"));
-    e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
+    e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
     await e.idle();
     const ends = lines().filter((l) => l.startsWith("end"));
     expect(ends.at(-1)).toBe("end open ok");
@@ -155,8 +155,8 @@ describe("HookEngine with real hook commands", () => {
 
   it("past max addresses per app, on_open is not run and counted (nothing is opened that could not be closed)", async () => {
     const { e, metrics } = engine([app()], { maxPerApp: 1 });
-    e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
-    e.event({ kind: "open", reason: "knock", app: "vpn", ip: B, expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
+    e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
+    e.event({ kind: "open", reason: "knock", app: "vpn", ip: B, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
     await e.idle();
     expect(lines().filter((l) => l.startsWith("start")).length).toBe(1);
     expect(metrics.refusedOpens).toBe(1);
@@ -166,8 +166,8 @@ describe("HookEngine with real hook commands", () => {
     writeFileSync(join(dir, "sleep"), "0.2");
     const { e } = engine([app()], { concurrency: 2 });
     const ips = ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4", "198.51.100.5"].map(ip);
-    for (const a of ips) e.event({ kind: "open", reason: "knock", app: "vpn", ip: a, expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
-    for (const a of ips) e.event({ kind: "close", reason: "revoke", app: "vpn", ip: a });
+    for (const a of ips) e.event({ kind: "open", reason: "knock", app: "vpn", ip: a, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
+    for (const a of ips) e.event({ kind: "close", reason: "revoke", app: "vpn", ip: a, port: 1194, protocol: "udp" });
     await e.idle();
     let running = 0;
     let most = 0;
@@ -183,9 +183,9 @@ describe("HookEngine with real hook commands", () => {
   });
 
   it("apps without hooks are ignored; an app removed from the config leaves a loud log, not a stuck entry", async () => {
-    const first = engine([app("vpn"), { name: "ssh", port: 22, protocol: "tcp", onOpen: undefined, onClose: undefined }]);
-    first.e.event({ kind: "open", reason: "knock", app: "ssh", ip: A, expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
-    first.e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
+    const first = engine([app("vpn"), { name: "ssh", onOpen: undefined, onClose: undefined }]);
+    first.e.event({ kind: "open", reason: "knock", app: "ssh", ip: A, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
+    first.e.event({ kind: "open", reason: "knock", app: "vpn", ip: A, port: 1194, protocol: "udp", expiresAtMs: Date.now() + 60_000, durationSeconds: 60 });
     await first.e.idle();
     expect(first.record.size()).toBe(1);
     const second = engine([]);

@@ -8,13 +8,17 @@ import { WatchClient } from "../src/watch-client.js";
 import type { LeaseEvent } from "../src/types.js";
 
 const snapshot = {
-  apps: [{ name: "vpn", port: 1194, protocol: "udp", onOpen: ["/bin/true", "{ip}"], onClose: ["/bin/true"] }],
+  hooks: [{ app: "vpn", onOpen: ["/bin/true", "{ip}"], onClose: ["/bin/true"] }],
   leases: [
-    { app: "vpn", ip: "198.51.100.7", step: 2, expiresAtMs: 1_900_000_000_000, durationSeconds: 60 },
-    { app: "vpn", ip: "198.51.100.8", step: 1, expiresAtMs: 1_900_000_000_000, durationSeconds: 6 },
+    { app: "vpn", ip: "198.51.100.7", step: 2, port: 1194, protocol: "udp", expiresAt: "2030-03-17T17:46:40.000Z" },
+    { app: "vpn", ip: "198.51.100.8", step: 1, port: 8443, protocol: "tcp", expiresAt: "2030-03-17T17:46:40.000Z" },
   ],
 };
-const event = (o: Record<string, unknown> = {}) => ({ jsonrpc: "2.0", method: "lease", params: { kind: "close", reason: "expiry", app: "vpn", ip: "198.51.100.7", step: 2, ...o } });
+const event = (o: Record<string, unknown> = {}) => ({
+  jsonrpc: "2.0",
+  method: "lease",
+  params: { event: "expiry", app: "vpn", ip: "198.51.100.7", step: 2, port: 1194, protocol: "udp", expiresAt: "2030-03-17T17:46:40.000Z", ...o },
+});
 
 let dir: string;
 let server: Server;
@@ -69,13 +73,13 @@ describe("WatchClient against a real Unix socket", () => {
     c.stop();
     expect(seen.snapshots[0]?.leases.map((l) => l.ip)).toEqual(["198.51.100.7"]);
     expect(seen.snapshots[0]?.apps[0]?.onOpen).toEqual(["/bin/true", "{ip}"]);
-    expect(seen.events[0]).toEqual({ kind: "close", reason: "expiry", app: "vpn", ip: "198.51.100.7" });
+    expect(seen.events[0]).toEqual({ kind: "close", reason: "expiry", app: "vpn", ip: "198.51.100.7", port: 1194, protocol: "udp" });
     expect(seen.connected.slice(0, 3)).toEqual([true, false, true]);
   });
 
   it("a malformed event or snapshot drops the connection and nothing of it reaches the handlers", async () => {
     onRequest = (socket, n) => {
-      if (n === 1) socket.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, result: { ...snapshot, apps: [{ ...snapshot.apps[0], onOpen: ["relative-program"] }] } })}\n`);
+      if (n === 1) socket.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, result: { ...snapshot, hooks: [{ ...snapshot.hooks[0], onOpen: ["relative-program"] }] } })}\n`);
       else if (n === 2) socket.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, result: snapshot })}\n${JSON.stringify(event({ ip: "not-an-ip" }))}\n${JSON.stringify(event())}\n`);
       else socket.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, result: snapshot })}\n`);
     };
