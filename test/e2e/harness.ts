@@ -66,6 +66,8 @@ export interface HarnessOptions {
   family?: Family;
   /** Extra knockport-helper flags (e.g. --use-sudo). */
   helperArgs?: readonly string[];
+  /** Also start knockport-hooks (as daemon) on the helper's events socket. */
+  hooks?: boolean;
   /**
    * vyos only: the simulated router's input default-action. Default accept (VyOS without an input
    * filter, so the core suite's "nothing blocks without KnockPort" controls hold); vyos.test uses drop.
@@ -193,7 +195,7 @@ export class Harness {
     const helperArgs = [...(this.opts.helperArgs ?? []), ...wafArgs];
     if (this.firewall === "vyos") helperArgs.push("--vbash", await this.startVyosSimulator());
     const serverArgs = [...(this.opts.serverArgs ?? []), ...wafArgs];
-    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, firewall: this.firewall, helperArgs, serverArgs });
+    this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, firewall: this.firewall, helperArgs, serverArgs, hooks: this.opts.hooks === true });
     if (this.opts.waf) this.nginx = await this.startNginx(this.opts.waf);
   }
 

@@ -5,7 +5,7 @@
 import { isIP } from "node:net";
 import { UsageError } from "@knockport/config";
 import { HelperCallError, HelperClient } from "@knockport/helper-client";
-import { MAX_GRANT_SECONDS, type CloseResult, type GrantResult, type HookReport } from "@knockport/protocol";
+import { MAX_GRANT_SECONDS, type CloseResult, type GrantResult } from "@knockport/protocol";
 
 /** Hook commands may take up to their own timeout (10 s); leave room for them. */
 const ADMIN_CALL_TIMEOUT_MS = 30_000;
@@ -77,13 +77,6 @@ export async function revokeLease(socketPath: string, target: AdminTarget): Prom
   return withClient(socketPath, (c) => c.call("close", target).catch((err: unknown) => explain(err, target)));
 }
 
-function hookLine(kind: string, hooks: HookReport | undefined): string {
-  if (!hooks) return "";
-  return hooks.failed === 0
-    ? `${kind} command: ok\n`
-    : `${kind} command: FAILED (${hooks.failed} of ${hooks.ran}); see the helper's log (journalctl -u knockport-helper, event hook.failed)\n`;
-}
-
 export function formatGrant(r: GrantResult): string {
   const rows = [
     ["app", r.app],
@@ -91,15 +84,10 @@ export function formatGrant(r: GrantResult): string {
     ["open for", `${r.durationSeconds}s${r.refreshed ? " (refreshed an existing lease)" : ""}`],
     ["until", r.expiresAt],
   ];
-  return `${rows.map(([k, v]) => `${k!.padEnd(9)} ${v}`).join("\n")}\n${hookLine("on_open", r.hooks)}`;
+  return `${rows.map(([k, v]) => `${k!.padEnd(9)} ${v}`).join("\n")}\n`;
 }
 
 export function formatRevoke(target: AdminTarget, r: CloseResult): string {
   const what = r.closed === 0 ? `no live lease of ${target.app} for ${target.ip}; nothing was open` : `closed ${r.closed} lease(s) of ${target.app} for ${target.ip}`;
-  return `${what}\n${hookLine("on_close", r.hooks)}`;
-}
-
-/** Exit code: 0, or 3 when the firewall change is done but a hook command failed. */
-export function exitCodeFor(hooks: HookReport | undefined): number {
-  return hooks && hooks.failed > 0 ? 3 : 0;
+  return `${what}\n`;
 }

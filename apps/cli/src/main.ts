@@ -2,13 +2,13 @@ import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ConfigError, DEFAULT_ADMIN_SOCKET, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags } from "@knockport/config";
+import { ConfigError, DEFAULT_ADMIN_SOCKET, DEFAULT_EVENTS_SOCKET, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
 import { generateSelfSignedCert } from "./gen-cert.js";
 import { defaultServerUser, runBoth } from "./run.js";
 import { fetchLeases, formatLeaseTable } from "./status.js";
 import { watchLeases } from "./watch.js";
-import { AdminError, exitCodeFor, formatGrant, formatRevoke, grantLease, parseAdminTarget, parseDurationFlag, revokeLease } from "./admin.js";
+import { AdminError, formatGrant, formatRevoke, grantLease, parseAdminTarget, parseDurationFlag, revokeLease } from "./admin.js";
 import { KNOCK_USAGE, KnockFailure, resolveKnockSettings, runKnock } from "./knock.js";
 import { DEFAULT_SERVER_CONFIG, SETUP_2FA_USAGE, parseInterval, setupTwoFactor } from "./setup-2fa.js";
 
@@ -22,11 +22,12 @@ Commands:
   run                  start helper (root) and server (unprivileged) together, as the original's
                        "python src/main.py -c ... --firewall-type ..." did (needs root)
   status               list live leases: time left, counters     [--admin-socket PATH] [--json]
-  watch                lease events as JSON lines (open, refresh, close, expiry) [--admin-socket PATH]
+  watch                lease events as JSON lines (open, refresh, close, expiry) [--events-socket PATH]
   grant                open an app's port for an address by hand --app A --ip IP [--duration S] [--json]
   revoke               close an app's port for an address now    --app A --ip IP [--json]
-                       (status, watch, grant and revoke talk to the helper's admin socket, root only:
-                       --admin-socket PATH, default ${DEFAULT_ADMIN_SOCKET})
+                       (status, grant and revoke talk to the helper's admin socket, root only:
+                       --admin-socket PATH, default ${DEFAULT_ADMIN_SOCKET}; watch to its events
+                       socket, --events-socket PATH, default ${DEFAULT_EVENTS_SOCKET})
   check-config         validate a config file                    -c FILE [--http-port N] [--https-port N] [--waf-*]
   gen-cert             write a self-signed test certificate      [--out-dir DIR] [--name NAME] [--cn HOST] [--days N]
   setup-2fa            turn on 2FA (TOTP) for a step-1 key       -k KEY [-c FILE] [-i SECONDS] [--label NAME]
@@ -125,11 +126,11 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "watch": {
-      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { "admin-socket": { type: "string", default: ADMIN_SOCKET }, help: HELP } }));
+      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: { "events-socket": { type: "string", default: DEFAULT_EVENTS_SOCKET }, help: HELP } }));
       if (v.help) {
-        return out(`Usage: knockport watch [--admin-socket ${ADMIN_SOCKET}]\nThe helper's lease events as JSON lines: first {"leases":[...]} (every live lease), then one line per open, refresh, close and expiry; exit 1 when the helper goes away.`), 0;
+        return out(`Usage: knockport watch [--events-socket ${DEFAULT_EVENTS_SOCKET}]\nThe helper's lease events as JSON lines: first {"leases":[...]} (every live lease), then one line per open, refresh, close and expiry; exit 1 when the helper goes away.`), 0;
       }
-      return watchLeases(String(v["admin-socket"]), (line) => process.stdout.write(line));
+      return watchLeases(String(v["events-socket"]), (line) => process.stdout.write(line));
     }
 
     case "status": {
@@ -147,18 +148,18 @@ async function main(argv: string[]): Promise<number> {
         json: { type: "boolean", default: false }, ...(command === "grant" ? { duration: { type: "string" } } : {}), help: HELP } }));
       if (v.help) {
         return out(command === "grant"
-          ? `Usage: knockport grant --app A --ip IP [--duration S] [--admin-socket ${ADMIN_SOCKET}] [--json]\n  opens A's port for IP without a knock, for S seconds (default and maximum: A's duration); exit 3 if its on_open command failed`
-          : `Usage: knockport revoke --app A --ip IP [--admin-socket ${ADMIN_SOCKET}] [--json]\n  closes A's port (and the HTTPS knock port) for IP now; exit 3 if its on_close command failed`), 0;
+          ? `Usage: knockport grant --app A --ip IP [--duration S] [--admin-socket ${ADMIN_SOCKET}] [--json]\n  opens A's port for IP without a knock, for S seconds (default and maximum: A's duration); knockport-hooks runs its on_open`
+          : `Usage: knockport revoke --app A --ip IP [--admin-socket ${ADMIN_SOCKET}] [--json]\n  closes A's port (and the HTTPS knock port) for IP now; knockport-hooks runs its on_close`), 0;
       }
       const target = parseAdminTarget(v.app as string | undefined, v.ip as string | undefined, command);
       if (command === "grant") {
         const r = await grantLease(String(v["admin-socket"]), target, parseDurationFlag((v as { duration?: string }).duration));
         process.stdout.write(v.json ? `${JSON.stringify(r)}\n` : formatGrant(r));
-        return exitCodeFor(r.hooks);
+        return 0;
       }
       const r = await revokeLease(String(v["admin-socket"]), target);
       process.stdout.write(v.json ? `${JSON.stringify(r)}\n` : formatRevoke(target, r));
-      return exitCodeFor(r.hooks);
+      return 0;
     }
 
     case "uninstall-firewall": {

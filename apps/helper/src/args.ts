@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { HELPER_USER, SHARED_FLAGS, adminSocketBeside, WAF_FLAGS_USAGE, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
+import { HELPER_USER, SHARED_FLAGS, adminSocketBeside, eventsSocketBeside, WAF_FLAGS_USAGE, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
 import { CUSTOM_PREFIX, NFT_IDENTIFIER_PATTERN, type CustomChains } from "@knockport/firewall/nft";
 
 export interface HelperOptions {
@@ -16,6 +16,10 @@ export interface HelperOptions {
   adminSocketPath: string;
   /** Group allowed on the admin socket (0660); without it 0600, root only. */
   adminSocketGroup: string | undefined;
+  /** The events socket (watch); default events.sock beside --socket. */
+  eventsSocketPath: string;
+  /** Group allowed on the events socket (0660, knockport-hooks'); without it 0600, root only. */
+  eventsSocketGroup: string | undefined;
   stateDir: string;
   httpPort: number | undefined;
   httpsPort: number | undefined;
@@ -52,11 +56,16 @@ knockport-server over a Unix socket.
       --socket PATH         knock socket, for knockport-server: hello, open, counters
                             (default /run/knockport/helper.sock)
       --socket-group GROUP  group allowed on the knock socket (mode 0660); without it 0600, root only
-      --admin-socket PATH   admin socket: grant, close, list, stats, watch (default admin.sock
+      --admin-socket PATH   admin socket: grant, close, list, stats (default admin.sock
                             beside --socket, /run/knockport/admin.sock)
       --admin-socket-group GROUP
                             group allowed on the admin socket (mode 0660); without it 0600, root
                             only; never the knock socket's group
+      --events-socket PATH  events socket: watch, the lease events knockport-hooks runs on_open /
+                            on_close from (default events.sock beside --socket)
+      --events-socket-group GROUP
+                            group allowed on the events socket (0660; knockport-hooks); without
+                            it 0600, root only; never the knock socket's group
       --state-dir DIR       where leases are kept across restarts (default /var/lib/knockport)
       --http-port N         HTTP (step 1) knock port, overrides global.http_port (default 8080)
       --https-port N        HTTPS (step 2) knock port, overrides global.https_port (default 8443)
@@ -104,6 +113,8 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
         "socket-group": { type: "string" },
         "admin-socket": { type: "string" },
         "admin-socket-group": { type: "string" },
+        "events-socket": { type: "string" },
+        "events-socket-group": { type: "string" },
         "state-dir": { type: "string", default: "/var/lib/knockport" },
         "dry-run": { type: "boolean", default: false },
         "uninstall-firewall": { type: "boolean", default: false },
@@ -152,8 +163,18 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
   if (adminSocketGroup !== undefined && adminSocketGroup === v["socket-group"]) {
     throw new UsageError(`--admin-socket-group: must differ from --socket-group (${adminSocketGroup}): the server's group would get the admin methods`);
   }
+  const eventsSocketPath = v["events-socket"] ?? eventsSocketBeside(v.socket);
+  if (eventsSocketPath === v.socket || eventsSocketPath === adminSocketPath) {
+    throw new UsageError(`--events-socket: must differ from --socket and --admin-socket (${eventsSocketPath})`);
+  }
+  const eventsSocketGroup = v["events-socket-group"];
+  if (eventsSocketGroup !== undefined && eventsSocketGroup === v["socket-group"]) {
+    throw new UsageError(`--events-socket-group: must differ from --socket-group (${eventsSocketGroup})`);
+  }
   return {
     customChains,
+    eventsSocketPath,
+    eventsSocketGroup,
     useSudo: v["use-sudo"],
     sudoPath,
     printSudoers: v["print-sudoers"],

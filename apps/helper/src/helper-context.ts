@@ -4,7 +4,6 @@ import type { StatsResult } from "@knockport/protocol";
 import type { FirewallBackend } from "./backend.js";
 import type { ConntrackCutter } from "./conntrack.js";
 import type { GroupCommitter } from "./group-commit.js";
-import type { HookRunner } from "./hooks.js";
 import type { LeaseEvents } from "./lease-events.js";
 import type { Lease, LeaseBook } from "./leases.js";
 
@@ -25,7 +24,6 @@ export interface HelperContext {
   readonly log: Logger;
   readonly clock: Clock;
   readonly counts: HelperCounts;
-  readonly hooks: HookRunner;
   readonly conntrack: ConntrackCutter;
   /** Open, refresh, close and expiry of leases, for `watch` subscribers. */
   readonly events: LeaseEvents;

@@ -15,7 +15,6 @@ import {
 import type { SetChange } from "./backend.js";
 import type { PreparedChange } from "./group-commit.js";
 import type { HelperContext } from "./helper-context.js";
-import { HookRunner } from "./hooks.js";
 import type { Lease } from "./leases.js";
 
 export function secondsUntil(deadlineMs: number, nowMs: number): number {
@@ -43,13 +42,13 @@ function httpsElementChange(ctx: HelperContext, ip: IpAddress, nowMs: number): S
 }
 
 /**
- * A service lease ended (expiry, expired while down): its on_close command and, for `close_established`
- * apps, the deletion of the client's conntrack entries. Not awaited: the caller does not wait for them.
+ * A service lease ended (expiry, expired while down): for `close_established` apps, the deletion of
+ * the client's conntrack entries. Not awaited: the caller does not wait for it. (on_close commands are
+ * knockport-hooks', from the lease's `watch` event.)
  */
 export function serviceLeaseEnded(ctx: HelperContext, lease: Lease, reason: string): void {
   const app = findApp(ctx.config, lease.app);
   if (lease.step !== 2 || !app) return;
-  if (HookRunner.has(app, "on_close")) void ctx.hooks.run({ kind: "on_close", app, ip: lease.ip, durationSeconds: 0, reason });
   void ctx.conntrack.cut(app, lease.ip, reason);
 }
 

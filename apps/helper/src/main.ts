@@ -13,7 +13,6 @@ import { createBackend } from "./backend-factory.js";
 import { DIRECT, refuseSudoAsServerUser, sudoPrivilege } from "./privilege.js";
 import { checkForwarding } from "./forwarding.js";
 import { ConntrackCutter, locateConntrackFor } from "./conntrack.js";
-import { HookRunner } from "./hooks.js";
 import type { RpcPeer } from "./lease-events.js";
 import { takeInstanceLock, type InstanceLock } from "./instance-lock.js";
 
@@ -86,13 +85,14 @@ async function main(argv: string[]): Promise<number> {
   // Both locks before any firewall command: a second helper (another config, state dir or socket)
   // exits here and leaves the running helper's table and journal alone.
   await lockStateDir(journal);
-  const service = new HelperService(config, firewall, journal, log, undefined, new HookRunner(log), conntrack);
+  const service = new HelperService(config, firewall, journal, log, undefined, conntrack);
   const onInternalError = (err: unknown, method: string): void =>
     log.error({ event: "rpc.internal_error", method, err: (err as Error)?.message }, "handler failed");
   const onNotAllowed = (socket: SocketName) => (method: string): void =>
     log.warn({ audit: true, event: "rpc.not_allowed", socket, method }, `${method} refused on the ${socket} socket`);
   const knockDispatch = createDispatcher<"knock", RpcPeer | undefined>("knock", service.handlers, { onInternalError, onNotAllowed: onNotAllowed("knock") });
   const adminDispatch = createDispatcher<"admin", RpcPeer | undefined>("admin", service.handlers, { onInternalError, onNotAllowed: onNotAllowed("admin") });
+  const eventsDispatch = createDispatcher<"events", RpcPeer | undefined>("events", service.handlers, { onInternalError, onNotAllowed: onNotAllowed("events") });
   // Requests that arrive while the table is being installed wait for it (the client's timeout bounds that).
   let markStarted: () => void = () => undefined;
   const started = new Promise<void>((resolve) => (markStarted = resolve));
@@ -119,6 +119,18 @@ async function main(argv: string[]): Promise<number> {
       },
       log,
       ...SOCKET_LIMITS.admin,
+    }),
+    await startRpcServer({
+      name: "events",
+      flag: "--events-socket",
+      socketPath: options.eventsSocketPath,
+      socketGroup: options.eventsSocketGroup,
+      dispatch: async (frame, peer) => {
+        await started;
+        return eventsDispatch(frame, peer);
+      },
+      log,
+      ...SOCKET_LIMITS.events,
     }),
   ];
   const rpc = { close: () => Promise.all(sockets.map((s) => s.close())) };

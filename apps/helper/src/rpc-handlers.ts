@@ -5,7 +5,6 @@ import {
   type CountersResult,
   type GrantResult,
   type HelloResult,
-  type IpAddress,
   type LeaseInfo,
   type ListResult,
   type MethodHandlers,
@@ -14,7 +13,6 @@ import {
 } from "@knockport/protocol";
 import type { RpcPeer } from "./lease-events.js";
 import type { HelperContext } from "./helper-context.js";
-import { HookRunner } from "./hooks.js";
 import { prepareClose, prepareGrant, prepareOpen, setFor } from "./lease-changes.js";
 import type { CounterReading } from "./reconcile.js";
 
@@ -113,47 +111,30 @@ export function watch(ctx: HelperContext, peer: RpcPeer | undefined): WatchResul
   peer.keepOpen();
   ctx.log.info({ audit: true, event: "watch.subscribed", subscribers: ctx.events.size, leases: leases.length }, "watch subscriber connected");
   peer.onClose(() => ctx.log.info({ event: "watch.unsubscribed", subscribers: ctx.events.size }, "watch subscriber gone"));
-  return { leases };
+  // The apps' hook commands, so that knockport-hooks runs them without reading the config (and its keys).
+  const hooks = ctx.config.apps
+    .filter((a) => a.onOpen !== undefined || a.onClose !== undefined)
+    .map((a) => ({ app: a.name, ...(a.onOpen ? { onOpen: [...a.onOpen] } : {}), ...(a.onClose ? { onClose: [...a.onClose] } : {}) }));
+  return { leases, hooks };
 }
 
 /** The sockets' methods; `list` and `stats` come from the service so they read its current state. */
 export function createHandlers(ctx: HelperContext, service: { list(): ListResult; stats(): StatsResult }): MethodHandlers<RpcPeer | undefined> {
   return {
     hello: async () => hello(ctx),
-    open: async (p) => {
-      const result = await ctx.committer.submit(() => prepareOpen(ctx, p));
-      // A knock is answered when the kernel and journal hold the grant; its on_open command runs
-      // after, so a slow cloud API never makes a knock time out. Failures are audit-logged.
-      const app = findApp(ctx.config, result.app);
-      if (p.step === 2 && !result.refreshed && app && HookRunner.has(app, "on_open")) {
-        void ctx.hooks.run({ kind: "on_open", app, ip: result.ip as IpAddress, durationSeconds: result.durationSeconds, reason: "knock" });
-      }
-      return result;
-    },
+    open: async (p) => ctx.committer.submit(() => prepareOpen(ctx, p)),
     close: async (p) => {
       const { serviceLeaseClosed, ...result } = await ctx.committer.submit(() => prepareClose(ctx, p));
       const app = findApp(ctx.config, p.app);
       if (!serviceLeaseClosed || !app) return result;
       // A revoke (and a stop with --service-rule-cleanup-on-shutdown) returns once the flows are cut too.
-      const [hooks] = await Promise.all([
-        ctx.hooks.runAll([{ kind: "on_close", app, ip: serviceLeaseClosed.ip, durationSeconds: 0, reason: "revoke" }]),
-        ctx.conntrack.cut(app, serviceLeaseClosed.ip, "revoke"),
-      ]);
-      return hooks ? { ...result, hooks } : result;
+      await ctx.conntrack.cut(app, serviceLeaseClosed.ip, "revoke");
+      return result;
     },
     counters: async () => counters(ctx),
     watch: async (_p, peer) => watch(ctx, peer),
     list: async () => service.list(),
     stats: async () => service.stats(),
-    grant: async (p) => {
-      const result: GrantResult = await ctx.committer.submit(() => prepareGrant(ctx, p));
-      const app = findApp(ctx.config, result.app);
-      if (result.refreshed || !app) return result;
-      // An admin waits for the on_open command and sees whether it failed.
-      const hooks = await ctx.hooks.runAll([
-        { kind: "on_open", app, ip: result.ip as IpAddress, durationSeconds: result.durationSeconds, reason: "admin-grant" },
-      ]);
-      return hooks ? { ...result, hooks } : result;
-    },
+    grant: async (p): Promise<GrantResult> => ctx.committer.submit(() => prepareGrant(ctx, p)),
   };
 }

@@ -3,7 +3,6 @@ import { findApp, type KnockportConfig } from "@knockport/config";
 import type { HelloResult, ListResult, MethodHandlers, StatsResult } from "@knockport/protocol";
 import type { FirewallBackend } from "./backend.js";
 import { GroupCommitter } from "./group-commit.js";
-import { HookRunner } from "./hooks.js";
 import { ConntrackCutter } from "./conntrack.js";
 import { LeaseBook, type Lease, type LeaseJournal } from "./leases.js";
 import { LeaseEvents, type RpcPeer } from "./lease-events.js";
@@ -38,8 +37,6 @@ export class HelperService {
     private readonly journal: LeaseJournal,
     log: Logger,
     clock: Clock = systemClock,
-    /** Runs apps' on_open / on_close commands; tests pass one with a short timeout. */
-    readonly hooks: HookRunner = new HookRunner(log),
     /** Deletes conntrack entries of ended leases of `close_established` apps (default: none configured). */
     readonly conntrack: ConntrackCutter = new ConntrackCutter(log, undefined),
   ) {
@@ -61,7 +58,6 @@ export class HelperService {
         elementsRemoved: 0,
         selfHealFailures: 0,
       },
-      hooks,
       conntrack,
       events: new LeaseEvents(),
       closeOnTime: (lease) => this.closeOnTime(lease),

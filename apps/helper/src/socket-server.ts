@@ -19,11 +19,13 @@ export interface SocketLimits extends ConnectionLimits {
 /**
  * Per socket. The knock socket has one legitimate peer (the server, one multiplexed connection that it
  * closes after 20 s idle), so a few spare slots and a short idle limit keep one misbehaving peer from
- * locking it out; the admin socket serves short CLI calls and `watch` subscribers.
+ * locking it out; the admin socket serves short CLI calls, the events socket `watch` subscribers.
  */
 export const SOCKET_LIMITS: Readonly<Record<SocketName, SocketLimits>> = {
   knock: { maxConnections: 16, idleTimeoutMs: 30_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: 256, maxQueuedNotifications: 4096 },
   admin: { maxConnections: 16, idleTimeoutMs: 5 * 60_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: 64, maxQueuedNotifications: 4096 },
+  // Subscribers: knockport-hooks and `knockport watch`; a subscription is exempt from the idle limit.
+  events: { maxConnections: 8, idleTimeoutMs: 30_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: 4, maxQueuedNotifications: 4096 },
 };
 
 export interface RpcServerOptions extends Partial<SocketLimits> {

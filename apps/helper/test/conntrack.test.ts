@@ -13,7 +13,6 @@ import { parseConfig, type KnockportConfig } from "@knockport/config";
 import type { IpAddress } from "@knockport/protocol";
 import { RecordingFirewall } from "./recording-firewall.js";
 import { ConntrackCutter, ConntrackMissingError, conntrackDeleteArgs, locateConntrackFor } from "../src/conntrack.js";
-import { HookRunner } from "../src/hooks.js";
 import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
 import { revokeAllLeases } from "../src/shutdown.js";
@@ -110,7 +109,7 @@ describe("close_established: conntrack entries go when a lease ends", () => {
 
   async function startService(cfg: KnockportConfig, conntrackPath: string | undefined = fakeConntrack): Promise<HelperService> {
     const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
-    const s = new HelperService(cfg, firewall, new LeaseJournal(join(dir, "state")), log, clock, new HookRunner(log), new ConntrackCutter(log, conntrackPath));
+    const s = new HelperService(cfg, firewall, new LeaseJournal(join(dir, "state")), log, clock, new ConntrackCutter(log, conntrackPath));
     await s.start();
     return s;
   }

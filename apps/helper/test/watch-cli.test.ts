@@ -1,4 +1,4 @@
-// `knockport watch` (and HelperClient.watch under it) against the real helper service and admin
+// `knockport watch` (and HelperClient.watch under it) against the real helper service and events
 // socket: the snapshot line first, then one JSON line per lease event; exit 1 when the helper goes.
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -27,7 +27,7 @@ describe.skipIf(!existsSync(CLI))("knockport watch", () => {
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "kp-cli-watch-"));
-    socketPath = join(dir, "admin.sock");
+    socketPath = join(dir, "events.sock");
     const config = parseConfig(
       {
         global: { http_post_path: "/knock-one-path", https_post_path: "/knock-two-path", interface_ext: "eth0" },
@@ -37,8 +37,8 @@ describe.skipIf(!existsSync(CLI))("knockport watch", () => {
     );
     service = new HelperService(config, new RecordingFirewall(), new LeaseJournal(join(dir, "state")), silent);
     await service.start();
-    const dispatch = createDispatcher<"admin", RpcPeer | undefined>("admin", service.handlers, { onInternalError: () => undefined });
-    server = await startRpcServer({ name: "admin", socketPath, socketGroup: undefined, dispatch, log: silent, ...SOCKET_LIMITS.admin });
+    const dispatch = createDispatcher<"events", RpcPeer | undefined>("events", service.handlers, { onInternalError: () => undefined });
+    server = await startRpcServer({ name: "events", socketPath, socketGroup: undefined, dispatch, log: silent, ...SOCKET_LIMITS.events });
   });
   afterEach(async () => {
     service.stop();
@@ -48,7 +48,7 @@ describe.skipIf(!existsSync(CLI))("knockport watch", () => {
 
   it("prints the live leases, then each event as a JSON line, and exits 1 when the helper goes away", async () => {
     await service.handlers.grant({ app: "ssh", ip: "198.51.100.7" }, undefined);
-    const child = spawn(process.execPath, [CLI, "watch", "--admin-socket", socketPath], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, "watch", "--events-socket", socketPath], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

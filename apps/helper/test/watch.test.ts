@@ -1,4 +1,4 @@
-// `watch` on the admin socket, with the real lease logic and a real Unix socket: the snapshot first,
+// `watch` on the events socket, with the real lease logic and a real Unix socket: the snapshot first,
 // then one event per open, refresh, close and expiry, in order; a subscriber that does not read is
 // dropped once its unread events pass the output limit, while knocks and other subscribers go on.
 import { mkdtempSync, rmSync } from "node:fs";
@@ -70,7 +70,7 @@ describe("watch", () => {
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "kp-watch-"));
-    socketPath = join(dir, "admin.sock");
+    socketPath = join(dir, "events.sock");
     clock = { t: T0, now: () => clock.t };
     const config = parseConfig(
       {
@@ -81,8 +81,8 @@ describe("watch", () => {
     );
     service = new HelperService(config, new RecordingFirewall(), new LeaseJournal(join(dir, "state")), silent, clock);
     await service.start();
-    const dispatch = createDispatcher<"admin", RpcPeer | undefined>("admin", service.handlers, { onInternalError: () => undefined });
-    server = await startRpcServer({ name: "admin", socketPath, socketGroup: undefined, dispatch, log: silent, ...SOCKET_LIMITS.admin });
+    const dispatch = createDispatcher<"events", RpcPeer | undefined>("events", service.handlers, { onInternalError: () => undefined });
+    server = await startRpcServer({ name: "events", socketPath, socketGroup: undefined, dispatch, log: silent, ...SOCKET_LIMITS.events });
   });
   afterEach(async () => {
     for (const s of subs.splice(0)) s.socket.destroy();
@@ -102,7 +102,7 @@ describe("watch", () => {
     expect(sub.frames[0]).toEqual({
       jsonrpc: "2.0",
       id: 1,
-      result: { leases: [{ app: "ssh", ip: IP, step: 1, port: 8443, protocol: "tcp", expiresAt: new Date(T0 + 10_000).toISOString() }] },
+      result: { leases: [{ app: "ssh", ip: IP, step: 1, port: 8443, protocol: "tcp", expiresAt: new Date(T0 + 10_000).toISOString() }], hooks: [] },
     });
     await open(2, IP);
     await open(2, IP); // refresh
@@ -127,8 +127,8 @@ describe("watch", () => {
     const warnings: string[] = [];
     const log = pino({ level: "warn" }, { write: (line: string) => void warnings.push(line) });
     await server.close();
-    const dispatch = createDispatcher<"admin", RpcPeer | undefined>("admin", service.handlers, { onInternalError: () => undefined });
-    server = await startRpcServer({ name: "admin", socketPath, socketGroup: undefined, dispatch, log, ...SOCKET_LIMITS.admin });
+    const dispatch = createDispatcher<"events", RpcPeer | undefined>("events", service.handlers, { onInternalError: () => undefined });
+    server = await startRpcServer({ name: "events", socketPath, socketGroup: undefined, dispatch, log, ...SOCKET_LIMITS.events });
     const slow = await Subscriber.open(socketPath);
     const reader = await Subscriber.open(socketPath);
     subs.push(slow, reader);

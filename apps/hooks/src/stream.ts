@@ -1,6 +1,6 @@
-import { Ajv, type JSONSchemaType } from "ajv";
+import { Ajv } from "ajv";
 import { checkHookArgv } from "@knockport/config";
-import { parseIpAddress, type IpAddress } from "@knockport/protocol";
+import { LEASE_EVENT_METHOD, METHODS, parseIpAddress, type IpAddress, type LeaseEvent as ProtocolLeaseEvent, type WatchResult } from "@knockport/protocol";
 import type { HookApp, LeaseEvent, LiveLease } from "./types.js";
 
 /** What `watch` answers, as far as hooks need it. */
@@ -9,68 +9,12 @@ export interface WatchSnapshot {
   readonly leases: readonly LiveLease[];
 }
 
-interface WireApp {
-  app: string;
-  onOpen?: string[];
-  onClose?: string[];
-}
-interface WireLease {
-  app: string;
-  ip: string;
-  step: number;
-  port: number;
-  protocol: "tcp" | "udp";
-  expiresAt: string;
-}
-interface WireEvent extends WireLease {
-  event: "open" | "refresh" | "close" | "expiry";
-  durationSeconds?: number;
-  via?: "knock" | "admin";
-}
+type WireApp = WatchResult["hooks"][number];
 
-const name = { type: "string", minLength: 1, maxLength: 256 } as const;
-const argv = { type: "array", items: { type: "string", maxLength: 4096 }, minItems: 1, maxItems: 64, nullable: true } as const;
-const leaseProps = {
-  app: name,
-  ip: { type: "string", maxLength: 64 },
-  step: { type: "integer", enum: [1, 2] },
-  port: { type: "integer", minimum: 1, maximum: 65535 },
-  protocol: { type: "string", enum: ["tcp", "udp"] },
-  expiresAt: { type: "string", maxLength: 40 },
-} as const;
-const appSchema: JSONSchemaType<WireApp> = {
-  type: "object",
-  additionalProperties: false,
-  required: ["app"],
-  properties: { app: name, onOpen: argv, onClose: argv },
-};
-const leaseSchema: JSONSchemaType<WireLease> = {
-  type: "object",
-  additionalProperties: false,
-  required: ["app", "ip", "step", "port", "protocol", "expiresAt"],
-  properties: leaseProps,
-};
-const snapshotSchema: JSONSchemaType<{ hooks: WireApp[]; leases: WireLease[] }> = {
-  type: "object",
-  additionalProperties: false,
-  required: ["hooks", "leases"],
-  properties: { hooks: { type: "array", items: appSchema, maxItems: 10_000 }, leases: { type: "array", items: leaseSchema } },
-};
-const eventSchema: JSONSchemaType<WireEvent> = {
-  type: "object",
-  additionalProperties: false,
-  required: ["event", "app", "ip", "step", "port", "protocol", "expiresAt"],
-  properties: {
-    ...leaseProps,
-    event: { type: "string", enum: ["open", "refresh", "close", "expiry"] },
-    durationSeconds: { type: "integer", minimum: 1, nullable: true },
-    via: { type: "string", enum: ["knock", "admin"], nullable: true },
-  },
-};
-
+// The method table's own schemas: what the helper promises is exactly what is accepted here.
 const ajv = new Ajv({ allErrors: false });
-const validSnapshot = ajv.compile(snapshotSchema);
-const validEvent = ajv.compile(eventSchema);
+const validSnapshot = ajv.compile<WatchResult>(METHODS.watch.result);
+const validEvent = ajv.compile<ProtocolLeaseEvent>(METHODS.watch.notifications.params);
 
 function toApps(hooks: readonly WireApp[]): HookApp[] | undefined {
   const apps: HookApp[] = [];
@@ -104,7 +48,7 @@ export function parseSnapshot(value: unknown, now = Date.now()): WatchSnapshot |
 
 /** A lease notification, checked; step-1 (HTTPS port) leases have no hooks and come back as null. */
 export function parseEvent(method: string, params: unknown): LeaseEvent | null | undefined {
-  if (method !== "lease" || !validEvent(params)) return undefined;
+  if (method !== LEASE_EVENT_METHOD || !validEvent(params)) return undefined;
   const ip: IpAddress | undefined = parseIpAddress(params.ip);
   const expiresAtMs = epochMs(params.expiresAt);
   if (ip === undefined || expiresAtMs === undefined) return undefined;

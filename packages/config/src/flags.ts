@@ -41,6 +41,13 @@ export function adminSocketBeside(knockSocket: string): string {
   return join(dirname(knockSocket), "admin.sock");
 }
 
+export const DEFAULT_EVENTS_SOCKET = "/run/knockport/events.sock";
+
+/** The events socket (watch) that goes with a knock socket when --events-socket is not given. */
+export function eventsSocketBeside(knockSocket: string): string {
+  return join(dirname(knockSocket), "events.sock");
+}
+
 /**
  * Node options for the helper and the server (deploy/systemd's units, `knockport run`, the testbed):
  * V8's young generation grows to 2 x 16 MB by default; at 2 MB per semi-space the two daemons hold

@@ -30,10 +30,12 @@ export const MAX_FRAME_BYTES = 64 * 1024;
 export const MAX_RESPONSE_FRAME_BYTES = 32 * 1024 * 1024;
 
 /**
- * The helper's two sockets. `knock`: the internet-facing server's (group knockport), which can at worst
- * open a configured app for some address. `admin`: root's (or an admin group's), for everything else.
+ * The helper's sockets. `knock`: the internet-facing server's (group knockport), which can at worst
+ * open a configured app for some address. `admin`: root's (or an admin group's), for grants, revokes
+ * and listings. `events`: read-only lease events (`watch`) for knockport-hooks' own group, which can
+ * learn who holds a lease but change nothing.
  */
-export type SocketName = "knock" | "admin";
+export type SocketName = "knock" | "admin" | "events";
 
 /** Errors the helper answers besides the JSON-RPC standard ones. Codes are stable. */
 export const HELPER_ERRORS = {
@@ -116,9 +118,9 @@ export const METHODS = {
     errors: [],
   },
   watch: {
-    socket: "admin",
+    socket: "events",
     summary:
-      "Subscribe to lease events: the result is every live lease, then one `lease` notification per open, refresh, close and expiry. A subscriber whose unread events pass the admin socket's output limit (1 MiB) is dropped; the helper never waits for it.",
+      "Subscribe to lease events: the result is every live lease, then one `lease` notification per open, refresh, close and expiry. A subscriber whose unread events pass the events socket's output limit (1 MiB) is dropped; the helper never waits for it.",
     params: emptyParams,
     result: watchResult,
     errors: [],

@@ -51,14 +51,6 @@ export const statsResult = {
 } as const;
 export type StatsResult = Infer<typeof statsResult>;
 
-const hookReport = {
-  type: "object",
-  additionalProperties: false,
-  required: ["ran", "failed"],
-  properties: { ran: count, failed: count },
-  description: "Outcome of an app's on_open / on_close commands: how many ran and how many failed (details in the helper log).",
-} as const;
-export type HookReport = Infer<typeof hookReport>;
 
 export const helloResult = {
   type: "object",
@@ -129,7 +121,7 @@ export const grantResult = {
   type: "object",
   additionalProperties: false,
   required: openResultRequired,
-  properties: { ...openResultProperties, hooks: hookReport },
+  properties: openResultProperties,
 } as const;
 export type GrantResult = Infer<typeof grantResult>;
 
@@ -139,7 +131,7 @@ export const closeResult = {
   type: "object",
   additionalProperties: false,
   required: ["closed"],
-  properties: { closed: count, hooks: hookReport },
+  properties: { closed: count },
 } as const;
 export type CloseResult = Infer<typeof closeResult>;
 
@@ -198,11 +190,22 @@ const watchedLease = {
   required: ["app", "ip", "step", "port", "protocol", "expiresAt"],
   properties: { app: appName, ip: ipText, step: knockStep, port, protocol: transport, expiresAt: isoTime },
 } as const;
+const hookArgv = { type: "array", items: { type: "string", maxLength: 4096 }, minItems: 1, maxItems: 64 } as const;
+/** An app's on_open / on_close commands (argument vectors with placeholders), as configured. */
+const appHooks = {
+  type: "object",
+  additionalProperties: false,
+  required: ["app"],
+  properties: { app: appName, onOpen: hookArgv, onClose: hookArgv },
+} as const;
 export const watchResult = {
   type: "object",
   additionalProperties: false,
-  required: ["leases"],
-  properties: { leases: { type: "array", items: watchedLease, description: "Every live lease when the subscription started; events follow from there." } },
+  required: ["leases", "hooks"],
+  properties: {
+    leases: { type: "array", items: watchedLease, description: "Every live lease when the subscription started; events follow from there." },
+    hooks: { type: "array", items: appHooks, description: "The hook commands of the apps that have any, so that knockport-hooks needs no config (and no keys)." },
+  },
 } as const;
 export type WatchResult = Infer<typeof watchResult>;
 

@@ -44,10 +44,19 @@ const target = { app: "ssh", ip: "198.51.100.7" };
 const paramsOf: Record<MethodName, unknown> = { hello: {}, open: { step: 1, ...target }, counters: {}, grant: target, close: target, list: {}, stats: {}, watch: {} };
 
 describe("method table: who may call what", () => {
-  it("the knock socket has hello, open and counters; everything else is the admin socket's", () => {
-    // Widening the knock socket widens what the internet-facing server can do: change this on purpose.
+  it("the knock socket has hello, open and counters; the events socket watch alone; the rest is the admin socket's", () => {
+    // Widening the knock or events socket widens what the server or knockport-hooks can do: change this on purpose.
     expect(methodsOf("knock").sort()).toEqual(["counters", "hello", "open"]);
-    expect(methodsOf("admin").sort()).toEqual(["close", "grant", "list", "stats", "watch"]);
+    expect(methodsOf("events")).toEqual(["watch"]);
+    expect(methodsOf("admin").sort()).toEqual(["close", "grant", "list", "stats"]);
+  });
+
+  it.each(["grant", "close", "list", "stats", "open"] as const)("events socket: %s answers METHOD_NOT_ALLOWED and runs nothing", async (method) => {
+    const { handlers, ran } = recording();
+    const dispatch = createDispatcher("events", handlers, { onInternalError: () => undefined });
+    const answer = await dispatch(frame(method, paramsOf[method]), undefined);
+    expect(answer).toMatchObject({ id: 7, error: { code: HELPER_ERRORS.METHOD_NOT_ALLOWED.code, data: { name: "METHOD_NOT_ALLOWED" } } });
+    expect(ran).toEqual([]);
   });
 
   it.each(methodsOf("admin"))("knock socket: %s answers METHOD_NOT_ALLOWED and runs nothing", async (method) => {
@@ -73,7 +82,7 @@ describe("method table: who may call what", () => {
   });
 
   it("each socket runs its own methods", async () => {
-    for (const socket of ["knock", "admin"] as const) {
+    for (const socket of ["knock", "admin", "events"] as const) {
       const { handlers, ran } = recording();
       const dispatch = createDispatcher(socket, handlers, { onInternalError: () => undefined });
       for (const m of methodsOf(socket)) expect(await dispatch(frame(m, paramsOf[m]), undefined), `${socket} ${m}`).toHaveProperty("result");

@@ -206,6 +206,8 @@ export interface KnockportStack {
   readonly eventsSocketPath: string;
   /** knockport-hooks' state dir (hooks.json). */
   readonly hooksStateDir: string;
+  /** Starts knockport-hooks again as the stack did (after the test stopped it); waits for its subscription. */
+  startHooks(): Promise<ManagedProcess>;
   /** The helper's argv after `node`, node options first (for re-running it, e.g. with --uninstall-firewall). */
   readonly helperArgv: readonly string[];
   /** Runs `node bin/knockport ...args` in `host` (default srv). */
@@ -367,20 +369,24 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
     started.push(helper);
     await helper.waitForLine(/"msg":"helper ready"/, readyMs);
 
+    const startHooks = async (): Promise<ManagedProcess> => {
+      const p = topo.spawn(
+        "srv",
+        node,
+        [...unitNodeOptions(opts.repoRoot, "knockport-hooks.service"), binPath(opts.repoRoot, "knockport-hooks"), "--events-socket", eventsSocketPath, "--state-dir", hooksStateDir],
+        { label: "knockport-hooks", runAs: hooksUser },
+      );
+      started.push(p);
+      await p.waitForLine(/"event":"hooks.subscribed"/, readyMs);
+      return p;
+    };
     let hooks: ManagedProcess | undefined;
     if (opts.hooks === true) {
       mkdirSync(hooksStateDir, { mode: 0o700 });
       const ids = await topo.exec("srv", "/usr/bin/id", ["-u", hooksUser.user], { timeoutMs: 5000 });
       const gids = await topo.exec("srv", "/usr/bin/getent", ["group", hooksUser.group], { timeoutMs: 5000 });
       chownSync(hooksStateDir, Number(ids.stdout.trim()), Number(gids.stdout.split(":")[2]));
-      hooks = topo.spawn(
-        "srv",
-        node,
-        [...unitNodeOptions(opts.repoRoot, "knockport-hooks.service"), binPath(opts.repoRoot, "knockport-hooks"), "--events-socket", eventsSocketPath, "--state-dir", hooksStateDir],
-        { label: "knockport-hooks", runAs: hooksUser },
-      );
-      started.push(hooks);
-      await hooks.waitForLine(/"event":"hooks.subscribed"/, readyMs);
+      hooks = await startHooks();
     }
 
     const server = topo.spawn(
@@ -421,6 +427,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       adminSocketPath,
       eventsSocketPath,
       hooksStateDir,
+      startHooks,
       stateDir,
       config: opts.config,
       helper,
