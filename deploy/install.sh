@@ -7,7 +7,8 @@
 # What it does (every step is idempotent; run it again to update):
 #   /opt/knockport                      a copy of the built workspace (bin/, apps/*/dist, packages/*/dist,
 #                                       node_modules, example config, README, docs/, deploy/), replaced as a whole
-#   /etc/systemd/system/knockport-helper.service, knockport-server.service, knockport.timer
+#   /etc/systemd/system/knockport-helper.service, knockport-server.service, knockport-hooks.service
+#                                       (not enabled: enable it when an app has on_open/on_close), knockport.timer
 #   /usr/lib/sysusers.d/knockport.conf  the knockport user and group, and the helper's own user
 #                                       knockport-helper (systemd-sysusers, else useradd)
 #   /usr/lib/tmpfiles.d/knockport.conf  /etc/knockport, /etc/knockport/tls, /etc/knockport/2fa, /run/knockport
@@ -90,7 +91,7 @@ ETC="$PREFIX/etc/knockport"
 UNITS="$PREFIX/etc/systemd/system"
 SYSUSERS="$PREFIX/usr/lib/sysusers.d/knockport.conf"
 TMPFILES="$PREFIX/usr/lib/tmpfiles.d/knockport.conf"
-UNIT_FILES=(knockport-helper.service knockport-server.service knockport.timer)
+UNIT_FILES=(knockport-helper.service knockport-server.service knockport-hooks.service knockport.timer)
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -184,6 +185,10 @@ if [ "$SYSTEMCTL" -eq 1 ]; then
   fi
   if ! getent passwd knockport-helper >/dev/null; then
     useradd --system --gid knockport --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin knockport-helper
+  fi
+  if ! getent passwd knockport-hooks >/dev/null; then
+    getent group knockport-hooks >/dev/null || groupadd --system knockport-hooks
+    useradd --system --gid knockport-hooks --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin knockport-hooks
   fi
 fi
 # Group of /etc/knockport: knockport when it exists on this system (not in a staging root).
