@@ -34,7 +34,7 @@ function recording(throwing?: { method: MethodName; err: unknown }): { handlers:
       close: run("close", { closed: 1 }),
       list: run("list", { leases: [] }),
       stats: run("stats", STATS),
-      watch: run("watch", { leases: [] }),
+      watch: run("watch", { leases: [], hooks: [] }),
     },
   };
 }
