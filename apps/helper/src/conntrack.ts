@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { execa } from "execa";
+import { runCommand } from "./run-command.js";
 import type { Logger } from "./log.js";
 import type { AppConfig, KnockportConfig } from "@knockport/config";
 import { ipFamily, type IpAddress } from "@knockport/protocol";
@@ -96,7 +96,7 @@ export class ConntrackCutter {
     const cmd = this.privilege.wrap(path, conntrackDeleteArgs(app, ip));
     const fields = { app: app.name, ip, reason, port: app.port, protocol: app.protocol };
     try {
-      const r = await execa(cmd.file, cmd.args, { shell: false, stdin: "ignore", reject: false, timeout: CONNTRACK_TIMEOUT_MS, encoding: "utf8", maxBuffer: 64 * 1024 });
+      const r = await runCommand(cmd.file, cmd.args, { stdin: "ignore", timeout: CONNTRACK_TIMEOUT_MS, maxBuffer: 64 * 1024 });
       const stderr = String(r.stderr ?? "").slice(0, 1000);
       const deleted = Number(/(\d+) flow entr(?:y|ies) ha(?:s|ve) been deleted/.exec(stderr)?.[1] ?? Number.NaN);
       // conntrack exits 1 when no entry matched: nothing to cut is not a failure.

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { basename, dirname, isAbsolute, join } from "node:path";
-import { execa } from "execa";
+import { runCommand } from "./run-command.js";
 import type { KnockportConfig } from "@knockport/config";
 import {
   IPT_CHAINS,
@@ -88,10 +88,8 @@ export function locateIptables(choice: string): IptablesBinaries {
 
 async function run(p: Privilege, file: string, args: readonly string[], what: string, input?: string): Promise<{ exitCode: number; stderr: string }> {
   const cmd = p.wrap(file, args);
-  const r = await execa(cmd.file, cmd.args, {
-    reject: false,
+  const r = await runCommand(cmd.file, cmd.args, {
     timeout: TIMEOUT_MS,
-    stripFinalNewline: true,
     ...(input !== undefined ? { input } : { stdin: "ignore" as const }),
   });
   const stderr = String(r.stderr ?? "").slice(0, 2000);
@@ -155,7 +153,7 @@ export class IptablesBackend implements FirewallBackend {
   private async fingerprint(): Promise<string> {
     const save = async (binary: string): Promise<string> => {
       const cmd = this.privilege.wrap(binary, []);
-      const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore", maxBuffer: 64 * 1024 * 1024 });
+      const r = await runCommand(cmd.file, cmd.args, { timeout: TIMEOUT_MS, stdin: "ignore", maxBuffer: 64 * 1024 * 1024 });
       if (r.exitCode !== 0 || r.timedOut) {
         const stderr = String(r.stderr ?? "").slice(0, 2000);
         throw new FirewallCommandError(`${basename(binary)} failed (${r.timedOut ? "timed out" : `exit ${String(r.exitCode)}`})${privilegeHint(this.privilege, stderr)}: ${stderr}`, stderr);
@@ -220,7 +218,7 @@ export class IptablesBackend implements FirewallBackend {
   async listElements(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined> {
     const names = new Map([...sets].map((logical) => [ipsetName(logical), logical] as const));
     const cmd = this.privilege.wrap(this.bin.ipset, ["save"]);
-    const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
+    const r = await runCommand(cmd.file, cmd.args, { timeout: TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
     if (r.timedOut) throw new Error("ipset save timed out");
     if (r.exitCode !== 0) return undefined;
     const elements = parseIpsetSave(String(r.stdout), names);
@@ -231,7 +229,7 @@ export class IptablesBackend implements FirewallBackend {
   /** Our ipsets made before per-element counters (upgrade): `ipset save`, the command listElements runs. */
   private async setsWithoutCounters(): Promise<Set<string>> {
     const cmd = this.privilege.wrap(this.bin.ipset, ["save"]);
-    const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
+    const r = await runCommand(cmd.file, cmd.args, { timeout: TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
     if (r.timedOut) throw new FirewallCommandError("ipset save timed out", "");
     return r.exitCode === 0 ? ipsetsWithoutCounters(String(r.stdout), isOurIpset) : new Set();
   }
@@ -252,7 +250,7 @@ export class IptablesBackend implements FirewallBackend {
 
 async function listOurSets(ipset: string, p: Privilege): Promise<string[]> {
   const cmd = p.wrap(ipset, ["list", "-n"]);
-  const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore" });
+  const r = await runCommand(cmd.file, cmd.args, { timeout: TIMEOUT_MS, stdin: "ignore" });
   if (r.exitCode !== 0) return [];
   return String(r.stdout).split("\n").map((l) => l.trim()).filter(isOurIpset);
 }

@@ -170,9 +170,8 @@ async function main(argv: string[]): Promise<number> {
           () => resolve(1),
         );
     };
-    // Listeners stay registered (not `once`): execa's exit hook re-raises a signal when it finds
-    // itself the only listener, which killed the helper mid-stop whenever a firewall command was
-    // running. A second signal during the stop is ignored.
+    // Listeners stay registered (not `once`): a second signal during the stop is ignored rather than
+    // killing the helper with the default action while a firewall command runs.
     let stopping = false;
     const onSignal = (signal: string): void => {
       if (stopping) return;

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { execa } from "execa";
+import { runCommand } from "./run-command.js";
 import type { KnockportConfig } from "@knockport/config";
 import {
   forwardedApps,
@@ -194,7 +194,7 @@ export class NftablesBackend implements FirewallBackend {
   /** Our sets' elements from `nft list table inet knockport`. */
   async listElements(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined> {
     const cmd = this.privilege.wrap(this.nftPath, ["list", "table", ...tableArgs(this.placement.table)]);
-    const r = await execa(cmd.file, cmd.args, { reject: false, timeout: NFT_TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
+    const r = await runCommand(cmd.file, cmd.args, { timeout: NFT_TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
     if (r.timedOut) throw new FirewallCommandError(`nft timed out listing table ${this.placement.table}`, "");
     if (r.exitCode !== 0) return undefined;
     // Kernel names (knockport_https_v4 in an admin's table) back to the logical ones the leases use.
@@ -217,8 +217,7 @@ export async function uninstallNftables(
   placement: NftPlacement = OWN_TABLE,
 ): Promise<boolean> {
   const list = privilege.wrap(nftPath, ["list", "table", NFT_TABLE_FAMILY, NFT_TABLE_NAME]);
-  const listed = await execa(list.file, list.args, {
-    reject: false,
+  const listed = await runCommand(list.file, list.args, {
     timeout: NFT_TIMEOUT_MS,
   });
   const ownTable = listed.exitCode === 0;
@@ -259,7 +258,7 @@ async function listTableJson(nftPath: string, privilege: Privilege, table: strin
 /** The JSON text of that listing; undefined when the table does not exist. */
 async function listTableJsonText(nftPath: string, privilege: Privilege, table: string): Promise<string | undefined> {
   const cmd = privilege.wrap(nftPath, ["-t", "-j", "list", "table", ...tableArgs(table)]);
-  const r = await execa(cmd.file, cmd.args, { reject: false, timeout: NFT_TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
+  const r = await runCommand(cmd.file, cmd.args, { timeout: NFT_TIMEOUT_MS, stdin: "ignore", maxBuffer: 256 * 1024 * 1024 });
   if (r.timedOut) throw new FirewallCommandError(`nft timed out listing table ${table}`, "");
   if (r.exitCode !== 0) {
     const stderr = String(r.stderr ?? "");
@@ -271,11 +270,9 @@ async function listTableJsonText(nftPath: string, privilege: Privilege, table: s
 
 async function runNftScript(nftPath: string, script: string, what: string, privilege: Privilege = DIRECT): Promise<void> {
   const cmd = privilege.wrap(nftPath, ["-f", "-"]);
-  const r = await execa(cmd.file, cmd.args, {
+  const r = await runCommand(cmd.file, cmd.args, {
     input: script,
-    reject: false,
     timeout: NFT_TIMEOUT_MS,
-    stripFinalNewline: true,
   });
   if (r.exitCode !== 0 || r.timedOut) {
     const stderr = String(r.stderr ?? "").slice(0, 2000);

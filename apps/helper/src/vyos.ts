@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { delimiter, isAbsolute, join } from "node:path";
-import { execa } from "execa";
+import { runCommand } from "./run-command.js";
 import type { Logger } from "./log.js";
 import type { KnockportConfig } from "@knockport/config";
 import { VYOS_RULE_COMMENT, renderVyosBootstrap, renderVyosChains, renderVyosRerender, vyosChains } from "@knockport/firewall";
@@ -89,7 +89,7 @@ export class VyosBackend implements FirewallBackend {
   }
 
   private runVbash(script: string): Promise<{ exitCode?: number | undefined; stderr?: unknown }> {
-    return execa(this.vbash, [], { input: `source /opt/vyatta/etc/functions/script-template\n${script}`, reject: false, timeout: TIMEOUT_MS });
+    return runCommand(this.vbash, [], { input: `source /opt/vyatta/etc/functions/script-template\n${script}`, timeout: TIMEOUT_MS });
   }
 
   /** Our lease elements live in our own nftables table: reconciled (and counted) exactly as with the nftables backend. */
@@ -122,7 +122,7 @@ export class VyosBackend implements FirewallBackend {
     if (!(await this.nft.isInstalled())) return false;
     for (const c of vyosChains(this.config)) {
       const cmd = this.privilege.wrap(this.nftPath, ["list", "chain", c.family, c.table, c.chain]);
-      const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore" });
+      const r = await runCommand(cmd.file, cmd.args, { timeout: TIMEOUT_MS, stdin: "ignore" });
       // Each accept of ours once: a commit that re-rendered the chain, or one accept deleted, re-applies them all.
       if (r.exitCode !== 0 || String(r.stdout).split(VYOS_RULE_COMMENT).length - 1 !== c.rules.length) return false;
     }
@@ -132,7 +132,7 @@ export class VyosBackend implements FirewallBackend {
   private async chainsExist(): Promise<boolean> {
     for (const c of vyosChains(this.config)) {
       const cmd = this.privilege.wrap(this.nftPath, ["list", "chain", c.family, c.table, c.chain]);
-      const r = await execa(cmd.file, cmd.args, { reject: false, timeout: TIMEOUT_MS, stdin: "ignore" });
+      const r = await runCommand(cmd.file, cmd.args, { timeout: TIMEOUT_MS, stdin: "ignore" });
       if (r.exitCode !== 0) return false;
     }
     return true;
@@ -144,7 +144,7 @@ export class VyosBackend implements FirewallBackend {
 
   private async runNft(args: string[], input: string, what: string): Promise<void> {
     const cmd = this.privilege.wrap(this.nftPath, args);
-    const r = await execa(cmd.file, cmd.args, { input, reject: false, timeout: TIMEOUT_MS });
+    const r = await runCommand(cmd.file, cmd.args, { input, timeout: TIMEOUT_MS });
     if (r.exitCode !== 0) {
       const stderr = String(r.stderr ?? "").slice(0, 2000);
       throw new FirewallCommandError(`nft failed to ${what} (exit ${String(r.exitCode)})${privilegeHint(this.privilege, stderr)}: ${stderr}`, stderr);
