@@ -2,13 +2,17 @@
 // helper and server:
 // - a second helper started next to a running one (another config and state dir on the same socket,
 //   or the same state dir on another socket) exits with a clear message before any firewall command:
-//   the running helper's table and journal stay byte for byte as they were, the bystander stays out.
+//   the running helper's table and journal stay byte for byte as they were, the bystander stays out;
+// - an interface_ext that does not exist is refused by the helper (before any firewall command) and by
+//   `knockport check-config`, naming the interfaces that do; one listed in allow_missing_interfaces
+//   fails closed while it is missing (the app's port dropped for everyone, the knocker too) and gets
+//   its rules once it appears.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Harness, states } from "./harness.js";
-import { readNftTable, type ExecResult } from "./testbed.js";
+import { pollUntil, readNftTable, type ExecResult } from "./testbed.js";
 
 /** The table as nft lists it, without element countdowns and rule counters (they change on their own). */
 async function tableSnapshot(h: Harness): Promise<unknown> {
@@ -74,5 +78,71 @@ describe("knockport end to end (nftables): first run mistakes", () => {
       expect(r.stderr, `${what}: no stack trace`).not.toMatch(/\n\s+at /);
     }
     expect(h.stack.helper.exitInfo, "the running helper is still running").toBeUndefined();
+  });
+  it("2. a missing interface_ext is refused by the helper and by check-config, naming the interfaces that exist", async () => {
+    const table = await tableSnapshot(h);
+    const journal = journalSnapshot(h);
+    const bad = join(scratch, "eth9.yaml");
+    writeFileSync(bad, readFileSync(h.stack.configPath, "utf8").replace(/^(\s*interface_ext:).*$/m, '$1 "eth9"'), { mode: 0o644 });
+    const exists = new RegExp(`interface eth9 does not exist on this host \\(it has [^)]*\\b${h.topo.extInterface}\\b[^)]*\\).*allow_missing_interfaces`);
+
+    const helper = await runSecondHelper(helperArgvWith(h, { "-c": bad }));
+    expect({ exit: helper.exitCode, timedOut: helper.timedOut }, `helper: ${helper.stdout}${helper.stderr}`).toEqual({ exit: 2, timedOut: false });
+    expect(await tableSnapshot(h), "a refused helper ran no firewall command").toEqual(table);
+    expect(journalSnapshot(h)).toEqual(journal);
+    expect(helper.stderr).toMatch(exists);
+    expect(helper.stderr).toContain("global.interface_ext");
+    expect(helper.stderr, "no stack trace").not.toMatch(/\n\s+at /);
+
+    const check = await h.stack.cli(["check-config", "-c", bad]);
+    expect(check.exitCode, `check-config: ${check.stdout}${check.stderr}`).toBe(2);
+    expect(check.stderr).toMatch(exists);
+    const good = await h.stack.cli(["check-config", "-c", h.stack.configPath]);
+    expect(good.exitCode, `check-config of the running config: ${good.stdout}${good.stderr}`).toBe(0);
+  });
+});
+
+describe("knockport end to end (nftables): an interface allowed to be missing fails closed until it appears", () => {
+  // srv's external interface carries another name when KnockPort starts, as a ppp or VPN interface
+  // that is not up yet; the config names it in allow_missing_interfaces.
+  let ext = "";
+  const away = (name: string): string => `${name}w`;
+  const rename = async (from: string, to: string): Promise<void> => {
+    for (const args of [["link", "set", "dev", from, "down"], ["link", "set", "dev", from, "name", to], ["link", "set", "dev", to, "up"]]) {
+      await h.topo.exec("srv", "ip", args, { reject: true, timeoutMs: 10_000 });
+    }
+  };
+  const h = new Harness({
+    duration: 300,
+    step2HttpsDuration: 30,
+    rateLimitPerMinute: 1000,
+    allowMissingInterfaces: ["ext"],
+    beforeKnockport: async (topo) => {
+      ext = topo.extInterface;
+      await rename(ext, away(ext));
+    },
+  });
+  beforeAll(() => h.start());
+  afterAll(() => h.stop());
+  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+
+  it("3. while missing: logged, the app's port dropped for the knocker and the bystander; once there: the knocker's lease works, the bystander stays out", async () => {
+    const missing = h.stack.helper.lines.find((l) => l.line.includes('"event":"interface.missing"'));
+    expect(missing?.line, "the helper logs the missing interface").toContain(`"interface":"${ext}"`);
+    expect(missing?.line).toContain('"level":50');
+
+    await h.fullKnock("cli", h.ssh);
+    expect(
+      await states({ cli: () => h.svc("cli", h.ssh), cli2: () => h.svc("cli2", h.ssh) }),
+      `with ${ext} missing, the ssh port is dropped on every interface`,
+    ).toEqual({ cli: "closed", cli2: "closed" });
+
+    await rename(away(ext), ext);
+    const appeared = await pollUntil(async () => (h.stack.helper.lines.some((l) => l.line.includes('"event":"interface.appeared"')) ? true : undefined), 8000, 100);
+    expect(appeared, `the helper notices ${ext} within 8 s`).toBe(true);
+    const opened = await pollUntil(async () => ((await h.svc("cli", h.ssh)) === "open" ? true : undefined), 5000, 200);
+    expect(opened, "the knocker's lease (granted while the interface was missing) works once it is there").toBe(true);
+    expect(await h.svc("cli2", h.ssh), "the bystander stays out").toBe("closed");
+    expect(h.stack.helper.lines.some((l) => l.line.includes('"event":"firewall.reinstalled"') && l.line.includes('"reason"'))).toBe(true);
   });
 });

@@ -75,6 +75,8 @@ export interface HarnessOptions {
   vyosInputDefault?: "accept" | "drop";
   /** Extra knockport-server flags (e.g. --state-dir for 2FA). */
   serverArgs?: readonly string[];
+  /** global.allow_missing_interfaces: "ext" stands for srv's external interface. */
+  allowMissingInterfaces?: readonly string[];
   /** Runs once the namespaces exist, before KnockPort starts (e.g. the host's own nftables ruleset). */
   beforeKnockport?: (topo: Topology) => Promise<void>;
   /**
@@ -186,6 +188,9 @@ export class Harness {
     });
     if (this.topo.intInterface !== undefined) this.cfg = { ...this.cfg, interfaceInt: this.topo.intInterface };
     if (this.opts.apps !== undefined) this.cfg = { ...this.cfg, apps: this.opts.apps(this.topo, this.cfg) };
+    if (this.opts.allowMissingInterfaces !== undefined) {
+      this.cfg = { ...this.cfg, allowMissingInterfaces: this.opts.allowMissingInterfaces.map((i) => (i === "ext" ? this.topo.extInterface : i)) };
+    }
     const [a, b] = this.cfg.apps;
     if (a === undefined || b === undefined) throw new Error("example config lacks apps");
     this.ssh = a;

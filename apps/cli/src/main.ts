@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ConfigError, DEFAULT_ADMIN_SOCKET, DEFAULT_EVENTS_SOCKET, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags } from "@knockport/config";
+import { ConfigError, DEFAULT_ADMIN_SOCKET, DEFAULT_EVENTS_SOCKET, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags, refuseMissingInterfaces } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
 import { generateSelfSignedCert } from "./gen-cert.js";
 import { defaultServerUser, runBoth } from "./run.js";
@@ -108,7 +108,12 @@ async function main(argv: string[]): Promise<number> {
         httpsPort: parsePortFlag("--https-port", v["https-port"] as string | undefined),
         ...parseWafFlags(v),
       });
+      // Run on the gateway itself: a missing interface is refused here as the helper refuses it at start.
+      const { waiting } = refuseMissingInterfaces(config);
       out(`${config.file}: OK`);
+      for (const name of waiting) {
+        out(`  interface ${name}: missing now (global.allow_missing_interfaces); its apps' ports stay dropped on every interface until it appears`);
+      }
       out(`  step 1: HTTP  port ${config.httpPort}, path of ${config.global.httpPostPath.length} characters`);
       out(`  step 2: HTTPS port ${config.httpsPort}, path of ${config.global.httpsPostPath.length} characters`);
       if (config.waf) {

@@ -36,6 +36,12 @@ export interface FirewallBackend {
    * lease book); undefined when our table is absent. Optional: backends without it are not reconciled.
    */
   listElements?(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined>;
+  /**
+   * Interfaces of the config missing right now (global.allow_missing_interfaces): the next `install`
+   * and `renderRuleset` drop their apps' ports on every interface. Optional: a backend without it
+   * cannot run with interfaces allowed to be missing.
+   */
+  setMissingInterfaces?(names: readonly string[]): void;
   /** Remove our table; false when it was not there. */
   uninstall(): Promise<boolean>;
 }

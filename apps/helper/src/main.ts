@@ -14,6 +14,7 @@ import { DIRECT, refuseSudoAsServerUser, sudoPrivilege } from "./privilege.js";
 import { checkForwarding } from "./forwarding.js";
 import { ConntrackCutter, locateConntrackFor } from "./conntrack.js";
 import type { RpcPeer } from "./lease-events.js";
+import { prepareInterfaces, startInterfaceWatch } from "./interface-watch.js";
 import { takeInstanceLock, type InstanceLock } from "./instance-lock.js";
 
 /**
@@ -81,6 +82,7 @@ async function main(argv: string[]): Promise<number> {
   checkForwarding(config);
   const conntrack = new ConntrackCutter(log, locateConntrackFor(config), privilege);
   const firewall = await createBackend(options, config, privilege, placement);
+  const missingInterfaces = prepareInterfaces(config, firewall, log);
   const journal = new LeaseJournal(options.stateDir);
   // Both locks before any firewall command: a second helper (another config, state dir or socket)
   // exits here and leaves the running helper's table and journal alone.
@@ -138,6 +140,13 @@ async function main(argv: string[]): Promise<number> {
   markStarted();
   service.startExpirySweep();
   service.startSelfHeal();
+  const interfaceWatch = startInterfaceWatch({
+    config,
+    firewall,
+    log,
+    initial: missingInterfaces,
+    reinstall: () => service.reinstall("an interface of global.allow_missing_interfaces appeared or went"),
+  });
   log.info(
     {
       event: "helper.ready",
@@ -161,6 +170,7 @@ async function main(argv: string[]): Promise<number> {
           : "stopping; the firewall table stays so ports stay protected",
       );
       service.stop();
+      clearInterval(interfaceWatch);
       // No new requests first, then (with the flag) the grants go; the table and its drops never do.
       void rpc
         .close()

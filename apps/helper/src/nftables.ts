@@ -71,8 +71,14 @@ export class NftablesBackend implements FirewallBackend {
       : new NftSession({ command: nftPath, args: ["-i"], table: placement.table, syncSet: syncSetName(placement) });
   }
 
+  private missingInterfaces: readonly string[] = [];
+
   renderRuleset(): string {
-    return renderNftRuleset(this.config, { placement: this.placement });
+    return renderNftRuleset(this.config, { placement: this.placement, missingInterfaces: this.missingInterfaces });
+  }
+
+  setMissingInterfaces(names: readonly string[]): void {
+    this.missingInterfaces = [...names];
   }
 
   async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
@@ -80,7 +86,7 @@ export class NftablesBackend implements FirewallBackend {
     const custom = this.placement.custom;
     this.installed = undefined;
     if (custom === undefined) {
-      await this.runScript(renderNftRuleset(this.config, { elements }), "install the knockport table");
+      await this.runScript(renderNftRuleset(this.config, { elements, missingInterfaces: this.missingInterfaces }), "install the knockport table");
     } else {
       // Read the admin's table first: its chains must fit, and what of ours it holds goes in the same
       // transaction that re-creates it (so a restart or self-heal never duplicates a jump).
@@ -93,7 +99,12 @@ export class NftablesBackend implements FirewallBackend {
       }
       const problem = checkAdminChains(listing, custom, forwardedApps(this.config).length > 0);
       if (problem !== undefined) throw new FirewallCommandError(problem, "");
-      const script = renderNftRuleset(this.config, { elements, placement: this.placement, existing: existingObjects(listing) });
+      const script = renderNftRuleset(this.config, {
+        elements,
+        placement: this.placement,
+        existing: existingObjects(listing),
+        missingInterfaces: this.missingInterfaces,
+      });
       await this.runScript(script, `install KnockPort's chains in table ${this.placement.table}`);
     }
     // Start the long-lived nft now, not on the first knock: its start-up cost stays off the

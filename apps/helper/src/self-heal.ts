@@ -12,7 +12,7 @@ export const SELF_HEAL_INTERVAL_MS = 2000;
  * committed in the same few milliseconds may have to be knocked again (it is in the book, so the next
  * reinstall or restart puts it back).
  */
-export async function reinstall(ctx: HelperContext, reconciler: Reconciler): Promise<void> {
+export async function reinstall(ctx: HelperContext, reconciler: Reconciler, reason?: string): Promise<void> {
   const now = ctx.clock.now();
   const live = ctx.book.all().filter((l) => l.expiresAtMs > now);
   await ctx.firewall.install(live.map((l) => grantChange(ctx, l, now)));
@@ -21,8 +21,8 @@ export async function reinstall(ctx: HelperContext, reconciler: Reconciler): Pro
   ctx.counts.reinstalls += 1;
   live.forEach((l) => ctx.closeOnTime(l));
   ctx.log.warn(
-    { audit: true, event: "firewall.reinstalled", type: ctx.firewall.type, restored: live.length },
-    "the firewall rules were gone (flushed from outside); re-applied with the live leases",
+    { audit: true, event: "firewall.reinstalled", type: ctx.firewall.type, restored: live.length, ...(reason === undefined ? {} : { reason }) },
+    reason === undefined ? "the firewall rules were gone (flushed from outside); re-applied with the live leases" : `${reason}; re-applied with the live leases`,
   );
 }
 

@@ -122,9 +122,9 @@ export class HelperService {
     }
   }
 
-  /** Re-apply the whole firewall with every live lease (see self-heal.ts). */
-  reinstall(): Promise<void> {
-    return reinstall(this.ctx, this.reconciler);
+  /** Re-apply the whole firewall with every live lease (see self-heal.ts); `reason` for the log when not a flush from outside. */
+  reinstall(reason?: string): Promise<void> {
+    return reinstall(this.ctx, this.reconciler, reason);
   }
 
   /** Reconcile kernel <-> book <-> clock (see reconcile.ts); undefined when the backend cannot list. */

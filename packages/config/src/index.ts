@@ -7,3 +7,4 @@ export * from "./hooks.js";
 export * from "./two-factor-file.js";
 export * from "./waf.js";
 export * from "./accounts.js";
+export * from "./interfaces.js";

@@ -476,6 +476,12 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
     });
   }
 
+  // A name no interface key uses is a typo, and the interface it meant would be refused or unguarded.
+  const usedNames = new Set([g.interface_ext, g.interface_int, ...apps.flatMap((a) => [a.interfaceExt, a.interfaceInt])]);
+  for (const name of g.allow_missing_interfaces ?? []) {
+    if (!usedNames.has(name)) fail(`global.allow_missing_interfaces: ${show(name)} is not the interface_ext or interface_int of global or of any app`);
+  }
+
   if (problems.length > 0 || !globalValid || !http.port || !https.port) {
     throw new ConfigError("CONFIG_INVALID", file, problems);
   }
@@ -497,6 +503,7 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
         httpsPerMinute === 0 ? undefined : { perMinute: httpsPerMinute, burst: vg.https_connection_limit_burst ?? DEFAULT_HTTPS_CONNECTION_LIMIT_BURST },
       interfaceExt: vg.interface_ext,
       interfaceInt: vg.interface_int ?? vg.interface_ext,
+      allowMissingInterfaces: vg.allow_missing_interfaces ?? [],
       twoFactorFolder: isAbsolute(folder) ? folder : resolve(baseDir, folder),
       twoFactorSkewPeriods: vg["2fa_skew_periods"] ?? DEFAULT_2FA_SKEW_PERIODS,
       healthcheckAppName: vg.healthcheck_app_name ?? undefined,

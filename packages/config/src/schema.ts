@@ -38,6 +38,7 @@ export interface RawGlobal {
   https_connection_limit_burst?: number;
   interface_ext: string;
   interface_int?: string;
+  allow_missing_interfaces?: string[];
   "2fa_config_folder"?: string;
   "2fa_skew_periods"?: number;
   healthcheck_app_name?: string;
@@ -108,6 +109,7 @@ export const globalSchema: JSONSchemaType<RawGlobal> = {
     https_connection_limit_burst: { type: "integer", minimum: 1, maximum: HTTPS_CONNECTION_LIMIT_MAX, nullable: true },
     interface_ext: iface,
     interface_int: { ...iface, nullable: true },
+    allow_missing_interfaces: { type: "array", maxItems: 64, uniqueItems: true, items: iface, nullable: true },
     "2fa_config_folder": { type: "string", minLength: 1, maxLength: 4096, nullable: true },
     "2fa_skew_periods": { type: "integer", minimum: 0, maximum: 2, nullable: true },
     healthcheck_app_name: { type: "string", pattern: APP_NAME_PATTERN, nullable: true },
@@ -157,6 +159,7 @@ export const KEY_HINTS: Record<string, string> = {
   https_connection_limit_burst: `an integer 1-${HTTPS_CONNECTION_LIMIT_MAX} (new connections one address may open at once before https_connection_limit_per_minute applies)`,
   interface_ext: "a network interface name such as eth0 (1-15 characters of A-Z a-z 0-9 _ . -)",
   interface_int: "a network interface name such as eth1 (1-15 characters of A-Z a-z 0-9 _ . -)",
+  allow_missing_interfaces: "a list of interface names used as interface_ext / interface_int that may be missing at start, such as [ppp0, wg0]",
   "2fa_config_folder": "a folder path (relative paths are taken from the config file's folder)",
   "2fa_skew_periods": "0, 1 or 2 (TOTP periods before and after now whose token is still accepted)",
   healthcheck_app_name: "a name of 1-32 characters A-Z a-z 0-9 _ - that is not an app",

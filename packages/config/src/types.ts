@@ -53,6 +53,11 @@ export interface GlobalConfig {
   readonly httpsConnectionLimit: HttpsConnectionLimit | undefined;
   readonly interfaceExt: string;
   readonly interfaceInt: string;
+  /**
+   * Interfaces that may be missing (ppp, VPN): the helper starts without them and drops their apps'
+   * ports on every interface until they appear. Any other missing interface is refused at start.
+   */
+  readonly allowMissingInterfaces?: readonly string[];
   /** Absolute path. */
   readonly twoFactorFolder: string;
   /** TOTP tokens of this many periods before and after the current one are accepted too. */

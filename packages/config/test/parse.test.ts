@@ -42,6 +42,7 @@ describe("parseConfig: a valid config", () => {
       httpsConnectionLimit: { perMinute: 60, burst: 20 },
       interfaceExt: "eth0",
       interfaceInt: "eth0",
+      allowMissingInterfaces: [],
       twoFactorFolder: resolve("config", "2fa"),
       twoFactorSkewPeriods: 1,
       healthcheckAppName: undefined,

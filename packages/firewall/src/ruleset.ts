@@ -49,6 +49,11 @@ export interface RenderRulesetOptions {
    * same transaction so nothing is duplicated and sets of removed apps go.
    */
   readonly existing?: ExistingObjects;
+  /**
+   * Interfaces of the config that do not exist right now (global.allow_missing_interfaces): a rule
+   * naming only them matches nothing, so the ports they guard are dropped on every interface instead.
+   */
+  readonly missingInterfaces?: readonly string[];
 }
 
 /** KnockPort's objects found in an admin's table (names are kernel names, `knockport_*`). */
@@ -143,13 +148,18 @@ function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions)
     sets: [],
   };
   const apps = allApps(config);
-  const forwarded = forwardedApps(config);
+  const missing = new Set(options.missingInterfaces ?? []);
+  const missingOf = (app: AppConfig): string | undefined =>
+    [app.interfaceExt, ...(app.destination.kind === "forward" ? [app.interfaceInt] : [])].find((i) => missing.has(i));
+  const forwarded = forwardedApps(config).filter((f) => missingOf(f.app) === undefined);
   // WAF mode: the stealth and HTTPS-set rules guard nginx's public ports instead of KnockPort's own.
   const httpPort = checkPort(publicHttpPort(config), "HTTP knock port");
   const httpsPort = checkPort(publicHttpsPort(config), "HTTPS knock port");
   const knockIfaces = [...new Set([config.global.interfaceExt, ...apps.map((a) => a.interfaceExt)])];
-  const iifKnock = `iifname ${quoteIfaces(knockIfaces)}`;
-  const oifKnock = `oifname ${quoteIfaces(knockIfaces)}`;
+  // Every knock interface missing: the knock ports are guarded on every interface but loopback until one appears.
+  const knockAnywhere = knockIfaces.every((i) => missing.has(i));
+  const iifKnock = knockAnywhere ? 'iifname != "lo"' : `iifname ${quoteIfaces(knockIfaces)}`;
+  const oifKnock = knockAnywhere ? 'oifname != "lo"' : `oifname ${quoteIfaces(knockIfaces)}`;
   const postMatch = renderPostPathMatch(config.global.httpPostPath);
 
   const lines: string[] = [];
@@ -300,6 +310,11 @@ function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions)
     const iif = `iifname ${quoteIfaces([app.interfaceExt])}`;
     const svc = `${checkProtocol(app.protocol)} dport ${checkPort(app.port, `${app.name}.port`)}`;
     const what = `app ${app.name} ${app.protocol}/${app.port}`;
+    const absent = missingOf(app);
+    if (absent !== undefined) {
+      input.push(`${svc} counter drop ${comment(`${what}: interface ${checkInterface(absent)} is missing; dropped on every interface until it appears`)}`);
+      continue;
+    }
     if (app.destination.kind === "forward") {
       // Clients in the app's set are DNATed in prerouting and never get here; nobody else may reach a
       // local listener on the public port.

@@ -39,6 +39,8 @@ export interface ConfigSpec {
   readonly interfaceExt: string;
   /** global.interface_int (default: not written, so interface_ext). */
   readonly interfaceInt?: string;
+  /** global.allow_missing_interfaces (default: not written). */
+  readonly allowMissingInterfaces?: readonly string[];
   readonly httpPort: number;
   readonly httpsPort: number;
   readonly apps: readonly AppSpec[];
@@ -78,6 +80,7 @@ export function renderConfigYaml(spec: ConfigSpec): string {
       : []),
     `  interface_ext: ${q(spec.interfaceExt)}`,
     ...(spec.interfaceInt !== undefined ? [`  interface_int: ${q(spec.interfaceInt)}`] : []),
+    ...(spec.allowMissingInterfaces !== undefined ? [`  allow_missing_interfaces: ${JSON.stringify(spec.allowMissingInterfaces)}`] : []),
     `  http_port: ${spec.httpPort}`,
     `  https_port: ${spec.httpsPort}`,
   ];
