@@ -115,7 +115,7 @@ export class NftablesBackend implements FirewallBackend {
     // The kernel's form of what was just installed. Should a change from outside have come between the
     // install and this listing, the layout check below or the next install catches it.
     const listed = await this.listOurs();
-    if (listed === undefined || !layoutInPlace(listed.listing, nftLayout(this.config, this.placement))) {
+    if (listed === undefined || !layoutInPlace(listed.listing, nftLayout(this.config, this.placement, this.missingInterfaces))) {
       throw new FirewallCommandError(`table ${this.placement.table} changed while KnockPort installed its rules; installing again`, "");
     }
     this.installed = listed.fingerprint;
@@ -198,7 +198,7 @@ export class NftablesBackend implements FirewallBackend {
   async isInstalled(): Promise<boolean> {
     const listed = await this.listOurs();
     if (listed === undefined) return false;
-    if (this.installed === undefined) return layoutInPlace(listed.listing, nftLayout(this.config, this.placement));
+    if (this.installed === undefined) return layoutInPlace(listed.listing, nftLayout(this.config, this.placement, this.missingInterfaces));
     return listed.fingerprint === this.installed;
   }
 

@@ -132,9 +132,9 @@ export function renderNftRuleset(config: KnockportConfig, options: RenderRuleset
   return buildNftRuleset(config, options).text;
 }
 
-/** The sets, chains and jumps `renderNftRuleset(config, { placement })` creates. */
-export function nftLayout(config: KnockportConfig, placement: NftPlacement = OWN_TABLE): NftLayout {
-  return buildNftRuleset(config, { placement }).layout;
+/** The sets, chains and jumps `renderNftRuleset(config, { placement, missingInterfaces })` creates. */
+export function nftLayout(config: KnockportConfig, placement: NftPlacement = OWN_TABLE, missingInterfaces: readonly string[] = []): NftLayout {
+  return buildNftRuleset(config, { placement, missingInterfaces }).layout;
 }
 
 function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions): { text: string; layout: NftLayout } {
