@@ -272,7 +272,12 @@ function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions)
     NFT_CHAINS.guard,
     `prerouting priority ${GUARD_PRIORITY}`,
     "every app port by its original destination, before any DNAT; only drops traffic of its own ports",
-    apps.flatMap((app) => renderNftGuardRules(app, setRef)),
+    apps.flatMap((app) => {
+      const absent = missingOf(app);
+      if (absent === undefined) return renderNftGuardRules(app, setRef);
+      const svc = `${checkProtocol(app.protocol)} dport ${checkPort(app.port, `${app.name}.port`)}`;
+      return [`${svc} ct direction original counter drop ${comment(`app ${app.name} ${app.protocol}/${app.port}: interface ${checkInterface(absent)} is missing; dropped on every interface before any DNAT`)}`];
+    }),
   );
   add(0, "");
 

@@ -22,11 +22,13 @@ describe("renderNftRuleset with interfaces missing (global.allow_missing_interfa
   it("drops an app's port on every interface while its interface is missing, with no accept", () => {
     const text = renderNftRuleset(config, { missingInterfaces: ["ppp0"] });
     expect(rulesOf(text, "udp dport 1194")).toEqual([
+      'udp dport 1194 ct direction original counter drop comment "app vpn udp/1194: interface ppp0 is missing; dropped on every interface before any DNAT"',
       'udp dport 1194 counter drop comment "app vpn udp/1194: interface ppp0 is missing; dropped on every interface until it appears"',
     ]);
     // a forwarded app whose LAN interface is missing: no DNAT, its public port dropped everywhere
     expect(text).not.toContain("dnat");
     expect(rulesOf(text, "tcp dport 8081")).toEqual([
+      'tcp dport 8081 ct direction original counter drop comment "app web tcp/8081: interface ppp0 is missing; dropped on every interface before any DNAT"',
       'tcp dport 8081 counter drop comment "app web tcp/8081: interface ppp0 is missing; dropped on every interface until it appears"',
     ]);
     // apps on present interfaces and the knock ports (eth0 is there) are unchanged
@@ -36,7 +38,7 @@ describe("renderNftRuleset with interfaces missing (global.allow_missing_interfa
 
   it("renders the usual rules once the interface is there", () => {
     const text = renderNftRuleset(config, { missingInterfaces: [] });
-    expect(rulesOf(text, "udp dport 1194")[0]).toMatch(/^iifname "ppp0" udp dport 1194 ip saddr @svc_vpn_v4 counter accept/);
+    expect(rulesOf(text, "udp dport 1194 ip saddr")[0]).toMatch(/^iifname "ppp0" udp dport 1194 ip saddr @svc_vpn_v4 counter accept/);
     expect(text).toContain("dnat ip to 192.0.2.10:80");
   });
 
