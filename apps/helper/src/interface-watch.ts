@@ -1,4 +1,4 @@
-import type { Logger } from "pino";
+import type { Logger } from "./log.js";
 import { ConfigError, checkInterfaces, listHostInterfaces, refuseMissingInterfaces, type KnockportConfig } from "@knockport/config";
 import type { FirewallBackend } from "./backend.js";
 
