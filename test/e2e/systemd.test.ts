@@ -115,7 +115,7 @@ describe.skipIf(skip !== undefined)("the Debian package under systemd (nspawn)",
     expect(check.status).toBe(2);
     expect(check.stderr).toMatch(/published sample path/);
     box.exec(["systemctl", "start", "knockport-helper"]);
-    await waitFor("the helper gives up on the shipped config", () => active("knockport-helper") !== "active" && active("knockport-helper") !== "activating", 15_000);
+    await waitFor("the helper gives up on the shipped config", () => active("knockport-helper") !== "active" && active("knockport-helper") !== "activating", 45_000);
     expect(tableExists()).toBe(false);
     box.exec(["systemctl", "stop", "knockport-helper"]);
     box.exec(["systemctl", "reset-failed", "knockport-helper"]);
