@@ -1,5 +1,5 @@
 import type { Logger } from "./log.js";
-import { ConfigError, checkInterfaces, listHostInterfaces, refuseMissingInterfaces, type KnockportConfig } from "@knockport/config";
+import { ConfigError, checkInterfaces, listHostInterfaces, type KnockportConfig } from "@knockport/config";
 import type { FirewallBackend } from "./backend.js";
 
 /** How often the helper looks for interfaces allowed to be missing (global.allow_missing_interfaces). */
@@ -16,9 +16,18 @@ function logMissing(log: Logger, config: KnockportConfig, name: string): void {
   );
 }
 
+/** Every interface of the config this host lacks, whether allow_missing_interfaces lists it or not. */
+function missingNow(config: KnockportConfig, present: readonly string[]): string[] {
+  const { waiting, unlisted } = checkInterfaces(config, present);
+  return [...waiting, ...unlisted];
+}
+
 /**
- * At start, before any firewall command: refuses (ConfigError, exit 2) an interface of the config this
- * host lacks, unless global.allow_missing_interfaces lists it; those the backend renders fail-closed.
+ * At start, before any firewall command: an interface of the config this host lacks is rendered
+ * fail-closed (its apps' ports dropped on every interface) and logged; one that
+ * global.allow_missing_interfaces does not list is logged as a config error too (check-config refuses
+ * it). Refusing to start instead would leave those ports as the host's policy has them, usually open.
+ * A backend that cannot fail closed refuses (ConfigError, exit 2).
  */
 export function prepareInterfaces(
   config: KnockportConfig,
@@ -32,10 +41,15 @@ export function prepareInterfaces(
       `${config.file}: global.allow_missing_interfaces needs --firewall-type nftables (the ${firewall.type} backend cannot drop a missing interface's ports everywhere)`,
     ]);
   }
-  const { waiting } = refuseMissingInterfaces(config, list());
-  firewall.setMissingInterfaces?.(waiting);
+  const { waiting, unlisted, problems } = checkInterfaces(config, list());
+  if (unlisted.length > 0 && firewall.setMissingInterfaces === undefined) throw new ConfigError("CONFIG_INVALID", config.file, problems);
+  firewall.setMissingInterfaces?.([...waiting, ...unlisted]);
   for (const name of waiting) logMissing(log, config, name);
-  return waiting;
+  for (const problem of problems) {
+    log.error({ event: "interface.unknown", err: problem }, `${problem}; failing closed until it exists`);
+  }
+  for (const name of unlisted) logMissing(log, config, name);
+  return [...waiting, ...unlisted];
 }
 
 /**
@@ -54,7 +68,7 @@ export function startInterfaceWatch(opts: {
   intervalMs?: number;
 }): NodeJS.Timeout | undefined {
   const { config, firewall, log } = opts;
-  if ((config.global.allowMissingInterfaces ?? []).length === 0 || firewall.setMissingInterfaces === undefined) return undefined;
+  if (((config.global.allowMissingInterfaces ?? []).length === 0 && opts.initial.length === 0) || firewall.setMissingInterfaces === undefined) return undefined;
   const list = opts.list ?? (() => listHostInterfaces());
   let applied = [...opts.initial];
   let busy = false;
@@ -63,7 +77,7 @@ export function startInterfaceWatch(opts: {
     busy = true;
     void (async () => {
       try {
-        const now = checkInterfaces(config, list()).waiting;
+        const now = missingNow(config, list());
         if (now.length === applied.length && now.every((n) => applied.includes(n))) return;
         firewall.setMissingInterfaces?.(now);
         await opts.reinstall();

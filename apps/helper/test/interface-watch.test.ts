@@ -32,11 +32,16 @@ describe("prepareInterfaces / startInterfaceWatch", () => {
   let timer: NodeJS.Timeout | undefined;
   afterEach(() => clearInterval(timer));
 
-  it("refuses a missing interface that is not allowed, before the firewall is told anything", () => {
+  it("a missing interface that is not allowed fails closed and is logged as a config error; a backend that cannot fail closed refuses", () => {
     const fw = new MissingAwareFirewall();
-    expect(() => prepareInterfaces(config({}), fw, silent, () => ["lo", "eth0"])).toThrow(ConfigError);
-    expect(() => prepareInterfaces(config({}), fw, silent, () => ["lo", "eth0"])).toThrow(/vpn\.interface_ext: interface ppp0 does not exist on this host \(it has lo, eth0\)/);
+    const lines: string[] = [];
+    const log = pino({ level: "info" }, { write: (s: string) => void lines.push(s) });
+    expect(prepareInterfaces(config({}), fw, log, () => ["lo", "eth0"])).toEqual(["ppp0"]);
+    expect(fw.missing, "its apps' ports are rendered dropped everywhere").toEqual(["ppp0"]);
     expect(fw.installs).toEqual([]);
+    expect(lines.join("")).toMatch(/"event":"interface.unknown".*vpn\.interface_ext: interface ppp0 does not exist on this host \(it has lo, eth0\)/);
+    expect(() => prepareInterfaces(config({}), new RecordingFirewall(), silent, () => ["lo", "eth0"])).toThrow(ConfigError);
+    expect(() => prepareInterfaces(config({}), new RecordingFirewall(), silent, () => ["lo", "eth0"])).toThrow(/vpn\.interface_ext: interface ppp0 does not exist on this host/);
   });
 
   it("an allowed missing interface is handed to the backend; a backend that cannot fail closed is refused", () => {

@@ -37,6 +37,8 @@ export interface InterfaceCheck {
   readonly waiting: string[];
   /** One line per missing interface that is not allowed to be missing. */
   readonly problems: string[];
+  /** The names of those (missing, not in global.allow_missing_interfaces). */
+  readonly unlisted: string[];
 }
 
 /** Which of the config's interfaces are missing from `present`, split into allowed (waiting) and refused. */
@@ -45,19 +47,21 @@ export function checkInterfaces(config: KnockportConfig, present: readonly strin
   const here = new Set(present);
   const waiting: string[] = [];
   const problems: string[] = [];
+  const unlisted: string[] = [];
   for (const [name, keys] of usedInterfaces(config)) {
     if (here.has(name)) continue;
     if (allowed.has(name)) {
       waiting.push(name);
       continue;
     }
+    unlisted.push(name);
     problems.push(
       `${config.file}: ${keys.join(", ")}: interface ${name} does not exist on this host (it has ${present.join(", ") || "none"}); ` +
         "a rule on a missing interface matches nothing, so its ports would be open to everyone. Fix the name, or, for an " +
         "interface that appears later (ppp, VPN), list it in global.allow_missing_interfaces",
     );
   }
-  return { waiting, problems };
+  return { waiting, problems, unlisted };
 }
 
 /** Throws a ConfigError (exit 2) naming every interface of the config this host lacks and may not lack. */

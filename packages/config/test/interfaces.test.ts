@@ -36,7 +36,7 @@ describe("interfaces of the config vs the host", () => {
       `${FILE}: web.interface_int: interface eth1 does not exist on this host (it has lo, eth0); a rule on a missing interface matches nothing, so its ports would be open to everyone. Fix the name, or, for an interface that appears later (ppp, VPN), list it in global.allow_missing_interfaces`,
     ]);
     expect(() => refuseMissingInterfaces(config, ["lo", "eth0"])).toThrow(ConfigError);
-    expect(refuseMissingInterfaces(config, ["lo", "eth0", "eth1", "eth9"])).toEqual({ waiting: [], problems: [] });
+    expect(refuseMissingInterfaces(config, ["lo", "eth0", "eth1", "eth9"])).toEqual({ waiting: [], problems: [], unlisted: [] });
   });
 
   it("global.allow_missing_interfaces lets listed interfaces be missing (waiting), not others", () => {
@@ -48,7 +48,7 @@ describe("interfaces of the config vs the host", () => {
     expect(check.waiting).toEqual(["ppp0"]);
     expect(check.problems).toHaveLength(1);
     expect(check.problems[0]).toContain("web.interface_int: interface eth1 does not exist");
-    expect(checkInterfaces(config, ["lo", "eth0", "eth1", "ppp0"])).toEqual({ waiting: [], problems: [] });
+    expect(checkInterfaces(config, ["lo", "eth0", "eth1", "ppp0"])).toEqual({ waiting: [], problems: [], unlisted: [] });
   });
 
   it("refuses an allow_missing_interfaces entry no interface key uses (a typo)", () => {
