@@ -1,7 +1,9 @@
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
-const pkg = (name: string): string => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+const src = (file: string): string => fileURLToPath(new URL(`./packages/${file}`, import.meta.url));
+/** An exact-name alias: a prefix alias would also rewrite "@knockport/firewall/nft" into ".../index.ts/nft". */
+const exact = (name: string, file: string) => ({ find: new RegExp(`^${name.replace("/", "\\/")}$`), replacement: src(file) });
 
 // Fault and hostile-input tests (test/faults): property-based fuzzing of the server and the helper
 // socket, rate limit, slow-loris. Slower than the unit suite (about 30 s), so run
@@ -11,12 +13,13 @@ const pkg = (name: string): string => fileURLToPath(new URL(`./packages/${name}/
 export default defineConfig({
   resolve: {
     conditions: ["source"],
-    alias: {
-      "@knockport/protocol": pkg("protocol"),
-      "@knockport/config": pkg("config"),
-      "@knockport/firewall": pkg("firewall"),
-      "@knockport/helper-client": pkg("helper-client"),
-    },
+    alias: [
+      exact("@knockport/protocol", "protocol/src/index.ts"),
+      exact("@knockport/config", "config/src/index.ts"),
+      exact("@knockport/firewall", "firewall/src/index.ts"),
+      exact("@knockport/firewall/nft", "firewall/src/nft.ts"),
+      exact("@knockport/helper-client", "helper-client/src/index.ts"),
+    ],
   },
   test: {
     include: ["test/faults/**/*.test.ts"],
