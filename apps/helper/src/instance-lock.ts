@@ -1,4 +1,4 @@
-import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, writeSync } from "node:fs";
 import { spawn } from "node:child_process";
 
 /** Another helper holds the lock, or the lock cannot be taken: the helper must not touch the firewall. */
@@ -34,7 +34,9 @@ export interface InstanceLock {
 export async function takeInstanceLock(path: string, what: string, flockPath = locateFlock()): Promise<InstanceLock> {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    // Read-only: flock(2) needs no write access, and a descriptor open for writing would keep the
+    // state dir's file system from being remounted read-only.
+    fd = openSync(path, constants.O_RDONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
   } catch (err) {
     throw new InstanceLockError(`${what}: cannot open lock file ${path} (${(err as NodeJS.ErrnoException).code})`);
   }
@@ -51,8 +53,7 @@ export async function takeInstanceLock(path: string, what: string, flockPath = l
     if (r.exitCode !== 0) {
       throw new InstanceLockError(`${what}: cannot lock ${path} (flock exit ${String(r.exitCode)}: ${String(r.stderr).trim().slice(0, 200)})`);
     }
-    ftruncateSync(fd, 0);
-    writeSync(fd, `${process.pid}\n`, 0);
+    writePid(path);
   } catch (err) {
     closeSync(fd);
     throw err;
@@ -69,8 +70,26 @@ export async function takeInstanceLock(path: string, what: string, flockPath = l
 }
 
 /**
- * `flock --nonblock 0` on `fd`. child_process, not execa: execa's types refuse a plain descriptor as
- * stdin. An argument array, no shell.
+ * The holder's pid, for the other helper's message, once the lock is ours. Best effort: a full or
+ * read-only disk must not cost the lock (it lives in the open file description, not in the file's
+ * content); the journal's own write then names the real problem (ENOSPC / EROFS on leases.json).
+ */
+function writePid(path: string): void {
+  try {
+    const w = openSync(path, constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW);
+    try {
+      writeSync(w, `${process.pid}\n`);
+    } finally {
+      closeSync(w);
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ENOSPC" && code !== "EDQUOT" && code !== "EROFS") throw err;
+  }
+}
+
+/**
+ * `flock --nonblock 0` on `fd`, with `fd` as its stdin. An argument array, no shell.
  */
 function runFlock(flockPath: string, fd: number): Promise<{ exitCode: number | null; stderr: string }> {
   return new Promise((resolve) => {
