@@ -3,7 +3,7 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import { dirname } from "node:path";
 import type { Logger } from "./log.js";
 import { takeInstanceLock } from "./instance-lock.js";
-import type { RpcResponse, SocketName } from "@knockport/protocol";
+import { MAX_IN_FLIGHT_PER_CONNECTION, type RpcResponse, type SocketName } from "@knockport/protocol";
 import { serveConnection, type ConnectionLimits } from "./connection.js";
 import type { RpcPeer } from "./lease-events.js";
 
@@ -22,7 +22,7 @@ export interface SocketLimits extends ConnectionLimits {
  * locking it out; the admin socket serves short CLI calls, the events socket `watch` subscribers.
  */
 export const SOCKET_LIMITS: Readonly<Record<SocketName, SocketLimits>> = {
-  knock: { maxConnections: 16, idleTimeoutMs: 30_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: 256, maxQueuedNotifications: 4096 },
+  knock: { maxConnections: 16, idleTimeoutMs: 30_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: MAX_IN_FLIGHT_PER_CONNECTION, maxQueuedNotifications: 4096 },
   admin: { maxConnections: 16, idleTimeoutMs: 5 * 60_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: 64, maxQueuedNotifications: 4096 },
   // Subscribers: knockport-hooks and `knockport watch`; a subscription is exempt from the idle limit.
   events: { maxConnections: 8, idleTimeoutMs: 30_000, maxOutputBytes: 1024 * 1024, maxInFlightPerConnection: 4, maxQueuedNotifications: 4096 },

@@ -12,6 +12,7 @@ import {
   encodeFrame,
   helperErrorNameFromCode,
   type HelperErrorName,
+  MAX_IN_FLIGHT_PER_CONNECTION,
   type MethodName,
   type ParamsOf,
   type ResultOf,
@@ -60,6 +61,7 @@ interface Pending {
   reject: (err: HelperCallError) => void;
   timer: NodeJS.Timeout;
   sent: boolean;
+  frame: string;
 }
 
 const resultValidators = compileResultValidators();
@@ -79,6 +81,10 @@ export class HelperClient {
   private readonly idleCloseMs: number;
   private idleTimer: NodeJS.Timeout | undefined;
   private watcher: ((event: LeaseEvent) => void) | undefined;
+  /** Calls written and not yet answered; never more than MAX_IN_FLIGHT_PER_CONNECTION. */
+  private inFlight = 0;
+  /** Calls waiting for an in-flight slot, oldest first. */
+  private readonly waiting: number[] = [];
 
   constructor(private readonly options: HelperClientOptions) {
     this.timeoutMs = options.timeoutMs ?? 3000;
@@ -92,17 +98,13 @@ export class HelperClient {
     return new Promise<ResultOf<M>>((resolve, reject) => {
       const timer = setTimeout(() => {
         const sent = this.pending.get(id)?.sent ?? true;
-        this.pending.delete(id);
+        this.forget(id);
         reject(new HelperCallError("HELPER_TIMEOUT", `helper did not answer ${method} within ${this.timeoutMs} ms`, undefined, undefined, sent));
       }, this.timeoutMs);
-      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject, timer, sent: false });
+      const frame = encodeFrame({ jsonrpc: "2.0", id, method, params });
+      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject, timer, sent: false, frame });
       this.connect()
-        .then((socket) => {
-          const p = this.pending.get(id);
-          if (p === undefined) return;
-          p.sent = true;
-          socket.write(encodeFrame({ jsonrpc: "2.0", id, method, params }));
-        })
+        .then((socket) => this.send(id, socket))
         .catch((err: HelperCallError) => this.settle(id, err));
     });
   }
@@ -133,10 +135,43 @@ export class HelperClient {
     this.socket = undefined;
   }
 
-  private settle(id: number, outcome: HelperCallError | { result: unknown }): void {
+  /**
+   * Writes the call, or queues it while MAX_IN_FLIGHT_PER_CONNECTION calls wait for their answers: the
+   * helper drops a connection past that many, which would fail every call on it at once.
+   */
+  private send(id: number, socket: Socket): void {
     const p = this.pending.get(id);
-    if (!p) return;
+    if (p === undefined || p.sent) return;
+    if (this.inFlight >= MAX_IN_FLIGHT_PER_CONNECTION) {
+      this.waiting.push(id);
+      return;
+    }
+    p.sent = true;
+    this.inFlight += 1;
+    socket.write(p.frame);
+  }
+
+  /** Drops a call from the book (answered, failed or timed out) and lets a waiting one go. */
+  private forget(id: number): Pending | undefined {
+    const p = this.pending.get(id);
+    if (!p) return undefined;
     this.pending.delete(id);
+    if (p.sent) this.inFlight -= 1;
+    while (this.waiting.length > 0 && this.inFlight < MAX_IN_FLIGHT_PER_CONNECTION) {
+      const next = this.waiting.shift() as number;
+      if (!this.pending.has(next)) continue;
+      if (this.socket === undefined || this.socket.destroyed) {
+        this.waiting.unshift(next); // the next connection sends it (or its close fails it)
+        break;
+      }
+      this.send(next, this.socket);
+    }
+    return p;
+  }
+
+  private settle(id: number, outcome: HelperCallError | { result: unknown }): void {
+    const p = this.forget(id);
+    if (!p) return;
     clearTimeout(p.timer);
     if (outcome instanceof HelperCallError) {
       p.reject(

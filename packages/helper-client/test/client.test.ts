@@ -3,6 +3,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { MAX_IN_FLIGHT_PER_CONNECTION } from "@knockport/protocol";
 import { HelperCallError, HelperClient } from "../src/index.js";
 
 interface Request {
@@ -291,5 +292,25 @@ describe("HelperClient", () => {
     const err = await callError(c.call("hello", {}));
     expect(err.code).toBe("HELPER_UNREACHABLE");
     expect(helper.requests).toEqual([]);
+  });
+  it("keeps at most MAX_IN_FLIGHT_PER_CONNECTION calls unanswered on its connection; the rest wait their turn", async () => {
+    // A burst of knocks while the helper is slow must not trip the helper's per-connection limit (it
+    // drops the connection, failing every call on it); the client holds the excess back instead.
+    let outstanding = 0;
+    let most = 0;
+    await serve((req, socket) => {
+      outstanding += 1;
+      most = Math.max(most, outstanding);
+      setTimeout(() => {
+        outstanding -= 1;
+        socket.write(`${JSON.stringify({ jsonrpc: "2.0", id: req.id, result: HELLO })}\n`);
+      }, 30);
+      return undefined;
+    });
+    const c = makeClient(10_000);
+    const calls = Array.from({ length: MAX_IN_FLIGHT_PER_CONNECTION * 2 + 10 }, () => c.call("hello", {}));
+    const results = await Promise.all(calls);
+    expect(results.every((r) => r.version === "0.1.0")).toBe(true);
+    expect(most).toBe(MAX_IN_FLIGHT_PER_CONNECTION);
   });
 });

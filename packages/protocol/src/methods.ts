@@ -26,6 +26,11 @@ export * from "./shapes.js";
 export const PROTOCOL_VERSION = 2;
 /** Largest request frame the helper reads: requests are small and come from the less trusted side. */
 export const MAX_FRAME_BYTES = 64 * 1024;
+/**
+ * Unanswered requests one knock-socket connection may have; past it the helper drops the connection.
+ * HelperClient never sends more: a burst of knocks waits in the client instead of failing together.
+ */
+export const MAX_IN_FLIGHT_PER_CONNECTION = 256;
 /** Largest answer the client reads: `list` with 10,000 leases is about 1.5 MB. */
 export const MAX_RESPONSE_FRAME_BYTES = 32 * 1024 * 1024;
 
