@@ -92,49 +92,33 @@ async function main(argv: string[]): Promise<number> {
     log.error({ event: "rpc.internal_error", method, err: (err as Error)?.message }, "handler failed");
   const onNotAllowed = (socket: SocketName) => (method: string): void =>
     log.warn({ audit: true, event: "rpc.not_allowed", socket, method }, `${method} refused on the ${socket} socket`);
-  const knockDispatch = createDispatcher<"knock", RpcPeer | undefined>("knock", service.handlers, { onInternalError, onNotAllowed: onNotAllowed("knock") });
-  const adminDispatch = createDispatcher<"admin", RpcPeer | undefined>("admin", service.handlers, { onInternalError, onNotAllowed: onNotAllowed("admin") });
-  const eventsDispatch = createDispatcher<"events", RpcPeer | undefined>("events", service.handlers, { onInternalError, onNotAllowed: onNotAllowed("events") });
   // Requests that arrive while the table is being installed wait for it (the client's timeout bounds that).
   let markStarted: () => void = () => undefined;
   const started = new Promise<void>((resolve) => (markStarted = resolve));
-  const sockets = [
-    await startRpcServer({
-      name: "knock",
-      socketPath: options.socketPath,
-      socketGroup: options.socketGroup,
-      dispatch: async (frame, peer) => {
-        await started;
-        return knockDispatch(frame, peer);
-      },
-      log,
-      ...SOCKET_LIMITS.knock,
-    }),
-    await startRpcServer({
-      name: "admin",
-      flag: "--admin-socket",
-      socketPath: options.adminSocketPath,
-      socketGroup: options.adminSocketGroup,
-      dispatch: async (frame, peer) => {
-        await started;
-        return adminDispatch(frame, peer);
-      },
-      log,
-      ...SOCKET_LIMITS.admin,
-    }),
-    await startRpcServer({
-      name: "events",
-      flag: "--events-socket",
-      socketPath: options.eventsSocketPath,
-      socketGroup: options.eventsSocketGroup,
-      dispatch: async (frame, peer) => {
-        await started;
-        return eventsDispatch(frame, peer);
-      },
-      log,
-      ...SOCKET_LIMITS.events,
-    }),
+  const listeners: readonly { name: SocketName; flag: string; path: string; group: string | undefined }[] = [
+    { name: "knock", flag: "--socket", path: options.socketPath, group: options.socketGroup },
+    { name: "admin", flag: "--admin-socket", path: options.adminSocketPath, group: options.adminSocketGroup },
+    { name: "events", flag: "--events-socket", path: options.eventsSocketPath, group: options.eventsSocketGroup },
   ];
+  const sockets: Awaited<ReturnType<typeof startRpcServer>>[] = [];
+  for (const l of listeners) {
+    // Each socket's dispatcher serves only its rows of the method table.
+    const dispatch = createDispatcher<SocketName, RpcPeer | undefined>(l.name, service.handlers, { onInternalError, onNotAllowed: onNotAllowed(l.name) });
+    sockets.push(
+      await startRpcServer({
+        name: l.name,
+        flag: l.flag,
+        socketPath: l.path,
+        socketGroup: l.group,
+        dispatch: async (frame, peer) => {
+          await started;
+          return dispatch(frame, peer);
+        },
+        log,
+        ...SOCKET_LIMITS[l.name],
+      }),
+    );
+  }
   const rpc = { close: () => Promise.all(sockets.map((s) => s.close())) };
   await service.start();
   markStarted();
