@@ -38,6 +38,7 @@ export class HookEngine {
   private running = 0;
   private readonly waiting: (() => void)[] = [];
   private stopped = false;
+  private pendingWrite: Promise<string | undefined> | undefined;
   private readonly limits: CommandLimits;
   private readonly concurrency: number;
   private readonly maxPerApp: number;
@@ -128,19 +129,40 @@ export class HookEngine {
       );
       return;
     }
-    try {
-      this.o.record.addDurably({ app: app.name, ip: lease.ip, port: lease.port, protocol: lease.protocol });
-    } catch (err) {
-      this.o.metrics.refusedOpens += 1;
-      this.o.log.error(
-        { audit: true, event: "hook.open_refused", app: app.name, ip: lease.ip, reason, err: (err as Error).message },
-        `could not record ${lease.ip} for ${app.name} (${(err as Error).message}); on_open not run, so nothing could be left open`,
-      );
-      return;
-    }
+    this.o.record.add({ app: app.name, ip: lease.ip, port: lease.port, protocol: lease.protocol });
+    const written = this.recordWritten();
     this.enqueue(app.name, lease.ip, async () => {
+      const failure = await written;
+      if (failure !== undefined) {
+        this.o.record.remove(app.name, lease.ip);
+        this.o.metrics.refusedOpens += 1;
+        this.o.log.error(
+          { audit: true, event: "hook.open_refused", app: app.name, ip: lease.ip, reason, err: failure },
+          `could not record ${lease.ip} for ${app.name} (${failure}); on_open not run, so nothing could be left open`,
+        );
+        return;
+      }
       if (app.onOpen !== undefined) await this.runOnce(app, "on_open", lease, lease.durationSeconds, reason, 1);
     });
+  }
+
+  /**
+   * One fsync'd write of the record for every open of this tick (a burst of knocks is one write, not
+   * one rewrite of the whole record per address); resolves with the error text if it failed.
+   */
+  private recordWritten(): Promise<string | undefined> {
+    this.pendingWrite ??= new Promise((resolve) =>
+      setImmediate(() => {
+        this.pendingWrite = undefined;
+        try {
+          this.o.record.flush();
+          resolve(undefined);
+        } catch (err) {
+          resolve((err as Error).message);
+        }
+      }),
+    );
+    return this.pendingWrite;
   }
 
   private close(app: HookApp, target: LeaseTarget, reason: string): void {

@@ -77,10 +77,10 @@ export class OpenRecord {
     return [...this.entries.values()];
   }
 
-  /** Adds and writes at once: the caller runs on_open only after this returned. */
-  addDurably(target: LeaseTarget): void {
+  /** Adds in memory; the caller runs on_open only after the next flush() returned. */
+  add(target: LeaseTarget): void {
     this.set(target);
-    this.write();
+    this.dirty = true;
   }
 
   /** Forgets a closed pair; written with the next flush (a lost removal only repeats an on_close). */
