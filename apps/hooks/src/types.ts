@@ -1,11 +1,8 @@
+import type { AppConfig } from "@knockport/config";
 import type { IpAddress, TransportProtocol } from "@knockport/protocol";
 
-/** An app's hook commands, from the helper's config. */
-export interface HookApp {
-  readonly name: string;
-  readonly onOpen: readonly string[] | undefined;
-  readonly onClose: readonly string[] | undefined;
-}
+/** An app's hook commands, as the helper's config has them (handed over by `watch`). */
+export type HookApp = Pick<AppConfig, "name" | "onOpen" | "onClose">;
 
 /** Where a service lease lets its address in: the values of {port} and {protocol}. */
 export interface LeaseTarget {

@@ -219,11 +219,8 @@ export const leaseEvent = {
   required: ["event", "app", "ip", "step", "port", "protocol", "expiresAt"],
   properties: {
     event: { type: "string", enum: ["open", "refresh", "close", "expiry"] },
-    app: appName,
-    ip: ipText,
-    step: knockStep,
+    ...watchedLease.properties,
     port: { ...port, description: "Step 1: the public HTTPS knock port; step 2: the app's port." },
-    protocol: transport,
     expiresAt: { ...isoTime, description: "open / refresh: the lease's new end; close: when it was revoked; expiry: the deadline that passed." },
     durationSeconds: { type: "integer", minimum: 1, description: "open / refresh: the lease's length." },
     via: { type: "string", enum: ["knock", "admin"], description: "open / refresh: a knock or an admin's grant; close: always admin (a revoke or the shutdown cleanup)." },
