@@ -1,14 +1,17 @@
 /**
- * Prometheus metrics of the knock server, in the text exposition format (version 0.0.4), written
- * by hand (no client library). Served on a separate listener that only binds to loopback.
+ * Prometheus metrics of the knock server (prom-client), with Node's default process metrics.
+ * Served on a separate listener that only binds to loopback.
  */
 import { createServer, type Server } from "node:http";
 import { BlockList, isIP } from "node:net";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { UsageError } from "@knockport/config";
 import type { CountersResult, KnockStep, MethodName, ParamsOf, ResultOf, StatsResult } from "@knockport/protocol";
 import type { HelperPort } from "./app.js";
 
 export type KnockOutcome = "ok" | "bad_request" | "denied" | "not_found" | "rate_limited" | "error";
+const STEPS: readonly KnockStep[] = [1, 2];
+const OUTCOMES: readonly KnockOutcome[] = ["ok", "bad_request", "denied", "not_found", "rate_limited", "error"];
 
 /** The answer's status is the outcome: every answer, also 404 and 429, goes through one reply function. */
 export function outcomeOfStatus(status: number): KnockOutcome {
@@ -31,21 +34,6 @@ export function outcomeOfStatus(status: number): KnockOutcome {
 /** Helper call latency buckets, seconds: a grant should take about a millisecond. */
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
 
-interface Histogram {
-  counts: number[]; // per bucket, not cumulative
-  sum: number;
-  count: number;
-}
-
-/** Label values are configured app names, method names and fixed words; escaped all the same. */
-function label(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
-}
-
-function num(n: number): string {
-  return Number.isFinite(n) ? String(n) : n > 0 ? "+Inf" : n < 0 ? "-Inf" : "NaN";
-}
-
 /** What the helper reported for one scrape (its knock-socket `counters` method, asked at most every 5 s). */
 export interface HelperSnapshot {
   /** Live leases by app and step; undefined when the helper could not be asked. */
@@ -55,113 +43,114 @@ export interface HelperSnapshot {
 }
 
 export class ServerMetrics {
-  private readonly knocks = new Map<string, number>();
-  private readonly helperCalls = new Map<string, Histogram>();
-  private leaseListFailures = 0;
+  /** The server's own series and the process metrics: always served. */
+  private readonly own = new Registry();
+  /** Series from the helper's `counters` answer: served only when it answered, never as stale zeros. */
+  private readonly leasesRegistry = new Registry();
+  private readonly statsRegistry = new Registry();
   readonly startedAt: number;
+
+  private readonly knocks = new Counter({
+    name: "knockport_knocks_total",
+    help: "Knock requests answered, by step (1 = HTTP, 2 = HTTPS) and outcome.",
+    labelNames: ["step", "outcome"] as const,
+    registers: [this.own],
+  });
+  private readonly helperCalls = new Histogram({
+    name: "knockport_helper_call_duration_seconds",
+    help: "Time from sending a call to knockport-helper to its answer, by method and result.",
+    labelNames: ["method", "result"] as const,
+    buckets: [...LATENCY_BUCKETS],
+    registers: [this.own],
+  });
+  private readonly helperUp = new Gauge({
+    name: "knockport_helper_up",
+    help: "1 when knockport-helper answered the last counters call (cached up to 5 s), else 0.",
+    registers: [this.own],
+  });
+  private readonly leaseListFailures = new Counter({
+    name: "knockport_lease_list_failures_total",
+    help: "Calls for knockport-helper's lease counts and counters that failed.",
+    registers: [this.own],
+  });
+  private readonly openLeases = new Gauge({
+    name: "knockport_open_leases",
+    help: "Live leases by app and step (1 = HTTPS knock port open, 2 = service port open).",
+    labelNames: ["app", "step"] as const,
+    registers: [this.leasesRegistry],
+  });
+  // Counted by the helper since it started: they restart with it (its start time tells when).
+  private readonly helperStartTime = this.statsGauge("knockport_helper_start_time_seconds", "Start time of knockport-helper, seconds since the epoch; its *_total counters restart with it.");
+  private readonly leasesRestored = this.statsCounter("knockport_helper_leases_restored_total", "Leases knockport-helper put back from its journal at start.");
+  private readonly reinstalls = this.statsCounter("knockport_helper_reinstalls_total", "Times knockport-helper re-applied its whole firewall because its rules were gone (self-heal).");
+  private readonly reconciliations = this.statsCounter("knockport_helper_reconciliations_total", "Times knockport-helper listed its sets' elements and compared them with its leases.");
+  private readonly reconciledElements = new Counter({
+    name: "knockport_helper_reconciled_elements_total",
+    help: "Set elements the reconciliation corrected, by action: added (a live lease missing), retimed (wrong timeout), removed (no lease).",
+    labelNames: ["action"] as const,
+    registers: [this.statsRegistry],
+  });
+  private readonly selfHealFailures = this.statsCounter("knockport_helper_selfheal_failures_total", "Self-heal checks or re-applies of knockport-helper that failed (retried every 2 s).");
 
   constructor(
     /** Configured app names: every app gets a lease gauge, also at 0. */
     private readonly apps: readonly string[],
-    private readonly now: () => number = Date.now,
+    now: () => number = Date.now,
   ) {
     this.startedAt = now();
+    for (const step of STEPS) for (const outcome of OUTCOMES) this.knocks.inc({ step: String(step), outcome }, 0);
+    new Gauge({ name: "knockport_server_start_time_seconds", help: "Start time of knockport-server, seconds since the epoch.", registers: [this.own] }).set(
+      Math.floor(this.startedAt / 1000),
+    );
+    collectDefaultMetrics({ register: this.own });
+  }
+
+  private statsCounter(name: string, help: string): Counter {
+    return new Counter({ name, help, registers: [this.statsRegistry] });
+  }
+
+  private statsGauge(name: string, help: string): Gauge {
+    return new Gauge({ name, help, registers: [this.statsRegistry] });
   }
 
   countKnock(step: KnockStep, status: number): void {
-    const key = `${step}|${outcomeOfStatus(status)}`;
-    this.knocks.set(key, (this.knocks.get(key) ?? 0) + 1);
+    this.knocks.inc({ step: String(step), outcome: outcomeOfStatus(status) });
   }
 
   observeHelperCall(method: MethodName, result: "ok" | "error", seconds: number): void {
-    const key = `${method}|${result}`;
-    let h = this.helperCalls.get(key);
-    if (!h) {
-      h = { counts: LATENCY_BUCKETS.map(() => 0), sum: 0, count: 0 };
-      this.helperCalls.set(key, h);
-    }
-    const i = LATENCY_BUCKETS.findIndex((b) => seconds <= b);
-    if (i >= 0) h.counts[i]! += 1;
-    h.sum += seconds;
-    h.count += 1;
+    this.helperCalls.observe({ method, result }, seconds);
   }
 
   countLeaseListFailure(): void {
-    this.leaseListFailures += 1;
+    this.leaseListFailures.inc();
   }
 
-  render(snapshot: HelperSnapshot): string {
-    const out: string[] = [];
-    const family = (name: string, type: string, help: string): void => {
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    };
-
-    family("knockport_knocks_total", "counter", "Knock requests answered, by step (1 = HTTP, 2 = HTTPS) and outcome.");
-    const steps: KnockStep[] = [1, 2];
-    const outcomes: KnockOutcome[] = ["ok", "bad_request", "denied", "not_found", "rate_limited", "error"];
-    for (const step of steps) {
-      for (const outcome of outcomes) {
-        out.push(`knockport_knocks_total{step="${step}",outcome="${outcome}"} ${this.knocks.get(`${step}|${outcome}`) ?? 0}`);
-      }
-    }
-
-    family("knockport_helper_call_duration_seconds", "histogram", "Time from sending a call to knockport-helper to its answer, by method and result.");
-    for (const [key, h] of [...this.helperCalls].sort(([a], [b]) => a.localeCompare(b))) {
-      const [method = "", result = ""] = key.split("|");
-      const labels = `method="${label(method)}",result="${label(result)}"`;
-      let cumulative = 0;
-      LATENCY_BUCKETS.forEach((b, i) => {
-        cumulative += h.counts[i]!;
-        out.push(`knockport_helper_call_duration_seconds_bucket{${labels},le="${b}"} ${cumulative}`);
-      });
-      out.push(`knockport_helper_call_duration_seconds_bucket{${labels},le="+Inf"} ${h.count}`);
-      out.push(`knockport_helper_call_duration_seconds_sum{${labels}} ${num(h.sum)}`);
-      out.push(`knockport_helper_call_duration_seconds_count{${labels}} ${h.count}`);
-    }
-
-    family("knockport_helper_up", "gauge", "1 when knockport-helper answered the last counters call (cached up to 5 s), else 0.");
-    out.push(`knockport_helper_up ${snapshot.openLeases === undefined ? 0 : 1}`);
-    family("knockport_lease_list_failures_total", "counter", "Calls for knockport-helper's lease counts and counters that failed.");
-    out.push(`knockport_lease_list_failures_total ${this.leaseListFailures}`);
-
+  /** The exposition text (Prometheus text format 0.0.4) with `snapshot` as the helper's part. */
+  async render(snapshot: HelperSnapshot): Promise<string> {
+    this.helperUp.set(snapshot.openLeases === undefined ? 0 : 1);
+    const pages = [await this.own.metrics()];
     if (snapshot.openLeases !== undefined) {
-      family("knockport_open_leases", "gauge", "Live leases by app and step (1 = HTTPS knock port open, 2 = service port open).");
-      const counts = new Map<string, number>();
-      for (const app of this.apps) for (const step of steps) counts.set(`${app}|${step}`, 0);
-      for (const l of snapshot.openLeases) counts.set(`${l.app}|${l.step}`, (counts.get(`${l.app}|${l.step}`) ?? 0) + l.count);
-      for (const [key, n] of [...counts].sort(([a], [b]) => a.localeCompare(b))) {
-        const [app = "", step = ""] = key.split("|");
-        out.push(`knockport_open_leases{app="${label(app)}",step="${step}"} ${n}`);
-      }
+      this.openLeases.reset();
+      for (const app of this.apps) for (const step of STEPS) this.openLeases.set({ app, step: String(step) }, 0);
+      for (const l of snapshot.openLeases) this.openLeases.inc({ app: l.app, step: String(l.step) }, l.count);
+      pages.push(await this.leasesRegistry.metrics());
     }
-
     const stats = snapshot.stats;
     if (stats !== undefined) {
-      // Counted by the helper since it started: they restart with it (its start time tells when).
       const startedMs = Date.parse(stats.startedAt);
-      family("knockport_helper_start_time_seconds", "gauge", "Start time of knockport-helper, seconds since the epoch; its *_total counters restart with it.");
-      out.push(`knockport_helper_start_time_seconds ${Number.isFinite(startedMs) ? Math.floor(startedMs / 1000) : "NaN"}`);
-      family("knockport_helper_leases_restored_total", "counter", "Leases knockport-helper put back from its journal at start.");
-      out.push(`knockport_helper_leases_restored_total ${stats.leasesRestored}`);
-      family("knockport_helper_reinstalls_total", "counter", "Times knockport-helper re-applied its whole firewall because its rules were gone (self-heal).");
-      out.push(`knockport_helper_reinstalls_total ${stats.reinstalls}`);
-      family("knockport_helper_reconciliations_total", "counter", "Times knockport-helper listed its sets' elements and compared them with its leases.");
-      out.push(`knockport_helper_reconciliations_total ${stats.reconciliations}`);
-      family(
-        "knockport_helper_reconciled_elements_total",
-        "counter",
-        "Set elements the reconciliation corrected, by action: added (a live lease missing), retimed (wrong timeout), removed (no lease).",
-      );
-      out.push(`knockport_helper_reconciled_elements_total{action="added"} ${stats.elementsAdded}`);
-      out.push(`knockport_helper_reconciled_elements_total{action="retimed"} ${stats.elementsRetimed}`);
-      out.push(`knockport_helper_reconciled_elements_total{action="removed"} ${stats.elementsRemoved}`);
-      family("knockport_helper_selfheal_failures_total", "counter", "Self-heal checks or re-applies of knockport-helper that failed (retried every 2 s).");
-      out.push(`knockport_helper_selfheal_failures_total ${stats.selfHealFailures}`);
+      // The helper's counts since its start, set to its latest report.
+      this.statsRegistry.resetMetrics();
+      this.helperStartTime.set(Number.isFinite(startedMs) ? Math.floor(startedMs / 1000) : Number.NaN);
+      this.leasesRestored.inc(stats.leasesRestored);
+      this.reinstalls.inc(stats.reinstalls);
+      this.reconciliations.inc(stats.reconciliations);
+      this.reconciledElements.inc({ action: "added" }, stats.elementsAdded);
+      this.reconciledElements.inc({ action: "retimed" }, stats.elementsRetimed);
+      this.reconciledElements.inc({ action: "removed" }, stats.elementsRemoved);
+      this.selfHealFailures.inc(stats.selfHealFailures);
+      pages.push(await this.statsRegistry.metrics());
     }
-
-    family("knockport_server_start_time_seconds", "gauge", "Start time of knockport-server, seconds since the epoch.");
-    out.push(`knockport_server_start_time_seconds ${Math.floor(this.startedAt / 1000)}`);
-    return `${out.join("\n")}\n`;
+    return pages.join("\n");
   }
 }
 
@@ -255,11 +244,16 @@ export async function startMetricsListener(opts: {
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" }).end("Method Not Allowed\n");
       return;
     }
-    void opts.helper.get().then((snapshot) => {
-      const body = opts.metrics.render(snapshot);
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" });
-      res.end(req.method === "HEAD" ? undefined : body);
-    });
+    void opts.helper
+      .get()
+      .then((snapshot) => opts.metrics.render(snapshot))
+      .then(
+        (body) => {
+          res.writeHead(200, { "content-type": Registry.PROMETHEUS_CONTENT_TYPE, "cache-control": "no-store" });
+          res.end(req.method === "HEAD" ? undefined : body);
+        },
+        () => res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end("metrics unavailable\n"),
+      );
   });
   server.maxConnections = 16;
   await new Promise<void>((resolve, reject) => {

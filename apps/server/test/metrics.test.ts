@@ -17,12 +17,20 @@ import { FakeHelper, HTTP_PATH, HTTPS_PATH, KEYS, makeConfig, tempDir } from "./
 const FORM = { "content-type": "application/x-www-form-urlencoded" };
 const CLIENT = "198.51.100.7";
 
-/** The value of one sample line, or undefined. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+/** A series as `name{labels}` with its labels sorted: label order carries no meaning in the format. */
+function seriesKey(series: string): string {
+  const m = /^([^{ ]+)(?:\{(.*)\})?$/.exec(series);
+  if (!m) throw new Error(`not a series: ${series}`);
+  const labels = (m[2] ?? "").match(/[a-z_]+="(?:[^"\\]|\\.)*"/g) ?? [];
+  return `${m[1]}{${[...labels].sort().join(",")}}`;
 }
 
+/** The value of one sample line, or undefined. */
+function sample(text: string, series: string): number | undefined {
+  const wanted = seriesKey(series);
+  const line = text.split("\n").find((l) => !l.startsWith("#") && l.includes(" ") && seriesKey(l.slice(0, l.lastIndexOf(" "))) === wanted);
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
 
 describe("metrics", () => {
   it("maps answers to outcomes", () => {
@@ -61,7 +69,7 @@ describe("metrics", () => {
       await step2.close();
       twoFa.remove();
     }
-    const text = metrics.render({ openLeases: [] });
+    const text = await metrics.render({ openLeases: [] });
     expect(sample(text, 'knockport_knocks_total{step="1",outcome="ok"}')).toBe(1);
     expect(sample(text, 'knockport_knocks_total{step="1",outcome="denied"}')).toBe(1);
     expect(sample(text, 'knockport_knocks_total{step="1",outcome="not_found"}')).toBe(1);
@@ -75,16 +83,16 @@ describe("metrics", () => {
     expect(sample(text, 'knockport_helper_call_duration_seconds_bucket{method="open",result="ok",le="+Inf"}')).toBe(1);
   });
 
-  it("renders valid exposition text: HELP/TYPE once per family, cumulative buckets, leases per app and step", () => {
+  it("renders valid exposition text: HELP/TYPE once per family, cumulative buckets, leases per app and step", async () => {
     const metrics = new ServerMetrics(["openvpn", "ssh"], () => 1_700_000_000_000);
     metrics.observeHelperCall("open", "ok", 0.0007);
     metrics.observeHelperCall("open", "ok", 0.003);
     metrics.observeHelperCall("open", "ok", 9);
-    const text = metrics.render({ openLeases: [{ app: "ssh", step: 2, count: 2 }, { app: "ssh", step: 1, count: 1 }] });
+    const text = await metrics.render({ openLeases: [{ app: "ssh", step: 2, count: 2 }, { app: "ssh", step: 1, count: 1 }] });
     const families = text.split("\n").filter((l) => l.startsWith("# TYPE ")).map((l) => l.split(" ")[2]);
     expect(new Set(families).size).toBe(families.length);
     for (const line of text.split("\n").filter((l) => l !== "" && !l.startsWith("#"))) {
-      expect(line).toMatch(/^[a-z_]+(\{[a-z_]+="[^"\n]*"(,[a-z_]+="[^"\n]*")*\})? -?[0-9.e+Inf]+$/);
+      expect(line).toMatch(/^[a-z_][a-z0-9_]*(\{[a-z_]+="[^"\n]*"(,[a-z_]+="[^"\n]*")*\})? (-?[0-9.e+-]+|[+-]Inf|Nan)$/);
     }
     const b = (le: string) => sample(text, `knockport_helper_call_duration_seconds_bucket{method="open",result="ok",le="${le}"}`);
     expect([b("0.0005"), b("0.001"), b("0.005"), b("5"), b("+Inf")]).toEqual([0, 1, 2, 2, 3]);
@@ -94,9 +102,25 @@ describe("metrics", () => {
     expect(sample(text, 'knockport_open_leases{app="openvpn",step="2"}')).toBe(0);
     expect(sample(text, "knockport_helper_up")).toBe(1);
     expect(sample(text, "knockport_server_start_time_seconds")).toBe(1_700_000_000);
-    const down = metrics.render({ openLeases: undefined });
+    const down = await metrics.render({ openLeases: undefined });
     expect(sample(down, "knockport_helper_up")).toBe(0);
     expect(down).not.toContain("knockport_open_leases{");
+  });
+
+  it("serves Node's default process metrics next to its own, and reports a later helper answer, not the first", async () => {
+    const metrics = new ServerMetrics(["ssh"]);
+    const text = await metrics.render({ openLeases: [] });
+    expect(sample(text, "process_cpu_user_seconds_total")).toBeGreaterThan(0);
+    expect(sample(text, "process_resident_memory_bytes")).toBeGreaterThan(1_000_000);
+    expect(sample(text, "nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
+    expect(text).toContain("# TYPE nodejs_eventloop_lag_seconds gauge\n");
+    const stats = { startedAt: "2026-11-26T01:02:03.400Z", leasesRestored: 0, reinstalls: 2, reconciliations: 4, elementsAdded: 1, elementsRetimed: 0, elementsRemoved: 0, selfHealFailures: 0 };
+    await metrics.render({ openLeases: [{ app: "ssh", step: 2, count: 5 }], stats });
+    const later = await metrics.render({ openLeases: [{ app: "ssh", step: 1, count: 1 }], stats: { ...stats, reinstalls: 3, elementsAdded: 2 } });
+    expect(sample(later, "knockport_helper_reinstalls_total")).toBe(3);
+    expect(sample(later, 'knockport_helper_reconciled_elements_total{action="added"}')).toBe(2);
+    expect(sample(later, 'knockport_open_leases{app="ssh",step="2"}')).toBe(0);
+    expect(sample(later, 'knockport_open_leases{app="ssh",step="1"}')).toBe(1);
   });
 
   it("asks the helper's knock-socket counters at most once per 5 s, also under concurrent scrapes", async () => {
@@ -114,15 +138,15 @@ describe("metrics", () => {
     const down = await cache.get();
     expect(down).toEqual({ openLeases: undefined, stats: undefined });
     expect(helper.calls.map((c) => c.method)).toEqual(["counters", "counters"]);
-    const text = metrics.render(down);
+    const text = await metrics.render(down);
     expect(sample(text, "knockport_lease_list_failures_total")).toBe(1);
     expect(sample(text, "knockport_helper_up")).toBe(0);
     expect(text).not.toContain("knockport_helper_reinstalls_total");
   });
 
-  it("renders the helper's self-heal and reconciliation counts as knockport_helper_*_total counters", () => {
+  it("renders the helper's self-heal and reconciliation counts as knockport_helper_*_total counters", async () => {
     const metrics = new ServerMetrics(["ssh"]);
-    const text = metrics.render({
+    const text = await metrics.render({
       openLeases: [],
       stats: {
         startedAt: "2026-11-26T01:02:03.400Z",
