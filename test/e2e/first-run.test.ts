@@ -6,13 +6,15 @@
 // - an interface_ext that does not exist is refused by the helper (before any firewall command) and by
 //   `knockport check-config`, naming the interfaces that do; one listed in allow_missing_interfaces
 //   fails closed while it is missing (the app's port dropped for everyone, the knocker too) and gets
-//   its rules once it appears.
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+//   its rules once it appears;
+// - `knockport uninstall-firewall` never creates a state dir or a journal (a missing --state-dir, the
+//   default one), and empties an existing journal.
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, states } from "./harness.js";
-import { pollUntil, readNftTable, type ExecResult } from "./testbed.js";
+import { Harness, REPO_ROOT, states } from "./harness.js";
+import { cleanupStaleTopologies, createTopology, pollUntil, readNftTable, type ExecResult, type Topology } from "./testbed.js";
 
 /** The table as nft lists it, without element countdowns and rule counters (they change on their own). */
 async function tableSnapshot(h: Harness): Promise<unknown> {
@@ -143,5 +145,51 @@ describe("knockport end to end (nftables): an interface allowed to be missing fa
     expect(opened, "the knocker's lease (granted while the interface was missing) works once it is there").toBe(true);
     expect(await h.svc("cli2", h.ssh), "the bystander stays out").toBe("closed");
     expect(h.stack.helper.lines.some((l) => l.line.includes('"event":"firewall.reinstalled"') && l.line.includes('"reason"'))).toBe(true);
+  });
+});
+
+describe("knockport end to end (nftables): uninstall-firewall creates no state", () => {
+  let topo: Topology;
+  const scratch = mkdtempSync(join(tmpdir(), "kp-uninstall-"));
+  const DEFAULT_STATE_DIR = "/var/lib/knockport";
+  beforeAll(async () => {
+    cleanupStaleTopologies();
+    topo = await createTopology();
+  });
+  afterAll(async () => {
+    await topo?.destroy();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  const uninstall = (args: readonly string[]): Promise<ExecResult> =>
+    topo.exec("srv", process.execPath, [join(REPO_ROOT, "bin/knockport"), "uninstall-firewall", ...args], { timeoutMs: 30_000 });
+
+  it("4. with a --state-dir that does not exist, or none (the default), no folder and no journal appear", async () => {
+    const absent = join(scratch, "absent");
+    const r = await uninstall(["--state-dir", absent]);
+    expect(r.exitCode, `${r.stdout}${r.stderr}`).toBe(0);
+    expect(existsSync(absent), `${absent} must not be created`).toBe(false);
+
+    // An existing state dir without a journal gets none either (the lock file is all it gains).
+    const empty = mkdtempSync(join(scratch, "empty-"));
+    const e = await uninstall(["--state-dir", empty]);
+    expect(e.exitCode, `${e.stdout}${e.stderr}`).toBe(0);
+    expect(readdirSync(empty).filter((f) => f.startsWith("leases"))).toEqual([]);
+
+    // The default state dir: only checkable where this host has none (the test never touches a real one).
+    if (!existsSync(DEFAULT_STATE_DIR)) {
+      const d = await uninstall([]);
+      expect(d.exitCode, `${d.stdout}${d.stderr}`).toBe(0);
+      expect(existsSync(DEFAULT_STATE_DIR), `${DEFAULT_STATE_DIR} must not be created`).toBe(false);
+    }
+  });
+
+  it("5. an existing journal is emptied, so a later start does not put its leases back", async () => {
+    const dir = mkdtempSync(join(scratch, "journal-"));
+    const lease = { app: "ssh", ip: "198.51.100.10", step: 2, expiresAtMs: Date.now() + 3_600_000 };
+    writeFileSync(join(dir, "leases.json"), JSON.stringify({ version: 1, leases: [lease] }), { mode: 0o600 });
+    const r = await uninstall(["--state-dir", dir]);
+    expect(r.exitCode, `${r.stdout}${r.stderr}`).toBe(0);
+    expect((JSON.parse(readFileSync(join(dir, "leases.json"), "utf8")) as { leases: unknown[] }).leases).toEqual([]);
   });
 });

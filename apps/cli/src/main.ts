@@ -172,7 +172,7 @@ async function main(argv: string[]): Promise<number> {
         parseArgs({
           args: rest,
           strict: true,
-          options: { "state-dir": { type: "string", default: "/var/lib/knockport" }, "nftables-table-filter": { type: "string" }, help: HELP },
+          options: { "state-dir": { type: "string" }, "nftables-table-filter": { type: "string" }, help: HELP },
         }),
       );
       if (v.help) {
@@ -191,8 +191,7 @@ async function main(argv: string[]): Promise<number> {
         [
           join(REPO_ROOT, "bin/knockport-helper"),
           "--uninstall-firewall",
-          "--state-dir",
-          String(v["state-dir"]),
+          ...(v["state-dir"] === undefined ? [] : ["--state-dir", v["state-dir"]]),
           ...(table === undefined ? [] : ["--nftables-table-filter", table]),
         ],
         { stdio: "inherit" },

@@ -1,5 +1,5 @@
 import { createLogger } from "./log.js";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, UsageError, loadConfig } from "@knockport/config";
 import { createDispatcher, type SocketName } from "@knockport/protocol";
@@ -66,10 +66,13 @@ async function main(argv: string[]): Promise<number> {
   }
   if (options.uninstallFirewall) {
     const offline = await import("./offline-modes.js");
+    // A state dir that does not exist holds no journal to empty and no helper uses it: nothing is
+    // created there. An existing one is locked first, so a helper running on it keeps its firewall.
+    const journal = existsSync(options.stateDir) ? new LeaseJournal(options.stateDir) : undefined;
+    if (journal) await lockStateDir(journal);
     const removed = await offline.uninstallFirewall(options, privilege, placement);
-    const journal = new LeaseJournal(options.stateDir);
-    await lockStateDir(journal);
-    journal.save([]);
+    // Emptied, so a later start does not put the leases back; never written where there was none.
+    if (journal && (existsSync(journal.file) || existsSync(journal.logFile))) journal.save([]);
     offline.logUninstalled(log, removed, placement);
     return 0;
   }
