@@ -5,23 +5,13 @@
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  cleanupStaleTopologies,
-  createTopology,
-  exampleConfig,
-  startKnockport,
-  type KnockportStack,
-  type FirewallKind,
-  type ManagedProcess,
-  type Topology,
-} from "@knockport/testbed";
+import { cleanupStaleTopologies, createTopology, startKnockport, type FirewallKind, type KnockportStack } from "@knockport/testbed";
+import { REPO, TOOLS, addSources, benchConfig, knockJob, load1, log, rssMb, runTool, type Context } from "./context.js";
+import { runFloor } from "./floor.js";
 import { formatSummary, summarize, type Summary } from "./stats.js";
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const TOOLS = join(REPO, "bench/tools");
 /** VyOS runs only simulated here (fake vbash), so its figures would say nothing about VyOS. */
 const BENCH_FIREWALLS: readonly FirewallKind[] = ["nftables", "iptables-nft", "iptables-legacy"];
 
@@ -32,64 +22,6 @@ interface KnockRun {
   answerMs?: number;
   answerEpochMs?: number;
   error?: string;
-}
-
-interface Context {
-  topo: Topology;
-  firewall: FirewallKind;
-  stack: KnockportStack;
-  /** The running helper (the scale measurement restarts it). */
-  helper: ManagedProcess;
-  srvIp: string;
-  nextSource: number;
-}
-
-function log(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
-
-async function runTool(ctx: Context, host: "cli" | "cli2", tool: string, job: unknown, timeoutMs: number): Promise<unknown> {
-  const res = await ctx.topo.exec(host, process.execPath, [join(TOOLS, tool)], {
-    input: JSON.stringify(job),
-    timeoutMs,
-  });
-  if (res.exitCode !== 0) throw new Error(`${tool} failed (exit ${String(res.exitCode)}): ${res.stderr}`);
-  return JSON.parse(res.stdout) as unknown;
-}
-
-/** Fresh source addresses on cli's interface, so every knock starts from a closed port. */
-async function addSources(ctx: Context, count: number): Promise<string[]> {
-  const ips: string[] = [];
-  const lines: string[] = [];
-  for (let i = 0; i < count; i += 1) {
-    const n = ctx.nextSource++;
-    if (n > 250) throw new Error("out of source addresses in 198.51.100.0/24");
-    const ip = `198.51.100.${n}`;
-    ips.push(ip);
-    lines.push(`addr add ${ip}/24 dev eth0`);
-  }
-  const res = await ctx.topo.exec("cli", "ip", ["-batch", "-"], { input: `${lines.join("\n")}\n`, timeoutMs: 30_000 });
-  if (res.exitCode !== 0) throw new Error(`ip -batch failed: ${res.stderr}`);
-  return ips;
-}
-
-function knockJob(ctx: Context, sourceIps: string[], extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const cfg = ctx.stack.config;
-  const app = cfg.apps[0];
-  if (!app) throw new Error("no app");
-  return {
-    srvIp: ctx.srvIp,
-    httpPort: cfg.httpPort,
-    httpsPort: cfg.httpsPort,
-    httpPath: cfg.httpPostPath,
-    httpsPath: cfg.httpsPostPath,
-    app: app.name,
-    httpKey: app.accessKeysHttp[0],
-    httpsKey: app.accessKeysHttps[0],
-    servicePort: app.port,
-    sourceIps,
-    ...extra,
-  };
 }
 
 async function knockToOpen(ctx: Context, runs: number): Promise<{ runs: KnockRun[]; open: Summary; answer: Summary; step1: Summary; errors: number }> {
@@ -135,16 +67,6 @@ async function expiryPrecision(ctx: Context, runs: number, killHelper: boolean):
     late.push(w.firstFailEpoch - (r.answerEpochMs + duration * 1000));
   }
   return { lateMs: summarize(late), errors };
-}
-
-function rssMb(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-    return kb === undefined ? undefined : Math.round(Number(kb) / 102.4) / 10;
-  } catch {
-    return undefined;
-  }
 }
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
@@ -272,18 +194,7 @@ async function runBackend(
 ): Promise<Record<string, unknown>> {
   log(`\n== ${firewall} ==`);
   const topo = await createTopology();
-  const config = exampleConfig({
-    interfaceExt: topo.extInterface,
-    duration: 600,
-    step2HttpsDuration: 30,
-    rateLimitPerMinute: 100_000,
-    keyPairs: 1,
-    // the burst stays KnockPort's default (20); the per-minute limit as asked, 0 = off
-    ...(httpsConnectionLimit !== undefined ? { httpsConnectionLimit: { perMinute: httpsConnectionLimit, burst: 20 } } : {}),
-  });
-  // second app: short leases for the expiry measurement
-  const short = { ...config.apps[1]!, name: "web", port: 2223, protocol: "tcp" as const, duration: 2 };
-  const spec = { ...config, apps: [config.apps[0]!, short] };
+  const spec = benchConfig(topo, httpsConnectionLimit);
   let stack: KnockportStack | undefined;
   const results: Record<string, unknown> = {};
   try {
@@ -410,6 +321,8 @@ async function main(): Promise<void> {
       only: { type: "string" },
       firewall: { type: "string", default: "nftables,iptables-nft,iptables-legacy" },
       profile: { type: "string" },
+      // cold starts in the floor measurement
+      "start-runs": { type: "string", default: "5" },
       // global.https_connection_limit_per_minute for the bench's config (default: not written, so 60; 0 = off, for an A/B)
       "https-connection-limit": { type: "string" },
     },
@@ -420,6 +333,7 @@ async function main(): Promise<void> {
     throw new Error("--https-connection-limit: an integer 0-10000 (0 = off)");
   }
   const runs = Math.min(Math.max(Number(values.runs) || 50, 5), 100);
+  const startRuns = Math.min(Math.max(Number(values["start-runs"]) || 5, 1), 20);
   const only = values.only ? new Set(values.only.split(",")) : undefined;
   const firewalls = values.firewall.split(",").filter((f): f is FirewallKind => (BENCH_FIREWALLS as readonly string[]).includes(f));
   if (firewalls.length === 0) throw new Error(`--firewall: use ${BENCH_FIREWALLS.join(", ")}`);
@@ -428,21 +342,30 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {
     when: new Date().toISOString(),
     node: process.version,
-    machine: "2 cores (this workplace's standard machine), network namespaces on one kernel",
+    machine: `${CORES} cores, network namespaces on one kernel`,
+    loadAverage1mAtStart: load1(),
     command: `pnpm bench -- ${process.argv.slice(2).join(" ")}`.trim(),
     backends: {} as Record<string, unknown>,
   };
   for (const firewall of firewalls) {
     // the full set on the first backend; the others get the per-backend measurements
-    const perBackend = firewall === firewalls[0] ? undefined : new Set(["knock-to-open", "scale", "expiry"]);
+    const perBackend = firewall === firewalls[0] ? undefined : new Set(["floor", "knock-to-open", "scale", "expiry"]);
     const want = (name: string): boolean => (!only || only.has(name)) && (!perBackend || perBackend.has(name));
-    (results.backends as Record<string, unknown>)[firewall] = await runBackend(firewall, runs, want, values.profile, httpsConnectionLimit);
+    const backend: Record<string, unknown> = {};
+    if (want("floor")) {
+      backend.floor = await runFloor(firewall, { runs: Math.min(runs, 60), concurrentRounds: 5, startRuns, httpsConnectionLimit });
+    }
+    const others = ["knock-to-open", "under-attack", "scale", "throughput", "expiry"];
+    if (others.some(want)) Object.assign(backend, await runBackend(firewall, runs, want, values.profile, httpsConnectionLimit));
+    (results.backends as Record<string, unknown>)[firewall] = backend;
   }
   const dir = join(REPO, "bench/results");
   mkdirSync(dir, { recursive: true });
+  results.loadAverage1mAtEnd = load1();
   const text = `${JSON.stringify(results, null, 2)}\n`;
   writeFileSync(join(dir, `${String(results.when).replace(/[:.]/g, "-")}.json`), text);
   writeFileSync(join(dir, "latest.json"), text);
+  log(`load average (1 min): ${String(results.loadAverage1mAtStart)} at the start, ${String(results.loadAverage1mAtEnd)} at the end`);
   log(`results written to bench/results/latest.json`);
 }
 

@@ -5,59 +5,18 @@
 //   2. waits until the HTTPS port accepts a connection from that address,
 //   3. sends step 2 and, from the same instant, starts a new connect to the service port
 //      every `pollMs` until one succeeds: knock-to-open = that attempt's start - step-2 send.
-import https from "node:https";
 import net from "node:net";
+import { httpsPost, now, pollConnect as pollConnectFrom } from "./probe-lib.mjs";
 import { readJsonStdin, sendStep1Raw } from "../../packages/testbed/tools/knock-client.mjs";
 
 const job = await readJsonStdin();
 const { srvIp, httpPort, httpsPort, httpPath, httpsPath, app, httpKey, httpsKey, servicePort, sourceIps } = job;
 const pollMs = job.pollMs ?? 1;
 const giveUpMs = job.giveUpMs ?? 3000;
-const now = () => Number(process.hrtime.bigint()) / 1e6;
 
-/** Resolves with the start time of the first connect attempt that succeeds (or undefined). */
-function pollConnect(localAddress, port, startAt) {
-  return new Promise((resolve) => {
-    const sockets = [];
-    let done = false;
-    const finish = (value) => {
-      if (done) return;
-      done = true;
-      clearInterval(timer);
-      clearTimeout(deadline);
-      for (const s of sockets) s.destroy();
-      resolve(value);
-    };
-    const attempt = () => {
-      const t = now();
-      const s = net.connect({ host: srvIp, port, localAddress });
-      sockets.push(s);
-      s.on("connect", () => finish(t - startAt));
-      s.on("error", () => {});
-    };
-    attempt();
-    const timer = setInterval(attempt, pollMs);
-    const deadline = setTimeout(() => finish(undefined), giveUpMs);
-  });
-}
-
-function sendStep2(localAddress) {
-  return new Promise((resolve) => {
-    const body = `app=${app}&access_key=${httpsKey}`;
-    const req = https.request(
-      {
-        host: srvIp, port: httpsPort, path: httpsPath, method: "POST", localAddress, rejectUnauthorized: false, agent: false,
-        headers: { "content-type": "application/x-www-form-urlencoded", "content-length": body.length },
-      },
-      (res) => {
-        res.resume();
-        res.on("end", () => resolve(res.statusCode));
-      },
-    );
-    req.on("error", () => resolve(0));
-    req.end(body);
-  });
-}
+const pollConnect = (localAddress, port, startAt) => pollConnectFrom({ host: srvIp, port, localAddress, startAt, pollMs, giveUpMs });
+const sendStep2 = (localAddress) =>
+  httpsPost({ host: srvIp, port: httpsPort, path: httpsPath, body: `app=${app}&access_key=${httpsKey}`, localAddress });
 
 /** Mode "watch": when does the service port close for `ip`? Connect attempts every 10 ms; the first
  * one that does not connect within 150 ms started after the port closed. */

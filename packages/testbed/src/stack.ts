@@ -213,6 +213,9 @@ export interface KnockportStack {
   startHooks(): Promise<ManagedProcess>;
   /** The helper's argv after `node`, node options first (for re-running it, e.g. with --uninstall-firewall). */
   readonly helperArgv: readonly string[];
+  /** The server's argv after `node`, node options first, and the account it runs as (for re-running it, e.g. `pnpm bench`'s start-up timing). */
+  readonly serverArgv: readonly string[];
+  readonly serverUser: { readonly user: string; readonly group: string };
   /** Runs `node bin/knockport ...args` in `host` (default srv). */
   cli(args: readonly string[], host?: HostName): Promise<ExecResult>;
   /** Runs `node bin/knockport-helper <helperArgv> ...extra` once (not managed), e.g. --uninstall-firewall. */
@@ -392,29 +395,25 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       hooks = await startHooks();
     }
 
-    const server = topo.spawn(
-      "srv",
-      node,
-      [
-        ...unitNodeOptions(opts.repoRoot, "knockport-server.service"),
-        ...(opts.nodeOptions?.server ?? []),
-        binPath(opts.repoRoot, "knockport-server"),
-        "-c",
-        configPath,
-        "--http-port",
-        String(opts.config.httpPort),
-        "--https-port",
-        String(opts.config.httpsPort),
-        "--cert",
-        certPath,
-        "--key",
-        keyPath,
-        "--socket",
-        socketPath,
-        ...(opts.serverArgs ?? []),
-      ],
-      { label: "knockport-server", runAs: user },
-    );
+    const serverArgv = [
+      ...unitNodeOptions(opts.repoRoot, "knockport-server.service"),
+      ...(opts.nodeOptions?.server ?? []),
+      binPath(opts.repoRoot, "knockport-server"),
+      "-c",
+      configPath,
+      "--http-port",
+      String(opts.config.httpPort),
+      "--https-port",
+      String(opts.config.httpsPort),
+      "--cert",
+      certPath,
+      "--key",
+      keyPath,
+      "--socket",
+      socketPath,
+      ...(opts.serverArgs ?? []),
+    ];
+    const server = topo.spawn("srv", node, serverArgv, { label: "knockport-server", runAs: user });
     started.push(server);
     await server.waitForLine(/"msg":"server ready"/, readyMs);
 
@@ -438,6 +437,8 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       echo,
       hooks,
       helperArgv,
+      serverArgv,
+      serverUser: user,
       cli,
       runHelperOnce: (extra) => topo.exec("srv", node, [...helperArgv, ...extra], { timeoutMs: 30_000 }),
       nextReconcile: async (timeoutMs = 15_000) => {
