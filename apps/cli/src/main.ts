@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ConfigError, DEFAULT_ADMIN_SOCKET, DEFAULT_EVENTS_SOCKET, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags, refuseMissingInterfaces } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
-import { generateSelfSignedCert } from "./gen-cert.js";
+import { genCertCommand } from "./gen-cert.js";
 import { defaultServerUser, runBoth } from "./run.js";
 import { fetchLeases, formatLeaseTable } from "./status.js";
 import { watchLeases } from "./watch.js";
@@ -29,7 +29,7 @@ Commands:
                        --admin-socket PATH, default ${DEFAULT_ADMIN_SOCKET}; watch to its events
                        socket, --events-socket PATH, default ${DEFAULT_EVENTS_SOCKET})
   check-config         validate a config file                    -c FILE [--http-port N] [--https-port N] [--waf-*]
-  gen-cert             write a self-signed test certificate      [--out-dir DIR] [--name NAME] [--cn HOST] [--days N]
+  gen-cert             write a self-signed test certificate      [--out-dir DIR] [--name NAME] [--cn HOST] [--ip ADDR] [--owner USER] [--force]
   setup-2fa            turn on 2FA (TOTP) for a step-1 key       -k KEY [-c FILE] [-i SECONDS] [--label NAME]
   knock                knock both steps as a client              --host H --app A --http-path P --https-path P ...
   uninstall-firewall   remove KnockPort's firewall table or its chains in yours (needs root)
@@ -82,20 +82,8 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE);
       return command === undefined ? 2 : 0;
 
-    case "gen-cert": {
-      const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: {
-        "out-dir": { type: "string", default: "." },
-        name: { type: "string", default: "knockport.testing" },
-        cn: { type: "string", default: "knockport.test" },
-        days: { type: "string", default: "825" }, help: HELP } }));
-      if (v.help) return out("Usage: knockport gen-cert [--out-dir DIR] [--name knockport.testing] [--cn HOST] [--days 825]"), 0;
-      const days = Number(v.days);
-      if (!Number.isInteger(days) || days < 1 || days > 3650) throw new UsageError(`--days: must be an integer 1-3650 (got "${v.days}")`);
-      const cert = generateSelfSignedCert({ outDir: String(v["out-dir"]), name: String(v.name), commonName: String(v.cn), days });
-      out(`certificate: ${cert.certFile}`);
-      out(`key:         ${cert.keyFile}`);
-      return 0;
-    }
+    case "gen-cert":
+      return genCertCommand(rest, out);
 
     case "check-config": {
       const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: {

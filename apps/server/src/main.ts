@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
 import { ConfigError, UsageError, loadConfig } from "@knockport/config";
@@ -8,17 +7,18 @@ import { SERVER_USAGE, parseServerArgs } from "./args.js";
 import { compareWithHelper } from "./startup-checks.js";
 import { buildKnockApp, createKnockContext } from "./app.js";
 import { CachedHelperSnapshot, ServerMetrics, instrumentHelper, startMetricsListener, type MetricsListener } from "./metrics.js";
+import { readTlsFiles, type TlsFiles } from "./tls-files.js";
 import { FileUsedTokenStore, UnavailableUsedTokenStore, type UsedTokenStore } from "./used-tokens.js";
 
 class StartupError extends Error {
   readonly code = "STARTUP";
 }
 
-function readPem(flag: string, file: string): Buffer {
+function readTls(certFile: string, keyFile: string): TlsFiles {
   try {
-    return readFileSync(file);
+    return readTlsFiles(certFile, keyFile);
   } catch (err) {
-    throw new StartupError(`${flag} ${file}: cannot read (${(err as NodeJS.ErrnoException).code}); check the path and permissions`);
+    throw new StartupError((err as Error).message);
   }
 }
 
@@ -58,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort, ...options.waf });
-  const https = { cert: readPem("--cert", options.certFile), key: readPem("--key", options.keyFile) };
+  const https = readTls(options.certFile, options.keyFile);
   const log = pino({
     name: "knockport-server",
     level: options.logLevel,

@@ -331,7 +331,7 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
   };
 
   try {
-    const gen = await topo.exec("srv", node, [binPath(opts.repoRoot, "knockport"), "gen-cert", "--out-dir", certDir], { timeoutMs: 30_000 });
+    const gen = await topo.exec("srv", node, [binPath(opts.repoRoot, "knockport"), "gen-cert", "--out-dir", certDir, "--name", "knockport.testing", "--cn", "knockport.test"], { timeoutMs: 30_000 });
     if (gen.exitCode !== 0 || !existsSync(certPath) || !existsSync(keyPath)) {
       throw new Error(`knockport gen-cert failed (exit ${String(gen.exitCode)}):\n${gen.stdout}\n${gen.stderr}`);
     }
