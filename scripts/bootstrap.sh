@@ -22,6 +22,8 @@ declare -A needed=(
   # test/e2e/docker.test.ts starts its own dockerd inside a test namespace; the container image is a
   # tar of busybox-static's /bin/busybox (no registry)
   [dockerd]=docker.io [busybox]=busybox-static
+  # cluster mode's tests start their own redis-server (loopback / Unix socket, no persistence)
+  [redis-server]=redis-server
   # pnpm package, and test/e2e/systemd.test.ts (the .deb in a Debian container under systemd-nspawn)
   [fakeroot]=fakeroot [mmdebstrap]=mmdebstrap [systemd-nspawn]=systemd-container
 )

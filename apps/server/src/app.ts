@@ -1,6 +1,6 @@
 import type { Server as HttpsServer } from "node:https";
 import type { Socket } from "node:net";
-import Fastify, { LogController, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { LogController, type FastifyHttpsOptions, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
 import type { KnockportConfig } from "@knockport/config";
@@ -14,6 +14,7 @@ import type { ServerMetrics } from "./metrics.js";
 import { Step1Memory } from "./step1-memory.js";
 import { ClientAddressResolver, type ClientAddress } from "./client-address.js";
 import { TwoFactor, type UsedTokenStore } from "./two-factor.js";
+import type { ServerCluster } from "./cluster.js";
 
 /** The part of HelperClient the routes use; tests pass a fake. */
 export type HelperPort = Pick<HelperClient, "call">;
@@ -27,6 +28,8 @@ export interface KnockContext {
   readonly twoFactor: TwoFactor;
   /** Whom a request is for: the peer, or in WAF mode the client a trusted proxy names. */
   readonly clientAddress: ClientAddressResolver;
+  /** Cluster mode (`global.cluster`): tokens, rate limits and step-1 windows shared with the other gateways. */
+  readonly cluster: ServerCluster | undefined;
 }
 
 declare module "fastify" {
@@ -42,10 +45,12 @@ export function createKnockContext(
   helper: HelperPort,
   now: () => number = Date.now,
   usedTokens?: UsedTokenStore,
+  cluster?: ServerCluster,
 ): KnockContext {
   return {
     config,
     helper,
+    cluster,
     keys: new KeyChecker(config),
     step1: new Step1Memory(100_000, now),
     clientAddress: new ClientAddressResolver(config.waf?.trustedProxies),
@@ -129,6 +134,8 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
 
   app.setErrorHandler((error: { statusCode?: number; validation?: unknown; message: string }, request, reply) => {
     const status = error.statusCode ?? 500;
+    // the rate limiter counts in the cluster store: when it cannot, the knock is refused (503)
+    if (status === 500 && context.cluster?.isStoreError(error)) return storeUnavailable(request, reply);
     if (status === 429) return plainReply(request, reply, 429, "Too Many Requests\n");
     if (error.validation !== undefined || (status >= 400 && status < 500)) {
       request.log.info({ event: "knock", step, outcome: "bad-request", status: 400 }, "bad form");
@@ -148,10 +155,17 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
       request.log.warn({ event: "knock", step, outcome: "bad-proxy-header", status: 400, proxy: client.proxy, reason: client.reason }, client.reason);
       return plainReply(request, reply, 400, "Bad Request\n");
     }
+    // Without the store nothing can be counted or spent cluster-wide: refused at once, not after a timeout.
+    if (context.cluster && !context.cluster.storeReady) return storeUnavailable(request, reply);
     return undefined;
   });
+  const storeUnavailable = (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    request.log.warn({ event: "knock", step, outcome: "store-unavailable", status: 503 }, "cluster store unavailable");
+    return plainReply(request, reply, 503, "Service Unavailable\n");
+  };
   await app.register(rateLimit, {
     global: true,
+    ...(context.cluster ? { redis: context.cluster.connection, nameSpace: context.cluster.store.rateLimitNamespace(step) } : {}),
     max: context.config.global.rateLimitPerMinute,
     timeWindow: 60_000,
     // IPv6: one budget per prefix (a subscriber's /64 holds 2^64 addresses); IPv4: per address.

@@ -29,7 +29,7 @@ export interface KnockRouteOptions {
   plainReply: PlainReply;
 }
 
-type Outcome = "ok" | "healthcheck" | "denied" | "bad-request" | "helper-failed";
+type Outcome = "ok" | "healthcheck" | "denied" | "bad-request" | "helper-failed" | "store-unavailable";
 
 /** The original's answers; every kind of denial looks the same. */
 const ANSWERS: Record<Outcome, readonly [number, string]> = {
@@ -38,12 +38,14 @@ const ANSWERS: Record<Outcome, readonly [number, string]> = {
   denied: [403, "Forbidden\n"],
   "bad-request": [400, "Bad Request\n"],
   "helper-failed": [500, "Internal Server Error\n"],
+  // cluster mode: a 2FA token cannot be spent cluster-wide, so it is not accepted anywhere
+  "store-unavailable": [503, "Service Unavailable\n"],
 };
 
 /** Serves POST <http_post_path> (step 1) or POST <https_post_path> (step 2), nothing else. */
 export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions): Promise<void> {
   const { step, context, plainReply } = opts;
-  const { config, keys, step1, twoFactor, helper } = context;
+  const { config, keys, step1, twoFactor, helper, cluster } = context;
   const path = step === 1 ? config.global.httpPostPath : config.global.httpsPostPath;
   const knownApps = new Set(config.apps.map((a) => a.name));
 
@@ -79,8 +81,15 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
     if (step === 1) {
       const keyIndex = keys.matchStep1(appName, accessKey);
       // The 2FA check runs only for a matching key, so a wrong key cannot burn someone's token.
-      const secondFactor = keyIndex >= 0 ? twoFactor.check(accessKey, token) : "denied";
+      const { result: secondFactor, spent } = keyIndex >= 0 ? twoFactor.checkAndSpend(accessKey, token) : { result: "denied" as const };
       if (!appConfig || keyIndex < 0 || secondFactor === "denied") return answer(request, reply, "denied", appName, ip);
+      // Cluster mode: the token is spent on every gateway before anything opens.
+      const clusterSpend = spent && cluster ? await cluster.spendToken(spent) : undefined;
+      if (clusterSpend?.outcome === "spent") return answer(request, reply, "denied", appName, ip);
+      if (clusterSpend?.outcome === "unavailable") {
+        twoFactor.release(accessKey, token); // nothing opened: the user may retry once the store is back
+        return answer(request, reply, "store-unavailable", appName, ip);
+      }
       // Recorded before the helper call: the HTTPS port opens inside that call, and a fast client's
       // step 2 may arrive before the helper's answer does.
       step1.remember(appName, ip, keyIndex, appConfig.step2HttpsDurationSeconds);
@@ -90,14 +99,19 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
         step1.forget(appName, ip);
         // The code is given back only when the helper surely opened nothing; after a timeout or a
         // dropped connection the grant may have landed, so the code stays spent.
-        if (secondFactor === "ok" && helperSurelyRefused(err)) twoFactor.release(accessKey, token);
+        if (secondFactor === "ok" && helperSurelyRefused(err)) {
+          twoFactor.release(accessKey, token);
+          await clusterSpend?.release?.();
+        }
         request.log.error({ event: "helper.failed", step, err: describeHelperError(err) }, "helper could not open the HTTPS port");
         return answer(request, reply, "helper-failed", appName, ip);
       }
+      await cluster?.shareStep1(appName, ip, keyIndex, appConfig.step2HttpsDurationSeconds);
       return answer(request, reply, "ok", appName, ip);
     }
 
-    const pairedIndex = step1.lookup(appName, ip);
+    // a window another gateway announced whose message has not (yet) reached this one is in the store
+    const pairedIndex = step1.lookup(appName, ip) ?? (cluster && appConfig ? await cluster.sharedStep1(appName, ip) : undefined);
     const keyOk = keys.matchStep2(appName, pairedIndex ?? 0, accessKey);
     if (!appConfig || pairedIndex === undefined || !keyOk) return answer(request, reply, "denied", appName, ip);
     try {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
-import { ConfigError, UsageError, loadConfig } from "@knockport/config";
+import { ConfigError, UsageError, loadConfig, type KnockportConfig } from "@knockport/config";
 import { HelperClient, HelperCallError } from "@knockport/helper-client";
 import type { HelloResult } from "@knockport/protocol";
 import { SERVER_USAGE, parseServerArgs } from "./args.js";
@@ -8,6 +8,8 @@ import { compareWithHelper } from "./startup-checks.js";
 import { buildKnockApp, createKnockContext } from "./app.js";
 import { CachedHelperSnapshot, ServerMetrics, instrumentHelper, startMetricsListener, type MetricsListener } from "./metrics.js";
 import { readTlsFiles, type TlsFiles } from "./tls-files.js";
+import { ClusterStoreConfigError, connectStore } from "@knockport/cluster-store";
+import { ServerCluster } from "./cluster.js";
 import { FileUsedTokenStore, UnavailableUsedTokenStore, type UsedTokenStore } from "./used-tokens.js";
 
 class StartupError extends Error {
@@ -51,6 +53,31 @@ async function listen(app: FastifyInstance, port: number, host: string): Promise
   }
 }
 
+/**
+ * Cluster mode: the store connection, which reconnects by itself. Losing and regaining it is logged
+ * once each; while it is gone every knock is answered 503 (docs/cluster.md).
+ */
+function startCluster(config: KnockportConfig, log: Logger): ServerCluster | undefined {
+  const cluster = config.global.cluster;
+  if (!cluster) return undefined;
+  let connection;
+  try {
+    connection = connectStore(cluster, { onError: (message) => log.debug({ event: "cluster.store.error", err: message }, "cluster store connection error") });
+  } catch (err) {
+    throw err instanceof ClusterStoreConfigError ? new StartupError(err.message) : err;
+  }
+  let up = false;
+  connection.on("ready", () => {
+    up = true;
+    log.info({ event: "cluster.store.ready", url: cluster.url }, "cluster store connected");
+  });
+  connection.on("close", () => {
+    if (up) log.warn({ event: "cluster.store.lost", url: cluster.url }, "cluster store connection lost; knocks are answered 503 until it is back");
+    up = false;
+  });
+  return new ServerCluster(config, connection, log.child({ part: "cluster" }));
+}
+
 async function main(argv: string[]): Promise<number> {
   const options = parseServerArgs(argv);
   if (options === "help") {
@@ -88,7 +115,9 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const metrics = options.metricsPort === undefined ? undefined : new ServerMetrics(config.apps.map((a) => a.name));
-  const context = createKnockContext(config, metrics ? instrumentHelper(helper, metrics) : helper, Date.now, usedTokens);
+  const cluster = startCluster(config, log);
+  const context = createKnockContext(config, metrics ? instrumentHelper(helper, metrics) : helper, Date.now, usedTokens, cluster);
+  cluster?.start(context.step1, context.helper);
   const step1 = await buildKnockApp({ step: 1, context, logger: log.child({ listener: "http" }), metrics });
   const step2 = await buildKnockApp({ step: 2, context, logger: log.child({ listener: "https" }), https, metrics });
   await listen(step1, config.httpPort, options.listenAddress);
@@ -117,7 +146,7 @@ async function main(argv: string[]): Promise<number> {
       log.info({ event: "server.stopping", signal }, "stopping");
       const deadline = setTimeout(() => resolve(0), 5000);
       deadline.unref();
-      void Promise.allSettled([step1.close(), step2.close(), metricsListener?.close()]).then(() => {
+      void Promise.allSettled([step1.close(), step2.close(), metricsListener?.close(), cluster?.stop()]).then(() => {
         helper.close();
         resolve(0);
       });

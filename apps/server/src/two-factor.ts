@@ -14,6 +14,13 @@ import { MemoryUsedTokenStore, type UsedTokenStore } from "./used-tokens.js";
 
 export type { UsedTokenStore } from "./used-tokens.js";
 
+/** A token `checkAndSpend` accepted: the hash of its secret (never the secret), its time step, epoch ms it validates until. */
+export interface SpentToken {
+  readonly secretId: string;
+  readonly counter: number;
+  readonly until: number;
+}
+
 /** What a 2FA file holds: the original's `{ "secret": BASE32 }`, optionally with `interval` (other keys are ignored). */
 interface TwoFactorFile {
   secret: string;
@@ -115,26 +122,35 @@ export class TwoFactor {
    * malformed file, or a store that cannot record it (fail closed).
    */
   check(accessKey: string, token: string | undefined): "not-required" | "ok" | "denied" {
+    return this.checkAndSpend(accessKey, token).result;
+  }
+
+  /**
+   * `check`, plus on "ok" which token was spent (secret id, time step and until when it could
+   * validate), so a cluster can spend the same token across its gateways.
+   */
+  checkAndSpend(accessKey: string, token: string | undefined): { result: "not-required" | "ok" | "denied"; spent?: SpentToken } {
     const file = this.read(accessKey);
-    if (file === undefined) return "not-required";
-    if (file === "broken" || token === undefined || !TOKEN.test(token)) return "denied";
+    if (file === undefined) return { result: "not-required" };
+    if (file === "broken" || token === undefined || !TOKEN.test(token)) return { result: "denied" };
     const counter = this.matchCounter(file, token, this.skew);
-    if (counter === undefined) return "denied";
+    if (counter === undefined) return { result: "denied" };
     const id = this.storeId(file);
     const entry = this.store.get(id);
     const periodMs = file.interval * 1000;
     const forgottenAt = this.store.forgottenAt;
     // after the store lost its memory, anything valid at that moment may already have been spent
     const floor = forgottenAt === undefined ? -Infinity : Math.floor(forgottenAt / periodMs) + this.skew;
-    if (counter <= Math.max(entry?.counter ?? -Infinity, floor)) return "denied";
+    if (counter <= Math.max(entry?.counter ?? -Infinity, floor)) return { result: "denied" };
+    // a token of step c validates while now < (c + skew + 1) periods
+    const until = (counter + this.skew + 1) * periodMs;
     try {
-      // a token of step c validates while now < (c + skew + 1) periods
-      this.store.set(id, { counter, until: (counter + this.skew + 1) * periodMs });
+      this.store.set(id, { counter, until });
     } catch {
-      return "denied";
+      return { result: "denied" };
     }
     this.previous.set(id, { counter, entry });
-    return "ok";
+    return { result: "ok", spent: { secretId: id, counter, until } };
   }
 
   /** Un-spend a token whose knock then failed on our side (helper down), so the user can retry with it. */

@@ -8,3 +8,4 @@ export * from "./two-factor-file.js";
 export * from "./waf.js";
 export * from "./accounts.js";
 export * from "./interfaces.js";
+export * from "./cluster.js";

@@ -6,6 +6,7 @@ import { APP_NAME_PATTERN, parseIpAddress, parsePort, type Port } from "@knockpo
 import { ConfigError } from "./errors.js";
 import { appSchema, globalSchema, KEY_HINTS, type RawApp, type RawGlobal } from "./schema.js";
 import { checkHookArgv } from "./hooks.js";
+import { clusterFromRaw } from "./cluster.js";
 import { DEFAULT_WAF_TRUSTED_IPS, WAF_TRUSTED_IP_HINT, WAF_TRUSTED_IPS_MAX, formatTrustedProxy, parseTrustedProxy, type TrustedProxy } from "./waf.js";
 import {
   DEFAULT_HTTP_PORT,
@@ -482,11 +483,12 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
     if (!usedNames.has(name)) fail(`global.allow_missing_interfaces: ${show(name)} is not the interface_ext or interface_int of global or of any app`);
   }
 
+  const baseDir = dirname(resolve(file));
+  const cluster = g.cluster ? clusterFromRaw(g.cluster, (p) => (isAbsolute(p) ? p : resolve(baseDir, p)), fail) : undefined;
   if (problems.length > 0 || !globalValid || !http.port || !https.port) {
     throw new ConfigError("CONFIG_INVALID", file, problems);
   }
   const vg = rawGlobal as RawGlobal;
-  const baseDir = dirname(resolve(file));
   const folder = vg["2fa_config_folder"] ?? "2fa";
   const httpsPerMinute = vg.https_connection_limit_per_minute ?? DEFAULT_HTTPS_CONNECTION_LIMIT_PER_MINUTE;
   return {
@@ -507,6 +509,7 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
       twoFactorFolder: isAbsolute(folder) ? folder : resolve(baseDir, folder),
       twoFactorSkewPeriods: vg["2fa_skew_periods"] ?? DEFAULT_2FA_SKEW_PERIODS,
       healthcheckAppName: vg.healthcheck_app_name ?? undefined,
+      cluster,
     },
     apps,
   };

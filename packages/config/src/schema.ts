@@ -3,6 +3,7 @@ import { APP_NAME_PATTERN } from "@knockport/protocol";
 import { HOOK_MAX_ARG_LENGTH, HOOK_MAX_ARGS } from "./hooks.js";
 import { WAF_TRUSTED_IPS_MAX } from "./waf.js";
 import { RATE_LIMIT_IPV6_PREFIX_MIN } from "./types.js";
+import { CLUSTER_HINT, clusterSchema, type RawCluster } from "./cluster.js";
 
 export const ACCESS_KEY_MIN_LENGTH = 10;
 export const ACCESS_KEY_MAX_LENGTH = 128;
@@ -47,6 +48,7 @@ export interface RawGlobal {
   waf_http_port?: number;
   waf_https_port?: number;
   waf_trusted_ips?: string[];
+  cluster?: RawCluster;
 }
 export interface RawApp {
   port: number;
@@ -123,6 +125,7 @@ export const globalSchema: JSONSchemaType<RawGlobal> = {
       items: { type: "string", minLength: 1, maxLength: 49 },
       nullable: true,
     },
+    cluster: clusterSchema,
   },
 };
 
@@ -168,6 +171,7 @@ export const KEY_HINTS: Record<string, string> = {
   waf_http_port: "an integer 1-65535 (the public HTTP port nginx listens on)",
   waf_https_port: "an integer 1-65535 (the public HTTPS port nginx listens on)",
   waf_trusted_ips: `a list of at most ${WAF_TRUSTED_IPS_MAX} addresses or networks such as [127.0.0.1, "::1"]`,
+  cluster: CLUSTER_HINT,
   port: "an integer 1-65535",
   access_key_http: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ -`,
   access_key_https: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ -`,

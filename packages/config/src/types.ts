@@ -1,5 +1,6 @@
 import type { IpAddress, Port, TransportProtocol } from "@knockport/protocol";
 import type { TrustedProxy } from "./waf.js";
+import type { ClusterConfig } from "./cluster.js";
 
 export type Destination =
   | { readonly kind: "local" }
@@ -63,6 +64,8 @@ export interface GlobalConfig {
   /** TOTP tokens of this many periods before and after the current one are accepted too. */
   readonly twoFactorSkewPeriods: number;
   readonly healthcheckAppName: string | undefined;
+  /** Several gateways sharing state through Valkey/Redis (`global.cluster`); undefined: this gateway alone. */
+  readonly cluster: ClusterConfig | undefined;
 }
 
 export interface HttpsConnectionLimit {

@@ -1,0 +1,4 @@
+export * from "./connect.js";
+export * from "./records.js";
+export * from "./store.js";
+export * from "./subscribe.js";
