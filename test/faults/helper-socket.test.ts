@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FirewallBackend, SetChange } from "../../apps/helper/src/backend.js";
 import { LeaseJournal } from "../../apps/helper/src/leases.js";
 import { HelperService } from "../../apps/helper/src/service.js";
-import type { RpcPeer } from "../../apps/helper/src/lease-events.js";
+import type { RpcPeer } from "../../apps/helper/src/helper-context.js";
 import { startRpcServer } from "../../apps/helper/src/socket-server.js";
 import { parseConfig } from "../../packages/config/src/index.js";
 import { httpsSetName, serviceSetName } from "../../packages/firewall/src/index.js";

@@ -9,7 +9,7 @@ import {
   type RpcNotification,
   type RpcResponse,
 } from "@knockport/protocol";
-import type { RpcPeer } from "./lease-events.js";
+import type { RpcPeer } from "./helper-context.js";
 
 export interface ConnectionLimits {
   /** A client with nothing to say for this long is dropped. */

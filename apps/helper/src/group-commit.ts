@@ -5,12 +5,12 @@ import type { FirewallBackend, SetChange } from "./backend.js";
 /**
  * One request's effect, prepared against the lease book: the book is already changed, the
  * firewall and the journal not yet. `undoBook` reverts the book; `undoChanges` gives the firewall
- * changes that revert `changes`; `finish` runs once both are committed (log, result).
+ * changes that revert `changes` (both absent: nothing to revert); `finish` runs once both are committed.
  */
 export interface PreparedChange<R> {
   readonly changes: readonly SetChange[];
-  undoBook(): void;
-  undoChanges(): SetChange[];
+  undoBook?(): void;
+  undoChanges?(): SetChange[];
   finish(): R;
 }
 
@@ -89,7 +89,7 @@ export class GroupCommitter {
     }
     if (prepared.length === 0) return true;
     const undoBook = (): void => {
-      for (const p of [...prepared].reverse()) p.change.undoBook();
+      for (const p of [...prepared].reverse()) p.change.undoBook?.();
     };
     try {
       await this.firewall.apply(prepared.flatMap((p) => p.change.changes));
@@ -105,7 +105,7 @@ export class GroupCommitter {
     } catch (err) {
       undoBook();
       this.log.error({ event: "journal.failed", err: (err as Error).message }, "lease journal write failed; rolling the firewall back");
-      const rollback = [...prepared].reverse().flatMap((p) => p.change.undoChanges());
+      const rollback = [...prepared].reverse().flatMap((p) => p.change.undoChanges?.() ?? []);
       await this.firewall
         .apply(rollback)
         .catch((rollbackErr: Error) =>

@@ -99,6 +99,10 @@ export class LeaseBook {
     return latest;
   }
 
+  live(nowMs: number): Lease[] {
+    return this.all().filter((l) => l.expiresAtMs > nowMs);
+  }
+
   hasExpired(nowMs: number): boolean {
     for (const l of this.leases.values()) if (l.expiresAtMs <= nowMs) return true;
     return false;

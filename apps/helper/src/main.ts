@@ -13,7 +13,7 @@ import { createBackend } from "./backend-factory.js";
 import { DIRECT, refuseSudoAsServerUser, sudoPrivilege } from "./privilege.js";
 import { checkForwarding } from "./forwarding.js";
 import { ConntrackCutter, locateConntrackFor } from "./conntrack.js";
-import type { RpcPeer } from "./lease-events.js";
+import type { RpcPeer } from "./helper-context.js";
 import { prepareInterfaces, startInterfaceWatch } from "./interface-watch.js";
 import { takeInstanceLock, type InstanceLock } from "./instance-lock.js";
 

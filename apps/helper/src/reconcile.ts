@@ -3,7 +3,7 @@ import { httpsSetName, serviceSetName } from "@knockport/firewall/nft";
 import { ipFamily, parseIpAddress, type IpAddress } from "@knockport/protocol";
 import type { SetChange } from "./backend.js";
 import type { HelperContext } from "./helper-context.js";
-import { grantChange } from "./lease-changes.js";
+import { elementDeadline, grantChange } from "./lease-changes.js";
 import type { Lease } from "./leases.js";
 import type { KernelElement } from "./nft-elements.js";
 
@@ -28,7 +28,10 @@ export interface ReconcileCounts {
   removed: number;
 }
 
-/** Kernel <-> book <-> clock: lists our sets' elements, corrects them, and keeps the counters it read. */
+/**
+ * Keeps the kernel's lease elements in line with the book and the clock: `reconcile` corrects them
+ * element by element while our rules are in place, `reinstall` re-applies everything once they are gone.
+ */
 export class Reconciler {
   /** Elements the last reconcile listed (sets the walk's cadence). */
   lastWalkElements = 0;
@@ -37,11 +40,24 @@ export class Reconciler {
 
   constructor(private readonly ctx: HelperContext) {}
 
-  /** The sets that hold lease elements (HTTPS and every app's service sets, both families). */
-  private leaseSets(): Set<string> {
-    const sets = new Set<string>([httpsSetName(4), httpsSetName(6)]);
-    for (const a of this.ctx.config.apps) for (const f of [4, 6] as const) sets.add(serviceSetName(a.name, f));
-    return sets;
+  /**
+   * Re-apply the whole firewall with every live lease, after our table / chains vanished (`nft flush
+   * ruleset`, `iptables -F -X`, a VyOS commit). Not serialised with the group committer: a grant
+   * committed in the same few milliseconds may have to be knocked again (it is in the book, so the next
+   * reinstall or restart puts it back).
+   */
+  async reinstall(reason?: string): Promise<void> {
+    const { ctx } = this;
+    const now = ctx.clock.now();
+    const live = ctx.book.live(now);
+    await ctx.firewall.install(live.map((l) => grantChange(ctx, l, now)));
+    this.counters = undefined; // fresh sets: every counter restarted at 0
+    ctx.counts.reinstalls += 1;
+    live.forEach((l) => ctx.closeOnTime(l));
+    ctx.log.warn(
+      { audit: true, event: "firewall.reinstalled", type: ctx.firewall.type, restored: live.length, ...(reason === undefined ? {} : { reason }) },
+      `${reason ?? "the firewall rules were gone (flushed from outside)"}; re-applied with the live leases`,
+    );
   }
 
   /**
@@ -52,43 +68,38 @@ export class Reconciler {
    * `add` after `delete` and set semantics mean nothing is ever duplicated.
    */
   private reconcileChanges(kernel: readonly OurElement[], nowMs: number): ReconcileCounts & { changes: SetChange[]; rounded: Lease[] } {
-    const { book, config } = this.ctx;
-    const wanted = new Map<string, { change: Extract<SetChange, { op: "grant" }>; deadlineMs: number; leases: Lease[] }>();
-    for (const l of book.all()) {
-      if (l.expiresAtMs <= nowMs || !findApp(config, l.app)) continue;
+    const wanted = new Map<string, { change: SetChange; deadlineMs: number; leases: Lease[] }>();
+    for (const l of this.ctx.book.live(nowMs)) {
+      if (!findApp(this.ctx.config, l.app)) continue;
       const change = grantChange(this.ctx, l, nowMs);
-      const deadlineMs = l.step === 1 ? (book.latestStep1Deadline(l.ip, nowMs) ?? l.expiresAtMs) : l.expiresAtMs;
       const key = `${change.set}|${change.ip}`;
       const w = wanted.get(key);
       if (w) w.leases.push(l);
-      else wanted.set(key, { change, deadlineMs, leases: [l] });
+      else wanted.set(key, { change, deadlineMs: elementDeadline(this.ctx, l, nowMs), leases: [l] });
     }
+    const counts = { added: 0, retimed: 0, removed: 0 };
     const rounded: Lease[] = [];
     const changes: SetChange[] = [];
     const seen = new Set<string>();
-    let retimed = 0;
-    let removed = 0;
     for (const e of kernel) {
-      const key = e.key;
-      seen.add(key);
-      const w = wanted.get(key);
+      seen.add(e.key);
+      const w = wanted.get(e.key);
       if (!w) {
         changes.push({ op: "revoke", set: e.set, ip: e.ip });
-        removed += 1;
+        counts.removed += 1;
       } else if (Math.abs(nowMs + e.expiresInMs - w.deadlineMs) > RECONCILE_TOLERANCE_MS || !Number.isFinite(e.expiresInMs)) {
         changes.push(w.change);
         rounded.push(...w.leases);
-        retimed += 1;
+        counts.retimed += 1;
       }
     }
-    let added = 0;
     for (const [key, w] of wanted) {
       if (seen.has(key)) continue;
       changes.push(w.change);
       rounded.push(...w.leases);
-      added += 1;
+      counts.added += 1;
     }
-    return { changes, added, retimed, removed, rounded };
+    return { changes, rounded, ...counts };
   }
 
   /**
@@ -98,22 +109,22 @@ export class Reconciler {
    * grant or revoke between the listing and the commit is never undone (at worst re-applied as it is).
    */
   async reconcile(): Promise<ReconcileCounts | undefined> {
-    const { firewall, clock, counts: stats } = this.ctx;
+    const { firewall, clock, counts: stats, config } = this.ctx;
     if (firewall.listElements === undefined) return undefined;
-    const listed = await firewall.listElements(this.leaseSets());
+    const sets = new Set<string>([httpsSetName(4), httpsSetName(6)]);
+    for (const a of config.apps) for (const f of [4, 6] as const) sets.add(serviceSetName(a.name, f));
+    const listed = await firewall.listElements(sets);
     if (listed === undefined) return undefined;
-    const kernel = this.ourElements(listed);
+    const kernel = ourElements(listed);
     this.lastWalkElements = listed.length;
-    this.rememberCounters(kernel);
+    // The listed elements themselves, not copies: a reading of 10,000 elements every 2 s stays cheap.
+    this.counters = { atMs: clock.now(), byElement: new Map(kernel.filter((e) => e.packets !== undefined).map((e) => [e.key, e])) };
     stats.reconciliations += 1;
     if (this.reconcileChanges(kernel, clock.now()).changes.length === 0) return { added: 0, retimed: 0, removed: 0 };
     return this.ctx.committer.submit(() => {
-      const now = clock.now();
-      const { changes, rounded, ...counts } = this.reconcileChanges(kernel, now);
+      const { changes, rounded, ...counts } = this.reconcileChanges(kernel, clock.now());
       return {
         changes,
-        undoBook: () => undefined,
-        undoChanges: () => [],
         finish: () => {
           rounded.forEach((l) => this.ctx.closeOnTime(l));
           stats.elementsAdded += counts.added;
@@ -130,25 +141,17 @@ export class Reconciler {
       };
     });
   }
+}
 
-  /**
-   * Listed elements with canonical addresses (parsed once per listing). An address our sets cannot hold
-   * in this form (e.g. ::ffff:a.b.c.d in a v6 set) is skipped: reconciliation leaves it to a reinstall.
-   */
-  private ourElements(listed: readonly KernelElement[]): OurElement[] {
-    const out: OurElement[] = [];
-    for (const e of listed) {
-      const ip = parseIpAddress(e.ip);
-      if (!ip || !e.set.endsWith(`_v${ipFamily(ip)}`)) continue;
-      out.push({ set: e.set, ip, key: `${e.set}|${ip}`, expiresInMs: e.expiresInMs, packets: e.packets, bytes: e.bytes });
-    }
-    return out;
+/**
+ * Listed elements with canonical addresses (parsed once per listing). An address our sets cannot hold
+ * in this form (e.g. ::ffff:a.b.c.d in a v6 set) is skipped: reconciliation leaves it to a reinstall.
+ */
+function ourElements(listed: readonly KernelElement[]): OurElement[] {
+  const out: OurElement[] = [];
+  for (const e of listed) {
+    const ip = parseIpAddress(e.ip);
+    if (ip && e.set.endsWith(`_v${ipFamily(ip)}`)) out.push({ ...e, ip, key: `${e.set}|${ip}` });
   }
-
-  private rememberCounters(kernel: readonly OurElement[]): void {
-    // The listed elements themselves, not copies: a reading of 10,000 elements every 2 s stays cheap.
-    const byElement = new Map<string, OurElement>();
-    for (const e of kernel) if (e.packets !== undefined) byElement.set(e.key, e);
-    this.counters = { atMs: this.ctx.clock.now(), byElement };
-  }
+  return out;
 }

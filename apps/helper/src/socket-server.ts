@@ -5,7 +5,7 @@ import type { Logger } from "./log.js";
 import { takeInstanceLock } from "./instance-lock.js";
 import { MAX_IN_FLIGHT_PER_CONNECTION, type RpcResponse, type SocketName } from "@knockport/protocol";
 import { serveConnection, type ConnectionLimits } from "./connection.js";
-import type { RpcPeer } from "./lease-events.js";
+import type { RpcPeer } from "./helper-context.js";
 
 export class SocketSetupError extends Error {
   readonly code = "SOCKET_SETUP_FAILED";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MAX_WALK_INTERVAL_MS, nextWalkDelayMs } from "../src/reconcile-cadence.js";
+import { MAX_WALK_INTERVAL_MS, nextWalkDelayMs } from "../src/self-heal.js";
 
 describe("nextWalkDelayMs", () => {
   it("walks on every tick up to 2,000 elements, one tick more per 2,000 beyond, at most every 30 s", () => {

@@ -5,20 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createDispatcher, HelperError, MAX_FRAME_BYTES, type MethodHandlers, type OpenParams } from "@knockport/protocol";
+import { createDispatcher, HelperError, MAX_FRAME_BYTES, zeroStatsCounters, type MethodHandlers, type OpenParams } from "@knockport/protocol";
 import { SocketSetupError, startRpcServer } from "../src/socket-server.js";
 
 const silent = pino({ level: "silent" });
-const STATS = {
-  startedAt: "2030-01-01T00:00:00.000Z",
-  leasesRestored: 0,
-  reinstalls: 0,
-  reconciliations: 0,
-  elementsAdded: 0,
-  elementsRetimed: 0,
-  elementsRemoved: 0,
-  selfHealFailures: 0,
-};
+const STATS = { startedAt: "2030-01-01T00:00:00.000Z", ...zeroStatsCounters() };
 
 /** Fake handlers: `open` answers after a delay chosen by the app name's last digit, to shake up ordering. */
 function fakeHandlers(): { handlers: MethodHandlers<unknown>; opened: OpenParams[] } {

@@ -9,7 +9,7 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig } from "@knockport/config";
 import { createDispatcher, type LeaseEvent } from "@knockport/protocol";
-import type { RpcPeer } from "../src/lease-events.js";
+import type { RpcPeer } from "../src/helper-context.js";
 import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
 import { SOCKET_LIMITS, startRpcServer } from "../src/socket-server.js";

@@ -34,6 +34,10 @@ export const STATS_COUNTERS = {
 } as const;
 export type StatsCounterName = keyof typeof STATS_COUNTERS;
 export const STATS_COUNTER_NAMES = Object.keys(STATS_COUNTERS) as StatsCounterName[];
+/** Every counter at 0: a helper's counts at start. */
+export function zeroStatsCounters(): Record<StatsCounterName, number> {
+  return Object.fromEntries(STATS_COUNTER_NAMES.map((n) => [n, 0])) as Record<StatsCounterName, number>;
+}
 
 type CounterSchema = typeof count & { readonly description: string };
 function counterSchemas(): { readonly [K in StatsCounterName]: CounterSchema } {

@@ -2,18 +2,9 @@
 // cannot reach an admin method (and the reverse), and a handler error outside its row's list is never
 // passed on by name.
 import { describe, expect, it } from "vitest";
-import { HELPER_ERRORS, HelperError, METHODS, createDispatcher, methodsOf, type MethodHandlers, type MethodName } from "../src/index.js";
+import { HELPER_ERRORS, HelperError, METHODS, createDispatcher, methodsOf, zeroStatsCounters, type MethodHandlers, type MethodName } from "../src/index.js";
 
-const STATS = {
-  startedAt: "2030-01-01T00:00:00.000Z",
-  leasesRestored: 0,
-  reinstalls: 0,
-  reconciliations: 0,
-  elementsAdded: 0,
-  elementsRetimed: 0,
-  elementsRemoved: 0,
-  selfHealFailures: 0,
-};
+const STATS = { startedAt: "2030-01-01T00:00:00.000Z", ...zeroStatsCounters() };
 const OPENED = { app: "ssh", ip: "198.51.100.7", step: 2 as const, durationSeconds: 60, expiresAt: "2030-01-01T00:01:00.000Z", refreshed: false };
 
 /** Handlers that record what ran; `throwing` makes one method fail with the given error. */
