@@ -58,18 +58,32 @@ export interface Container {
   must(args: readonly string[], opts?: { timeoutMs?: number; input?: string }): string;
   /** Console output of the boot so far (for failure messages). */
   console(): string;
-  /** Reboots: systemctl reboot, then a new boot of the same root (the overlay keeps all changes). */
-  reboot(): Promise<void>;
+  /** Reboots: systemctl reboot, then a new boot of the same root (the overlay keeps all changes), on `network` when given. */
+  reboot(network?: ContainerNetwork): Promise<void>;
   /** Powers off and removes the overlay. Idempotent, never throws. */
   destroy(): Promise<void>;
 }
 
+/**
+ * Where the container's network lives: a test-bed namespace (/run/netns/<name>, with CAP_NET_ADMIN
+ * there), a private namespace of its own (CAP_NET_ADMIN there), or the host's ("host": for Debian's
+ * apt and the npm registry; nspawn then drops CAP_NET_ADMIN, so it cannot change the host's network).
+ */
+export type ContainerNetwork = { netns: string } | "private" | "host";
+
 export interface ContainerOptions {
-  /** /run/netns/<name>: the network namespace the container lives in. */
-  netns: string;
-  /** Host directory bound read-only at /mnt/host (the .deb). */
-  bindDir: string;
+  network: ContainerNetwork;
+  /** Host directories bound into the container (read-only unless `writable`). */
+  binds: ReadonlyArray<{ host: string; container: string; writable?: boolean }>;
   bootTimeoutMs?: number;
+}
+
+function networkArgs(network: ContainerNetwork): string[] {
+  if (network === "host") return [];
+  // nspawn drops CAP_NET_ADMIN from a container that joins a network namespace; the helper of a
+  // real gateway has it (and the namespace is the test bed's or the container's own, not the host's)
+  const where = network === "private" ? "--private-network" : `--network-namespace-path=/run/netns/${network.netns}`;
+  return [where, "--capability=CAP_NET_ADMIN"];
 }
 
 function sleep(ms: number): Promise<void> {
@@ -87,7 +101,7 @@ export async function bootContainer(opts: ContainerOptions): Promise<Container> 
   let output = "";
   let exited = true;
 
-  const start = async (): Promise<void> => {
+  const start = async (network: ContainerNetwork): Promise<void> => {
     output = "";
     exited = false;
     nspawn = spawn(
@@ -100,12 +114,9 @@ export async function bootContainer(opts: ContainerOptions): Promise<Container> 
         "--register=no",
         "--keep-unit",
         `--machine=${machine}`,
-        `--network-namespace-path=/run/netns/${opts.netns}`,
-        `--bind-ro=${opts.bindDir}:/mnt/host`,
+        ...networkArgs(network),
+        ...opts.binds.map((b) => `${b.writable === true ? "--bind" : "--bind-ro"}=${b.host}:${b.container}`),
         "--console=pipe",
-        // nspawn drops CAP_NET_ADMIN from a container that joins a network namespace; the helper of a
-        // real gateway has it (and the namespace is the test bed's, not the host's)
-        "--capability=CAP_NET_ADMIN",
       ],
       { stdio: ["ignore", "pipe", "pipe"], env: { PATH, SYSTEMD_NSPAWN_TMPFS_TMP: "1" } },
     );
@@ -159,7 +170,8 @@ export async function bootContainer(opts: ContainerOptions): Promise<Container> 
     await waitExit(5000);
   };
 
-  await start().catch(async (error: unknown) => {
+  let network = opts.network;
+  await start(network).catch(async (error: unknown) => {
     await stop();
     run("umount", [root]);
     rmSync(work, { recursive: true, force: true });
@@ -176,11 +188,12 @@ export async function bootContainer(opts: ContainerOptions): Promise<Container> 
       return r.stdout;
     },
     console: () => output,
-    async reboot() {
+    async reboot(next) {
       exec(["systemctl", "reboot"], { timeoutMs: 5000 });
       // nspawn leaves with status 133 on a reboot request; it is started again on the same root
       if (!(await waitExit(30_000))) throw new Error("the container did not shut down for the reboot");
-      await start();
+      network = next ?? network;
+      await start(network);
     },
     async destroy() {
       if (destroyed) return;
