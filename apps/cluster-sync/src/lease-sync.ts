@@ -1,0 +1,151 @@
+import type { KnockportConfig } from "@knockport/config";
+import { leaseField, type ClusterMessage, type ClusterStore, type LeaseRecord } from "@knockport/cluster-store";
+import type { HelperClient } from "@knockport/helper-client";
+import { parseIpAddress, type IpAddress, type LeaseEvent, type WatchResult } from "@knockport/protocol";
+import type { Logger } from "pino";
+
+/** The admin-socket calls the sync makes: grant and close, nothing else. */
+export type AdminPort = Pick<HelperClient, "call">;
+
+/** Closes this process asked for, remembered this long so their events are not published back. */
+const OWN_CLOSE_MEMORY_MS = 30_000;
+/** Bounds the memory of own closes (a store flooding revokes cannot grow it further). */
+const MAX_OWN_CLOSES = 100_000;
+
+/**
+ * The lease half of cluster mode, between one gateway's helper and the store:
+ * - this helper's knocks (step-2 opens and refreshes `via: knock` from `watch`) go to the store with
+ *   their deadline, and revokes (`close`) as revokes;
+ * - other gateways' leases from the store are granted here through the admin socket, for the time
+ *   left to their deadline (whole seconds, rounded down), never more than the app's `duration`;
+ *   revokes close them here.
+ * Grants it makes come back from `watch` as `via: admin` and are not published again; closes it
+ * makes are remembered for a while and not published again either.
+ * What the store says is trusted for app, address and deadline only, and only for configured apps;
+ * the helper checks all of it again and its kernel timeouts end every lease on time regardless.
+ */
+export class LeaseSync {
+  /** Step-2 leases this helper holds now: `app ip` → deadline (epoch ms). */
+  private readonly local = new Map<string, number>();
+  private readonly ownCloses = new Map<string, number>();
+  /** Figures for the log and the tests. */
+  readonly counts = { published: 0, revokesPublished: 0, granted: 0, closed: 0, ignored: 0, failed: 0 };
+
+  constructor(
+    private readonly config: KnockportConfig,
+    private readonly store: ClusterStore,
+    private readonly admin: AdminPort,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The helper's `watch` answer: its live leases when the subscription (re)started. */
+  onSnapshot(snapshot: WatchResult): void {
+    this.local.clear();
+    for (const l of snapshot.leases) {
+      const ip = parseIpAddress(l.ip);
+      const deadline = Date.parse(l.expiresAt);
+      if (l.step === 2 && ip !== undefined && Number.isFinite(deadline)) this.local.set(leaseField(l.app, ip), deadline);
+    }
+  }
+
+  /** One `watch` event of this gateway's helper. */
+  async onLocalEvent(event: LeaseEvent): Promise<void> {
+    const ip = parseIpAddress(event.ip);
+    if (event.step !== 2 || ip === undefined) return;
+    const field = leaseField(event.app, ip);
+    if (event.event === "open" || event.event === "refresh") {
+      const deadline = Date.parse(event.expiresAt);
+      if (!Number.isFinite(deadline)) return;
+      this.local.set(field, deadline);
+      if (event.via !== "knock") return; // our own grants (and an admin's) stay where they were made
+      await this.attempt("publish", event.app, ip, async () => {
+        await this.store.putLease({ app: event.app, ip, deadline });
+        this.counts.published += 1;
+      });
+      return;
+    }
+    this.local.delete(field);
+    if (event.event !== "close") return; // an expiry ends on every gateway by itself
+    if (this.takeOwnClose(field)) return;
+    await this.attempt("publish-revoke", event.app, ip, async () => {
+      await this.store.removeLease(event.app, ip);
+      this.counts.revokesPublished += 1;
+    });
+  }
+
+  /** A message of the cluster channel (every gateway's, this one's included). */
+  async onMessage(m: ClusterMessage): Promise<void> {
+    if (m.kind === "lease") await this.apply(m);
+    else if (m.kind === "revoke") await this.revoke(m.app, m.ip);
+  }
+
+  /** Applies every live lease of the store (at start, and whenever a connection came back). */
+  async catchUp(): Promise<{ applied: number; live: number; garbage: number }> {
+    const { leases, garbage } = await this.store.liveLeases(this.now());
+    if (garbage > 0) this.log.warn({ event: "cluster.store.garbage", entries: garbage }, "unreadable lease entries in the store were deleted");
+    const before = this.counts.granted;
+    for (const l of leases) await this.apply(l);
+    const applied = this.counts.granted - before;
+    this.log.info({ event: "cluster.catch-up", live: leases.length, applied }, "cluster leases caught up");
+    return { applied, live: leases.length, garbage };
+  }
+
+  private async apply(rec: LeaseRecord): Promise<void> {
+    const app = this.config.apps.find((a) => a.name === rec.app);
+    const now = this.now();
+    if (!app) {
+      this.counts.ignored += 1;
+      this.log.warn({ event: "cluster.lease.ignored", app: "(unknown)", ip: rec.ip }, "a cluster lease for an app this gateway does not have; ignored");
+      return;
+    }
+    const deadline = Math.min(rec.deadline, now + app.durationSeconds * 1000);
+    const seconds = Math.floor((deadline - now) / 1000);
+    const field = leaseField(rec.app, rec.ip);
+    // Already open here until then (our own knock, or applied before): nothing to do.
+    if ((this.local.get(field) ?? 0) >= deadline - 1000 || seconds < 1) return;
+    await this.attempt("grant", rec.app, rec.ip, async () => {
+      const result = await this.admin.call("grant", { app: rec.app, ip: rec.ip, durationSeconds: seconds });
+      this.local.set(field, Date.parse(result.expiresAt));
+      this.counts.granted += 1;
+      this.log.info({ event: "cluster.lease.applied", app: rec.app, ip: rec.ip, expiresAt: result.expiresAt }, "cluster lease opened here");
+    });
+  }
+
+  private async revoke(appName: string, ip: IpAddress): Promise<void> {
+    const field = leaseField(appName, ip);
+    if (!this.local.has(field) || !this.config.apps.some((a) => a.name === appName)) return;
+    this.rememberOwnClose(field);
+    await this.attempt("close", appName, ip, async () => {
+      await this.admin.call("close", { app: appName, ip });
+      this.local.delete(field);
+      this.counts.closed += 1;
+      this.log.info({ event: "cluster.lease.revoked", app: appName, ip }, "cluster revoke closed the lease here");
+    });
+  }
+
+  private async attempt(op: string, app: string, ip: IpAddress, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.counts.failed += 1;
+      this.log.error({ event: "cluster.sync.failed", op, app, ip, err: (err as Error).message }, `cluster ${op} failed`);
+    }
+  }
+
+  private rememberOwnClose(field: string): void {
+    const now = this.now();
+    for (const [k, at] of this.ownCloses) {
+      if (at > now && this.ownCloses.size < MAX_OWN_CLOSES) break;
+      this.ownCloses.delete(k);
+    }
+    this.ownCloses.delete(field);
+    this.ownCloses.set(field, now + OWN_CLOSE_MEMORY_MS);
+  }
+
+  private takeOwnClose(field: string): boolean {
+    const until = this.ownCloses.get(field);
+    this.ownCloses.delete(field);
+    return until !== undefined && until > this.now();
+  }
+}
