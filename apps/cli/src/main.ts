@@ -2,10 +2,10 @@ import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ConfigError, DEFAULT_ADMIN_SOCKET, DEFAULT_EVENTS_SOCKET, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags, refuseMissingInterfaces } from "@knockport/config";
+import { ConfigError, SERVER_USER, DEFAULT_ADMIN_SOCKET, DEFAULT_EVENTS_SOCKET, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags, refuseMissingInterfaces } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
 import { genCertCommand } from "./gen-cert.js";
-import { defaultServerUser, runBoth } from "./run.js";
+import { runBoth } from "./run.js";
 import { fetchLeases, formatLeaseTable } from "./status.js";
 import { watchLeases } from "./watch.js";
 import { AdminError, formatGrant, formatRevoke, grantLease, parseAdminTarget, parseDurationFlag, revokeLease } from "./admin.js";
@@ -45,10 +45,15 @@ const RUN_USAGE = `Usage: knockport run -c CONFIG --cert FILE --key FILE [option
       --https-port N       step-2 port (default global.https_port or 8443)
       --cert FILE          TLS certificate (PEM); knockport gen-cert makes a test one
       --key FILE           TLS key (PEM), readable by --user
-      --user NAME          unprivileged user for the server (default knockport, else nobody)
+      --user NAME          unprivileged user for the server, with its own group (default
+                           knockport; create it: useradd --system --user-group --no-create-home
+                           --shell /usr/sbin/nologin knockport)
       --socket PATH        helper's knock socket (default ${DEFAULT_SOCKET}); its admin
                            socket (root only) is admin.sock beside it
-      --state-dir DIR      helper state (default /var/lib/knockport)
+      --state-dir DIR      helper state: the lease journal (default /var/lib/knockport)
+      --server-state-dir DIR
+                           server state: spent 2FA codes (default /var/lib/knockport-server); it
+                           and the files in it are given to --user
 ${WAF_FLAGS_USAGE}
       --service-rule-cleanup-on-shutdown
                            on stop, revoke live grants (the firewall table and its drops stay)
@@ -198,6 +203,7 @@ async function main(argv: string[]): Promise<number> {
         user: { type: "string" },
         socket: { type: "string", default: DEFAULT_SOCKET },
         "state-dir": { type: "string", default: "/var/lib/knockport" },
+        "server-state-dir": { type: "string", default: "/var/lib/knockport-server" },
         "service-rule-cleanup-on-shutdown": { type: "boolean", default: false },
         ...NFTABLES_CUSTOM_FLAGS,
         "waf-http-port": SHARED_FLAGS["waf-http-port"],
@@ -219,9 +225,10 @@ async function main(argv: string[]): Promise<number> {
         httpsPort: v["https-port"] as string | undefined,
         certFile: String(v.cert),
         keyFile: String(v.key),
-        user: typeof v.user === "string" ? v.user : defaultServerUser(),
+        user: v.user ?? SERVER_USER,
         socketPath: String(v.socket),
         stateDir: String(v["state-dir"]),
+        serverStateDir: String(v["server-state-dir"]),
         cleanupOnShutdown: v["service-rule-cleanup-on-shutdown"] === true,
         nftablesFlags,
         waf: parseWafFlags(v),

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { chownSync, mkdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { chmodSync, chownSync, closeSync, constants, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { DAEMON_NODE_OPTIONS, SERVER_USER, UsageError, parsePasswd, type WafFlags } from "@knockport/config";
 import { refuseSharedSocketGroup, serverSetprivArgs } from "./socket-group.js";
 
@@ -14,7 +14,10 @@ export interface RunOptions {
   keyFile: string;
   user: string;
   socketPath: string;
+  /** The helper's state (lease journal). */
   stateDir: string;
+  /** The server's own state (spent 2FA codes), given to --user. */
+  serverStateDir: string;
   /** Pass --service-rule-cleanup-on-shutdown to the helper. */
   cleanupOnShutdown?: boolean;
   /** Custom nftables table/chain flags, passed to the helper as given (it validates them). */
@@ -33,14 +36,42 @@ interface Account {
 function lookupUser(name: string): Account {
   const entry = parsePasswd(readFileSync("/etc/passwd", "utf8")).find((u) => u.name === name);
   if (entry === undefined) {
-    throw new UsageError(`--user ${name}: no such user; create it (useradd --system --no-create-home ${name}) or pick another`);
+    // No fallback to nobody: its group (nogroup) is shared by unrelated daemons, which could then call the helper.
+    throw new UsageError(
+      `--user ${name}: no such user; create the server's own user and group first: useradd --system --user-group --no-create-home --shell /usr/sbin/nologin ${name}` +
+        (name === SERVER_USER ? "" : " (or leave out --user: the default is knockport)"),
+    );
   }
   if (entry.uid === 0) throw new UsageError(`--user ${name}: is root; the server must run unprivileged`);
   return entry;
 }
 
-export function defaultServerUser(): string {
-  return parsePasswd(readFileSync("/etc/passwd", "utf8")).some((u) => u.name === SERVER_USER) ? SERVER_USER : "nobody";
+/**
+ * The server's state dir, created 0700 for `account` if missing. An existing one and the regular files
+ * directly in it (an earlier run as root left used-totp.json root-owned, which the server then could
+ * not read) are given to `account`. Never through a symbolic link, nor to a file with other hard links:
+ * root must not be steered into handing out a file that lives elsewhere.
+ */
+export function prepareServerStateDir(dir: string, account: Account): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  if (!st.isDirectory()) throw new UsageError(`--server-state-dir ${dir}: is not a folder (a symbolic link is not followed); give a folder`);
+  chownSync(dir, account.uid, account.gid);
+  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  for (const name of readdirSync(dir)) {
+    let fd: number;
+    try {
+      fd = openSync(join(dir, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch {
+      continue; // a symbolic link (ELOOP) or gone: not ours to hand out
+    }
+    try {
+      const f = fstatSync(fd);
+      if (f.isFile() && f.nlink === 1 && (f.uid !== account.uid || f.gid !== account.gid)) fchownSync(fd, account.uid, account.gid);
+    } finally {
+      closeSync(fd);
+    }
+  }
 }
 
 /**
@@ -53,10 +84,7 @@ export async function runBoth(opts: RunOptions): Promise<number> {
   if (process.getuid?.() !== 0) throw new UsageError("knockport run must be started as root (the helper changes the firewall)");
   const account = lookupUser(opts.user);
   refuseSharedSocketGroup(account, readFileSync("/etc/passwd", "utf8"), readFileSync("/etc/group", "utf8"));
-  // The server's own state (spent 2FA codes) next to the helper's: /var/lib/knockport-server by default.
-  const serverStateDir = join(dirname(opts.stateDir), "knockport-server");
-  mkdirSync(serverStateDir, { recursive: true, mode: 0o700 });
-  chownSync(serverStateDir, account.uid, account.gid);
+  prepareServerStateDir(opts.serverStateDir, account);
   const ports = [
     ...(opts.httpPort ? ["--http-port", opts.httpPort] : []),
     ...(opts.httpsPort ? ["--https-port", opts.httpsPort] : []),
@@ -92,7 +120,7 @@ export async function runBoth(opts: RunOptions): Promise<number> {
       "--cert", opts.certFile,
       "--key", opts.keyFile,
       "--socket", opts.socketPath,
-      "--state-dir", serverStateDir,
+      "--state-dir", opts.serverStateDir,
       ...ports,
     ],
     { stdio: "inherit" },

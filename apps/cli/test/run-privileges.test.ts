@@ -1,10 +1,13 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { runBoth } from "../src/run.js";
 import { serverSetprivArgs, sharedSocketGroup } from "../src/socket-group.js";
+
+const CLI = resolve(dirname(fileURLToPath(import.meta.url)), "../../../bin/knockport");
 
 const PASSWD = [
   "root:x:0:0:root:/root:/bin/bash",
@@ -48,6 +51,7 @@ describe("knockport run: the helper socket's group", () => {
           user: "nobody",
           socketPath: join(dir, "helper.sock"),
           stateDir,
+          serverStateDir: join(dir, "knockport-server"),
           log: (l) => lines.push(l),
         }),
       ).rejects.toThrow(/--user nobody: .*group nogroup .* useradd --system .* knockport/);
@@ -56,6 +60,16 @@ describe("knockport run: the helper socket's group", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+const hasServerUser = readFileSync("/etc/passwd", "utf8").split("\n").some((l) => l.startsWith("knockport:"));
+describe("knockport run: without a knockport user", () => {
+  it.runIf(process.geteuid?.() === 0 && !hasServerUser)("refuses (never falls back to nobody and its shared group), naming the useradd of the docs", () => {
+    const r = spawnSync(process.execPath, [CLI, "run", "-c", "/nonexistent.yaml", "--cert", "c.pem", "--key", "k.pem"], { encoding: "utf8", timeout: 20_000 });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toContain("--user knockport: no such user; create the server's own user and group first: useradd --system --user-group --no-create-home --shell /usr/sbin/nologin knockport");
+    expect(r.stderr).not.toContain("nobody");
   });
 });
 

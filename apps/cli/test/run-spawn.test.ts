@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
@@ -42,6 +42,7 @@ describe.runIf(process.geteuid?.() === 0)("knockport run: what it starts", () =>
         user: "knockport",
         socketPath: join(dir, "helper.sock"),
         stateDir: join(dir, "knockport"),
+        serverStateDir: join(dir, "server-state"),
         log: () => undefined,
       });
       expect(code).toBe(0);
@@ -56,7 +57,77 @@ describe.runIf(process.geteuid?.() === 0)("knockport run: what it starts", () =>
       ]);
       const helper = spawned.find((s) => s.command === process.execPath);
       expect(helper?.args[helper.args.indexOf("--socket-group") + 1]).toBe("990");
-      expect(statSync(join(dir, "knockport-server")).uid).toBe(990);
+      expect(statSync(join(dir, "server-state")).uid).toBe(990);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("--server-state-dir: the server's --state-dir; an existing one's files are given to the user (a root-owned used-totp.json), never through a link; nothing appears beside --state-dir", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kp-run-spawn-"));
+    try {
+      const serverState = join(dir, "srv-state");
+      mkdirSync(serverState, { mode: 0o755 });
+      writeFileSync(join(serverState, "used-totp.json"), "{}\n", { mode: 0o600 }); // root's, from an earlier run as root
+      const elsewhere = join(dir, "elsewhere");
+      writeFileSync(elsewhere, "not the server's\n");
+      symlinkSync(elsewhere, join(serverState, "link"));
+      writeFileSync(join(dir, "hard-target"), "not the server's either\n");
+      linkSync(join(dir, "hard-target"), join(serverState, "hard"));
+      spawned.length = 0;
+      const code = await runBoth({
+        repoRoot: "/opt/knockport",
+        configFile: "/etc/knockport/config.yaml",
+        firewallType: "nftables",
+        httpPort: undefined,
+        httpsPort: undefined,
+        certFile: "c.pem",
+        keyFile: "k.pem",
+        user: "knockport",
+        socketPath: join(dir, "helper.sock"),
+        stateDir: join(dir, "helper-state"),
+        serverStateDir: serverState,
+        log: () => undefined,
+      });
+      expect(code).toBe(0);
+      const server = spawned.find((s) => s.command === "setpriv");
+      expect(server?.args[server.args.indexOf("--state-dir") + 1]).toBe(serverState);
+      const owner = (f: string) => ({ uid: statSync(f).uid, gid: statSync(f).gid });
+      expect(owner(serverState)).toEqual({ uid: 990, gid: 990 });
+      expect(statSync(serverState).mode & 0o777).toBe(0o700);
+      expect(owner(join(serverState, "used-totp.json"))).toEqual({ uid: 990, gid: 990 });
+      expect(owner(elsewhere), "a symbolic link's target stays root's").toEqual({ uid: 0, gid: 0 });
+      expect(owner(join(dir, "hard-target")), "a file with another hard link stays root's").toEqual({ uid: 0, gid: 0 });
+      expect(readdirSync(dir).sort(), "no sibling knockport-server folder").toEqual(["elsewhere", "hard-target", "srv-state"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a --server-state-dir that is a symbolic link is refused before anything starts", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kp-run-spawn-"));
+    try {
+      mkdirSync(join(dir, "real"));
+      symlinkSync(join(dir, "real"), join(dir, "link"));
+      spawned.length = 0;
+      await expect(
+        runBoth({
+          repoRoot: "/opt/knockport",
+          configFile: "/etc/knockport/config.yaml",
+          firewallType: "nftables",
+          httpPort: undefined,
+          httpsPort: undefined,
+          certFile: "c.pem",
+          keyFile: "k.pem",
+          user: "knockport",
+          socketPath: join(dir, "helper.sock"),
+          stateDir: join(dir, "helper-state"),
+          serverStateDir: join(dir, "link"),
+          log: () => undefined,
+        }),
+      ).rejects.toThrow(/--server-state-dir .*link: is not a folder \(a symbolic link is not followed\)/);
+      expect(spawned).toEqual([]);
+      expect(statSync(join(dir, "real")).uid).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

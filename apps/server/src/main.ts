@@ -10,7 +10,7 @@ import { CachedHelperSnapshot, ServerMetrics, instrumentHelper, startMetricsList
 import { readTlsFiles, type TlsFiles } from "./tls-files.js";
 import { ClusterStoreConfigError, connectStore } from "@knockport/cluster-store";
 import { ServerCluster } from "./cluster.js";
-import { FileUsedTokenStore, UnavailableUsedTokenStore, type UsedTokenStore } from "./used-tokens.js";
+import { FileUsedTokenStore, UnavailableUsedTokenStore, UsedTokenStoreError, type UsedTokenStore } from "./used-tokens.js";
 
 class StartupError extends Error {
   readonly code = "STARTUP";
@@ -97,9 +97,13 @@ async function main(argv: string[]): Promise<number> {
   try {
     usedTokens = new FileUsedTokenStore(options.stateDir, { warn: (m) => log.warn({ event: "2fa.store.reset" }, m) });
   } catch (err) {
-    const why = `--state-dir ${options.stateDir}: cannot use it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    // A file in it that this user cannot use is named with its own fix; otherwise the folder is the problem.
+    const fileProblem = err instanceof UsedTokenStoreError;
+    const why = fileProblem
+      ? `--state-dir ${options.stateDir}: ${err.message}`
+      : `--state-dir ${options.stateDir}: cannot use it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
     if (options.stateDirGiven) {
-      throw new StartupError(`${why}; create it writable for this user (mode 0700) or pass another --state-dir`);
+      throw new StartupError(fileProblem ? why : `${why}; create it writable for this user (mode 0700) or pass another --state-dir`);
     }
     // Default folder missing (e.g. no StateDirectory=): keys without 2FA keep working, 2FA knocks are refused.
     log.warn({ event: "2fa.store.unavailable" }, `${why}; every knock that needs a 2FA token is refused until --state-dir is writable`);

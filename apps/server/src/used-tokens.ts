@@ -1,4 +1,5 @@
 import { chmodSync, readFileSync, statSync } from "node:fs";
+import { userInfo } from "node:os";
 import { checkPrivateDir, makeDirs, writeFileDurably } from "@knockport/durable-file";
 import { join } from "node:path";
 
@@ -110,7 +111,7 @@ export class FileUsedTokenStore implements UsedTokenStore {
     try {
       text = readFileSync(this.file, "utf8");
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw unusableFile(this.file, err);
     }
     if (text !== undefined) {
       const parsed = parseStoreFile(text);
@@ -125,7 +126,11 @@ export class FileUsedTokenStore implements UsedTokenStore {
       }
     }
     // Prove now, not at the first knock, that the folder is writable.
-    this.write();
+    try {
+      this.write();
+    } catch (err) {
+      throw unusableFile(this.file, err);
+    }
   }
 
   get forgottenAt(): number | undefined {
@@ -166,6 +171,21 @@ export class FileUsedTokenStore implements UsedTokenStore {
     const content: StoreFile = { version: 1, forgottenAt: this.forgotten ?? null, used: Object.fromEntries(this.entries) };
     writeFileDurably(this.file, `${JSON.stringify(content)}\n`);
   }
+}
+
+/** Why the store file cannot be used, naming it, its owner and the fix (a root-owned file left by a run as root). */
+function unusableFile(file: string, err: unknown): UsedTokenStoreError {
+  const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  const user = userInfo().username;
+  let owner = "";
+  try {
+    const st = statSync(file);
+    owner = `; it belongs to uid ${st.uid}, mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}`;
+  } catch {
+    /* gone or hidden: the code says enough */
+  }
+  const fix = code === "EACCES" || code === "EPERM" ? `; give it to the server's user: chown ${user}: ${file} (knockport run does so for its --server-state-dir)` : "";
+  return new UsedTokenStoreError("TOKEN_STORE_UNAVAILABLE", `${file}: cannot ${code === "EACCES" ? "use it" : "read or write it"} as user ${user} (${code}${owner})${fix}`);
 }
 
 function parseStoreFile(text: string): StoreFile | undefined {
