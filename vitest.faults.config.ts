@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 const src = (file: string): string => fileURLToPath(new URL(`./packages/${file}`, import.meta.url));
-/** An exact-name alias: a prefix alias would also rewrite "@knockport/firewall/nft" into ".../index.ts/nft". */
+/** An exact-name alias: a prefix alias would also rewrite "@knockport/firewall/run" into ".../index.ts/run". */
 const exact = (name: string, file: string) => ({ find: new RegExp(`^${name.replace("/", "\\/")}$`), replacement: src(file) });
 
 // Fault and hostile-input tests (test/faults): property-based fuzzing of the server and the helper
@@ -17,7 +17,7 @@ export default defineConfig({
       exact("@knockport/protocol", "protocol/src/index.ts"),
       exact("@knockport/config", "config/src/index.ts"),
       exact("@knockport/firewall", "firewall/src/index.ts"),
-      exact("@knockport/firewall/nft", "firewall/src/nft.ts"),
+      exact("@knockport/firewall/run", "firewall/src/run.ts"),
       exact("@knockport/helper-client", "helper-client/src/index.ts"),
     ],
   },

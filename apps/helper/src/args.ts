@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { HELPER_USER, SHARED_FLAGS, adminSocketBeside, eventsSocketBeside, WAF_FLAGS_USAGE, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
-import { CUSTOM_PREFIX, NFT_IDENTIFIER_PATTERN, type CustomChains } from "@knockport/firewall/nft";
+import { CUSTOM_PREFIX, NFT_IDENTIFIER_PATTERN, type CustomChains } from "@knockport/firewall";
 
 export interface HelperOptions {
   /** Absent only with --uninstall-firewall, which needs no config. */

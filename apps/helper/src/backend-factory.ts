@@ -1,32 +1,15 @@
 import type { KnockportConfig } from "@knockport/config";
-import type { NftPlacement } from "@knockport/firewall/nft";
+import type { FirewallBackend } from "@knockport/firewall";
+import { loadRuntime } from "@knockport/backends";
 import type { HelperOptions } from "./args.js";
-import type { FirewallBackend } from "./backend.js";
 import type { Privilege } from "./privilege.js";
 
-/**
- * The one backend --firewall-type names, imported on demand: the running helper loads no code of the
- * other backends (less for a reviewer to audit in the process that runs as root).
- */
-export async function createBackend(
-  options: HelperOptions,
-  config: KnockportConfig,
-  privilege: Privilege,
-  placement: NftPlacement,
-): Promise<FirewallBackend> {
-  switch (options.firewallType) {
-    case "iptables": {
-      const { IptablesBackend, locateIptables } = await import("./iptables.js");
-      return new IptablesBackend(config, locateIptables(options.iptablesBinary), privilege);
-    }
-    case "vyos": {
-      const { VyosBackend, locateVbash } = await import("./vyos.js");
-      const { locateNft } = await import("./nftables.js");
-      return new VyosBackend(config, locateVbash(options.vbash), locateNft(), privilege);
-    }
-    default: {
-      const { NftablesBackend, locateNft } = await import("./nftables.js");
-      return new NftablesBackend(config, locateNft(), privilege, placement);
-    }
-  }
+/** The one backend --firewall-type names (its package is imported on demand by the factory). */
+export async function createBackend(options: HelperOptions, config: KnockportConfig, privilege: Privilege): Promise<FirewallBackend> {
+  const runtime = await loadRuntime(options.firewallType);
+  return runtime.createBackend(config, backendSpec(options, privilege));
+}
+
+export function backendSpec(options: HelperOptions, privilege: Privilege) {
+  return { type: options.firewallType, privilege, customChains: options.customChains, iptablesBinary: options.iptablesBinary, vbash: options.vbash };
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { KnockportConfig } from "@knockport/config";
-import { forwardedApps } from "@knockport/firewall/nft";
+import { forwardedApps } from "@knockport/firewall";
 
 /** Forwarded apps are configured but the kernel does not route between interfaces. */
 export class ForwardingDisabledError extends Error {

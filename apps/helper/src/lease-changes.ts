@@ -1,5 +1,5 @@
 import { findApp, publicHttpsPort, type AppConfig } from "@knockport/config";
-import { httpsSetName, serviceSetName } from "@knockport/firewall/nft";
+import { httpsSetName, serviceSetName } from "@knockport/firewall";
 import {
   HelperError,
   ipFamily,

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, UsageError, loadConfig } from "@knockport/config";
 import { createDispatcher, type SocketName } from "@knockport/protocol";
-import { nftPlacement } from "@knockport/firewall/nft";
+import { nftPlacement } from "@knockport/firewall";
 import { HELPER_USAGE, parseHelperArgs } from "./args.js";
 import { LeaseJournal } from "./leases.js";
 import { HelperService } from "./service.js";
@@ -61,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
   const privilege = options.useSudo ? sudoPrivilege(options.sudoPath) : DIRECT;
   const placement = nftPlacement(options.customChains);
   if (options.printSudoers) {
-    process.stdout.write(await (await import("./offline-modes.js")).printSudoers(options, placement));
+    process.stdout.write(await (await import("./offline-modes.js")).printSudoers(options, privilege));
     return 0;
   }
   if (options.uninstallFirewall) {
@@ -70,21 +70,21 @@ async function main(argv: string[]): Promise<number> {
     // created there. An existing one is locked first, so a helper running on it keeps its firewall.
     const journal = existsSync(options.stateDir) ? new LeaseJournal(options.stateDir) : undefined;
     if (journal) await lockStateDir(journal);
-    const removed = await offline.uninstallFirewall(options, privilege, placement);
+    const removed = await offline.uninstallFirewall(options, privilege);
     // Emptied, so a later start does not put the leases back; never written where there was none.
     if (journal && (existsSync(journal.file) || existsSync(journal.logFile))) journal.save([]);
     offline.logUninstalled(log, removed, placement);
     return 0;
   }
   if (options.dryRun) {
-    process.stdout.write(await (await import("./offline-modes.js")).renderDryRun(options, placement));
+    process.stdout.write(await (await import("./offline-modes.js")).renderDryRun(options));
     return 0;
   }
   // parseHelperArgs guarantees a config file unless uninstalling
   const config = loadConfig(options.configFile ?? "", { httpPort: options.httpPort, httpsPort: options.httpsPort, ...options.waf });
   checkForwarding(config);
   const conntrack = new ConntrackCutter(log, locateConntrackFor(config), privilege);
-  const firewall = await createBackend(options, config, privilege, placement);
+  const firewall = await createBackend(options, config, privilege);
   const missingInterfaces = prepareInterfaces(config, firewall, log);
   const journal = new LeaseJournal(options.stateDir);
   // Both locks before any firewall command: a second helper (another config, state dir or socket)

@@ -42,19 +42,21 @@ describe("the running helper's load path", () => {
     expect(loaded.has("apps/helper/src/service.ts")).toBe(true);
   });
 
-  it("loads no backend module until --firewall-type picks one", () => {
-    for (const f of ["apps/helper/src/nftables.ts", "apps/helper/src/iptables.ts", "apps/helper/src/vyos.ts", "apps/helper/src/ipt-fingerprint.ts"]) {
-      expect(loaded, f).not.toContain(f);
-    }
-  });
-
-  it("loads neither the iptables nor the VyOS rendering", () => {
-    expect(loaded).not.toContain("packages/firewall/src/iptables.ts");
-    expect(loaded).not.toContain("packages/firewall/src/vyos.ts");
+  it("loads no backend package until --firewall-type picks one (the factory imports it on demand)", () => {
+    expect([...loaded].filter((f) => f.startsWith("packages/backend-")), "backend packages on the static path").toEqual([]);
   });
 
   it("loads the one-shot modes (sudoers, dry-run, uninstall) only when asked", () => {
-    expect(loaded).not.toContain("apps/helper/src/sudoers.ts");
+    expect(loaded).not.toContain("packages/backends/src/sudoers.ts");
     expect(loaded).not.toContain("apps/helper/src/offline-modes.ts");
+  });
+});
+
+describe("the nftables backend's load path", () => {
+  const loaded = staticGraph(join(root, "packages/backend-nftables/src/runtime/backend.ts"));
+
+  it("holds neither the iptables nor the VyOS backend, nor any sudoers lines", () => {
+    expect([...loaded].filter((f) => /backend-(iptables|vyos)|sudoers/.test(f))).toEqual([]);
+    expect(loaded.has("packages/backend-nftables/src/render/ruleset.ts")).toBe(true);
   });
 });

@@ -1,5 +1,12 @@
 import { checkHttpPostPath } from "./validate.js";
 
+/**
+ * Largest packet (IP header + TCP header + payload, `meta length`) accepted on the stealth HTTP port
+ * when it starts with `POST <path> `. The whole knock request must fit in that one segment: a
+ * following segment does not start with the path and is dropped.
+ */
+export const STEP1_MAX_PACKET_LENGTH = 500;
+
 /** Largest constant nft compares in one payload expression: 128 bits. */
 export const MAX_COMPARE_BYTES = 16;
 

@@ -3,14 +3,20 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 
-export const GOLDEN_DIR = join(dirname(fileURLToPath(import.meta.url)), "golden");
-const UPDATE = process.env.UPDATE_GOLDEN === "1";
+const PACKAGES = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
-/** Compare `actual` with test/golden/<name> byte for byte; UPDATE_GOLDEN=1 rewrites the file instead. */
+/** Each golden file lives with the backend that renders it: test/golden of that package. */
+export function goldenDir(name: string): string {
+  const owner = /^(ipset|iptables)/.test(name) ? "backend-iptables" : name.startsWith("vyos") ? "backend-vyos" : /^(ruleset|grant-custom)/.test(name) ? "backend-nftables" : "firewall";
+  return join(PACKAGES, owner, "test/golden");
+}
+
+/** Compare `actual` with <package>/test/golden/<name> byte for byte; UPDATE_GOLDEN=1 rewrites the file instead. */
 export function expectGolden(name: string, actual: string): void {
-  const file = join(GOLDEN_DIR, name);
-  if (UPDATE) {
-    mkdirSync(GOLDEN_DIR, { recursive: true });
+  const dir = goldenDir(name);
+  const file = join(dir, name);
+  if (process.env.UPDATE_GOLDEN === "1") {
+    mkdirSync(dir, { recursive: true });
     writeFileSync(file, actual);
     return;
   }
@@ -18,7 +24,7 @@ export function expectGolden(name: string, actual: string): void {
   try {
     expected = readFileSync(file, "utf8");
   } catch {
-    throw new Error(`golden file ${file} is missing; run UPDATE_GOLDEN=1 npx vitest run packages/firewall and review it`);
+    throw new Error(`golden file ${file} is missing; run UPDATE_GOLDEN=1 npx vitest run packages/ and review it`);
   }
   expect(actual, `differs from ${file}; if the change is intended run with UPDATE_GOLDEN=1 and review the diff`).toBe(expected);
 }

@@ -1,0 +1,99 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import type { BackendLog } from "@knockport/firewall";
+
+export interface NftMonitorOptions {
+  /** Program and arguments printing `nft monitor` events, one a line (under --use-sudo: sudo -n nft monitor). */
+  readonly command: string;
+  readonly args: readonly string[];
+  /** `inet knockport`, the admin's `inet <name>`, VyOS's `ip vyos_filter`: events naming another table are ignored. */
+  readonly tables: readonly string[];
+  /** Called at once for every event that touches one of `tables`. */
+  readonly onChange: (event: string) => void;
+  readonly log: BackendLog;
+  /** Restart delays after nft exits: doubling from the first to the last, reset after a minute of running. */
+  readonly restartDelayMs?: { first: number; max: number };
+}
+
+/**
+ * Whether one `nft monitor` line touches one of the tables: a table, chain, rule or set event naming it. Element
+ * events are the leases coming and going (every knock, and the session's own sync element), which the
+ * periodic reconciliation checks; the `# new generation` lines name no object. A `flush ruleset` arrives as
+ * the deletion of every object, our table among them.
+ */
+export function touchesTable(line: string, tables: readonly string[]): boolean {
+  const m = /^(?:add|delete|replace|flush|create|insert|update|destroy|rename) (table|chain|rule|set|map|flowtable|counter|quota|limit|ct \w+|synproxy|secmark) (\S+ \S+)(?:\s|$)/.exec(line);
+  return m !== null && tables.includes(m[2] ?? "");
+}
+
+/**
+ * A long-lived `nft monitor`, so the helper learns of a change to its table within milliseconds instead of
+ * at the next periodic check. When nft exits (killed, the kernel's netlink buffer overran) it is started
+ * again after a bounded, doubling delay, and `onChange` is called once: events may have been missed.
+ */
+export class NftMonitor {
+  private proc: ChildProcess | undefined;
+  private stopped = false;
+  private delayMs: number;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly first: number;
+  private readonly max: number;
+
+  constructor(private readonly options: NftMonitorOptions) {
+    this.first = options.restartDelayMs?.first ?? 100;
+    this.max = options.restartDelayMs?.max ?? 10_000;
+    this.delayMs = this.first;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.spawnMonitor();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.restartTimer);
+    this.proc?.kill("SIGTERM");
+    this.proc = undefined;
+  }
+
+  private spawnMonitor(): void {
+    const { command, args, tables, onChange, log } = this.options;
+    const startedAt = performance.now();
+    const proc = spawn(command, [...args], { stdio: ["ignore", "pipe", "pipe"] });
+    this.proc = proc;
+    let stderr = "";
+    proc.stderr?.setEncoding("utf8");
+    proc.stderr?.on("data", (chunk: string) => {
+      stderr = (stderr + chunk).slice(-2000);
+    });
+    if (proc.stdout) {
+      // Bounded lines: an event line is short; a huge one (a rule with a giant anonymous set) is cut, not buffered whole.
+      const lines = createInterface({ input: proc.stdout, crlfDelay: Infinity });
+      lines.on("line", (line) => {
+        if (touchesTable(line.slice(0, 4096), tables)) onChange(line.slice(0, 200));
+      });
+    }
+    let ended = false;
+    const onEnd = (why: string): void => {
+      if (ended) return;
+      ended = true;
+      if (this.proc === proc) this.proc = undefined;
+      if (this.stopped) return;
+      if (performance.now() - startedAt > 60_000) this.delayMs = this.first;
+      const delay = this.delayMs;
+      this.delayMs = Math.min(this.max, this.delayMs * 2);
+      log.warn(
+        { event: "firewall.monitor_restart", reason: why, stderr: stderr.trim().slice(0, 300), restartInMs: delay },
+        "nft monitor ended; restarting it, and checking the firewall meanwhile",
+      );
+      onChange(`nft monitor ended (${why})`);
+      this.restartTimer = setTimeout(() => {
+        if (!this.stopped) this.spawnMonitor();
+      }, delay);
+      this.restartTimer.unref();
+    };
+    proc.on("error", (err) => onEnd(err.message));
+    proc.on("close", (code, signal) => onEnd(signal !== null ? `signal ${signal}` : `exit ${String(code)}`));
+  }
+}
