@@ -245,6 +245,21 @@ export class Harness {
     ] as const) {
       servers = replace(servers, from, to);
     }
+    return this.spawnNginx(dir, servers, [waf.httpPort, waf.httpsPort]);
+  }
+
+  /**
+   * The Debian nginx in srv serving `servers` (server blocks for its http block), its main config, pid
+   * file and temp paths in `dir` (default: a new temporary directory); ready when srv reaches every
+   * port of `readyPorts` on its IPv4 address. Stopped by stop().
+   */
+  async spawnNginx(dir: string | undefined, servers: string, readyPorts: readonly number[]): Promise<ManagedProcess> {
+    if (dir === undefined) {
+      dir = mkdtempSync(join(tmpdir(), "kp-nginx-"));
+      chmodSync(dir, 0o755);
+      const made = dir;
+      this.cleanups.push(() => rmSync(made, { recursive: true, force: true }));
+    }
     const conf = join(dir, "nginx.conf");
     writeFileSync(
       conf,
@@ -255,6 +270,7 @@ export class Harness {
         "error_log stderr notice;",
         "events { worker_connections 128; }",
         "http {",
+        `    access_log ${dir}/access.log;`,
         ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((t) => `    ${t}_temp_path ${dir}/${t}-temp;`),
         servers,
         "}",
@@ -262,14 +278,15 @@ export class Harness {
       ].join("\n"),
     );
     const nginx = this.topo.spawn("srv", "/usr/sbin/nginx", ["-p", dir, "-c", conf, "-e", "stderr", "-g", "daemon off;"], { label: "nginx" });
-    // Ready when srv reaches both public ports itself (over lo: the firewall guards only interface_ext).
+    this.nginx = nginx;
+    // Ready when srv reaches the ports itself (over lo: the firewall guards only interface_ext).
     for (let i = 0; i < 100; i += 1) {
       if (nginx.exitInfo !== undefined) throw new Error(`nginx exited at start:\n${nginx.tail(40)}`);
-      const ready = await Promise.all([waf.httpPort, waf.httpsPort].map((port) => probe(this.topo, "srv", "tcp-connect", this.srvIp(4), port, PROBE_MS)));
+      const ready = await Promise.all(readyPorts.map((port) => probe(this.topo, "srv", "tcp-connect", this.srvIp(4), port, PROBE_MS)));
       if (ready.every((r) => r.state === "open")) return nginx;
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`nginx did not listen on ${waf.httpPort} and ${waf.httpsPort} within ~10 s:\n${nginx.tail(40)}`);
+    throw new Error(`nginx did not listen on ${readyPorts.join(" and ")} within ~10 s:\n${nginx.tail(40)}`);
   }
 
   /** The fake vbash of the simulated VyOS router (vyos backend only). */

@@ -55,6 +55,7 @@ const RUN_USAGE = `Usage: knockport run -c CONFIG --cert FILE --key FILE [option
                            server state: spent 2FA codes (default /var/lib/knockport-server); it
                            and the files in it are given to --user
 ${WAF_FLAGS_USAGE}
+      --auth-check-listen WHERE  the server's auth-check listener for a reverse proxy (see knockport-server --help)
       --service-rule-cleanup-on-shutdown
                            on stop, revoke live grants (the firewall table and its drops stay)
       --nftables-table-filter NAME, --nftables-chain-input NAME,
@@ -209,6 +210,7 @@ async function main(argv: string[]): Promise<number> {
         "waf-http-port": SHARED_FLAGS["waf-http-port"],
         "waf-https-port": SHARED_FLAGS["waf-https-port"],
         "waf-trusted-ips": SHARED_FLAGS["waf-trusted-ips"],
+        "auth-check-listen": { type: "string" },
         "use-sudo": { type: "boolean", default: false }, help: HELP } }));
       if (v.help) return process.stdout.write(RUN_USAGE), 0;
       const nftablesFlags = Object.keys(NFTABLES_CUSTOM_FLAGS).flatMap((f) => {
@@ -232,6 +234,7 @@ async function main(argv: string[]): Promise<number> {
         cleanupOnShutdown: v["service-rule-cleanup-on-shutdown"] === true,
         nftablesFlags,
         waf: parseWafFlags(v),
+        ...(v["auth-check-listen"] !== undefined ? { authCheckListen: String(v["auth-check-listen"]) } : {}),
         log: out,
       });
     }

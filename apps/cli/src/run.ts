@@ -24,6 +24,8 @@ export interface RunOptions {
   nftablesFlags?: readonly string[];
   /** Passed to both, so the helper guards the ports nginx serves and the server trusts the same proxies. */
   waf?: WafFlags;
+  /** --auth-check-listen, for the server only (it validates it). */
+  authCheckListen?: string;
   log: (line: string) => void;
 }
 
@@ -122,6 +124,7 @@ export async function runBoth(opts: RunOptions): Promise<number> {
       "--socket", opts.socketPath,
       "--state-dir", opts.serverStateDir,
       ...ports,
+      ...(opts.authCheckListen !== undefined ? ["--auth-check-listen", opts.authCheckListen] : []),
     ],
     { stdio: "inherit" },
   );

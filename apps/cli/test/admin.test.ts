@@ -48,6 +48,9 @@ describe("grant and revoke over the socket", () => {
     counters: async () => {
       throw new Error("not used");
     },
+    check: async () => {
+      throw new Error("not used");
+    },
     grant: async (p) => {
       calls.push({ method: "grant", params: p });
       if (p.app === "nope") throw new HelperError("UNKNOWN_APP");

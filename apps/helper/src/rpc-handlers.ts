@@ -1,5 +1,5 @@
 import { findApp } from "@knockport/config";
-import { LEASE_EVENT_METHOD, PROTOCOL_VERSION, type CountersResult, type LeaseInfo, type ListResult, type MethodHandlers, type StatsResult, type WatchResult } from "@knockport/protocol";
+import { HelperError, LEASE_EVENT_METHOD, parseIpAddress, PROTOCOL_VERSION, type CountersResult, type LeaseInfo, type ListResult, type MethodHandlers, type StatsResult, type WatchResult } from "@knockport/protocol";
 import type { HelperContext, RpcPeer } from "./helper-context.js";
 import { leaseView, prepareClose, prepareGrant, prepareOpen, setFor } from "./lease-changes.js";
 import type { CounterReading } from "./reconcile.js";
@@ -84,6 +84,13 @@ export function createHandlers(ctx: HelperContext, service: { list(): ListResult
         else byAppStep.set(`${l.step}|${l.app}`, { app: l.app, step: l.step, count: 1 });
       }
       return { ...stats(ctx), openLeases: [...byAppStep.values()] };
+    },
+    check: async (p) => {
+      const app = findApp(config, p.app);
+      const ip = parseIpAddress(p.ip);
+      if (!app) throw new HelperError("UNKNOWN_APP");
+      if (!ip) throw new HelperError("INVALID_ADDRESS");
+      return { open: (ctx.book.get(2, app.name, ip)?.expiresAtMs ?? 0) > ctx.clock.now() };
     },
     watch: async (_p, peer) => watch(ctx, peer),
     list: async () => service.list(),

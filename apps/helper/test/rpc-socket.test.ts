@@ -31,6 +31,7 @@ function fakeHandlers(): { handlers: MethodHandlers<unknown>; opened: OpenParams
       return { app: p.app, ip: p.ip, step: p.step, durationSeconds: 5, expiresAt: "2030-01-01T00:00:00.000Z", refreshed: false };
     },
     close: async () => ({ closed: 0 }),
+    check: async () => ({ open: false }),
     list: async () => ({ leases: [] }),
     grant: async () => {
       throw new Error("an admin method");

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
+import { AUTH_CHECK_LISTEN_HINT, parseAuthCheckListen, type AuthCheckListen, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
 import { checkMetricsAddress } from "./metrics.js";
 
 export interface ServerOptions {
@@ -20,6 +20,8 @@ export interface ServerOptions {
   metricsPort: number | undefined;
   /** Always a loopback address. */
   metricsAddress: string;
+  /** --auth-check-listen: wins over global.auth_check_listen; undefined leaves the config's choice. */
+  authCheckListen: AuthCheckListen | undefined;
 }
 
 export const DEFAULT_SERVER_STATE_DIR = "/var/lib/knockport-server";
@@ -41,6 +43,10 @@ ${WAF_FLAGS_USAGE}
                             /var/lib/knockport-server; created 0700, must be writable by this user)
       --metrics-port N      serve Prometheus metrics on http://127.0.0.1:N/metrics (default: off)
       --metrics-address IP  loopback address for --metrics-port (default 127.0.0.1; only 127.0.0.0/8 or ::1)
+      --auth-check-listen WHERE
+                            auth-check listener for a reverse proxy (GET /check?app=APP: 204 when the
+                            client it names holds a lease of APP, else 403): 127.0.0.1:PORT, [::1]:PORT
+                            or a Unix socket path; overrides global.auth_check_listen (default: off)
       --log-level LEVEL     fatal, error, warn, info (default), debug
   -h, --help                show this help
 `;
@@ -50,6 +56,13 @@ function metricsOptions(port: string | undefined, address: string | undefined): 
     throw new UsageError("--metrics-address needs --metrics-port (e.g. --metrics-port 9464)");
   }
   return { metricsPort: parsePortFlag("--metrics-port", port), metricsAddress: checkMetricsAddress(address ?? "127.0.0.1") };
+}
+
+function authCheckOption(text: string | undefined): AuthCheckListen | undefined {
+  if (text === undefined) return undefined;
+  const listen = parseAuthCheckListen(text);
+  if (!listen) throw new UsageError(`--auth-check-listen: must be ${AUTH_CHECK_LISTEN_HINT} (got "${text.slice(0, 120)}")`);
+  return listen;
 }
 
 export function parseServerArgs(argv: string[]): ServerOptions | "help" {
@@ -66,6 +79,7 @@ export function parseServerArgs(argv: string[]): ServerOptions | "help" {
         "state-dir": { type: "string" },
         "metrics-port": { type: "string" },
         "metrics-address": { type: "string" },
+        "auth-check-listen": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }),
@@ -91,5 +105,6 @@ export function parseServerArgs(argv: string[]): ServerOptions | "help" {
     stateDir: v["state-dir"] ?? DEFAULT_SERVER_STATE_DIR,
     stateDirGiven: v["state-dir"] !== undefined,
     ...metricsOptions(v["metrics-port"], v["metrics-address"]),
+    authCheckListen: authCheckOption(v["auth-check-listen"]),
   };
 }

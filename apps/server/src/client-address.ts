@@ -36,22 +36,28 @@ export class ClientAddressResolver {
   resolve(peerText: string | undefined, headers: IncomingHttpHeaders): ClientAddress {
     const peer = parseIpAddress(peerText ?? "");
     if (peer === undefined || !this.isTrusted(peer)) return { ok: true, ip: peer, viaProxy: false };
-    const realIp = headers["x-real-ip"];
-    if (realIp !== undefined) return fromHeader(peer, "X-Real-IP", realIp);
-    const forwarded = headers["x-forwarded-for"];
-    if (forwarded !== undefined) {
-      // Node joins repeated X-Forwarded-For headers with ", ": the last hop is still the proxy's.
-      const text = Array.isArray(forwarded) ? forwarded.join(",") : forwarded;
-      return fromHeader(peer, "X-Forwarded-For (last hop)", text.slice(text.lastIndexOf(",") + 1));
-    }
-    return { ok: false, reason: "the trusted proxy sent neither X-Real-IP nor X-Forwarded-For", proxy: peer };
+    const named = clientFromProxyHeaders(headers);
+    return named.ok ? { ok: true, ip: named.ip, viaProxy: true, proxy: peer } : { ok: false, reason: named.reason, proxy: peer };
   }
 }
 
-function fromHeader(proxy: IpAddress, name: string, value: string | string[]): ClientAddress {
+/** The client a trusted proxy names: `X-Real-IP`, else the LAST `X-Forwarded-For` hop. */
+export function clientFromProxyHeaders(headers: IncomingHttpHeaders): { readonly ok: true; readonly ip: IpAddress } | { readonly ok: false; readonly reason: string } {
+  const realIp = headers["x-real-ip"];
+  if (realIp !== undefined) return fromHeader("X-Real-IP", realIp);
+  const forwarded = headers["x-forwarded-for"];
+  if (forwarded !== undefined) {
+    // Node joins repeated X-Forwarded-For headers with ", ": the last hop is still the proxy's.
+    const text = Array.isArray(forwarded) ? forwarded.join(",") : forwarded;
+    return fromHeader("X-Forwarded-For (last hop)", text.slice(text.lastIndexOf(",") + 1));
+  }
+  return { ok: false, reason: "the trusted proxy sent neither X-Real-IP nor X-Forwarded-For" };
+}
+
+function fromHeader(name: string, value: string | string[]): { ok: true; ip: IpAddress } | { ok: false; reason: string } {
   // Node joins a repeated X-Real-IP into "a, b": two answers to one question, refused.
-  if (typeof value !== "string") return { ok: false, reason: `${name} is not a single value`, proxy };
+  if (typeof value !== "string") return { ok: false, reason: `${name} is not a single value` };
   const ip = parseIpAddress(value.trim());
-  if (!ip) return { ok: false, reason: `${name} is not a unicast IPv4/IPv6 address`, proxy };
-  return { ok: true, ip, viaProxy: true, proxy };
+  if (!ip) return { ok: false, reason: `${name} is not a unicast IPv4/IPv6 address` };
+  return { ok: true, ip };
 }

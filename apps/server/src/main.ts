@@ -1,10 +1,11 @@
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
-import { ConfigError, UsageError, loadConfig, type KnockportConfig } from "@knockport/config";
+import { ConfigError, UsageError, formatAuthCheckListen, loadConfig, type KnockportConfig } from "@knockport/config";
 import { HelperClient, HelperCallError } from "@knockport/helper-client";
 import type { HelloResult } from "@knockport/protocol";
 import { SERVER_USAGE, parseServerArgs } from "./args.js";
 import { compareWithHelper } from "./startup-checks.js";
+import { buildAuthCheckApp, listenAuthCheck } from "./auth-check.js";
 import { buildKnockApp, createKnockContext } from "./app.js";
 import { CachedHelperSnapshot, ServerMetrics, instrumentHelper, startMetricsListener, type MetricsListener } from "./metrics.js";
 import { readTlsFiles, type TlsFiles } from "./tls-files.js";
@@ -140,6 +141,17 @@ async function main(argv: string[]): Promise<number> {
     }
     log.info({ event: "metrics.listening", address: options.metricsAddress, port: metricsListener.port }, "metrics listener ready");
   }
+  const authCheckListen = options.authCheckListen ?? config.global.authCheckListen;
+  let authCheck: FastifyInstance | undefined;
+  if (authCheckListen) {
+    authCheck = await buildAuthCheckApp({ config, helper: context.helper, unixSocket: authCheckListen.kind === "unix", logger: log.child({ listener: "auth-check" }) });
+    try {
+      await listenAuthCheck(authCheck, authCheckListen);
+    } catch (err) {
+      throw new StartupError(`${(err as Error).message}; check --auth-check-listen / global.auth_check_listen`);
+    }
+    log.info({ event: "auth-check.listening", listen: formatAuthCheckListen(authCheckListen) }, "auth-check listener ready");
+  }
   log.info(
     { event: "server.ready", httpPort: config.httpPort, httpsPort: config.httpsPort, helper: hello.firewallType },
     "server ready",
@@ -150,7 +162,7 @@ async function main(argv: string[]): Promise<number> {
       log.info({ event: "server.stopping", signal }, "stopping");
       const deadline = setTimeout(() => resolve(0), 5000);
       deadline.unref();
-      void Promise.allSettled([step1.close(), step2.close(), metricsListener?.close(), cluster?.stop()]).then(() => {
+      void Promise.allSettled([step1.close(), step2.close(), metricsListener?.close(), authCheck?.close(), cluster?.stop()]).then(() => {
         helper.close();
         resolve(0);
       });

@@ -73,6 +73,9 @@ export class FakeHelper {
   /** What `counters` answers besides the stats. */
   openLeases: { app: string; step: 1 | 2; count: number }[] = [];
 
+  /** `${app}|${ip}` pairs that `check` answers open for. */
+  readonly leases = new Set<string>();
+
   failNext(err: HelperCallError): void {
     this.failures.push(err);
   }
@@ -94,6 +97,10 @@ export class FakeHelper {
       return result;
     }
     if (method === "close") return { closed: 0 };
+    if (method === "check") {
+      const p = params as { app: string; ip: string };
+      return { open: this.leases.has(`${p.app}|${p.ip}`) };
+    }
     if (method === "list") return { leases: [] };
     if (method === "stats") return this.stats;
     if (method === "counters") return { ...this.stats, openLeases: this.openLeases };

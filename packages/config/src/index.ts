@@ -9,3 +9,4 @@ export * from "./waf.js";
 export * from "./accounts.js";
 export * from "./interfaces.js";
 export * from "./cluster.js";
+export * from "./auth-check.js";

@@ -4,6 +4,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import yaml from "js-yaml";
 import { APP_NAME_PATTERN, parseIpAddress, parsePort, type Port } from "@knockport/protocol";
 import { ConfigError } from "./errors.js";
+import { AUTH_CHECK_LISTEN_HINT, parseAuthCheckListen } from "./auth-check.js";
 import { appSchema, globalSchema, KEY_HINTS, type RawApp, type RawGlobal } from "./schema.js";
 import { checkHookArgv } from "./hooks.js";
 import { clusterFromRaw } from "./cluster.js";
@@ -485,6 +486,9 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
 
   const baseDir = dirname(resolve(file));
   const cluster = g.cluster ? clusterFromRaw(g.cluster, (p) => (isAbsolute(p) ? p : resolve(baseDir, p)), fail) : undefined;
+  const authCheckListen = g.auth_check_listen === undefined ? undefined : parseAuthCheckListen(g.auth_check_listen);
+  if (g.auth_check_listen !== undefined && !authCheckListen) fail(`global.auth_check_listen: must be ${AUTH_CHECK_LISTEN_HINT} (got ${show(g.auth_check_listen)})`);
+
   if (problems.length > 0 || !globalValid || !http.port || !https.port) {
     throw new ConfigError("CONFIG_INVALID", file, problems);
   }
@@ -510,6 +514,7 @@ export function parseConfig(doc: unknown, file: string, overrides: PortOverrides
       twoFactorSkewPeriods: vg["2fa_skew_periods"] ?? DEFAULT_2FA_SKEW_PERIODS,
       healthcheckAppName: vg.healthcheck_app_name ?? undefined,
       cluster,
+      authCheckListen,
     },
     apps,
   };

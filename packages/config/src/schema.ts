@@ -2,6 +2,7 @@ import type { JSONSchemaType } from "ajv";
 import { APP_NAME_PATTERN } from "@knockport/protocol";
 import { HOOK_MAX_ARG_LENGTH, HOOK_MAX_ARGS } from "./hooks.js";
 import { WAF_TRUSTED_IPS_MAX } from "./waf.js";
+import { AUTH_CHECK_LISTEN_HINT } from "./auth-check.js";
 import { RATE_LIMIT_IPV6_PREFIX_MIN } from "./types.js";
 import { CLUSTER_HINT, clusterSchema, type RawCluster } from "./cluster.js";
 
@@ -49,6 +50,7 @@ export interface RawGlobal {
   waf_https_port?: number;
   waf_trusted_ips?: string[];
   cluster?: RawCluster;
+  auth_check_listen?: string;
 }
 export interface RawApp {
   port: number;
@@ -126,6 +128,7 @@ export const globalSchema: JSONSchemaType<RawGlobal> = {
       nullable: true,
     },
     cluster: clusterSchema,
+    auth_check_listen: { type: "string", minLength: 1, maxLength: 200, nullable: true },
   },
 };
 
@@ -172,6 +175,7 @@ export const KEY_HINTS: Record<string, string> = {
   waf_https_port: "an integer 1-65535 (the public HTTPS port nginx listens on)",
   waf_trusted_ips: `a list of at most ${WAF_TRUSTED_IPS_MAX} addresses or networks such as [127.0.0.1, "::1"]`,
   cluster: CLUSTER_HINT,
+  auth_check_listen: AUTH_CHECK_LISTEN_HINT,
   port: "an integer 1-65535",
   access_key_http: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ -`,
   access_key_https: `a list of keys, each ${ACCESS_KEY_MIN_LENGTH}-${ACCESS_KEY_MAX_LENGTH} characters of A-Z a-z 0-9 . _ ~ -`,

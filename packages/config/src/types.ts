@@ -1,6 +1,7 @@
 import type { IpAddress, Port, TransportProtocol } from "@knockport/protocol";
 import type { TrustedProxy } from "./waf.js";
 import type { ClusterConfig } from "./cluster.js";
+import type { AuthCheckListen } from "./auth-check.js";
 
 export type Destination =
   | { readonly kind: "local" }
@@ -66,6 +67,8 @@ export interface GlobalConfig {
   readonly healthcheckAppName: string | undefined;
   /** Several gateways sharing state through Valkey/Redis (`global.cluster`); undefined: this gateway alone. */
   readonly cluster: ClusterConfig | undefined;
+  /** The server's auth-check listener for reverse proxies (`auth_check_listen`); undefined: off. */
+  readonly authCheckListen?: AuthCheckListen | undefined;
 }
 
 export interface HttpsConnectionLimit {

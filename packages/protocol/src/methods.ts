@@ -6,6 +6,8 @@
  */
 import type { Infer, ObjectSchema } from "./schema.js";
 import {
+  checkParams,
+  checkResult,
   closeParams,
   closeResult,
   countersResult,
@@ -93,6 +95,14 @@ export const METHODS = {
     params: emptyParams,
     result: countersResult,
     errors: [],
+  },
+  check: {
+    socket: "knock",
+    summary:
+      "Whether one address holds a live service (step-2) lease of one app, for the server's auth-check listener (reverse proxies). Read-only; one address and one app per call, no listing.",
+    params: checkParams,
+    result: checkResult,
+    errors: ["UNKNOWN_APP", "INVALID_ADDRESS"],
   },
   grant: {
     socket: "admin",

@@ -139,6 +139,12 @@ export const closeResult = {
 } as const;
 export type CloseResult = Infer<typeof closeResult>;
 
+/** `check`: one address and one app, so the answer says nothing about anyone else. */
+export const checkParams = closeParams;
+export type CheckParams = Infer<typeof checkParams>;
+export const checkResult = { type: "object", additionalProperties: false, required: ["open"], properties: { open: { type: "boolean" } } } as const;
+export type CheckResult = Infer<typeof checkResult>;
+
 export const leaseInfo = {
   type: "object",
   additionalProperties: false,

@@ -1,0 +1,69 @@
+/** The knock socket's read-only `check`: one address, one app, live service leases only. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parseConfig } from "@knockport/config";
+import { HelperError } from "@knockport/protocol";
+import { RecordingFirewall } from "./recording-firewall.js";
+import { LeaseJournal } from "../src/leases.js";
+import { HelperService } from "../src/service.js";
+
+const IP = "198.51.100.7";
+const OTHER = "198.51.100.8";
+const T0 = Date.UTC(2030, 0, 1);
+
+const config = parseConfig(
+  {
+    global: { http_post_path: "/knock-one-path", https_post_path: "/knock-two-path", interface_ext: "eth0" },
+    web: { port: 8081, access_key_http: ["web-http-key-0000"], access_key_https: ["web-https-key-0000"], duration: 60 },
+    ssh: { port: 2222, access_key_http: ["ssh-http-key-0000"], access_key_https: ["ssh-https-key-0000"], duration: 60 },
+  },
+  "test.yaml",
+);
+
+describe("check", () => {
+  let dir: string;
+  let clock: { t: number; now(): number };
+  let firewall: RecordingFirewall;
+  let service: HelperService;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "kp-check-"));
+    clock = { t: T0, now: () => clock.t };
+    firewall = new RecordingFirewall();
+    service = new HelperService(config, firewall, new LeaseJournal(join(dir, "state")), pino({ level: "silent" }), clock);
+    await service.start();
+  });
+  afterEach(() => {
+    service.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const check = (app: string, ip: string): Promise<{ open: boolean }> => service.handlers.check({ app, ip }, undefined);
+
+  it("is open only for the address and app holding a live step-2 lease, until its deadline", async () => {
+    expect(await check("web", IP)).toEqual({ open: false });
+    await service.handlers.open({ step: 1, app: "web", ip: IP }, undefined);
+    expect(await check("web", IP), "a step-1 lease is not access to the app").toEqual({ open: false });
+    await service.handlers.open({ step: 2, app: "web", ip: IP }, undefined);
+    const changesBefore = firewall.changes.length;
+    expect(await check("web", IP)).toEqual({ open: true });
+    expect(await check("web", `::ffff:${IP}`), "the IPv4-mapped form is the same address").toEqual({ open: true });
+    expect(await check("web", OTHER)).toEqual({ open: false });
+    expect(await check("ssh", IP), "another app's question").toEqual({ open: false });
+    expect(firewall.changes.length, "check changes nothing").toBe(changesBefore);
+    clock.t += 59_999;
+    expect(await check("web", IP)).toEqual({ open: true });
+    clock.t += 1;
+    expect(await check("web", IP), "at the deadline, before any sweep removed it").toEqual({ open: false });
+  });
+
+  it("names unknown apps and bad addresses", async () => {
+    const unknown = await check("nope", IP).catch((e: unknown) => e);
+    expect((unknown as HelperError).errorName).toBe("UNKNOWN_APP");
+    const bad = await check("web", "224.0.0.1").catch((e: unknown) => e);
+    expect((bad as HelperError).errorName).toBe("INVALID_ADDRESS");
+  });
+});
