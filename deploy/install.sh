@@ -100,13 +100,13 @@ uninstall() {
   if [ "$SYSTEMCTL" -eq 1 ] && have systemctl; then
     systemctl disable --now knockport.timer knockport-server.service knockport-helper.service 2>/dev/null || true
   fi
-  if [ "$SYSTEMCTL" -eq 1 ] && [ -x "$NODE" ] && [ -f "$OPT/bin/knockport-helper" ]; then
+  if [ "$SYSTEMCTL" -eq 1 ] && [ -x "$NODE" ] && [ -f "$OPT/bin/knockport" ]; then
     # Without the helper our rules would keep the service ports closed: remove them (and the leases),
     # for whichever backend was in use (removing an absent one is a no-op).
-    "$NODE" "$OPT/bin/knockport-helper" --uninstall-firewall --state-dir /var/lib/knockport >/dev/null ||
+    "$NODE" "$OPT/bin/knockport" uninstall-firewall --state-dir /var/lib/knockport >/dev/null ||
       say "warning: could not remove the nftables table; run: nft delete table inet knockport"
     if have iptables; then
-      "$NODE" "$OPT/bin/knockport-helper" --uninstall-firewall --firewall-type iptables --state-dir /var/lib/knockport >/dev/null ||
+      "$NODE" "$OPT/bin/knockport" uninstall-firewall --firewall-type iptables --state-dir /var/lib/knockport >/dev/null ||
         say "warning: could not remove the KNOCKPORT-* iptables chains"
     fi
   fi

@@ -72,12 +72,12 @@ describe.skipIf(!BUILT)("deploy/install.sh --prefix", { timeout: 120_000 }, () =
     }
   });
 
-  it("the installed copy runs on its own: check-config and the helper's --dry-run", () => {
+  it("the installed copy runs on its own: check-config and knockport dry-run", () => {
     writeFileSync(at("valid.yaml"), VALID_CONFIG);
     const check = node(at("opt/knockport/bin/knockport"), "check-config", "-c", at("valid.yaml"));
     expect(check.status, check.stderr).toBe(0);
     expect(check.stdout).toMatch(/app ssh: tcp\/2222/);
-    const dry = node(at("opt/knockport/bin/knockport-helper"), "-c", at("valid.yaml"), "--dry-run");
+    const dry = node(at("opt/knockport/bin/knockport"), "dry-run", "-c", at("valid.yaml"));
     expect(dry.status, dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/table inet knockport/);
     // every entry point resolves its dependencies (fastify, pino, execa...) from the copied node_modules

@@ -106,8 +106,9 @@ describe("documentation", () => {
         .filter((n) => n.endsWith(".ts"))
         .map((n) => `${dir}/${n}`),
     );
-    // The flags the helper, the server and `knockport run` share are declared in the config package.
-    for (const file of [...appSources, "packages/config/src/flags.ts"]) {
+    // The flags the helper, the server and `knockport run` share are declared in the config package,
+    // the backend flags of the helper and the CLI's firewall commands in the firewall package.
+    for (const file of [...appSources, "packages/config/src/flags.ts", "packages/firewall/src/flags.ts"]) {
       {
         const text = read(file);
         // Usage lines ("  -c, --config FILE   ...") and parseArgs option declarations.

@@ -186,7 +186,7 @@ describe("knockport end to end (nftables): custom table and chains in the admin'
   it("uninstall leaves the admin's table exactly as before; a start against a wrong table or chain fails naming the flag", async () => {
     helper.signal("SIGTERM");
     await Promise.race([helper.exited, sleep(5000)]);
-    const r = await h.stack.runHelperOnce(["--uninstall-firewall"]);
+    const r = await h.stack.firewallCommand("uninstall-firewall");
     expect(r.exitCode, r.stderr).toBe(0);
     expect(await listFilter(h.topo), "the admin's table, handles and all, as before KnockPort started").toEqual(adminBefore);
     expect(await nft(h.topo, ["list", "tables"])).not.toContain("knockport");
@@ -282,7 +282,7 @@ describe("knockport end to end (nftables): custom chains with a forwarded app, t
   it("uninstall removes both jumps and every chain and set of ours", async () => {
     h.stack.helper.signal("SIGTERM");
     await Promise.race([h.stack.helper.exited, sleep(5000)]);
-    const r = await h.stack.runHelperOnce(["--uninstall-firewall"]);
+    const r = await h.stack.firewallCommand("uninstall-firewall");
     expect(r.exitCode, r.stderr).toBe(0);
     const text = await nft(h.topo, ["list", "ruleset"]);
     expect(text).not.toContain("knockport");

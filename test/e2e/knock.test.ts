@@ -308,7 +308,7 @@ describe.each(e2eMatrix())("knockport end to end ($firewall, IPv$family, real ke
     expect(again.filter((l) => l.ip === h.ip("cli2", F) && l.step === 2)).toEqual([]);
   });
 
-  it("12. SIGTERM stops the helper cleanly and keeps the table (leases run out in the kernel); --uninstall-firewall removes it", async () => {
+  it("12. SIGTERM stops the helper cleanly and keeps the table (leases run out in the kernel); knockport uninstall-firewall removes it", async () => {
     await h.waitExpired(h.leaseKey("cli2", F, ssh.name), h.leaseKey("cli2", F, openvpn.name));
     const { done } = await h.fullKnock("cli", ssh, F);
     h.stack.helper.signal("SIGTERM");
@@ -324,9 +324,9 @@ describe.each(e2eMatrix())("knockport end to end ($firewall, IPv$family, real ke
     await sleepUntil(done + DURATION_S * 1000 + CLOSE_MARGIN_MS);
     expect(await h.svc("cli", ssh), "the lease must expire in the kernel with the helper stopped").toBe("closed");
 
-    const un = await h.stack.runHelperOnce(["--uninstall-firewall"]);
-    expect(un.exitCode, `--uninstall-firewall: ${un.stdout}${un.stderr}`).toBe(0);
-    expect(await h.firewallState(), "the table must be gone after --uninstall-firewall").toBeUndefined();
+    const un = await h.stack.firewallCommand("uninstall-firewall");
+    expect(un.exitCode, `knockport uninstall-firewall: ${un.stdout}${un.stderr}`).toBe(0);
+    expect(await h.firewallState(), "the table must be gone after knockport uninstall-firewall").toBeUndefined();
     // Control: without KnockPort's table nothing blocks the service any more.
     expect(await h.svc("cli2", ssh)).toBe("open");
   });

@@ -1,5 +1,5 @@
 // End-to-end: knockport-helper --use-sudo runs every firewall command as `sudo -n -- <absolute path> <args>`,
-// and only command lines that its own --print-sudoers output allows. sudo itself is replaced by a
+// and only command lines that `knockport print-sudoers` allows. sudo itself is replaced by a
 // recording stand-in (--sudo-path) that checks `-n --`, logs the command line and runs it: the helper
 // still runs as root here, so this proves the command discipline, not a non-root deployment.
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -86,11 +86,11 @@ describe.each(e2eFirewalls().filter((f) => f !== "iptables-nft" || !e2eFirewalls
     expect(cut, "conntrack ran through sudo at the revoke or the expiry").toBe(true);
     h.stack.helper.signal("SIGTERM");
     await h.stack.helper.exited;
-    const un = await h.stack.runHelperOnce(["--uninstall-firewall"]);
-    expect(un.exitCode, `--uninstall-firewall: ${un.stdout}${un.stderr}`).toBe(0);
-    expect(await h.firewallState(), "uninstalled through sudo").toBeUndefined();
+    const un = await h.stack.firewallCommand("uninstall-firewall");
+    expect(un.exitCode, `knockport uninstall-firewall: ${un.stdout}${un.stderr}`).toBe(0);
+    expect(await h.firewallState(), "uninstalled (knockport uninstall-firewall runs as root)").toBeUndefined();
 
-    const printed = await h.stack.runHelperOnce(["--print-sudoers"]);
+    const printed = await h.stack.firewallCommand("print-sudoers");
     expect(printed.exitCode, printed.stderr).toBe(0);
     const allowed = allowedCommands(printed.stdout);
     const ran = readFileSync(`${sudo}.log`, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as string[]).join(" "));
@@ -132,19 +132,19 @@ describe.runIf(e2eFirewalls().includes("nftables"))("knockport end to end (nftab
   });
   beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
-  it("knocks, self-heal checks and uninstall work through sudo, with only the printed command lines", async () => {
+  it("knocks and self-heal checks work through sudo, with only the printed command lines; uninstall leaves the admin's table", async () => {
     await h.fullKnock("cli", ssh);
     expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
     await new Promise((resolve) => setTimeout(resolve, 2500)); // at least one self-heal check and reconciliation
     h.stack.helper.signal("SIGTERM");
     await h.stack.helper.exited;
-    const un = await h.stack.runHelperOnce(["--uninstall-firewall"]);
-    expect(un.exitCode, `--uninstall-firewall: ${un.stdout}${un.stderr}`).toBe(0);
+    const un = await h.stack.firewallCommand("uninstall-firewall");
+    expect(un.exitCode, `knockport uninstall-firewall: ${un.stdout}${un.stderr}`).toBe(0);
     const left = await h.topo.exec("srv", "nft", ["list", "ruleset"], { timeoutMs: 10_000 });
-    expect(left.stdout, "uninstalled through sudo").not.toContain("knockport");
+    expect(left.stdout, "uninstalled").not.toContain("knockport");
     expect(left.stdout).toContain("chain input");
 
-    const printed = await h.stack.runHelperOnce(["--print-sudoers"]);
+    const printed = await h.stack.firewallCommand("print-sudoers");
     expect(printed.exitCode, printed.stderr).toBe(0);
     const allowed = allowedCommands(printed.stdout);
     const ran = new Set(readFileSync(`${sudo}.log`, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as string[]).join(" ")));

@@ -1,5 +1,4 @@
-import { spawnSync } from "node:child_process";
-import { dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ConfigError, SERVER_USER, DEFAULT_ADMIN_SOCKET, DEFAULT_EVENTS_SOCKET, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags, refuseMissingInterfaces } from "@knockport/config";
@@ -32,7 +31,10 @@ Commands:
   gen-cert             write a self-signed test certificate      [--out-dir DIR] [--name NAME] [--cn HOST] [--ip ADDR] [--owner USER] [--force]
   setup-2fa            turn on 2FA (TOTP) for a step-1 key       -k KEY [-c FILE] [-i SECONDS] [--label NAME]
   knock                knock both steps as a client              --host H --app A --http-path P --https-path P ...
-  uninstall-firewall   remove KnockPort's firewall table or its chains in yours (needs root)
+  dry-run              print the firewall rules the helper would apply  -c FILE [--firewall-type T] ...
+  print-sudoers        print the sudoers file for knockport-helper --use-sudo [--firewall-type T] [-c FILE]
+  uninstall-firewall   remove KnockPort's firewall table or its chains in yours, and the saved leases
+                       (needs root; the helper stopped)  [--firewall-type T] [--state-dir DIR]
 
 Run "knockport <command> --help" for a command's options.
 `;
@@ -65,6 +67,8 @@ ${WAF_FLAGS_USAGE}
 `;
 
 const HELP = { type: "boolean", short: "h" } as const;
+
+const EXPECTED_CODES = new Set(["FIREWALL_COMMAND_FAILED", "INSTANCE_LOCKED", "CONNTRACK_MISSING", "VYOS_BOOTSTRAP_NEEDED"]);
 
 /** knockport-helper's custom table/chain flags, which `knockport run` passes through. */
 const NFTABLES_CUSTOM_FLAGS = {
@@ -161,37 +165,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
 
-    case "uninstall-firewall": {
-      const { values: v } = withUsageErrors(() =>
-        parseArgs({
-          args: rest,
-          strict: true,
-          options: { "state-dir": { type: "string" }, "nftables-table-filter": { type: "string" }, help: HELP },
-        }),
-      );
-      if (v.help) {
-        return (
-          out(
-            "Usage: knockport uninstall-firewall [--state-dir DIR] [--nftables-table-filter NAME]\n" +
-              "  removes the knockport nftables table; with --nftables-table-filter also exactly KnockPort's\n" +
-              "  jumps, chains and sets (knockport_*) in the admin's table inet NAME, nothing else of it",
-          ),
-          0
-        );
-      }
-      const table = v["nftables-table-filter"];
-      const r = spawnSync(
-        process.execPath,
-        [
-          join(REPO_ROOT, "bin/knockport-helper"),
-          "--uninstall-firewall",
-          ...(v["state-dir"] === undefined ? [] : ["--state-dir", v["state-dir"]]),
-          ...(table === undefined ? [] : ["--nftables-table-filter", table]),
-        ],
-        { stdio: "inherit" },
-      );
-      return r.status ?? 1;
-    }
+    case "dry-run":
+    case "print-sudoers":
+    case "uninstall-firewall":
+      return (await import("./firewall.js")).runFirewallCommand(command, rest, (text) => process.stdout.write(text));
 
     case "run": {
       const { values: v } = withUsageErrors(() => parseArgs({ args: rest, strict: true, options: {
@@ -286,8 +263,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`knockport knock: ${err.message}\n`);
       process.exit(err.exitCode);
     }
-    if (err instanceof HelperCallError || err instanceof AdminError) {
-      process.stderr.write(`knockport: ${err.message}\n`);
+    // An error the admin can fix (a firewall command failed, the helper still runs): its message alone.
+    if (err instanceof HelperCallError || err instanceof AdminError || EXPECTED_CODES.has((err as { code?: string } | undefined)?.code ?? "")) {
+      process.stderr.write(`knockport: ${(err as Error).message}\n`);
       process.exit(1);
     }
     process.stderr.write(`knockport: unexpected error: ${(err as Error)?.message ?? String(err)}\n`);

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, constants, fsyncSync, mkdirSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
-import { checkPrivateDir, fsyncDir, openNoFollow, writeFileDurably } from "@knockport/durable-file";
-import { join } from "node:path";
+import { checkPrivateDir, fsyncDir, helperStateFiles, openNoFollow, writeFileDurably } from "@knockport/durable-file";
 import { ipFamily, parseIpAddress, type IpAddress, type KnockStep } from "@knockport/protocol";
 
 export interface Lease {
@@ -177,8 +176,9 @@ export class LeaseJournal {
   private snapshotNeeded = true;
 
   constructor(readonly dir: string) {
-    this.file = join(dir, "leases.json");
-    this.logFile = join(dir, "leases.log");
+    const files = helperStateFiles(dir);
+    this.file = files.journal;
+    this.logFile = files.journalLog;
   }
 
   prepare(): void {

@@ -1,10 +1,9 @@
 import { createLogger } from "./log.js";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { ConfigError, UsageError, loadConfig } from "@knockport/config";
 import { createDispatcher, type SocketName } from "@knockport/protocol";
 import { nftPlacement } from "@knockport/firewall";
-import { HELPER_USAGE, parseHelperArgs } from "./args.js";
+import { parseHelperArgs } from "./args.js";
 import { LeaseJournal } from "./leases.js";
 import { HelperService } from "./service.js";
 import { SOCKET_LIMITS, startRpcServer } from "./socket-server.js";
@@ -15,7 +14,7 @@ import { checkForwarding } from "./forwarding.js";
 import { ConntrackCutter, locateConntrackFor } from "./conntrack.js";
 import type { RpcPeer } from "./helper-context.js";
 import { prepareInterfaces, startInterfaceWatch } from "./interface-watch.js";
-import { takeInstanceLock, type InstanceLock } from "./instance-lock.js";
+import { helperStateFiles, takeInstanceLock, type InstanceLock } from "@knockport/durable-file";
 
 /**
  * Codes of the errors the admin can fix (printed as their message alone, no stack trace); by code
@@ -47,41 +46,19 @@ const heldLocks: InstanceLock[] = [];
 
 async function lockStateDir(journal: LeaseJournal): Promise<void> {
   journal.prepare();
-  heldLocks.push(await takeInstanceLock(join(journal.dir, "helper.lock"), `--state-dir ${journal.dir}`));
+  heldLocks.push(await takeInstanceLock(helperStateFiles(journal.dir).lock, `--state-dir ${journal.dir}`));
 }
 
 async function main(argv: string[]): Promise<number> {
   const options = parseHelperArgs(argv);
   if (options === "help") {
-    process.stdout.write(HELPER_USAGE);
+    process.stdout.write((await import("./usage.js")).HELPER_USAGE);
     return 0;
   }
   const log = createLogger({ name: "knockport-helper", level: options.logLevel });
   if (options.useSudo) refuseSudoAsServerUser(process.geteuid?.() ?? 0, readFileSync("/etc/passwd", "utf8"));
   const privilege = options.useSudo ? sudoPrivilege(options.sudoPath) : DIRECT;
-  const placement = nftPlacement(options.customChains);
-  if (options.printSudoers) {
-    process.stdout.write(await (await import("./offline-modes.js")).printSudoers(options, privilege));
-    return 0;
-  }
-  if (options.uninstallFirewall) {
-    const offline = await import("./offline-modes.js");
-    // A state dir that does not exist holds no journal to empty and no helper uses it: nothing is
-    // created there. An existing one is locked first, so a helper running on it keeps its firewall.
-    const journal = existsSync(options.stateDir) ? new LeaseJournal(options.stateDir) : undefined;
-    if (journal) await lockStateDir(journal);
-    const removed = await offline.uninstallFirewall(options, privilege);
-    // Emptied, so a later start does not put the leases back; never written where there was none.
-    if (journal && (existsSync(journal.file) || existsSync(journal.logFile))) journal.save([]);
-    offline.logUninstalled(log, removed, placement);
-    return 0;
-  }
-  if (options.dryRun) {
-    process.stdout.write(await (await import("./offline-modes.js")).renderDryRun(options));
-    return 0;
-  }
-  // parseHelperArgs guarantees a config file unless uninstalling
-  const config = loadConfig(options.configFile ?? "", { httpPort: options.httpPort, httpsPort: options.httpsPort, ...options.waf });
+  const config = loadConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort, ...options.waf });
   checkForwarding(config);
   const conntrack = new ConntrackCutter(log, locateConntrackFor(config), privilege);
   const firewall = await createBackend(options, config, privilege);
@@ -138,7 +115,7 @@ async function main(argv: string[]): Promise<number> {
     {
       event: "helper.ready",
       firewallType: firewall.type,
-      nftTable: options.firewallType === "nftables" ? placement.table : undefined,
+      nftTable: options.firewallType === "nftables" ? nftPlacement(options.customChains).table : undefined,
       httpPort: config.httpPort,
       httpsPort: config.httpsPort,
       ...(config.waf ? { wafHttpPort: config.waf.httpPort, wafHttpsPort: config.waf.httpsPort } : {}),

@@ -39,17 +39,13 @@ describe("parseHelperArgs: vyos", () => {
 });
 
 describe("parseHelperArgs: --use-sudo", () => {
-  it("defaults to no sudo, /usr/bin/sudo and user knockport", () => {
-    expect(parse()).toMatchObject({ useSudo: false, sudoPath: "/usr/bin/sudo", printSudoers: false, sudoUser: "knockport-helper" });
+  it("defaults to no sudo and /usr/bin/sudo", () => {
+    expect(parse()).toMatchObject({ useSudo: false, sudoPath: "/usr/bin/sudo" });
     expect(parse("--use-sudo", "--sudo-path", "/usr/local/bin/sudo")).toMatchObject({ useSudo: true, sudoPath: "/usr/local/bin/sudo" });
-  });
-  it("--print-sudoers needs no config", () => {
-    expect(parseHelperArgs(["--print-sudoers"])).toMatchObject({ printSudoers: true, configFile: undefined });
   });
   it.each([
     [["--sudo-path", "sudo"], "--sudo-path: must be an absolute path"],
     [["--sudo-path", "/usr/bin/../tmp/sudo"], "--sudo-path: must be an absolute path"],
-    [["--sudo-user", "Root; ALL"], "--sudo-user: must be a user name"],
   ])("refuses %j naming the flag", (args, message) => {
     expect(() => parse(...args)).toThrow(message);
   });
@@ -98,5 +94,14 @@ describe("parseHelperArgs: the two sockets", () => {
   ])("refuses %j: the server's socket or group would get the admin methods", (args, message) => {
     expect(() => parse(...args)).toThrow(UsageError);
     expect(() => parse(...args)).toThrow(message);
+  });
+});
+
+describe("parseHelperArgs: the helper only runs", () => {
+  it.each([["--dry-run"], ["--print-sudoers"], ["--uninstall-firewall"], ["--sudo-user"]])("refuses %s (a knockport CLI command now)", (flag) => {
+    expect(() => parse(flag)).toThrow(UsageError);
+  });
+  it("needs a config", () => {
+    expect(() => parseHelperArgs([])).toThrow("-c/--config is required");
   });
 });

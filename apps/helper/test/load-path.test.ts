@@ -46,9 +46,10 @@ describe("the running helper's load path", () => {
     expect([...loaded].filter((f) => f.startsWith("packages/backend-")), "backend packages on the static path").toEqual([]);
   });
 
-  it("loads the one-shot modes (sudoers, dry-run, uninstall) only when asked", () => {
+  it("loads neither the sudoers file nor its usage text (--help imports it)", () => {
     expect(loaded).not.toContain("packages/backends/src/sudoers.ts");
-    expect(loaded).not.toContain("apps/helper/src/offline-modes.ts");
+    expect(loaded).not.toContain("apps/helper/src/usage.ts");
+    expect(loaded).not.toContain("packages/firewall/src/flags-usage.ts");
   });
 });
 

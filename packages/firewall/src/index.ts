@@ -6,3 +6,4 @@ export * from "./apps.js";
 export * from "./elements.js";
 export * from "./guard.js";
 export * from "./backend.js";
+export * from "./flags.js";

@@ -218,8 +218,13 @@ export interface KnockportStack {
   readonly serverUser: { readonly user: string; readonly group: string };
   /** Runs `node bin/knockport ...args` in `host` (default srv). */
   cli(args: readonly string[], host?: HostName): Promise<ExecResult>;
-  /** Runs `node bin/knockport-helper <helperArgv> ...extra` once (not managed), e.g. --uninstall-firewall. */
+  /** Runs `node bin/knockport-helper <helperArgv> ...extra` once (not managed), e.g. a start with other flags. */
   runHelperOnce(extra: readonly string[]): Promise<ExecResult>;
+  /**
+   * `knockport uninstall-firewall|print-sudoers|dry-run` with the helper's config, backend and custom-chain
+   * flags (and its --state-dir for uninstall-firewall), in srv.
+   */
+  firewallCommand(command: "uninstall-firewall" | "print-sudoers" | "dry-run", extra?: readonly string[]): Promise<ExecResult>;
   /** `knockport status --admin-socket ... --json`, parsed. */
   status(): Promise<StatusLease[]>;
   /**
@@ -441,6 +446,13 @@ export async function startKnockport(topo: Topology, opts: StackOptions): Promis
       serverUser: user,
       cli,
       runHelperOnce: (extra) => topo.exec("srv", node, [...helperArgv, ...extra], { timeoutMs: 30_000 }),
+      firewallCommand: (command, extra = []) => {
+        const helperArgs = opts.helperArgs ?? [];
+        const nftablesFlags = helperArgs.flatMap((a, i) => (a.startsWith("--nftables-") ? [a, helperArgs[i + 1] ?? ""] : []));
+        const ports = ["--http-port", String(opts.config.httpPort), "--https-port", String(opts.config.httpsPort)];
+        const state = command === "uninstall-firewall" ? ["--state-dir", stateDir] : [];
+        return cli([command, "-c", configPath, ...firewallFlags(opts.firewall ?? "nftables"), ...ports, ...nftablesFlags, ...state, ...extra]);
+      },
       nextReconcile: async (timeoutMs = 15_000) => {
         const client = new HelperClient({ socketPath: adminSocketPath, timeoutMs: 3000 });
         try {

@@ -1,0 +1,74 @@
+import { UsageError } from "@knockport/config";
+import type { FirewallType } from "./backend.js";
+import { CUSTOM_PREFIX, type CustomChains } from "./names.js";
+import { NFT_IDENTIFIER_PATTERN } from "./validate.js";
+
+// The flags that pick and place a backend, shared by knockport-helper and the knockport CLI's
+// dry-run, print-sudoers and uninstall-firewall (one definition, one check).
+
+export const BACKEND_FLAGS = {
+  "firewall-type": { type: "string", default: "nftables" },
+  "iptables-binary": { type: "string", default: "auto" },
+  vbash: { type: "string" },
+  "nftables-table-filter": { type: "string" },
+  "nftables-chain-input": { type: "string" },
+  "nftables-chain-forward": { type: "string" },
+  "nftables-chain-output": { type: "string" },
+} as const;
+
+type BackendFlagValues = Partial<Record<keyof typeof BACKEND_FLAGS, string>>;
+
+export interface BackendFlags {
+  readonly type: FirewallType;
+  readonly iptablesBinary: string;
+  readonly vbash: string | undefined;
+  readonly customChains: CustomChains | undefined;
+}
+
+export function parseBackendFlags(v: BackendFlagValues): BackendFlags {
+  const type = v["firewall-type"] ?? "nftables";
+  if (type !== "nftables" && type !== "iptables" && type !== "vyos") {
+    throw new UsageError(`--firewall-type: must be nftables, iptables or vyos (got "${type.slice(0, 40)}")`);
+  }
+  if (v.vbash !== undefined && !/^\/[A-Za-z0-9._/-]+$/.test(v.vbash)) {
+    throw new UsageError(`--vbash: must be an absolute path such as /bin/vbash (got "${v.vbash.slice(0, 80)}")`);
+  }
+  const iptablesBinary = v["iptables-binary"] ?? "auto";
+  if (!/^(auto|nft|legacy|\/[A-Za-z0-9._/-]*\/iptables(-[a-z]+)?)$/.test(iptablesBinary)) {
+    throw new UsageError(
+      `--iptables-binary: must be auto, nft, legacy or an absolute path to an iptables executable such as /usr/sbin/iptables-legacy (got "${iptablesBinary.slice(0, 80)}")`,
+    );
+  }
+  return { type, iptablesBinary, vbash: v.vbash, customChains: parseCustomChains(v, type) };
+}
+
+const NFT_IDENTIFIER = new RegExp(NFT_IDENTIFIER_PATTERN);
+
+function nftName(flag: string, value: string): string {
+  if (!NFT_IDENTIFIER.test(value)) {
+    throw new UsageError(`${flag}: must be an nftables table/chain name (letters, digits, _ and -, up to 64, not starting with a digit or -; got "${value.slice(0, 80)}")`);
+  }
+  if (value.startsWith(CUSTOM_PREFIX)) {
+    throw new UsageError(`${flag}: names starting with ${CUSTOM_PREFIX} are reserved for KnockPort's own chains and sets (got "${value.slice(0, 80)}")`);
+  }
+  return value;
+}
+
+function parseCustomChains(v: BackendFlagValues, firewallType: string): CustomChains | undefined {
+  const table = v["nftables-table-filter"];
+  const chainFlags = (["nftables-chain-input", "nftables-chain-forward", "nftables-chain-output"] as const).filter((f) => v[f] !== undefined);
+  if (table === undefined) {
+    if (chainFlags.length > 0) throw new UsageError(`--${chainFlags[0]}: needs --nftables-table-filter (the table that holds the chain)`);
+    return undefined;
+  }
+  if (firewallType !== "nftables") {
+    throw new UsageError(`--nftables-table-filter: only with --firewall-type nftables (got ${firewallType})`);
+  }
+  const output = v["nftables-chain-output"];
+  return {
+    table: nftName("--nftables-table-filter", table),
+    input: nftName("--nftables-chain-input", v["nftables-chain-input"] ?? "input"),
+    forward: nftName("--nftables-chain-forward", v["nftables-chain-forward"] ?? "forward"),
+    output: output === undefined ? undefined : nftName("--nftables-chain-output", output),
+  };
+}
