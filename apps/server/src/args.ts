@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { AUTH_CHECK_LISTEN_HINT, parseAuthCheckListen, type AuthCheckListen, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
-import { checkMetricsAddress } from "./metrics.js";
+import { checkMetricsAddress } from "./metrics-address.js";
 
 export interface ServerOptions {
   configFile: string;

@@ -1,21 +1,16 @@
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
 import { ConfigError, UsageError, formatAuthCheckListen, loadConfig, type KnockportConfig } from "@knockport/config";
-import { HelperClient, HelperCallError } from "@knockport/helper-client";
-import type { HelloResult } from "@knockport/protocol";
+import { HelperClient } from "@knockport/helper-client";
 import { SERVER_USAGE, parseServerArgs } from "./args.js";
-import { compareWithHelper } from "./startup-checks.js";
+import { StartupError, compareWithHelper, helloWithRetry } from "./startup-checks.js";
 import { buildAuthCheckApp, listenAuthCheck } from "./auth-check.js";
 import { buildKnockApp, createKnockContext } from "./app.js";
-import { CachedHelperSnapshot, ServerMetrics, instrumentHelper, startMetricsListener, type MetricsListener } from "./metrics.js";
+import type { MetricsListener } from "./metrics.js";
 import { readTlsFiles, type TlsFiles } from "./tls-files.js";
 import { ClusterStoreConfigError, connectStore } from "@knockport/cluster-store";
 import { ServerCluster } from "./cluster.js";
 import { FileUsedTokenStore, UnavailableUsedTokenStore, UsedTokenStoreError, type UsedTokenStore } from "./used-tokens.js";
-
-class StartupError extends Error {
-  readonly code = "STARTUP";
-}
 
 function readTls(certFile: string, keyFile: string): TlsFiles {
   try {
@@ -23,21 +18,6 @@ function readTls(certFile: string, keyFile: string): TlsFiles {
   } catch (err) {
     throw new StartupError((err as Error).message);
   }
-}
-
-async function helloWithRetry(helper: HelperClient, log: Logger, attempts = 20, delayMs = 500): Promise<HelloResult> {
-  let last: unknown;
-  for (let i = 0; i < attempts; i += 1) {
-    try {
-      return await helper.call("hello", {});
-    } catch (err) {
-      last = err;
-      if (i === 0) log.warn({ event: "helper.waiting", err: (err as Error).message }, "waiting for the helper");
-      await new Promise((r) => setTimeout(r, delayMs));
-    }
-  }
-  const why = last instanceof HelperCallError ? last.message : String(last);
-  throw new StartupError(`cannot talk to knockport-helper: ${why}; start the helper first (or check --socket and its group)`);
 }
 
 async function listen(app: FastifyInstance, port: number, host: string): Promise<void> {
@@ -119,22 +99,24 @@ async function main(argv: string[]): Promise<number> {
     throw new StartupError(`refusing to start: ${mismatch.join("; ")}. Give both the same config and port flags.`);
   }
 
-  const metrics = options.metricsPort === undefined ? undefined : new ServerMetrics(config.apps.map((a) => a.name));
+  // prom-client is loaded only for --metrics-port (a tenth of a second of every start otherwise)
+  const metricsModule = options.metricsPort === undefined ? undefined : await import("./metrics.js");
+  const metrics = metricsModule === undefined ? undefined : new metricsModule.ServerMetrics(config.apps.map((a) => a.name));
   const cluster = startCluster(config, log);
-  const context = createKnockContext(config, metrics ? instrumentHelper(helper, metrics) : helper, Date.now, usedTokens, cluster);
+  const context = createKnockContext(config, metrics && metricsModule ? metricsModule.instrumentHelper(helper, metrics) : helper, Date.now, usedTokens, cluster);
   cluster?.start(context.step1, context.helper);
   const step1 = await buildKnockApp({ step: 1, context, logger: log.child({ listener: "http" }), metrics });
   const step2 = await buildKnockApp({ step: 2, context, logger: log.child({ listener: "https" }), https, metrics });
   await listen(step1, config.httpPort, options.listenAddress);
   await listen(step2, config.httpsPort, options.listenAddress);
   let metricsListener: MetricsListener | undefined;
-  if (metrics && options.metricsPort !== undefined) {
+  if (metrics && metricsModule && options.metricsPort !== undefined) {
     try {
-      metricsListener = await startMetricsListener({
+      metricsListener = await metricsModule.startMetricsListener({
         address: options.metricsAddress,
         port: options.metricsPort,
         metrics,
-        helper: new CachedHelperSnapshot(helper, metrics),
+        helper: new metricsModule.CachedHelperSnapshot(helper, metrics),
       });
     } catch (err) {
       throw new StartupError(`--metrics-port ${options.metricsPort}: cannot listen on ${options.metricsAddress} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);

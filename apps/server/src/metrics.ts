@@ -3,11 +3,12 @@
  * Served on a separate listener that only binds to loopback.
  */
 import { createServer, type Server } from "node:http";
-import { BlockList, isIP } from "node:net";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { UsageError } from "@knockport/config";
 import type { CountersResult, KnockStep, MethodName, ParamsOf, ResultOf, StatsResult } from "@knockport/protocol";
 import type { HelperPort } from "./app.js";
+import { checkMetricsAddress } from "./metrics-address.js";
+
+export { checkMetricsAddress };
 
 export type KnockOutcome = "ok" | "bad_request" | "denied" | "not_found" | "rate_limited" | "error";
 const STEPS: readonly KnockStep[] = [1, 2];
@@ -203,22 +204,6 @@ export class CachedHelperSnapshot {
     this.inFlight = undefined;
     return snapshot;
   }
-}
-
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
-LOOPBACK.addAddress("::1", "ipv6");
-
-/** --metrics-address must be a loopback address: the metrics listener is never public. */
-export function checkMetricsAddress(address: string): string {
-  const family = isIP(address);
-  const loopback = family !== 0 && LOOPBACK.check(address, family === 4 ? "ipv4" : "ipv6");
-  if (!loopback) {
-    throw new UsageError(
-      `--metrics-address: must be a loopback address such as 127.0.0.1 or ::1 (got "${address}"); the metrics listener is never exposed, scrape it locally or through a proxy`,
-    );
-  }
-  return address;
 }
 
 export interface MetricsListener {

@@ -1,5 +1,12 @@
 import type { KnockportConfig } from "@knockport/config";
+import { HelperCallError, type HelperClient } from "@knockport/helper-client";
 import type { HelloResult } from "@knockport/protocol";
+import type { Logger } from "pino";
+
+/** A start-up failure with a message for the operator (no stack trace). */
+export class StartupError extends Error {
+  readonly code = "STARTUP";
+}
 
 /** The helper protects ports from its own reading of the config; serving other ports would be unprotected. */
 export function compareWithHelper(config: KnockportConfig, hello: HelloResult): string[] {
@@ -17,3 +24,27 @@ export function compareWithHelper(config: KnockportConfig, hello: HelloResult): 
   return problems;
 }
 
+/**
+ * Asks the helper's hello until it answers, for about `budgetMs` in all. systemd starts the server
+ * right after the helper's exec (Type=simple), before the helper's socket exists (a cold helper takes
+ * about a second): every 25 ms for the first 2 s, so the server is up as soon as the helper is, then
+ * every 500 ms. An attempt on an absent socket costs a failed connect, nothing more.
+ */
+export async function helloWithRetry(helper: Pick<HelperClient, "call">, log: Pick<Logger, "warn">, budgetMs = 10_000): Promise<HelloResult> {
+  let last: unknown;
+  let waited = 0;
+  for (let i = 0; ; i += 1) {
+    try {
+      return await helper.call("hello", {});
+    } catch (err) {
+      last = err;
+      if (i === 0) log.warn({ event: "helper.waiting", err: (err as Error).message }, "waiting for the helper");
+    }
+    if (waited >= budgetMs) break;
+    const delayMs = waited < 2000 ? 25 : 500;
+    await new Promise((r) => setTimeout(r, delayMs));
+    waited += delayMs;
+  }
+  const why = last instanceof HelperCallError ? last.message : String(last);
+  throw new StartupError(`cannot talk to knockport-helper: ${why}; start the helper first (or check --socket and its group)`);
+}

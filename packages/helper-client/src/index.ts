@@ -1,5 +1,5 @@
 import { createConnection, type Socket } from "node:net";
-import { Ajv } from "ajv";
+import { Ajv, type ValidateFunction } from "ajv";
 import {
   FrameDecoder,
   FrameTooLargeError,
@@ -8,7 +8,7 @@ import {
   leaseEvent,
   type LeaseEvent,
   type WatchResult,
-  compileResultValidators,
+  METHODS,
   encodeFrame,
   helperErrorNameFromCode,
   type HelperErrorName,
@@ -64,8 +64,23 @@ interface Pending {
   frame: string;
 }
 
-const resultValidators = compileResultValidators();
-const leaseEventValid = new Ajv({ strict: true }).compile(leaseEvent);
+/**
+ * Validators compiled on first use, not at import: a process calls a few of the methods (the server
+ * hello/open/counters), and compiling the whole table cost ~0.1 s of every start.
+ */
+let ajv: Ajv | undefined;
+const resultValidators = new Map<MethodName, ValidateFunction>();
+function resultValidator(method: MethodName): ValidateFunction {
+  let validate = resultValidators.get(method);
+  if (validate === undefined) {
+    ajv ??= new Ajv({ allErrors: false, strict: true });
+    validate = ajv.compile(METHODS[method].result);
+    resultValidators.set(method, validate);
+  }
+  return validate;
+}
+let leaseEventValidator: ValidateFunction | undefined;
+const leaseEventValid = (params: unknown): boolean => (leaseEventValidator ??= new Ajv({ strict: true }).compile(leaseEvent))(params);
 
 /**
  * One persistent connection to the helper, multiplexed by request id, reopened on demand.
@@ -281,9 +296,8 @@ export class HelperClient {
       );
       return;
     }
-    const validate = resultValidators.get(p.method);
     const result = "result" in msg ? msg.result : undefined;
-    if (!validate || !validate(result)) {
+    if (!Object.hasOwn(METHODS, p.method) || !resultValidator(p.method)(result)) {
       this.settle(id, new HelperCallError("HELPER_PROTOCOL", `helper answered ${p.method} with an invalid result`));
       return;
     }
