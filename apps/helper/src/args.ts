@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { SHARED_FLAGS, adminSocketBeside, eventsSocketBeside, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafFlags, type LogLevel, type WafFlags } from "@knockport/config";
+import { SHARED_FLAGS, adminSocketBeside, eventsSocketBeside, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafPortFlags, type LogLevel, type WafFlags } from "@knockport/config/flags";
 import { BACKEND_FLAGS, parseBackendFlags, type CustomChains, type FirewallType } from "@knockport/firewall";
 
 export interface HelperOptions {
@@ -97,7 +97,7 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
     stateDir: v["state-dir"],
     httpPort: parsePortFlag("--http-port", v["http-port"]),
     httpsPort: parsePortFlag("--https-port", v["https-port"]),
-    waf: parseWafFlags(v),
+    waf: parseWafPortFlags(v),
     serviceRuleCleanupOnShutdown: v["service-rule-cleanup-on-shutdown"],
     logLevel: parseLogLevel(v["log-level"]),
   };

@@ -1,4 +1,4 @@
-import type { KnockportConfig } from "@knockport/config";
+import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import type { FirewallBackend } from "@knockport/firewall";
 import { loadRuntime } from "@knockport/backends";
 import type { HelperOptions } from "./args.js";

@@ -1,6 +1,6 @@
 import { conntrackDeleteArgs, runCommand, DIRECT, privilegeHint, type Privilege } from "@knockport/firewall/run";
 import type { Logger } from "./log.js";
-import type { AppConfig } from "@knockport/config";
+import type { FirewallApp as AppConfig } from "@knockport/config/firewall";
 import type { IpAddress } from "@knockport/protocol";
 
 export { ConntrackMissingError, conntrackDeleteArgs, locateConntrackFor } from "@knockport/firewall/run";

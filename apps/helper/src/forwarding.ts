@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { KnockportConfig } from "@knockport/config";
+import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { forwardedApps } from "@knockport/firewall";
 
 /** Forwarded apps are configured but the kernel does not route between interfaces. */

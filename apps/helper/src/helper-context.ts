@@ -1,5 +1,5 @@
 import type { Logger } from "./log.js";
-import type { KnockportConfig } from "@knockport/config";
+import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import type { LeaseEvent, StatsResult } from "@knockport/protocol";
 import type { FirewallBackend } from "./backend.js";
 import type { ConntrackCutter } from "./conntrack.js";

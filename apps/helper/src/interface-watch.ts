@@ -1,5 +1,5 @@
 import type { Logger } from "./log.js";
-import { ConfigError, checkInterfaces, listHostInterfaces, type KnockportConfig } from "@knockport/config";
+import { ConfigError, checkInterfaces, listHostInterfaces, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import type { FirewallBackend } from "./backend.js";
 
 /** How often the helper looks for interfaces allowed to be missing (global.allow_missing_interfaces). */

@@ -1,4 +1,4 @@
-import { findApp, publicHttpsPort, type AppConfig } from "@knockport/config";
+import { findApp, publicHttpsPort, type FirewallApp as AppConfig } from "@knockport/config/firewall";
 import { httpsSetName, serviceSetName } from "@knockport/firewall";
 import {
   HelperError,

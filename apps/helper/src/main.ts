@@ -1,6 +1,7 @@
 import { createLogger } from "./log.js";
 import { readFileSync } from "node:fs";
-import { ConfigError, UsageError, loadConfig } from "@knockport/config";
+import { ConfigError, loadFirewallConfig } from "@knockport/config/firewall";
+import { UsageError } from "@knockport/config/flags";
 import { createDispatcher, type SocketName } from "@knockport/protocol";
 import { nftPlacement } from "@knockport/firewall";
 import { parseHelperArgs } from "./args.js";
@@ -58,7 +59,7 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger({ name: "knockport-helper", level: options.logLevel });
   if (options.useSudo) refuseSudoAsServerUser(process.geteuid?.() ?? 0, readFileSync("/etc/passwd", "utf8"));
   const privilege = options.useSudo ? sudoPrivilege(options.sudoPath) : DIRECT;
-  const config = loadConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort, ...options.waf });
+  const config = await loadFirewallConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort, ...options.waf });
   checkForwarding(config);
   const conntrack = new ConntrackCutter(log, locateConntrackFor(config), privilege);
   const firewall = await createBackend(options, config, privilege);

@@ -1,4 +1,5 @@
-import { HELPER_USER, SERVER_USER, UsageError, parsePasswd } from "@knockport/config";
+import { UsageError } from "@knockport/config/flags";
+import { HELPER_USER, SERVER_USER, parsePasswd } from "@knockport/config/accounts";
 
 export { DIRECT, sudoPrivilege, type Privilege } from "@knockport/firewall/run";
 

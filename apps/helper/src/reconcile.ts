@@ -1,4 +1,4 @@
-import { findApp } from "@knockport/config";
+import { findApp } from "@knockport/config/firewall";
 import { httpsSetName, serviceSetName } from "@knockport/firewall";
 import { ipFamily, parseIpAddress, type IpAddress } from "@knockport/protocol";
 import type { SetChange } from "./backend.js";

@@ -1,4 +1,4 @@
-import { findApp } from "@knockport/config";
+import { findApp } from "@knockport/config/firewall";
 import { HelperError, LEASE_EVENT_METHOD, parseIpAddress, PROTOCOL_VERSION, type CountersResult, type LeaseInfo, type ListResult, type MethodHandlers, type StatsResult, type WatchResult } from "@knockport/protocol";
 import type { HelperContext, RpcPeer } from "./helper-context.js";
 import { leaseView, prepareClose, prepareGrant, prepareOpen, setFor } from "./lease-changes.js";

@@ -1,5 +1,5 @@
 import type { Logger } from "./log.js";
-import { findApp, type KnockportConfig } from "@knockport/config";
+import { findApp, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { zeroStatsCounters, type LeaseEvent, type ListResult, type MethodHandlers } from "@knockport/protocol";
 import type { FirewallBackend } from "./backend.js";
 import { GroupCommitter } from "./group-commit.js";

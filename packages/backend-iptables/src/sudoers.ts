@@ -1,4 +1,4 @@
-import type { KnockportConfig } from "@knockport/config";
+import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { rulesetSetNames, type BackendSudoers } from "@knockport/firewall";
 import { IPT_CHAINS, iptablesJumps, ipsetName, type IptTable } from "./render/ruleset.js";
 import { locateIptables, type IptablesBinaries } from "./runtime/backend.js";

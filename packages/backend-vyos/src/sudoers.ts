@@ -1,4 +1,4 @@
-import type { KnockportConfig } from "@knockport/config";
+import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import type { BackendSudoers } from "@knockport/firewall";
 import { nftSudoCommands } from "@knockport/backend-nftables/sudoers";
 import { locateNft } from "@knockport/backend-nftables/runtime";

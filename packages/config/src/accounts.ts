@@ -8,11 +8,6 @@ export interface PasswdEntry {
   uid: number;
   gid: number;
 }
-export interface GroupEntry {
-  name: string;
-  gid: number;
-  members: string[];
-}
 
 /** The entries of /etc/passwd text; malformed lines are passed over. */
 export function parsePasswd(text: string): PasswdEntry[] {
@@ -21,17 +16,4 @@ export function parsePasswd(text: string): PasswdEntry[] {
     .map((l) => l.split(":"))
     .filter((f) => f.length >= 4 && f[0] !== "" && /^\d+$/.test(f[2] ?? "") && /^\d+$/.test(f[3] ?? ""))
     .map((f) => ({ name: f[0] as string, uid: Number(f[2]), gid: Number(f[3]) }));
-}
-
-/** The entries of /etc/group text; malformed lines are passed over. */
-export function parseGroup(text: string): GroupEntry[] {
-  return text
-    .split("\n")
-    .map((l) => l.split(":"))
-    .filter((f) => f.length >= 4 && f[0] !== "" && /^\d+$/.test(f[2] ?? ""))
-    .map((f) => ({
-      name: f[0] as string,
-      gid: Number(f[2]),
-      members: (f[3] ?? "").split(",").map((m) => m.trim()).filter((m) => m !== ""),
-    }));
 }

@@ -1,5 +1,4 @@
 import { dirname, join } from "node:path";
-import { WAF_TRUSTED_IP_HINT, WAF_TRUSTED_IPS_MAX, parseTrustedProxy } from "./waf.js";
 
 /** A bad command line: the message names the flag and the fix; the process exits 2. */
 export class UsageError extends Error {
@@ -15,9 +14,7 @@ export class UsageError extends Error {
 export function parsePortFlag(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!/^\d{1,5}$/.test(value) || n < 1 || n > 65535) {
-    throw new UsageError(`${flag}: must be an integer 1-65535 (got "${value}")`);
-  }
+  if (!/^\d{1,5}$/.test(value) || n < 1 || n > 65535) throw new UsageError(`${flag}: must be an integer 1-65535 (got "${value}")`);
   return n;
 }
 
@@ -25,35 +22,19 @@ export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export function parseLogLevel(value: string): LogLevel {
-  if (!(LOG_LEVELS as readonly string[]).includes(value)) {
-    throw new UsageError(`--log-level: must be one of ${LOG_LEVELS.join(", ")} (got "${value}")`);
-  }
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) throw new UsageError(`--log-level: must be one of ${LOG_LEVELS.join(", ")} (got "${value}")`);
   return value as LogLevel;
 }
 
 /** The helper's knock socket (the server's: hello, open, counters). */
 export const DEFAULT_HELPER_SOCKET = "/run/knockport/helper.sock";
-/** The helper's admin socket (grant, close, list, stats, watch): root only unless an admin group is given. */
+/** The helper's admin socket (grant, close, list, stats): root only unless an admin group is given. */
 export const DEFAULT_ADMIN_SOCKET = "/run/knockport/admin.sock";
-
-/** The admin socket that goes with a knock socket when --admin-socket is not given: admin.sock beside it. */
-export function adminSocketBeside(knockSocket: string): string {
-  return join(dirname(knockSocket), "admin.sock");
-}
-
+/** The helper's events socket (watch). */
 export const DEFAULT_EVENTS_SOCKET = "/run/knockport/events.sock";
-
-/** The events socket (watch) that goes with a knock socket when --events-socket is not given. */
-export function eventsSocketBeside(knockSocket: string): string {
-  return join(dirname(knockSocket), "events.sock");
-}
-
-/**
- * Node options for the helper and the server (deploy/systemd's units, `knockport run`, the testbed):
- * V8's young generation grows to 2 x 16 MB by default; at 2 MB per semi-space the two daemons hold
- * about 40 MB less with 10,000 leases (`pnpm bench`), for a few more, shorter scavenges.
- */
-export const DAEMON_NODE_OPTIONS: readonly string[] = ["--max-semi-space-size=2"];
+/** The admin and events sockets that go with a knock socket when --admin-socket / --events-socket is not given. */
+export const adminSocketBeside = (knockSocket: string): string => join(dirname(knockSocket), "admin.sock");
+export const eventsSocketBeside = (knockSocket: string): string => join(dirname(knockSocket), "events.sock");
 
 /** Flags the helper, the server and `knockport run` share, spelled once (node:util parseArgs options). */
 export const SHARED_FLAGS = {
@@ -71,8 +52,8 @@ export const SHARED_FLAGS = {
 export interface WafFlags {
   wafHttpPort: number | undefined;
   wafHttpsPort: number | undefined;
-  /** Every entry of every --waf-trusted-ips, in order (each flag is a comma-separated list). */
-  wafTrustedIps: string[] | undefined;
+  /** Every entry of every --waf-trusted-ips, in order (each flag is a comma-separated list); only the server reads them. */
+  wafTrustedIps?: string[] | undefined;
 }
 
 /** --help lines for the WAF flags, shared by the helper's, the server's and `knockport run`'s usage. */
@@ -86,26 +67,9 @@ export const WAF_FLAGS_USAGE = `      --waf-http-port N     WAF mode: public HTT
                             X-Forwarded-For is believed; repeatable, added to global.waf_trusted_ips
                             (default when none is named: 127.0.0.1,::1)`;
 
-/** Parse the WAF flags strictly (each bad value names its flag; the config loader cross-checks the ports). */
-export function parseWafFlags(values: { "waf-http-port"?: string | undefined; "waf-https-port"?: string | undefined; "waf-trusted-ips"?: string[] | undefined }): WafFlags {
-  let wafTrustedIps: string[] | undefined;
-  for (const list of values["waf-trusted-ips"] ?? []) {
-    for (const raw of list.split(",")) {
-      const entry = raw.trim();
-      if (parseTrustedProxy(entry) === undefined) {
-        throw new UsageError(`--waf-trusted-ips: "${entry.slice(0, 60)}" is not ${WAF_TRUSTED_IP_HINT}`);
-      }
-      (wafTrustedIps ??= []).push(entry);
-    }
-  }
-  if ((wafTrustedIps?.length ?? 0) > WAF_TRUSTED_IPS_MAX) {
-    throw new UsageError(`--waf-trusted-ips: at most ${WAF_TRUSTED_IPS_MAX} entries (got ${wafTrustedIps?.length}); use networks such as 10.0.0.0/24`);
-  }
-  return {
-    wafHttpPort: parsePortFlag("--waf-http-port", values["waf-http-port"]),
-    wafHttpsPort: parsePortFlag("--waf-https-port", values["waf-https-port"]),
-    wafTrustedIps,
-  };
+/** The WAF ports of the flags, each bad value naming its flag (the config loader cross-checks them); server-flags.ts adds the trusted list. */
+export function parseWafPortFlags(values: { "waf-http-port"?: string | undefined; "waf-https-port"?: string | undefined }): WafFlags {
+  return { wafHttpPort: parsePortFlag("--waf-http-port", values["waf-http-port"]), wafHttpsPort: parsePortFlag("--waf-https-port", values["waf-https-port"]) };
 }
 
 /** Run a node:util parseArgs call; its errors become usage errors (exit 2, no stack trace). */

@@ -1,12 +1,16 @@
 export * from "./errors.js";
+export * from "./firewall.js";
 export * from "./schema.js";
-export * from "./types.js";
+export type * from "./types.js";
 export * from "./load.js";
 export * from "./flags.js";
+export * from "./server-flags.js";
 export * from "./hooks.js";
 export * from "./two-factor-file.js";
 export * from "./waf.js";
 export * from "./accounts.js";
+export * from "./groups.js";
 export * from "./interfaces.js";
+export { parseDestination } from "./destination.js";
 export * from "./cluster.js";
 export * from "./auth-check.js";

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { ConfigError } from "./errors.js";
-import type { KnockportConfig } from "./types.js";
+import type { FirewallConfig } from "./types.js";
 
 /**
  * Names of this network namespace's interfaces, up or down, with or without an address. Read from
@@ -16,7 +16,7 @@ export function listHostInterfaces(procNetDev = "/proc/self/net/dev"): string[] 
 }
 
 /** Every interface name the config uses, with the keys that use it (`global.interface_ext`, `ssh.interface_int`...). */
-export function usedInterfaces(config: KnockportConfig): Map<string, string[]> {
+export function usedInterfaces(config: FirewallConfig): Map<string, string[]> {
   const used = new Map<string, string[]>();
   const note = (name: string, key: string): void => {
     const keys = used.get(name) ?? [];
@@ -42,7 +42,7 @@ export interface InterfaceCheck {
 }
 
 /** Which of the config's interfaces are missing from `present`, split into allowed (waiting) and refused. */
-export function checkInterfaces(config: KnockportConfig, present: readonly string[]): InterfaceCheck {
+export function checkInterfaces(config: FirewallConfig, present: readonly string[]): InterfaceCheck {
   const allowed = new Set(config.global.allowMissingInterfaces ?? []);
   const here = new Set(present);
   const waiting: string[] = [];
@@ -65,7 +65,7 @@ export function checkInterfaces(config: KnockportConfig, present: readonly strin
 }
 
 /** Throws a ConfigError (exit 2) naming every interface of the config this host lacks and may not lack. */
-export function refuseMissingInterfaces(config: KnockportConfig, present: readonly string[] = listHostInterfaces()): InterfaceCheck {
+export function refuseMissingInterfaces(config: FirewallConfig, present: readonly string[] = listHostInterfaces()): InterfaceCheck {
   const check = checkInterfaces(config, present);
   if (check.problems.length > 0) throw new ConfigError("CONFIG_INVALID", config.file, check.problems);
   return check;

@@ -1,83 +1,34 @@
 import type { JSONSchemaType } from "ajv";
 import { APP_NAME_PATTERN } from "@knockport/protocol";
-import { HOOK_MAX_ARG_LENGTH, HOOK_MAX_ARGS } from "./hooks.js";
 import { WAF_TRUSTED_IPS_MAX } from "./waf.js";
 import { AUTH_CHECK_LISTEN_HINT } from "./auth-check.js";
-import { RATE_LIMIT_IPV6_PREFIX_MIN } from "./types.js";
-import { CLUSTER_HINT, clusterSchema, type RawCluster } from "./cluster.js";
+import { CLUSTER_HINT, clusterSchema } from "./cluster.js";
+import {
+  FIREWALL_APP_PROPERTIES as FA,
+  FIREWALL_GLOBAL_PROPERTIES as FG,
+  HTTP_POST_PATH_MAX_LENGTH,
+  HTTPS_CONNECTION_LIMIT_MAX,
+  MAX_DURATION_SECONDS,
+  MAX_LEASES_LIMIT,
+  MAX_STEP2_DURATION_SECONDS,
+  POST_PATH_PATTERN,
+} from "./firewall-schema.js";
+import { HOOK_MAX_ARGS } from "./hooks.js";
+import type { RawApp, RawGlobal } from "./types.js";
 
 export const ACCESS_KEY_MIN_LENGTH = 10;
 export const ACCESS_KEY_MAX_LENGTH = 128;
-/** Longest step-1 path: the firewall matches `POST <path> ` in chained 16-byte payload compares. */
-export const HTTP_POST_PATH_MAX_LENGTH = 64;
 export const HTTPS_POST_PATH_MAX_LENGTH = 1024;
-export const MAX_DURATION_SECONDS = 366 * 24 * 3600;
-export const MAX_STEP2_DURATION_SECONDS = 3600;
-/** Largest max_leases (per app, step and address family). */
-export const MAX_LEASES_LIMIT = 1_000_000;
-/** Upper bound of both HTTPS connection limit keys: iptables' hashlimit refuses a burst above 10000. */
-export const HTTPS_CONNECTION_LIMIT_MAX = 10000;
-
-/** Characters a knock path may hold: unreserved URL characters and "/", so no encoding ambiguity. */
-export const POST_PATH_PATTERN = "^/[A-Za-z0-9._~/-]+$";
 /** URL-unreserved characters: sent as-is in the form (no percent-encoding), so a knock with a
  * 128-character key still fits the stealth port's single 500-byte packet. */
 export const ACCESS_KEY_PATTERN = "^[A-Za-z0-9._~-]+$";
-/**
- * A Linux interface name (1-15 characters, not "." or ".."), limited to characters every backend
- * takes literally: no ":" (alias labels are not interfaces), no "@" (`ip link` decoration), no "+"
- * (an iptables wildcard) and nothing that needs quoting.
- */
-export const INTERFACE_PATTERN = "^(?!\\.{1,2}$)[A-Za-z0-9_.-]{1,15}$";
+export const DEFAULT_RATE_LIMIT_PER_MINUTE = 5;
+/** One IPv6 subscriber usually holds a whole /64: keyed per address, it would have 2^64 rate limits. */
+export const DEFAULT_RATE_LIMIT_IPV6_PREFIX = 64;
+/** Shorter prefixes would let one busy network throttle unrelated subscribers. */
+export const RATE_LIMIT_IPV6_PREFIX_MIN = 32;
+export const DEFAULT_2FA_SKEW_PERIODS = 1;
 
-/** The YAML file as written: snake_case keys exactly as the original tool used them. */
-export interface RawGlobal {
-  http_post_path: string;
-  https_post_path: string;
-  step1_2_rate_limit_per_minute?: number;
-  rate_limit_ipv6_prefix?: number;
-  https_connection_limit_per_minute?: number;
-  https_connection_limit_burst?: number;
-  interface_ext: string;
-  interface_int?: string;
-  allow_missing_interfaces?: string[];
-  "2fa_config_folder"?: string;
-  "2fa_skew_periods"?: number;
-  healthcheck_app_name?: string;
-  http_port?: number;
-  https_port?: number;
-  waf_http_port?: number;
-  waf_https_port?: number;
-  waf_trusted_ips?: string[];
-  cluster?: RawCluster;
-  auth_check_listen?: string;
-}
-export interface RawApp {
-  port: number;
-  access_key_http: string[];
-  access_key_https: string[];
-  destination?: string;
-  protocol?: "tcp" | "udp";
-  duration: number;
-  step2_https_duration?: number;
-  max_leases?: number;
-  interface_ext?: string;
-  interface_int?: string;
-  masquerade?: boolean;
-  close_established?: boolean;
-  on_open?: string[];
-  on_close?: string[];
-}
-
-const port = { type: "integer", minimum: 1, maximum: 65535 } as const;
-/** A hook command as an argument list (no shell); placeholders are checked in load.ts. */
-const hookArgv = {
-  type: "array",
-  minItems: 1,
-  maxItems: HOOK_MAX_ARGS,
-  items: { type: "string", minLength: 1, maxLength: HOOK_MAX_ARG_LENGTH },
-} as const;
-const iface = { type: "string", pattern: INTERFACE_PATTERN } as const;
 const keyList = {
   type: "array",
   minItems: 1,
@@ -90,17 +41,16 @@ const keyList = {
   },
 } as const;
 
+/**
+ * The whole file as the server reads it: the firewall's keys (firewall-schema.ts, the helper's
+ * view) are the very same objects, composed here with the keys only the server reads.
+ */
 export const globalSchema: JSONSchemaType<RawGlobal> = {
   type: "object",
   additionalProperties: false,
   required: ["http_post_path", "https_post_path", "interface_ext"],
   properties: {
-    http_post_path: {
-      type: "string",
-      minLength: 2,
-      maxLength: HTTP_POST_PATH_MAX_LENGTH,
-      pattern: POST_PATH_PATTERN,
-    },
+    http_post_path: FG.http_post_path,
     https_post_path: {
       type: "string",
       minLength: 2,
@@ -109,18 +59,18 @@ export const globalSchema: JSONSchemaType<RawGlobal> = {
     },
     step1_2_rate_limit_per_minute: { type: "integer", minimum: 1, maximum: 100000, nullable: true },
     rate_limit_ipv6_prefix: { type: "integer", minimum: RATE_LIMIT_IPV6_PREFIX_MIN, maximum: 128, nullable: true },
-    https_connection_limit_per_minute: { type: "integer", minimum: 0, maximum: HTTPS_CONNECTION_LIMIT_MAX, nullable: true },
-    https_connection_limit_burst: { type: "integer", minimum: 1, maximum: HTTPS_CONNECTION_LIMIT_MAX, nullable: true },
-    interface_ext: iface,
-    interface_int: { ...iface, nullable: true },
-    allow_missing_interfaces: { type: "array", maxItems: 64, uniqueItems: true, items: iface, nullable: true },
+    https_connection_limit_per_minute: FG.https_connection_limit_per_minute,
+    https_connection_limit_burst: FG.https_connection_limit_burst,
+    interface_ext: FG.interface_ext,
+    interface_int: FG.interface_int,
+    allow_missing_interfaces: FG.allow_missing_interfaces,
     "2fa_config_folder": { type: "string", minLength: 1, maxLength: 4096, nullable: true },
     "2fa_skew_periods": { type: "integer", minimum: 0, maximum: 2, nullable: true },
     healthcheck_app_name: { type: "string", pattern: APP_NAME_PATTERN, nullable: true },
-    http_port: { ...port, nullable: true },
-    https_port: { ...port, nullable: true },
-    waf_http_port: { ...port, nullable: true },
-    waf_https_port: { ...port, nullable: true },
+    http_port: FG.http_port,
+    https_port: FG.https_port,
+    waf_http_port: FG.waf_http_port,
+    waf_https_port: FG.waf_https_port,
     waf_trusted_ips: {
       type: "array",
       maxItems: WAF_TRUSTED_IPS_MAX,
@@ -137,21 +87,20 @@ export const appSchema: JSONSchemaType<RawApp> = {
   additionalProperties: false,
   required: ["port", "access_key_http", "access_key_https", "duration"],
   properties: {
-    port,
+    port: FA.port,
     access_key_http: keyList,
     access_key_https: keyList,
-    destination: { type: "string", minLength: 1, maxLength: 64, nullable: true },
-    // ajv: a nullable enum must list null itself, or `protocol:` left empty would be refused
-    protocol: { type: "string", enum: ["tcp", "udp", null], nullable: true },
-    duration: { type: "integer", minimum: 1, maximum: MAX_DURATION_SECONDS },
-    step2_https_duration: { type: "integer", minimum: 1, maximum: MAX_STEP2_DURATION_SECONDS, nullable: true },
-    max_leases: { type: "integer", minimum: 1, maximum: MAX_LEASES_LIMIT, nullable: true },
-    interface_ext: { ...iface, nullable: true },
-    interface_int: { ...iface, nullable: true },
-    masquerade: { type: "boolean", nullable: true },
-    close_established: { type: "boolean", nullable: true },
-    on_open: { ...hookArgv, nullable: true },
-    on_close: { ...hookArgv, nullable: true },
+    destination: FA.destination,
+    protocol: FA.protocol,
+    duration: FA.duration,
+    step2_https_duration: FA.step2_https_duration,
+    max_leases: FA.max_leases,
+    interface_ext: FA.interface_ext,
+    interface_int: FA.interface_int,
+    masquerade: FA.masquerade,
+    close_established: FA.close_established,
+    on_open: FA.on_open,
+    on_close: FA.on_close,
   },
 };
 

@@ -2,18 +2,17 @@ import type { IpAddress, Port, TransportProtocol } from "@knockport/protocol";
 import type { TrustedProxy } from "./waf.js";
 import type { ClusterConfig } from "./cluster.js";
 import type { AuthCheckListen } from "./auth-check.js";
+import type { RawCluster } from "./cluster.js";
 
 export type Destination =
   | { readonly kind: "local" }
   | { readonly kind: "forward"; readonly ip: IpAddress; readonly port: Port };
 
-export interface AppConfig {
+/** An app as the root helper reads it (loadFirewallConfig): what its rules and leases need. */
+export interface FirewallApp {
   readonly name: string;
   readonly port: Port;
   readonly protocol: TransportProtocol;
-  /** access_key_http[i] pairs with access_key_https[i]. */
-  readonly accessKeysHttp: readonly string[];
-  readonly accessKeysHttps: readonly string[];
   readonly destination: Destination;
   readonly durationSeconds: number;
   readonly step2HttpsDurationSeconds: number;
@@ -33,7 +32,7 @@ export interface AppConfig {
    */
   readonly closeEstablished: boolean;
   /**
-   * Commands the helper runs (no shell) after a service lease opens / when it ends (expiry,
+   * Commands knockport-hooks runs (no shell) after a service lease opens / when it ends (expiry,
    * revoke, or expired while the helper was down). Placeholders {ip} {port} {protocol}
    * {duration} {app} are replaced inside each argument. Undefined when not configured.
    */
@@ -41,12 +40,15 @@ export interface AppConfig {
   readonly onClose: readonly string[] | undefined;
 }
 
-export interface GlobalConfig {
+/** An app as the server reads it (loadConfig): the firewall's view plus the access keys. */
+export interface AppConfig extends FirewallApp {
+  /** access_key_http[i] pairs with access_key_https[i]. */
+  readonly accessKeysHttp: readonly string[];
+  readonly accessKeysHttps: readonly string[];
+}
+
+export interface FirewallGlobal {
   readonly httpPostPath: string;
-  readonly httpsPostPath: string;
-  readonly rateLimitPerMinute: number;
-  /** IPv6 clients are rate limited per prefix of this length (IPv4: per address). */
-  readonly rateLimitIpv6Prefix: number;
   /**
    * Firewall limit of NEW TCP connections per source address to the (public) HTTPS knock port, for
    * addresses that passed step 1; over it the SYN is dropped before any TLS work. Undefined: off
@@ -60,6 +62,13 @@ export interface GlobalConfig {
    * ports on every interface until they appear. Any other missing interface is refused at start.
    */
   readonly allowMissingInterfaces?: readonly string[];
+}
+
+export interface GlobalConfig extends FirewallGlobal {
+  readonly httpsPostPath: string;
+  readonly rateLimitPerMinute: number;
+  /** IPv6 clients are rate limited per prefix of this length (IPv4: per address). */
+  readonly rateLimitIpv6Prefix: number;
   /** Absolute path. */
   readonly twoFactorFolder: string;
   /** TOTP tokens of this many periods before and after the current one are accepted too. */
@@ -76,22 +85,33 @@ export interface HttpsConnectionLimit {
   readonly burst: number;
 }
 
-export interface KnockportConfig {
+/** The config as the root helper reads it: every key its rules, leases and hook events use. */
+export interface FirewallConfig {
   /** The file as the admin named it, for messages. */
   readonly file: string;
-  readonly global: GlobalConfig;
+  readonly global: FirewallGlobal;
   /** Knock ports after flags (which win) and global keys. */
   readonly httpPort: Port;
   readonly httpsPort: Port;
-  readonly apps: readonly AppConfig[];
+  readonly apps: readonly FirewallApp[];
   /** WAF mode (nginx in front on public ports); absent when KnockPort faces clients itself. */
+  readonly waf?: FirewallWaf | undefined;
+}
+
+/** The whole config, as the server and `knockport check-config` read it. */
+export interface KnockportConfig extends FirewallConfig {
+  readonly global: GlobalConfig;
+  readonly apps: readonly AppConfig[];
   readonly waf?: WafConfig | undefined;
 }
 
-export interface WafConfig {
+export interface FirewallWaf {
   /** The public ports nginx listens on: the firewall's stealth and HTTPS-set rules guard these. */
   readonly httpPort: Port;
   readonly httpsPort: Port;
+}
+
+export interface WafConfig extends FirewallWaf {
   /** Peers whose X-Real-IP / X-Forwarded-For the server believes (deduplicated, in the order given). */
   readonly trustedProxies: readonly TrustedProxy[];
   /** True when nobody named a proxy and the loopback default applies. */
@@ -104,22 +124,49 @@ export interface PortOverrides {
   /** --waf-http-port / --waf-https-port: win over global.waf_http_port / global.waf_https_port. */
   wafHttpPort?: number | undefined;
   wafHttpsPort?: number | undefined;
-  /** --waf-trusted-ips entries: added to global.waf_trusted_ips, never replacing it. */
+  /** --waf-trusted-ips entries: added to global.waf_trusted_ips, never replacing it (the server's only). */
   wafTrustedIps?: readonly string[] | undefined;
 }
 
-export const DEFAULT_HTTP_PORT = 8080;
-export const DEFAULT_HTTPS_PORT = 8443;
-export const DEFAULT_RATE_LIMIT_PER_MINUTE = 5;
-/** One IPv6 subscriber usually holds a whole /64: keyed per address, it would have 2^64 rate limits. */
-export const DEFAULT_RATE_LIMIT_IPV6_PREFIX = 64;
-/** Shorter prefixes would let one busy network throttle unrelated subscribers. */
-export const RATE_LIMIT_IPV6_PREFIX_MIN = 32;
-export const DEFAULT_HTTPS_CONNECTION_LIMIT_PER_MINUTE = 60;
-export const DEFAULT_HTTPS_CONNECTION_LIMIT_BURST = 20;
-export const DEFAULT_STEP2_HTTPS_DURATION = 5;
-/** Default max_leases: live leases per app, step and address family. */
-export const DEFAULT_MAX_LEASES = 100_000;
-export const DEFAULT_2FA_SKEW_PERIODS = 1;
-export const DEFAULT_MASQUERADE = true;
-export const DEFAULT_CLOSE_ESTABLISHED = false;
+/** The YAML file as written: snake_case keys exactly as the original tool used them. */
+export interface RawFirewallGlobal {
+  http_post_path: string;
+  https_connection_limit_per_minute?: number;
+  https_connection_limit_burst?: number;
+  interface_ext: string;
+  interface_int?: string;
+  allow_missing_interfaces?: string[];
+  http_port?: number;
+  https_port?: number;
+  waf_http_port?: number;
+  waf_https_port?: number;
+}
+export interface RawGlobal extends RawFirewallGlobal {
+  https_post_path: string;
+  step1_2_rate_limit_per_minute?: number;
+  rate_limit_ipv6_prefix?: number;
+  "2fa_config_folder"?: string;
+  "2fa_skew_periods"?: number;
+  healthcheck_app_name?: string;
+  waf_trusted_ips?: string[];
+  cluster?: RawCluster;
+  auth_check_listen?: string;
+}
+export interface RawFirewallApp {
+  port: number;
+  destination?: string;
+  protocol?: "tcp" | "udp";
+  duration: number;
+  step2_https_duration?: number;
+  max_leases?: number;
+  interface_ext?: string;
+  interface_int?: string;
+  masquerade?: boolean;
+  close_established?: boolean;
+  on_open?: string[];
+  on_close?: string[];
+}
+export interface RawApp extends RawFirewallApp {
+  access_key_http: string[];
+  access_key_https: string[];
+}

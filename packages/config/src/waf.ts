@@ -1,5 +1,4 @@
-import { ipFamily, parseIpAddress, type IpAddress, type IpFamily, type Port } from "@knockport/protocol";
-import type { KnockportConfig } from "./types.js";
+import { ipFamily, parseIpAddress, type IpAddress, type IpFamily } from "@knockport/protocol";
 
 /** One peer (address or network) whose X-Real-IP / X-Forwarded-For the server believes. */
 export interface TrustedProxy {
@@ -37,14 +36,4 @@ export function parseTrustedProxy(text: string): TrustedProxy | undefined {
 
 export function formatTrustedProxy(p: TrustedProxy): string {
   return p.prefix === (p.family === 4 ? 32 : 128) ? p.address : `${p.address}/${p.prefix}`;
-}
-
-/** The HTTP port clients knock on: nginx's in WAF mode, KnockPort's own otherwise. */
-export function publicHttpPort(config: KnockportConfig): Port {
-  return config.waf?.httpPort ?? config.httpPort;
-}
-
-/** The HTTPS port step 1 opens: nginx's in WAF mode, KnockPort's own otherwise. */
-export function publicHttpsPort(config: KnockportConfig): Port {
-  return config.waf?.httpsPort ?? config.httpsPort;
 }

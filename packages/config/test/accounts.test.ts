@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseGroup, parsePasswd } from "../src/accounts.js";
+import { parsePasswd } from "../src/accounts.js";
+import { parseGroup } from "../src/groups.js";
 
 describe("parsePasswd / parseGroup", () => {
   it("reads name, uid and gid, and passes over malformed lines", () => {

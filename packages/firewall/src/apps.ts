@@ -1,4 +1,4 @@
-import type { AppConfig, KnockportConfig } from "@knockport/config";
+import type { FirewallApp as AppConfig, FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { ipFamily, type IpAddress, type IpFamily } from "@knockport/protocol";
 import { InvalidValueError } from "./errors.js";
 import { HTTPS_SET_V4, HTTPS_SET_V6, serviceSetName } from "./names.js";

@@ -1,4 +1,4 @@
-import type { KnockportConfig } from "@knockport/config";
+import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import type { IpAddress } from "@knockport/protocol";
 import type { CustomChains } from "./names.js";
 import type { Privilege } from "./privilege.js";

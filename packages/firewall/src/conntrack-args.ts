@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import type { AppConfig, KnockportConfig } from "@knockport/config";
+import type { FirewallApp as AppConfig, FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { ipFamily, type IpAddress } from "@knockport/protocol";
 
 const CONNTRACK_CANDIDATES = ["/usr/sbin/conntrack", "/sbin/conntrack", "/usr/bin/conntrack"];

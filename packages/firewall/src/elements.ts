@@ -1,4 +1,4 @@
-import type { AppConfig, KnockportConfig } from "@knockport/config";
+import type { FirewallApp as AppConfig, FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { ipFamily, type IpAddress } from "@knockport/protocol";
 import { FirewallError, InvalidValueError } from "./errors.js";
 import { httpsSetName, OWN_TABLE, placedName, serviceSetName, setFamily, type NftPlacement } from "./names.js";

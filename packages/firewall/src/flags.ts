@@ -1,4 +1,4 @@
-import { UsageError } from "@knockport/config";
+import { UsageError } from "@knockport/config/flags";
 import type { FirewallType } from "./backend.js";
 import { CUSTOM_PREFIX, type CustomChains } from "./names.js";
 import { NFT_IDENTIFIER_PATTERN } from "./validate.js";

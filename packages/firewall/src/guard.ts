@@ -1,4 +1,4 @@
-import type { AppConfig } from "@knockport/config";
+import type { FirewallApp as AppConfig } from "@knockport/config/firewall";
 import type { IpFamily } from "@knockport/protocol";
 import { serviceSetName } from "./names.js";
 import { checkComment, checkInterface, checkPort, checkProtocol } from "./validate.js";

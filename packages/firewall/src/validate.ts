@@ -1,5 +1,5 @@
 import { APP_NAME_PATTERN, parseIpAddress, type IpAddress, type IpFamily } from "@knockport/protocol";
-import { HTTP_POST_PATH_MAX_LENGTH, HTTPS_CONNECTION_LIMIT_MAX, INTERFACE_PATTERN, MAX_DURATION_SECONDS, POST_PATH_PATTERN } from "@knockport/config";
+import { HTTP_POST_PATH_MAX_LENGTH, HTTPS_CONNECTION_LIMIT_MAX, INTERFACE_PATTERN, MAX_DURATION_SECONDS, POST_PATH_PATTERN } from "@knockport/config/firewall";
 import { InvalidValueError } from "./errors.js";
 
 // Cheap re-checks of everything that is interpolated into nft text. The config loader and the RPC

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { publicHttpPort, publicHttpsPort, type AppConfig, type KnockportConfig } from "@knockport/config";
+import { publicHttpPort, publicHttpsPort, type FirewallApp as AppConfig, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { ipFamily, type IpFamily } from "@knockport/protocol";
 import {
   FirewallError,

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { basename, dirname, isAbsolute, join } from "node:path";
-import type { KnockportConfig } from "@knockport/config";
+import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import {
   IPT_CHAINS,
   iptablesJumps,

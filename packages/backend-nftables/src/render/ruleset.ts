@@ -1,4 +1,4 @@
-import { publicHttpPort, publicHttpsPort, type AppConfig, type KnockportConfig } from "@knockport/config";
+import { publicHttpPort, publicHttpsPort, type FirewallApp as AppConfig, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import {
   CUSTOM_JUMP_COMMENT,
   FirewallError,

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import type { KnockportConfig } from "@knockport/config";
+import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import {
   forwardedApps,
   nftPlacement,

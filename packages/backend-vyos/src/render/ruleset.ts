@@ -1,4 +1,4 @@
-import { publicHttpPort, publicHttpsPort, type KnockportConfig } from "@knockport/config";
+import { publicHttpPort, publicHttpsPort, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { InvalidValueError, checkComment, checkInterface, checkPort, checkProtocol, forwardedApps } from "@knockport/firewall";
 
 // VyOS backend. Everything that decides who gets in stays in our own `table inet knockport` (the

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { delimiter, isAbsolute, join } from "node:path";
-import type { KnockportConfig } from "@knockport/config";
+import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import type { BackendLog, BackendSpec, FirewallBackend, KernelElement, SetChange } from "@knockport/firewall";
 import { DIRECT, FirewallCommandError, privilegeHint, runCommand, type Privilege } from "@knockport/firewall/run";
 import { NftablesBackend, locateNft, uninstallNftables } from "@knockport/backend-nftables/runtime";
