@@ -44,6 +44,8 @@ export interface ConfigSpec {
   readonly httpPort: number;
   readonly httpsPort: number;
   readonly apps: readonly AppSpec[];
+  /** global.cluster (url, key_prefix); not written when absent. */
+  readonly cluster?: { readonly url: string; readonly keyPrefix: string };
 }
 
 const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -83,6 +85,7 @@ export function renderConfigYaml(spec: ConfigSpec): string {
     ...(spec.allowMissingInterfaces !== undefined ? [`  allow_missing_interfaces: ${JSON.stringify(spec.allowMissingInterfaces)}`] : []),
     `  http_port: ${spec.httpPort}`,
     `  https_port: ${spec.httpsPort}`,
+    ...(spec.cluster !== undefined ? ["  cluster:", `    url: ${q(spec.cluster.url)}`, `    key_prefix: ${q(spec.cluster.keyPrefix)}`] : []),
   ];
   for (const app of spec.apps) {
     lines.push(
