@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, statSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { checkPrivateDir, makeDirs, writeFileDurably } from "@knockport/durable-file";
 import { Secret, TOTP } from "otpauth";
@@ -7,8 +7,11 @@ import qrcodeTerminal from "qrcode-terminal";
 import {
   TWO_FACTOR_MAX_INTERVAL,
   TWO_FACTOR_MIN_INTERVAL,
+  SERVER_USER,
   UsageError,
   loadConfig,
+  parseGroup,
+  parsePasswd,
   twoFactorFileId,
   type KnockportConfig,
 } from "@knockport/config";
@@ -44,6 +47,22 @@ export interface SetupTwoFactorOptions {
   force: boolean;
   qr: boolean;
   out: (line: string) => void;
+  /** The account the server runs as (knockport run --user, the unit's User=); null: none. Default: user knockport from /etc/passwd. */
+  serverAccount?: ServerAccount | null;
+}
+
+export interface ServerAccount {
+  name: string;
+  gid: number;
+  /** Its primary group's name. */
+  group: string;
+}
+
+/** SERVER_USER as /etc/passwd and /etc/group know it, or null when there is no such user. */
+export function lookupServerAccount(passwd = readFileSync("/etc/passwd", "utf8"), group = readFileSync("/etc/group", "utf8")): ServerAccount | null {
+  const user = parsePasswd(passwd).find((u) => u.name === SERVER_USER);
+  if (user === undefined) return null;
+  return { name: user.name, gid: user.gid, group: parseGroup(group).find((g) => g.gid === user.gid)?.name ?? String(user.gid) };
 }
 
 export interface SetupTwoFactorResult {
@@ -152,8 +171,15 @@ export async function setupTwoFactor(opts: SetupTwoFactorOptions): Promise<Setup
   const modeText = mode.toString(8).padStart(4, "0");
   out(`  secret file: ${jsonFile} (mode ${modeText}${owner ? `, owner root, group ${owner.gid} like the folder` : ""})`);
   out(`  QR code:     ${pngFile}`);
-  if (mode === 0o600 && owner !== undefined) {
-    out(`  note: the server's user cannot read ${folder}; give it to the server's group: chown root:knockport ${folder} && chmod 0750 ${folder} && chgrp knockport ${folder}/* && chmod 0640 ${folder}/*`);
+  const server = opts.serverAccount !== undefined ? opts.serverAccount : lookupServerAccount();
+  if (server === null || mode !== 0o640 || st.gid !== server.gid) {
+    const group = server?.group ?? SERVER_USER;
+    const fix = `chown root:${group} ${folder} && chmod 0750 ${folder} && chgrp ${group} ${folder}/* && chmod 0640 ${folder}/*`;
+    out(
+      server === null
+        ? `  note: there is no user ${SERVER_USER} yet, whom the server runs as (knockport run --user, the systemd unit's User=); create it: useradd --system --user-group --no-create-home --shell /usr/sbin/nologin ${SERVER_USER}, then let it read the secrets: ${fix}`
+        : `  note: the server's user ${server.name} (group ${server.group}) cannot read these files (folder group ${st.gid}, mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}); let it: ${fix}`,
+    );
   }
   if (existsSync(join(folder, `${opts.accessKey}.json`))) {
     out(`  note: a file under the original's naming (<access_key>.json) also exists for this key; the new file wins, delete the old one`);

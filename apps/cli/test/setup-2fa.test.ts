@@ -131,6 +131,27 @@ describe("knockport setup-2fa: the folder's owner and mode", () => {
     expect(statSync(folderOf()).mode & 0o777).toBe(0o750);
   });
 
+  it.runIf(process.geteuid?.() === 0)("the hint names the server's real user and group when they cannot read the files, or says to create the user", async () => {
+    mkdirSync(folderOf(), { recursive: true, mode: 0o700 });
+    chownSync(folderOf(), 0, 0);
+    chmodSync(folderOf(), 0o750); // group-readable, but by root's group, not the server's
+    const knockport = { name: "knockport", gid: 990, group: "kp-server" };
+    await run({ serverAccount: knockport });
+    const folder = folderOf();
+    expect(lines.find((l) => l.includes("note:"))).toBe(
+      `  note: the server's user knockport (group kp-server) cannot read these files (folder group 0, mode 0750); let it: chown root:kp-server ${folder} && chmod 0750 ${folder} && chgrp kp-server ${folder}/* && chmod 0640 ${folder}/*`,
+    );
+
+    lines.length = 0;
+    await run({ serverAccount: null, force: true });
+    expect(lines.find((l) => l.includes("note:"))).toMatch(/note: there is no user knockport yet, whom the server runs as .*useradd --system --user-group --no-create-home --shell \/usr\/sbin\/nologin knockport, then let it read the secrets: chown root:knockport /);
+
+    lines.length = 0;
+    chownSync(folder, 0, 990);
+    await run({ serverAccount: knockport, force: true });
+    expect(lines.filter((l) => l.includes("note:")), "the server's group reads them: no note").toEqual([]);
+  });
+
   it.runIf(process.geteuid?.() === 0)("a link planted at a 2FA file's name is replaced, its target neither written nor chowned", async () => {
     mkdirSync(folderOf(), { recursive: true, mode: 0o700 });
     chownSync(folderOf(), 0, 65534);

@@ -13,7 +13,7 @@ import { plainReplyFor, resetSocket, type PlainReply } from "./plain-reply.js";
 import type { ServerMetrics } from "./metrics.js";
 import { Step1Memory } from "./step1-memory.js";
 import { ClientAddressResolver, type ClientAddress } from "./client-address.js";
-import { TwoFactor, type UsedTokenStore } from "./two-factor.js";
+import { TwoFactor, type TwoFactorOptions, type UsedTokenStore } from "./two-factor.js";
 import type { ServerCluster } from "./cluster.js";
 
 /** The part of HelperClient the routes use; tests pass a fake. */
@@ -46,6 +46,7 @@ export function createKnockContext(
   now: () => number = Date.now,
   usedTokens?: UsedTokenStore,
   cluster?: ServerCluster,
+  onTwoFactorProblem?: TwoFactorOptions["onProblem"],
 ): KnockContext {
   return {
     config,
@@ -59,6 +60,7 @@ export function createKnockContext(
       now,
       skewPeriods: config.global.twoFactorSkewPeriods,
       ...(usedTokens !== undefined ? { usedTokens } : {}),
+      ...(onTwoFactorProblem !== undefined ? { onProblem: onTwoFactorProblem } : {}),
     }),
   };
 }

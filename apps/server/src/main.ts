@@ -103,7 +103,9 @@ async function main(argv: string[]): Promise<number> {
   const metricsModule = options.metricsPort === undefined ? undefined : await import("./metrics.js");
   const metrics = metricsModule === undefined ? undefined : new metricsModule.ServerMetrics(config.apps.map((a) => a.name));
   const cluster = startCluster(config, log);
-  const context = createKnockContext(config, metrics && metricsModule ? metricsModule.instrumentHelper(helper, metrics) : helper, Date.now, usedTokens, cluster);
+  const context = createKnockContext(config, metrics && metricsModule ? metricsModule.instrumentHelper(helper, metrics) : helper, Date.now, usedTokens, cluster, (event, message) =>
+    log.warn({ event }, message),
+  );
   cluster?.start(context.step1, context.helper);
   const step1 = await buildKnockApp({ step: 1, context, logger: log.child({ listener: "http" }), metrics });
   const step2 = await buildKnockApp({ step: 2, context, logger: log.child({ listener: "https" }), https, metrics });

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import { join } from "node:path";
 import { HOTP, Secret } from "otpauth";
 import {
@@ -43,7 +44,19 @@ export interface TwoFactorOptions {
   skewPeriods?: number;
   /** Where accepted tokens are remembered; default in memory (lost on restart: tests only). */
   usedTokens?: UsedTokenStore;
+  /**
+   * Told why a knock with a 2FA key is refused on our side (a file the server cannot read, a
+   * malformed one, a store that cannot record): never a secret, a token or a key. At most once a
+   * minute per cause.
+   */
+  onProblem?: (event: TwoFactorProblem, message: string) => void;
 }
+
+export type TwoFactorProblem = "2fa.file.unreadable" | "2fa.file.malformed" | "2fa.store.failed";
+
+/** A cause is reported again after this long; the map of causes is bounded (one per file at most). */
+const PROBLEM_REPEAT_MS = 60_000;
+const MAX_PROBLEM_CAUSES = 1024;
 
 /**
  * Step-1 TOTP check (RFC 6238: HMAC-SHA1, 6 digits, the file's period). The file is read on every
@@ -61,38 +74,51 @@ export class TwoFactor {
   /** Per store id: the entry an accept replaced, so release() can put it back. */
   private readonly previous = new Map<string, { counter: number; entry: ReturnType<UsedTokenStore["get"]> }>();
 
+  private readonly reported = new Map<string, number>();
+
   constructor(private readonly options: TwoFactorOptions) {
     this.now = options.now ?? Date.now;
     this.skew = Math.min(Math.max(options.skewPeriods ?? 0, 0), MAX_SKEW);
     this.store = options.usedTokens ?? new MemoryUsedTokenStore(this.now);
   }
 
-  private readAt(file: string): TwoFactorFile | "broken" | undefined {
+  private report(event: TwoFactorProblem, cause: string, message: string): void {
+    const t = this.now();
+    const last = this.reported.get(cause);
+    if (last !== undefined && t - last < PROBLEM_REPEAT_MS) return;
+    if (this.reported.size >= MAX_PROBLEM_CAUSES) this.reported.clear();
+    this.reported.set(cause, t);
+    this.options.onProblem?.(event, message);
+  }
+
+  /** `label` names the file in reports: its path, or for the original's naming a path without the key in it. */
+  private readAt(file: string, label: string): TwoFactorFile | "broken" | undefined {
     let text: string;
     try {
       text = readFileSync(file, "utf8");
     } catch (err) {
       // Missing means 2FA is off for this name; any other failure must not silently switch it off.
-      return (err as NodeJS.ErrnoException).code === "ENOENT" ? undefined : "broken";
-    }
-    try {
-      const parsed = JSON.parse(text) as Partial<TwoFactorFile> | null;
-      if (parsed === null || typeof parsed !== "object") return "broken";
-      if (typeof parsed.secret !== "string" || !/^[A-Z2-7]{16,}=*$/i.test(parsed.secret)) return "broken";
-      const interval = parsed.interval ?? TWO_FACTOR_DEFAULT_INTERVAL;
-      if (!Number.isInteger(interval) || interval < TWO_FACTOR_MIN_INTERVAL || interval > TWO_FACTOR_MAX_INTERVAL) return "broken";
-      return { secret: parsed.secret.toUpperCase().replace(/=+$/, ""), interval };
-    } catch {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return undefined;
+      const fix = code === "EACCES" ? `; let the server's group read it: chgrp knockport ${label} && chmod 0640 ${label} (its folder root:knockport 0750)` : "";
+      this.report("2fa.file.unreadable", label, `${label}: cannot read this 2FA file as user ${currentUser()} (${code ?? "error"}); every knock with its key is refused${fix}`);
       return "broken";
     }
+    const parsed = parseTwoFactorFile(text);
+    if (parsed === undefined) {
+      this.report("2fa.file.malformed", label, `${label}: not a 2FA file (JSON with "secret": base32 of 16+ characters, optional "interval"); every knock with its key is refused`);
+      return "broken";
+    }
+    return parsed;
   }
 
   /** The key's 2FA file: the hashed name first, then the original's; a broken file never falls through. */
   private read(accessKey: string): TwoFactorFile | "broken" | undefined {
     if (!VALID_KEY.test(accessKey) || accessKey.length > ACCESS_KEY_MAX_LENGTH) return undefined;
-    const hashed = this.readAt(join(this.options.folder, `${twoFactorFileId(accessKey)}.json`));
+    const hashedFile = join(this.options.folder, `${twoFactorFileId(accessKey)}.json`);
+    const hashed = this.readAt(hashedFile, hashedFile);
     if (hashed !== undefined) return hashed;
-    return this.readAt(join(this.options.folder, `${accessKey}.json`));
+    return this.readAt(join(this.options.folder, `${accessKey}.json`), join(this.options.folder, "<access_key_http>.json"));
   }
 
   /** The time step (counter) the token belongs to within now ± `window` periods, or undefined. Constant time. */
@@ -146,7 +172,9 @@ export class TwoFactor {
     const until = (counter + this.skew + 1) * periodMs;
     try {
       this.store.set(id, { counter, until });
-    } catch {
+    } catch (err) {
+      // The store's messages name its file and the errno, never a secret or a token.
+      this.report("2fa.store.failed", "store", `every knock that needs a 2FA token is refused: ${(err as Error).message}`);
       return { result: "denied" };
     }
     this.previous.set(id, { counter, entry });
@@ -167,5 +195,26 @@ export class TwoFactor {
     } catch {
       // the token stays spent: safe, only less convenient
     }
+  }
+}
+
+function currentUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? "?"}`; // no passwd entry
+  }
+}
+
+function parseTwoFactorFile(text: string): TwoFactorFile | undefined {
+  try {
+    const parsed = JSON.parse(text) as Partial<TwoFactorFile> | null;
+    if (parsed === null || typeof parsed !== "object") return undefined;
+    if (typeof parsed.secret !== "string" || !/^[A-Z2-7]{16,}=*$/i.test(parsed.secret)) return undefined;
+    const interval = parsed.interval ?? TWO_FACTOR_DEFAULT_INTERVAL;
+    if (!Number.isInteger(interval) || interval < TWO_FACTOR_MIN_INTERVAL || interval > TWO_FACTOR_MAX_INTERVAL) return undefined;
+    return { secret: parsed.secret.toUpperCase().replace(/=+$/, ""), interval };
+  } catch {
+    return undefined;
   }
 }

@@ -1,10 +1,10 @@
 import { createHmac } from "node:crypto";
-import { chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { HOTP, Secret } from "otpauth";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { twoFactorFileId } from "@knockport/config";
-import { TwoFactor } from "../src/two-factor.js";
+import { TwoFactor, type UsedTokenStore } from "../src/two-factor.js";
 import { FileUsedTokenStore, MemoryUsedTokenStore, UnavailableUsedTokenStore, USED_TOKENS_FILE } from "../src/used-tokens.js";
 import { tempDir } from "./fixtures.js";
 
@@ -240,5 +240,45 @@ describe("TwoFactor file lookup", () => {
     expect(twoFactorFileId(`${KEY}x`)).not.toBe(id);
     // documented construction: HMAC-SHA256 with the fixed label as key
     expect(id).toBe(createHmac("sha256", "knockport-2fa-file-v1").update(KEY).digest("hex").slice(0, 32));
+  });
+});
+
+describe("TwoFactor tells why it refuses on its side (never a secret, a token or a key)", () => {
+  const problems: { event: string; message: string }[] = [];
+  const reporting = (usedTokens: UsedTokenStore = new MemoryUsedTokenStore(() => clock.t)): TwoFactor =>
+    new TwoFactor({ folder, now: () => clock.t, usedTokens, onProblem: (event, message) => problems.push({ event, message }) });
+  beforeEach(() => {
+    problems.length = 0;
+  });
+  const noSecrets = (): void => {
+    for (const p of problems) {
+      for (const s of [KEY, secret.base32, tokenAt(clock.t)]) expect(p.message).not.toContain(s);
+    }
+  };
+
+  it("a 2FA file it cannot read: denied, and reported with its path and the errno, once a minute", () => {
+    const file = join(folder, `${twoFactorFileId(KEY)}.json`);
+    rmSync(file);
+    mkdirSync(file); // reading it fails (EISDIR) as a 0600 root file fails for the server's user (EACCES)
+    const tf = reporting();
+    expect(tf.check(KEY, tokenAt(clock.t))).toBe("denied");
+    expect(tf.check(KEY, tokenAt(clock.t))).toBe("denied");
+    expect(problems).toEqual([{ event: "2fa.file.unreadable", message: expect.stringContaining(`${file}: cannot read this 2FA file as user `) }]);
+    expect(problems[0]?.message).toMatch(/\(EISDIR\); every knock with its key is refused/);
+    clock.t += 61_000;
+    expect(tf.check(KEY, tokenAt(clock.t))).toBe("denied");
+    expect(problems).toHaveLength(2);
+    noSecrets();
+  });
+
+  it("a malformed file under the original's name is reported without the key in its name; a store that cannot record, too", () => {
+    rmSync(join(folder, `${twoFactorFileId(KEY)}.json`));
+    writeFile(`${KEY}.json`, "{not json");
+    expect(reporting().check(KEY, tokenAt(clock.t))).toBe("denied");
+    expect(problems).toEqual([{ event: "2fa.file.malformed", message: expect.stringContaining(`${join(folder, "<access_key_http>.json")}: not a 2FA file`) }]);
+    writeFile(`${KEY}.json`, { secret: secret.base32 });
+    expect(reporting(new UnavailableUsedTokenStore("--state-dir /var/lib/knockport-server: cannot use it (EACCES)")).check(KEY, tokenAt(clock.t))).toBe("denied");
+    expect(problems[1]).toEqual({ event: "2fa.store.failed", message: expect.stringContaining("--state-dir /var/lib/knockport-server: cannot use it (EACCES)") });
+    noSecrets();
   });
 });
