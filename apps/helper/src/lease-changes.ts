@@ -63,11 +63,14 @@ function emit(ctx: HelperContext, event: LeaseEvent): void {
  */
 export function leaseExpired(ctx: HelperContext, l: Lease, whileDown = false): void {
   const expiredAt = new Date(l.expiresAtMs).toISOString();
+  const view = leaseView(ctx, l);
+  // A knock leaves two leases (step 1: the HTTPS port, step 2: the app's): the message says which ended.
+  const what = l.step === 1 ? `HTTPS port closed for ${l.ip}: its lease (step 1 of ${l.app})` : `${l.app} port closed for ${l.ip}: its lease`;
   ctx.log.info(
-    { audit: true, event: "lease.expired", app: l.app, ip: l.ip, step: l.step, expiredAt, ...(whileDown ? { whileDown } : {}) },
-    `lease expired for ${l.ip}${whileDown ? " while the helper was down" : ""}`,
+    { audit: true, event: "lease.expired", app: l.app, ip: l.ip, step: l.step, port: view.port, protocol: view.protocol, expiredAt, ...(whileDown ? { whileDown } : {}) },
+    `${what} expired${whileDown ? " while the helper was down" : ""}`,
   );
-  emit(ctx, { event: "expiry", ...leaseView(ctx, l) });
+  emit(ctx, { event: "expiry", ...view });
   const app = l.step === 2 ? findApp(ctx.config, l.app) : undefined;
   if (app) void ctx.conntrack.cut(app, l.ip, whileDown ? "expired-while-down" : "expiry");
 }

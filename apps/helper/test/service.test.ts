@@ -8,6 +8,7 @@ import { HelperError, type OpenParams } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "../src/backend.js";
 import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
+import { createLogger } from "../src/log.js";
 
 const IP = "198.51.100.7";
 const IP2 = "203.0.113.9";
@@ -361,6 +362,30 @@ describe("HelperService", () => {
     expect(grants).toHaveLength(2);
     for (const g of grants) expect(g).toEqual({ op: "grant", set: "https_v4", ip: IP, timeoutSeconds: 25 });
     restarted.stop();
+  });
+
+  it("restart: each lease that ended while the helper was down is logged once, saying which port it held; a later restart logs none again", async () => {
+    await open({ step: 1, app: "ssh", ip: IP }); // the HTTPS knock port, ends T0+10 s
+    await open({ step: 2, app: "ssh", ip: IP }); // ssh's port, ends T0+3600 s
+    service.stop();
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({ name: "t", level: "info" }, (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+    const expired = () => lines.filter((l) => l.event === "lease.expired").map((l) => ({ step: l.step, msg: l.msg, port: l.port }));
+    const restart = async (): Promise<void> => {
+      const s = new HelperService(makeConfig(), new FakeFirewall(), new LeaseJournal(journal.dir), log, clock);
+      await s.start();
+      s.stop();
+    };
+    clock.t = T0 + 4000_000;
+    await restart();
+    expect(expired()).toEqual([
+      { step: 1, port: 8443, msg: `HTTPS port closed for ${IP}: its lease (step 1 of ssh) expired while the helper was down` },
+      { step: 2, port: 2222, msg: `ssh port closed for ${IP}: its lease expired while the helper was down` },
+    ]);
+    lines.length = 0;
+    clock.t += 60_000;
+    await restart();
+    expect(expired(), "nothing is logged twice").toEqual([]);
   });
 
   it("restart with a malformed journal starts with no leases", async () => {
