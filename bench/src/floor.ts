@@ -51,8 +51,8 @@ const spawnServer = (ctx: Context): ManagedProcess =>
   ctx.topo.spawn("srv", process.execPath, [...ctx.stack.serverArgv], { label: "knockport-server (start-up)", runAs: ctx.stack.serverUser });
 
 async function uninstallFirewall(stack: KnockportStack): Promise<void> {
-  const res = await stack.runHelperOnce(["--uninstall-firewall"]);
-  if (res.exitCode !== 0) throw new Error(`--uninstall-firewall failed: ${res.stderr}`);
+  const res = await stack.firewallCommand("uninstall-firewall");
+  if (res.exitCode !== 0) throw new Error(`knockport uninstall-firewall failed: ${res.stderr}`);
 }
 
 /**
