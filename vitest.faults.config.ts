@@ -15,6 +15,7 @@ export default defineConfig({
     conditions: ["source"],
     alias: [
       exact("@knockport/protocol", "protocol/src/index.ts"),
+      exact("@knockport/protocol/client", "protocol/src/client.ts"),
       exact("@knockport/config", "config/src/index.ts"),
       exact("@knockport/firewall", "firewall/src/index.ts"),
       exact("@knockport/firewall/run", "firewall/src/run.ts"),

@@ -1,6 +1,7 @@
 import { Ajv } from "ajv";
 import { checkHookArgv } from "@knockport/config";
-import { LEASE_EVENT_METHOD, METHODS, parseIpAddress, type IpAddress, type LeaseEvent as ProtocolLeaseEvent, type WatchResult } from "@knockport/protocol";
+import { LEASE_EVENT_METHOD, parseIpAddress, type IpAddress, type LeaseEvent as ProtocolLeaseEvent, type WatchResult } from "@knockport/protocol";
+import { RESULTS, leaseEvent } from "@knockport/protocol/client";
 import type { HookApp, LeaseEvent, LiveLease } from "./types.js";
 
 /** What `watch` answers, as far as hooks need it. */
@@ -13,8 +14,8 @@ type WireApp = WatchResult["hooks"][number];
 
 // The method table's own schemas: what the helper promises is exactly what is accepted here.
 const ajv = new Ajv({ allErrors: false });
-const validSnapshot = ajv.compile<WatchResult>(METHODS.watch.result);
-const validEvent = ajv.compile<ProtocolLeaseEvent>(METHODS.watch.notifications.params);
+const validSnapshot = ajv.compile<WatchResult>(RESULTS.watch);
+const validEvent = ajv.compile<ProtocolLeaseEvent>(leaseEvent);
 
 function toApps(hooks: readonly WireApp[]): HookApp[] | undefined {
   const apps: HookApp[] = [];

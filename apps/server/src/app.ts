@@ -4,7 +4,8 @@ import Fastify, { LogController, type FastifyHttpsOptions, type FastifyInstance,
 import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
 import type { KnockportConfig } from "@knockport/config";
-import { ipv6NetworkKey, parseIpAddress, type KnockStep } from "@knockport/protocol";
+import { parseIpAddress, type KnockStep } from "@knockport/protocol";
+import { ipv6NetworkKey } from "@knockport/protocol/client";
 import type { HelperClient } from "@knockport/helper-client";
 import type { Logger } from "pino";
 import { KeyChecker } from "./keys.js";

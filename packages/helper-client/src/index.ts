@@ -5,12 +5,9 @@ import {
   FrameTooLargeError,
   LEASE_EVENT_METHOD,
   MAX_RESPONSE_FRAME_BYTES,
-  leaseEvent,
   type LeaseEvent,
   type WatchResult,
-  METHODS,
   encodeFrame,
-  helperErrorNameFromCode,
   type HelperErrorName,
   MAX_IN_FLIGHT_PER_CONNECTION,
   type MethodName,
@@ -18,6 +15,7 @@ import {
   type ResultOf,
   type RpcResponse,
 } from "@knockport/protocol";
+import { RESULTS, helperErrorNameFromCode, leaseEvent } from "@knockport/protocol/client";
 
 export type HelperCallErrorCode =
   | "HELPER_UNREACHABLE" // no socket, refused, or the connection dropped mid-call
@@ -74,7 +72,7 @@ function resultValidator(method: MethodName): ValidateFunction {
   let validate = resultValidators.get(method);
   if (validate === undefined) {
     ajv ??= new Ajv({ allErrors: false, strict: true });
-    validate = ajv.compile(METHODS[method].result);
+    validate = ajv.compile(RESULTS[method]);
     resultValidators.set(method, validate);
   }
   return validate;
@@ -297,7 +295,7 @@ export class HelperClient {
       return;
     }
     const result = "result" in msg ? msg.result : undefined;
-    if (!Object.hasOwn(METHODS, p.method) || !resultValidator(p.method)(result)) {
+    if (!Object.hasOwn(RESULTS, p.method) || !resultValidator(p.method)(result)) {
       this.settle(id, new HelperCallError("HELPER_PROTOCOL", `helper answered ${p.method} with an invalid result`));
       return;
     }

@@ -4,7 +4,6 @@ import { JSONRPC_ERRORS, type RequestId, type RpcErrorObject, type RpcResponse }
 import {
   HELPER_ERRORS,
   METHODS,
-  METHOD_NAMES,
   isMethodName,
   methodsOf,
   type HelperErrorName,
@@ -123,16 +122,4 @@ export function createDispatcher<S extends SocketName, Ctx>(
 function named(id: RequestId, name: HelperErrorName, detail: string | undefined): RpcResponse {
   const spec = HELPER_ERRORS[name];
   return errorResponse(id, { code: spec.code, message: spec.message, data: { name, ...(detail ? { detail } : {}) } });
-}
-
-/** Compiled result validators, for a client that must not trust what comes back either. */
-export function compileResultValidators(): Map<MethodName, ValidateFunction> {
-  const ajv = new Ajv({ allErrors: false, strict: true });
-  const out = new Map<MethodName, ValidateFunction>();
-  for (const name of METHOD_NAMES) out.set(name, ajv.compile(METHODS[name].result));
-  return out;
-}
-
-export function helperErrorNameFromCode(code: number): HelperErrorName | undefined {
-  return (Object.keys(HELPER_ERRORS) as HelperErrorName[]).find((n) => HELPER_ERRORS[n].code === code);
 }

@@ -1,7 +1,9 @@
+// What the helper loads; its clients add ./client.js (@knockport/protocol/client).
 export * from "./ip.js";
 export * from "./port.js";
 export * from "./methods.js";
 export * from "./jsonrpc.js";
 export * from "./dispatch.js";
 export * from "./validation.js";
-export * from "./schema.js";
+export type * from "./schema.js";
+export type * from "./results.js";

@@ -1,27 +1,13 @@
 /**
  * The whole helper API, as data: one row per method with the socket allowed to call it, the schema of
- * its params and of its result, the named errors it may answer and what it does. The helper dispatches
- * only through this table (dispatch.ts enforces every column) and the client validates results against
- * it, so nothing outside it crosses a socket. Adding a row widens what a caller can do: review it as such.
+ * its params, the named errors it may answer and what it does; its result schema is the method's entry
+ * in RESULTS (results.ts, which the helper does not load). The helper dispatches only through this
+ * table (dispatch.ts enforces every column) and the client validates results against RESULTS, so
+ * nothing outside it crosses a socket. Adding a row widens what a caller can do: review it as such.
  */
 import type { Infer, ObjectSchema } from "./schema.js";
-import {
-  checkParams,
-  checkResult,
-  closeParams,
-  closeResult,
-  countersResult,
-  emptyParams,
-  grantParams,
-  grantResult,
-  helloResult,
-  listResult,
-  openParams,
-  openResult,
-  leaseEvent,
-  statsResult,
-  watchResult,
-} from "./shapes.js";
+import type { RESULTS } from "./results.js";
+import { checkParams, closeParams, emptyParams, grantParams, openParams } from "./shapes.js";
 
 export * from "./shapes.js";
 
@@ -62,10 +48,9 @@ export interface MethodRow {
   readonly socket: SocketName;
   readonly summary: string;
   readonly params: ObjectSchema;
-  readonly result: ObjectSchema;
   readonly errors: readonly HelperErrorName[];
-  /** A subscription: after the result, the connection receives these notifications (no id) until it closes. */
-  readonly notifications?: { readonly method: string; readonly params: ObjectSchema };
+  /** A subscription: after the result, the connection receives notifications of this method (no id; params: results.ts leaseEvent) until it closes. */
+  readonly notifies?: string;
 }
 
 /** The JSON-RPC method name of `watch`'s notifications. */
@@ -78,7 +63,6 @@ export const METHODS = {
     socket: "knock",
     summary: "Version, firewall type and the knock and service ports, so the server listens where the helper guards.",
     params: emptyParams,
-    result: helloResult,
     errors: [],
   },
   open: {
@@ -86,14 +70,12 @@ export const METHODS = {
     summary:
       "A verified knock: open step 1 (the HTTPS port) or step 2 (the app's service port, only with a live step-1 lease) of a configured app for one address. Ports, protocol and duration come from the helper's config.",
     params: openParams,
-    result: openResult,
     errors: [...CHANGE_ERRORS, "STEP1_REQUIRED", "TOO_MANY_LEASES"],
   },
   counters: {
     socket: "knock",
     summary: "Read-only figures for the server's /metrics: the stats counters and live leases by app and step, no addresses.",
     params: emptyParams,
-    result: countersResult,
     errors: [],
   },
   check: {
@@ -101,35 +83,30 @@ export const METHODS = {
     summary:
       "Whether one address holds a live service (step-2) lease of one app, for the server's auth-check listener (reverse proxies). Read-only; one address and one app per call, no listing.",
     params: checkParams,
-    result: checkResult,
     errors: ["UNKNOWN_APP", "INVALID_ADDRESS"],
   },
   grant: {
     socket: "admin",
     summary: "Let an address in by hand: a step-2 lease without a step 1, at most the app's duration; runs on_open.",
     params: grantParams,
-    result: grantResult,
     errors: [...CHANGE_ERRORS, "DURATION_TOO_LONG", "TOO_MANY_LEASES"],
   },
   close: {
     socket: "admin",
     summary: "Revoke an address's leases of an app now (both steps); runs on_close and cuts its flows.",
     params: closeParams,
-    result: closeResult,
     errors: CHANGE_ERRORS,
   },
   list: {
     socket: "admin",
     summary: "Every live lease with its address, time left and packet counters.",
     params: emptyParams,
-    result: listResult,
     errors: [],
   },
   stats: {
     socket: "admin",
     summary: "The helper's self-heal and reconciliation counters since it started.",
     params: emptyParams,
-    result: statsResult,
     errors: [],
   },
   watch: {
@@ -137,15 +114,14 @@ export const METHODS = {
     summary:
       "Subscribe to lease events: the result is every live lease, then one `lease` notification per open, refresh, close and expiry. A subscriber whose unread events pass the events socket's output limit (1 MiB) is dropped; the helper never waits for it.",
     params: emptyParams,
-    result: watchResult,
     errors: [],
-    notifications: { method: LEASE_EVENT_METHOD, params: leaseEvent },
+    notifies: LEASE_EVENT_METHOD,
   },
 } as const satisfies Record<string, MethodRow>;
 
 export type MethodName = keyof typeof METHODS;
 export type ParamsOf<M extends MethodName> = Infer<(typeof METHODS)[M]["params"]>;
-export type ResultOf<M extends MethodName> = Infer<(typeof METHODS)[M]["result"]>;
+export type ResultOf<M extends MethodName> = Infer<(typeof RESULTS)[M]>;
 export type HelloParams = ParamsOf<"hello">;
 export type ListParams = ParamsOf<"list">;
 export type StatsParams = ParamsOf<"stats">;

@@ -1,6 +1,7 @@
 import { isIPv6 } from "node:net";
 import { describe, expect, it } from "vitest";
 import { ipFamily, parseIpAddress, type IpAddress } from "../src/index.js";
+import { ipv6NetworkKey } from "../src/client.js";
 
 /** Independent oracle for the RFC 5952 text form: the WHATWG URL host serializer. */
 function urlCanonical(text: string): string {
@@ -217,4 +218,17 @@ describe("parseIpAddress: input guards", () => {
       expect(parseIpAddress(value as unknown as string)).toBeUndefined();
     },
   );
+});
+
+describe("ipv6NetworkKey", () => {
+  it.each([
+    ["2001:db8:1:2:abcd::7", 64, "2001:db8:1:2::/64"],
+    ["2001:db8:1:2ff:abcd::7", 56, "2001:db8:1:200::/56"],
+    ["2001:db8:ffff:1::1", 33, "2001:db8:8000::/33"],
+    ["::1", 127, "::/127"],
+    ["2001:db8::7", 128, "2001:db8::7"],
+    ["198.51.100.7", 64, "198.51.100.7"],
+  ])("%s /%i is %s", (text, bits, key) => {
+    expect(ipv6NetworkKey(parseIpAddress(text) as IpAddress, bits)).toBe(key);
+  });
 });

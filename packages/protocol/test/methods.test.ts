@@ -9,6 +9,7 @@ import {
   type MethodName,
   PROTOCOL_VERSION,
 } from "../src/index.js";
+import { RESULTS, leaseEvent } from "../src/client.js";
 
 const ajv = new Ajv({ strict: true });
 const names = Object.keys(METHODS) as MethodName[];
@@ -19,7 +20,7 @@ const results = new Map<MethodName, ValidateFunction>();
 function compiled(map: Map<MethodName, ValidateFunction>, m: MethodName): ValidateFunction {
   let v = map.get(m);
   if (!v) {
-    v = ajv.compile(map === params ? METHODS[m].params : METHODS[m].result);
+    v = ajv.compile(map === params ? METHODS[m].params : RESULTS[m]);
     map.set(m, v);
   }
   return v;
@@ -111,7 +112,7 @@ describe("METHODS table", () => {
   it.each(names)("%s: params and result schemas compile under ajv strict mode", (m) => {
     const strict = new Ajv({ strict: true });
     expect(() => strict.compile(METHODS[m].params)).not.toThrow();
-    expect(() => strict.compile(METHODS[m].result)).not.toThrow();
+    expect(() => strict.compile(RESULTS[m])).not.toThrow();
   });
 
   it.each(names)("%s: every schema object forbids extra properties", (m) => {
@@ -122,7 +123,7 @@ describe("METHODS table", () => {
       for (const [k, v] of Object.entries(s)) walk(v, `${where}/${k}`);
     };
     walk(METHODS[m].params, `${m}.params`);
-    walk(METHODS[m].result, `${m}.result`);
+    walk(RESULTS[m], `${m}.result`);
   });
 
   it.each(names)("%s: its named errors exist with distinct codes", (m) => {
@@ -283,7 +284,7 @@ describe("result schemas", () => {
 });
 
 describe("watch notifications", () => {
-  const validate = ajv.compile(METHODS.watch.notifications.params);
+  const validate = ajv.compile(leaseEvent);
   const event = { event: "open", app: "ssh", ip: "198.51.100.7", step: 2, port: 2222, protocol: "tcp", expiresAt: "2026-01-01T00:00:05.000Z", durationSeconds: 5, via: "knock" };
   it("the lease event schema takes each event kind and refuses other kinds and extra fields", () => {
     for (const kind of ["open", "refresh", "close", "expiry"]) expect(validate({ ...event, event: kind })).toBe(true);
