@@ -3,18 +3,15 @@ import { readFileSync } from "node:fs";
 import { ConfigError, loadFirewallConfig } from "@knockport/config/firewall";
 import { UsageError } from "@knockport/config/flags";
 import { createDispatcher, type SocketName } from "@knockport/protocol";
-import { nftPlacement } from "@knockport/firewall";
+import { forwardedApps, nftPlacement } from "@knockport/firewall";
+import { DIRECT } from "@knockport/firewall/run";
 import { parseHelperArgs } from "./args.js";
 import { LeaseJournal } from "./leases.js";
 import { HelperService } from "./service.js";
 import { SOCKET_LIMITS, startRpcServer } from "./socket-server.js";
-import { revokeAllLeases } from "./shutdown.js";
 import { createBackend } from "./backend-factory.js";
-import { DIRECT, refuseSudoAsServerUser, sudoPrivilege } from "./privilege.js";
-import { checkForwarding } from "./forwarding.js";
-import { ConntrackCutter, locateConntrackFor } from "./conntrack.js";
 import type { RpcPeer } from "./helper-context.js";
-import { prepareInterfaces, startInterfaceWatch } from "./interface-watch.js";
+import { prepareInterfaces } from "./interfaces.js";
 import { helperStateFiles, takeInstanceLock, type InstanceLock } from "@knockport/durable-file";
 
 /**
@@ -57,11 +54,20 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const log = createLogger({ name: "knockport-helper", level: options.logLevel });
-  if (options.useSudo) refuseSudoAsServerUser(process.geteuid?.() ?? 0, readFileSync("/etc/passwd", "utf8"));
-  const privilege = options.useSudo ? sudoPrivilege(options.sudoPath) : DIRECT;
+  // What a given run does not use is never loaded: the sudo checks, forwarding checks, conntrack, the interface watch, shutdown cleanup.
+  const privilege = !options.useSudo
+    ? DIRECT
+    : await import("./privilege.js").then((p) => {
+        p.refuseSudoAsServerUser(process.geteuid?.() ?? 0, readFileSync("/etc/passwd", "utf8"));
+        return p.sudoPrivilege(options.sudoPath);
+      });
   const config = await loadFirewallConfig(options.configFile, { httpPort: options.httpPort, httpsPort: options.httpsPort, ...options.waf });
-  checkForwarding(config);
-  const conntrack = new ConntrackCutter(log, locateConntrackFor(config), privilege);
+  if (forwardedApps(config).length > 0) (await import("./forwarding.js")).checkForwarding(config);
+  const conntrack = config.apps.some((a) => a.closeEstablished)
+    ? await import("./conntrack.js").then((c) => new c.ConntrackCutter(log, c.locateConntrackFor(config), privilege))
+    : undefined;
+  // Loaded at start, not at stop: a package upgrade may have replaced the files by then.
+  const shutdown = options.serviceRuleCleanupOnShutdown ? await import("./shutdown.js") : undefined;
   const firewall = await createBackend(options, config, privilege);
   const missingInterfaces = prepareInterfaces(config, firewall, log);
   const journal = new LeaseJournal(options.stateDir);
@@ -105,13 +111,16 @@ async function main(argv: string[]): Promise<number> {
   markStarted();
   service.startExpirySweep();
   service.startSelfHeal();
-  const interfaceWatch = startInterfaceWatch({
-    config,
-    firewall,
-    log,
-    initial: missingInterfaces,
-    reinstall: () => service.reinstall("an interface of global.allow_missing_interfaces appeared or went"),
-  });
+  const watchInterfaces = (config.global.allowMissingInterfaces ?? []).length > 0 || missingInterfaces.length > 0;
+  const interfaceWatch = !watchInterfaces
+    ? undefined
+    : (await import("./interface-watch.js")).startInterfaceWatch({
+        config,
+        firewall,
+        log,
+        initial: missingInterfaces,
+        reinstall: () => service.reinstall("an interface of global.allow_missing_interfaces appeared or went"),
+      });
   log.info(
     {
       event: "helper.ready",
@@ -139,7 +148,7 @@ async function main(argv: string[]): Promise<number> {
       // No new requests first, then (with the flag) the grants go; the table and its drops never do.
       void rpc
         .close()
-        .then(async () => (cleanup ? await revokeAllLeases(service, log) : undefined))
+        .then(async () => await shutdown?.revokeAllLeases(service, log))
         .then(
           (r) => resolve(r !== undefined && r.failed > 0 ? 1 : 0),
           () => resolve(1),

@@ -1,7 +1,8 @@
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError, parseConfig, type KnockportConfig } from "@knockport/config";
-import { prepareInterfaces, startInterfaceWatch } from "../src/interface-watch.js";
+import { prepareInterfaces } from "../src/interfaces.js";
+import { startInterfaceWatch } from "../src/interface-watch.js";
 import { RecordingFirewall } from "./recording-firewall.js";
 
 const silent = pino({ level: "silent" });

@@ -61,3 +61,20 @@ describe("the nftables backend's load path", () => {
     expect(loaded.has("packages/backend-nftables/src/render/ruleset.ts")).toBe(true);
   });
 });
+
+describe("what a config or flag does not use stays unloaded", () => {
+  const loaded = staticGraph(join(root, "apps/helper/src/main.ts"));
+
+  it("conntrack (close_established), forwarding checks, the sudo checks, the interface watch, the shutdown cleanup", () => {
+    for (const f of ["conntrack", "forwarding", "privilege", "interface-watch", "shutdown"]) {
+      expect(loaded, f).not.toContain(`apps/helper/src/${f}.ts`);
+    }
+    expect(loaded).toContain("apps/helper/src/interfaces.ts"); // the start's check runs every time
+  });
+
+  it("no result schema: those are the clients' (@knockport/protocol/client)", () => {
+    expect(loaded).toContain("packages/protocol/src/methods.ts");
+    expect(loaded).not.toContain("packages/protocol/src/results.ts");
+    expect(loaded).not.toContain("packages/protocol/src/client.ts");
+  });
+});
