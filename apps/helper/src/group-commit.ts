@@ -25,12 +25,10 @@ interface Prepared {
   change: PreparedChange<unknown>;
 }
 
-export interface GroupCommitOptions {
-  /** Requests waiting past this are refused with OVERLOADED, so a flood cannot grow memory. */
-  maxWaiting?: number;
-  /** Requests applied in one firewall transaction and one journal write. */
-  maxBatch?: number;
-}
+/** Requests waiting past this are refused with OVERLOADED, so a flood cannot grow memory. */
+const MAX_WAITING = 4096;
+/** Requests applied in one firewall transaction and one journal write at most. */
+const MAX_BATCH = 512;
 
 /**
  * Applies lease changes in groups: while one firewall transaction runs, new requests queue up
@@ -43,21 +41,15 @@ export interface GroupCommitOptions {
 export class GroupCommitter {
   private readonly waiting: Waiting[] = [];
   private draining = false;
-  private readonly maxWaiting: number;
-  private readonly maxBatch: number;
 
   constructor(
     private readonly firewall: FirewallBackend,
     private readonly persist: () => void,
     private readonly log: Logger,
-    options: GroupCommitOptions = {},
-  ) {
-    this.maxWaiting = options.maxWaiting ?? 4096;
-    this.maxBatch = options.maxBatch ?? 512;
-  }
+  ) {}
 
   submit<R>(prepare: () => PreparedChange<R>): Promise<R> {
-    if (this.waiting.length >= this.maxWaiting) return Promise.reject(new HelperError("OVERLOADED"));
+    if (this.waiting.length >= MAX_WAITING) return Promise.reject(new HelperError("OVERLOADED"));
     return new Promise<R>((resolve, reject) => {
       this.waiting.push({ prepare, resolve: resolve as (v: unknown) => void, reject });
       if (!this.draining) void this.drain();
@@ -68,7 +60,7 @@ export class GroupCommitter {
     this.draining = true;
     try {
       while (this.waiting.length > 0) {
-        const group = this.waiting.splice(0, this.maxBatch);
+        const group = this.waiting.splice(0, MAX_BATCH);
         const committed = await this.commitGroup(group);
         if (!committed) for (const item of group) await this.commitGroup([item]);
       }

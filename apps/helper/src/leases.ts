@@ -20,6 +20,19 @@ function bucketKey(step: KnockStep, app: string, ip: IpAddress): string {
   return `${step}|${app}|${ipFamily(ip)}`;
 }
 
+function addTo<K, V>(index: Map<K, Map<string, V>>, outer: K, inner: string, value: V): void {
+  let m = index.get(outer);
+  if (!m) index.set(outer, (m = new Map()));
+  m.set(inner, value);
+}
+
+/** Drops an emptied inner map too: an index never keeps one per address that came and went. */
+function removeFrom<K, V>(index: Map<K, Map<string, V>>, outer: K, inner: string): void {
+  const m = index.get(outer);
+  m?.delete(inner);
+  if (m?.size === 0) index.delete(outer);
+}
+
 /** A lease's identity in the book and the journal (its deadline aside). */
 export interface LeaseId {
   readonly app: string;
@@ -46,15 +59,8 @@ export class LeaseBook {
     const previous = this.leases.get(key);
     this.leases.set(key, lease);
     this.changed.set(key, lease);
-    const bucket = bucketKey(lease.step, lease.app, lease.ip);
-    let inBucket = this.buckets.get(bucket);
-    if (!inBucket) this.buckets.set(bucket, (inBucket = new Map()));
-    inBucket.set(key, lease);
-    if (lease.step === 1) {
-      let byApp = this.step1ByIp.get(lease.ip);
-      if (!byApp) this.step1ByIp.set(lease.ip, (byApp = new Map()));
-      byApp.set(lease.app, lease);
-    }
+    addTo(this.buckets, bucketKey(lease.step, lease.app, lease.ip), key, lease);
+    if (lease.step === 1) addTo(this.step1ByIp, lease.ip, lease.app, lease);
     return previous;
   }
 
@@ -64,15 +70,8 @@ export class LeaseBook {
     if (!previous) return undefined;
     this.leases.delete(key);
     this.changed.set(key, previous);
-    const bucket = bucketKey(step, app, ip);
-    const inBucket = this.buckets.get(bucket);
-    inBucket?.delete(key);
-    if (inBucket?.size === 0) this.buckets.delete(bucket);
-    if (step === 1) {
-      const byApp = this.step1ByIp.get(ip);
-      byApp?.delete(app);
-      if (byApp?.size === 0) this.step1ByIp.delete(ip);
-    }
+    removeFrom(this.buckets, bucketKey(step, app, ip), key);
+    if (step === 1) removeFrom(this.step1ByIp, ip, app);
     return previous;
   }
 

@@ -73,10 +73,7 @@ async function removeStaleSocket(path: string, flag: string): Promise<void> {
   unlinkSync(path);
 }
 
-/**
- * The helper's listening socket: newline-delimited JSON-RPC, one request answered at a time per
- * connection, in order. Frames over 64 KiB end the connection (the stream cannot be resynchronised).
- */
+/** One of the helper's listening sockets (connection.ts serves each connection). */
 export async function startRpcServer(opts: RpcServerOptions): Promise<{ close(): Promise<void> }> {
   const { socketPath, log } = opts;
   const flag = opts.flag ?? "--socket";
@@ -92,18 +89,14 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<{ close():
     throw err;
   }
 
+  const limits: SocketLimits = { ...SOCKET_LIMITS[opts.name ?? "knock"], ...opts };
   const connections = new Set<Socket>();
   const server: Server = createServer({ allowHalfOpen: false }, (socket) => {
     connections.add(socket);
     socket.on("close", () => connections.delete(socket));
-    serveConnection(socket, opts.dispatch, opts.log, {
-      idleTimeoutMs: opts.idleTimeoutMs ?? SOCKET_LIMITS.knock.idleTimeoutMs,
-      maxOutputBytes: opts.maxOutputBytes ?? SOCKET_LIMITS.knock.maxOutputBytes,
-      maxInFlightPerConnection: opts.maxInFlightPerConnection ?? SOCKET_LIMITS.knock.maxInFlightPerConnection,
-      maxQueuedNotifications: opts.maxQueuedNotifications ?? SOCKET_LIMITS.knock.maxQueuedNotifications,
-    });
+    serveConnection(socket, opts.dispatch, opts.log, limits);
   });
-  server.maxConnections = opts.maxConnections ?? SOCKET_LIMITS.knock.maxConnections;
+  server.maxConnections = limits.maxConnections;
   server.on("drop", () => log.warn({ event: "rpc.connection_refused", socket: socketPath, limit: server.maxConnections }, "connection refused: socket at its connection limit"));
 
   // No window in which the socket exists with looser permissions than intended.

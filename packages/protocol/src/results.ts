@@ -78,17 +78,19 @@ export type CloseResult = Infer<typeof closeResult>;
 export const checkResult = { type: "object", additionalProperties: false, required: ["open"], properties: { open: { type: "boolean" } } } as const;
 export type CheckResult = Infer<typeof checkResult>;
 
+/** One live lease as `watch` reports it at subscription; `list` adds its time left and counters. */
+const watchedLease = {
+  type: "object",
+  additionalProperties: false,
+  required: ["app", "ip", "step", "port", "protocol", "expiresAt"],
+  properties: { app: appName, ip: ipText, step: knockStep, port, protocol: transport, expiresAt: isoTime },
+} as const;
 export const leaseInfo = {
   type: "object",
   additionalProperties: false,
-  required: ["app", "ip", "step", "port", "protocol", "expiresAt", "remainingSeconds"],
+  required: [...watchedLease.required, "remainingSeconds"],
   properties: {
-    app: appName,
-    ip: ipText,
-    step: knockStep,
-    port,
-    protocol: transport,
-    expiresAt: isoTime,
+    ...watchedLease.properties,
     remainingSeconds: { type: "number", minimum: 0 },
     packets: {
       ...count,
@@ -126,13 +128,6 @@ export const countersResult = {
 } as const;
 export type CountersResult = Infer<typeof countersResult>;
 
-/** One live lease as `watch` reports it at subscription. */
-const watchedLease = {
-  type: "object",
-  additionalProperties: false,
-  required: ["app", "ip", "step", "port", "protocol", "expiresAt"],
-  properties: { app: appName, ip: ipText, step: knockStep, port, protocol: transport, expiresAt: isoTime },
-} as const;
 const hookArgv = { type: "array", items: { type: "string", maxLength: 4096 }, minItems: 1, maxItems: 64 } as const;
 /** An app's on_open / on_close commands (argument vectors with placeholders), as configured. */
 const appHooks = {
