@@ -122,9 +122,6 @@ export const METHODS = {
 export type MethodName = keyof typeof METHODS;
 export type ParamsOf<M extends MethodName> = Infer<(typeof METHODS)[M]["params"]>;
 export type ResultOf<M extends MethodName> = Infer<(typeof RESULTS)[M]>;
-export type HelloParams = ParamsOf<"hello">;
-export type ListParams = ParamsOf<"list">;
-export type StatsParams = ParamsOf<"stats">;
 
 export const METHOD_NAMES = Object.keys(METHODS) as MethodName[];
 

@@ -53,8 +53,6 @@ export const helloResult = {
   },
 } as const;
 export type HelloResult = Infer<typeof helloResult>;
-export type FirewallType = HelloResult["firewallType"];
-export type ServicePortInfo = HelloResult["services"][number];
 
 
 export const openResult = {
