@@ -2,10 +2,10 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { IpAddress } from "@knockport/protocol";
-import { InvalidValueError, serviceSetName, step1Target, step2Target } from "@knockport/firewall";
+import { InvalidValueError, serviceSetName } from "@knockport/firewall";
 import { IPSET_NAME_MAX, ipsetName, ipsetUpgradeName, isOurIpset, renderIpsetAdd, renderIpsetDel, renderIptablesDryRun, renderIptablesRuleset, renderU32PostMatch } from "@knockport/backend-iptables/render";
 import { expectGolden } from "../../firewall/test/golden.js";
-import { appEntry, makeConfig, PATH_40 } from "../../firewall/test/fixtures.js";
+import { appEntry, makeConfig, PATH_40, step1Target, step2Target } from "../../firewall/test/fixtures.js";
 
 const app = appEntry;
 

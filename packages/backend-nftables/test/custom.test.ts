@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { IpAddress } from "@knockport/protocol";
-import { CUSTOM_JUMP_COMMENT, InvalidValueError, OWN_TABLE, isOurCustomChain, isOurCustomSet, nftPlacement, renderNftGrant, renderNftRevoke, step1Target, step2Target, type NftPlacement } from "@knockport/firewall";
-import { nftLayout, renderNftRemoveCustom, renderNftRuleset } from "@knockport/backend-nftables/render";
+import { CUSTOM_JUMP_COMMENT, InvalidValueError, OWN_TABLE, isOurCustomChain, isOurCustomSet, nftPlacement, type NftPlacement } from "@knockport/firewall";
+import { nftLayout, renderNftRemoveCustom, renderNftRuleset, renderNftGrant, renderNftRevoke } from "@knockport/backend-nftables/render";
 import { expectGolden } from "../../firewall/test/golden.js";
-import { appEntry, makeConfig } from "../../firewall/test/fixtures.js";
+import { appEntry, makeConfig, step1Target, step2Target } from "../../firewall/test/fixtures.js";
 
 const app = appEntry;
 

@@ -4,9 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { IpAddress } from "@knockport/protocol";
-import { renderNftGrant, renderNftRevoke, step2Target } from "@knockport/firewall";
-import { renderNftRemoveTable, renderNftRuleset } from "@knockport/backend-nftables/render";
-import { makeConfig } from "../../firewall/test/fixtures.js";
+import { renderNftRemoveTable, renderNftRuleset, renderNftGrant, renderNftRevoke } from "@knockport/backend-nftables/render";
+import { makeConfig, step2Target } from "../../firewall/test/fixtures.js";
 
 // Loads the generated text into a real kernel, in a throwaway network namespace (`unshare --net`), so
 // nothing on the host changes. No packets are sent. Needs root; skipped otherwise.

@@ -3,8 +3,9 @@ import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { IpAddress } from "@knockport/protocol";
 import { parseConfig } from "@knockport/config";
-import { CUSTOM_JUMP_COMMENT, nftPlacement, renderNftGrant, step2Target } from "@knockport/firewall";
-import { checkAdminChains, existingObjects, layoutInPlace, nftLayout, parseTableListing, renderNftRemoveCustom, renderNftRuleset, ListingParseError } from "@knockport/backend-nftables/render";
+import { step2Target } from "../../firewall/test/fixtures.js";
+import { CUSTOM_JUMP_COMMENT, nftPlacement } from "@knockport/firewall";
+import { checkAdminChains, existingObjects, layoutInPlace, nftLayout, readTableListing, renderNftRemoveCustom, renderNftRuleset, ListingParseError, renderNftGrant } from "@knockport/backend-nftables/render";
 
 const NFT = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"].find((p) => existsSync(p));
 const UNSHARE = ["/usr/bin/unshare", "/bin/unshare"].find((p) => existsSync(p));
@@ -58,7 +59,7 @@ describe("reading an admin's table", () => {
   ]);
 
   it("finds our jumps by comment and our chains and sets by name, nothing of the admin's", () => {
-    const parsed = parseTableListing(doc);
+    const parsed = readTableListing(doc, true);
     expect(existingObjects(parsed)).toEqual({
       jumps: [{ chain: "input", handle: 8 }],
       chains: ["knockport_input", "knockport_raw_output"],
@@ -68,7 +69,7 @@ describe("reading an admin's table", () => {
   });
 
   it("names the flag when a chain is missing or hooks elsewhere", () => {
-    const parsed = parseTableListing(doc);
+    const parsed = readTableListing(doc, true);
     const custom = { table: "filter", input: "input", forward: "forward" };
     expect(checkAdminChains(parsed, custom, false)).toBeUndefined();
     expect(checkAdminChains(parsed, custom, true)).toMatch(/^--nftables-chain-forward: table inet filter has no chain forward; create it/);
@@ -77,8 +78,8 @@ describe("reading an admin's table", () => {
   });
 
   it("rejects what is not nft's JSON", () => {
-    expect(() => parseTableListing("not json")).toThrow(ListingParseError);
-    expect(() => parseTableListing('{"x":1}')).toThrow(ListingParseError);
+    expect(() => readTableListing("not json", true)).toThrow(ListingParseError);
+    expect(() => readTableListing('{"x":1}', true)).toThrow(ListingParseError);
   });
 });
 
@@ -116,7 +117,7 @@ describe.skipIf(skipReason !== "")(`custom chains on the real kernel (${skipReas
     const r1 = inNetns([{ file: ADMIN_RULESET }, { list: true }, { file: renderNftRuleset(config, { placement: FILTER }) }, { list: true }]);
     expect(r1.stderr).toBe("");
     expect(r1.status).toBe(0);
-    const [before, afterFirst] = r1.lists.map((l) => parseTableListing(l));
+    const [before, afterFirst] = r1.lists.map((l) => readTableListing(l, true));
     expect(before && afterFirst).toBeTruthy();
     if (!before || !afterFirst) return;
     expect(layoutInPlace(before, nftLayout(config, FILTER))).toBe(false);
@@ -141,7 +142,7 @@ describe.skipIf(skipReason !== "")(`custom chains on the real kernel (${skipReas
     ]);
     expect(afterSecondSteps.stderr).toBe("");
     expect(afterSecondSteps.status).toBe(0);
-    const [second, flushed] = afterSecondSteps.lists.map((l) => parseTableListing(l));
+    const [second, flushed] = afterSecondSteps.lists.map((l) => readTableListing(l, true));
     if (!second || !flushed) throw new Error("missing listing");
     expect(second.rules.filter((r) => r.comment === CUSTOM_JUMP_COMMENT)).toHaveLength(1);
     expect(layoutInPlace(second, nftLayout(config, FILTER))).toBe(true);
@@ -174,7 +175,7 @@ describe.skipIf(skipReason !== "")(`custom chains on the real kernel (${skipReas
     const admin = ADMIN_RULESET.replace("\tchain admin_helper {", "\tchain out {\n\t\ttype filter hook output priority filter; policy accept;\n\t}\n\tchain admin_helper {");
     const r = inNetns([{ file: admin }, { file: renderNftRuleset(fwdConfig, { placement }) }, { list: true }]);
     expect(r.stderr).toBe("");
-    const listed = parseTableListing(r.lists[0] ?? "");
+    const listed = readTableListing(r.lists[0] ?? "", true);
     expect(layoutInPlace(listed, nftLayout(fwdConfig, placement))).toBe(true);
     expect(existingObjects(listed).jumps.map((j) => j.chain).sort()).toEqual(["forward", "input", "out"]);
     expect(listed.chains.filter((c) => c.name.startsWith("knockport_")).map((c) => `${c.name}:${c.hook ?? "-"}`)).toEqual([

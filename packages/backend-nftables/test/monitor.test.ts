@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { NftMonitor, touchesTable } from "../src/runtime/monitor.js";
-import { tableFingerprint } from "@knockport/backend-nftables/render";
+import { readTableListing } from "@knockport/backend-nftables/render";
 
 const SILENT = { warn: (): void => undefined };
 
@@ -96,7 +96,7 @@ describe.skipIf(!canRun)(`nft monitor and table fingerprint on the real kernel${
   it("fingerprints the rules, hooks and priorities, not the elements or counters", () => {
     nft("flush", "ruleset");
     expect(spawnSync(IP, ["netns", "exec", ns, NFT, "-f", "-"], { input: `${TABLE}\n` }).status).toBe(0);
-    const print = (): string => tableFingerprint(nft("-t", "-j", "list", "table", "inet", "knockport").stdout, "own-table");
+    const print = (): string => readTableListing(nft("-t", "-j", "list", "table", "inet", "knockport").stdout, false).fingerprint;
     const installed = print();
     expect(nft("add", "element", "inet", "knockport", "s", "{ 198.51.100.1 timeout 60s }").status).toBe(0);
     expect(print(), "an element changes nothing").toBe(installed);

@@ -4,9 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { IpAddress } from "@knockport/protocol";
-import { renderNftGrant, renderNftRevoke, step1Target, step2Target } from "@knockport/firewall";
-import { renderNftRuleset } from "@knockport/backend-nftables/render";
-import { makeConfig } from "../../firewall/test/fixtures.js";
+import { renderNftRuleset, renderNftGrant, renderNftRevoke } from "@knockport/backend-nftables/render";
+import { makeConfig, step1Target, step2Target } from "../../firewall/test/fixtures.js";
 
 const NFT = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"].find((p) => existsSync(p));
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;

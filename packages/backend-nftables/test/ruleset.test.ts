@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { KnockportConfig } from "@knockport/config";
 import type { IpAddress } from "@knockport/protocol";
-import { InvalidValueError, NFT_TABLE_FAMILY, NFT_TABLE_NAME, rulesetSetNames, step2Target } from "@knockport/firewall";
+import { InvalidValueError, NFT_TABLE_FAMILY, NFT_TABLE_NAME, rulesetSetNames } from "@knockport/firewall";
 import { nftLayout, renderNftRemoveTable, renderNftRuleset } from "@knockport/backend-nftables/render";
 import { expectGolden } from "../../firewall/test/golden.js";
-import { appEntry, makeConfig, PATH_40 } from "../../firewall/test/fixtures.js";
+import { appEntry, makeConfig, PATH_40, step2Target } from "../../firewall/test/fixtures.js";
 
 const app = appEntry;
 

@@ -1,4 +1,6 @@
-import { HELPER_USER, SERVER_USER, UsageError, type KnockportConfig } from "@knockport/config";
+import { HELPER_USER, SERVER_USER } from "@knockport/config/accounts";
+import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
+import { UsageError } from "@knockport/config/flags";
 import { conntrackDeletePrefix } from "@knockport/firewall/run";
 
 /** What a client address may look like in a conntrack line (the helper passes canonical addresses only). */

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { IpAddress } from "@knockport/protocol";
-import { nftPlacement, step1Target } from "@knockport/firewall";
+import { nftPlacement } from "@knockport/firewall";
 import { renderIptablesDryRun, renderIptablesRuleset } from "@knockport/backend-iptables/render";
 import { renderNftRuleset } from "@knockport/backend-nftables/render";
 import { renderVyosChains } from "@knockport/backend-vyos/render";
 import { expectGolden } from "../../firewall/test/golden.js";
-import { makeConfig } from "../../firewall/test/fixtures.js";
+import { makeConfig, step1Target } from "../../firewall/test/fixtures.js";
 
 // WAF mode: nginx listens on the public ports 80/443 and proxies to KnockPort's own 8080/8443.
 const wafConfig = () => makeConfig({ global: { waf_http_port: 80, waf_https_port: 443 } });

@@ -21,16 +21,6 @@ export interface KernelElement {
   readonly bytes?: number;
 }
 
-/** `packets N bytes M` among an element's words (nft prints `counter packets N bytes M`, ipset `packets N bytes M`). */
-export function counterOf(words: readonly string[]): { packets: number; bytes: number } | undefined {
-  const p = words.indexOf("packets");
-  const b = words.indexOf("bytes");
-  if (p === -1 || b === -1) return undefined;
-  const packets = Number(words[p + 1]);
-  const bytes = Number(words[b + 1]);
-  return Number.isSafeInteger(packets) && Number.isSafeInteger(bytes) && packets >= 0 && bytes >= 0 ? { packets, bytes } : undefined;
-}
-
 /** What a backend logs through (the helper's logger has this shape). */
 export interface BackendLog {
   warn(fields: Record<string, unknown>, msg?: string): void;
@@ -90,7 +80,7 @@ export interface FirewallBackend {
 
 /** A backend package's `runtime` module (loaded by the factory, @knockport/backends). */
 export interface BackendRuntime {
-  createBackend(config: KnockportConfig, spec: BackendSpec): FirewallBackend;
+  createBackend(config: KnockportConfig, spec: BackendSpec): Promise<FirewallBackend>;
   /** Remove our objects; needs no config (VyOS: with one, its named chains are emptied too). */
   uninstall(spec: BackendSpec, config: KnockportConfig | undefined): Promise<boolean>;
 }

@@ -1,4 +1,6 @@
-import { parseConfig, type KnockportConfig } from "@knockport/config";
+import { parseConfig, type AppConfig, type KnockportConfig } from "@knockport/config";
+import { ipFamily, type IpAddress } from "@knockport/protocol";
+import { FirewallError, checkIp, httpsSetName, serviceSetName, type GrantTarget } from "../src/index.js";
 
 /** 40 characters, every character class a path may hold. */
 export const PATH_40 = "/k-7Hq2x/Zm9vYmFy.YmF6_cXV4~LXNlY3Jl-001";
@@ -44,4 +46,25 @@ export function appEntry(port: number, extra: Record<string, unknown> = {}): Rec
     duration: 60,
     ...extra,
   };
+}
+
+function findAppOf(config: KnockportConfig, app: AppConfig | string): AppConfig {
+  const name = typeof app === "string" ? app : app.name;
+  const found = config.apps.find((a) => a.name === name);
+  if (!found) throw new FirewallError("UNKNOWN_APP", `no app ${JSON.stringify(name.slice(0, 40))} in ${config.file}`);
+  return found;
+}
+
+/** Step 1 passed: `ip` may reach the HTTPS knock port for the app's `step2_https_duration`. */
+export function step1Target(config: KnockportConfig, app: AppConfig | string, ip: IpAddress): GrantTarget {
+  const a = findAppOf(config, app);
+  const checkedIp = checkIp(ip);
+  return { set: httpsSetName(ipFamily(checkedIp)), ip: checkedIp, timeoutSeconds: a.step2HttpsDurationSeconds };
+}
+
+/** Step 2 passed: `ip` may reach the app's service port for the app's `duration`. */
+export function step2Target(config: KnockportConfig, app: AppConfig | string, ip: IpAddress): GrantTarget {
+  const a = findAppOf(config, app);
+  const checkedIp = checkIp(ip);
+  return { set: serviceSetName(a.name, ipFamily(checkedIp)), ip: checkedIp, timeoutSeconds: a.durationSeconds };
 }

@@ -7,7 +7,7 @@ const PACKAGES = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
 /** Each golden file lives with the backend that renders it: test/golden of that package. */
 export function goldenDir(name: string): string {
-  const owner = /^(ipset|iptables)/.test(name) ? "backend-iptables" : name.startsWith("vyos") ? "backend-vyos" : /^(ruleset|grant-custom)/.test(name) ? "backend-nftables" : "firewall";
+  const owner = /^(ipset|iptables)/.test(name) ? "backend-iptables" : name.startsWith("vyos") ? "backend-vyos" : "backend-nftables";
   return join(PACKAGES, owner, "test/golden");
 }
 

@@ -21,7 +21,7 @@ import { hasJumps, iptablesFingerprint } from "../render/fingerprint.js";
 const TIMEOUT_MS = 15_000;
 
 /** The factory's entry (BackendRuntime). */
-export function createBackend(config: KnockportConfig, spec: BackendSpec): IptablesBackend {
+export async function createBackend(config: KnockportConfig, spec: BackendSpec): Promise<IptablesBackend> {
   return new IptablesBackend(config, locateIptables(spec.iptablesBinary ?? "auto"), spec.privilege);
 }
 

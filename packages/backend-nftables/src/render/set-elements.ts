@@ -1,13 +1,5 @@
 import { counterOf, type KernelElement } from "@knockport/firewall";
 
-/**
- * Reads the elements of KnockPort's sets out of `nft list table inet knockport` (the text form: the same
- * command line the self-heal check and --print-sudoers already use, so no extra sudoers entry), for the
- * reconciliation of kernel and lease book and the per-lease counters. Element lines look like
- *   elements = { 198.51.100.10 counter packets 12 bytes 840 timeout 1m expires 59s748ms, 198.51.100.12,
- *                2001:db8::1 counter packets 0 bytes 0 timeout 5s expires 4s992ms }
- * An element without `expires` has no timeout (added by hand): it would never end.
- */
 const UNIT_MS: Record<string, number> = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
 
 /** nft's duration form (`2d23h59m59s992ms`, `1m30s`, `500ms`) in milliseconds; undefined when malformed. */
@@ -19,8 +11,9 @@ export function parseNftDuration(text: string): number | undefined {
 }
 
 /**
- * Elements of the sets named in `sets` (others, e.g. DNAT maps or the session's sync set, are skipped).
- * Bounded: at most `maxElements` are returned (a listing larger than that is cut, never looped over twice).
+ * Elements of the sets named in `sets` from `nft list table` (text: the line the sudoers file already
+ * allows), at most `maxElements`. Lines look like `elements = { 198.51.100.10 counter packets 12 bytes 840
+ * timeout 1m expires 59s748ms, 198.51.100.12, ... }`; one without `expires` (added by hand) never ends.
  */
 export function parseNftSetElements(listing: string, sets: ReadonlySet<string>, maxElements = 1_000_000): KernelElement[] {
   const out: KernelElement[] = [];
@@ -28,22 +21,20 @@ export function parseNftSetElements(listing: string, sets: ReadonlySet<string>, 
   for (let header = setHeader.exec(listing); header !== null; header = setHeader.exec(listing)) {
     const name = header[1] ?? "";
     if (!sets.has(name)) continue;
-    // The set's body ends at the first line that is only "}" at the set's indentation or less.
+    // The set's body ends at the first line that is only "}" at the set's indentation.
     const bodyStart = header.index + header[0].length;
     const end = listing.indexOf("\n\t}", bodyStart);
     const body = listing.slice(bodyStart, end === -1 ? undefined : end);
     const open = body.indexOf("elements = {");
     if (open === -1) continue;
     const close = body.indexOf("}", open);
-    const inner = body.slice(open + "elements = {".length, close === -1 ? undefined : close);
-    for (const raw of inner.split(",")) {
+    for (const raw of body.slice(open + "elements = {".length, close === -1 ? undefined : close).split(",")) {
       if (out.length >= maxElements) return out;
       const words = raw.trim().split(/\s+/).filter((w) => w !== "");
       const ip = words[0];
       if (ip === undefined) continue;
       const at = words.indexOf("expires");
-      const expiresInMs = at === -1 ? Infinity : (parseNftDuration(words[at + 1] ?? "") ?? 0);
-      out.push({ set: name, ip, expiresInMs, ...counterOf(words) });
+      out.push({ set: name, ip, expiresInMs: at === -1 ? Infinity : (parseNftDuration(words[at + 1] ?? "") ?? 0), ...counterOf(words) });
     }
   }
   return out;

@@ -16,10 +16,9 @@ export interface NftMonitorOptions {
 }
 
 /**
- * Whether one `nft monitor` line touches one of the tables: a table, chain, rule or set event naming it. Element
- * events are the leases coming and going (every knock, and the session's own sync element), which the
- * periodic reconciliation checks; the `# new generation` lines name no object. A `flush ruleset` arrives as
- * the deletion of every object, our table among them.
+ * Whether a `nft monitor` line is a table, chain, rule or set event naming one of the tables. Element
+ * events (every knock, the session's sync element) are left to the periodic reconciliation; `flush
+ * ruleset` arrives as the deletion of every object, our table among them.
  */
 export function touchesTable(line: string, tables: readonly string[]): boolean {
   const m = /^(?:add|delete|replace|flush|create|insert|update|destroy|rename) (table|chain|rule|set|map|flowtable|counter|quota|limit|ct \w+|synproxy|secmark) (\S+ \S+)(?:\s|$)/.exec(line);
@@ -27,9 +26,9 @@ export function touchesTable(line: string, tables: readonly string[]): boolean {
 }
 
 /**
- * A long-lived `nft monitor`, so the helper learns of a change to its table within milliseconds instead of
- * at the next periodic check. When nft exits (killed, the kernel's netlink buffer overran) it is started
- * again after a bounded, doubling delay, and `onChange` is called once: events may have been missed.
+ * A long-lived `nft monitor`: a change to our table is known within milliseconds, not at the next periodic
+ * check. When nft exits (killed, netlink buffer overrun) it restarts after a bounded, doubling delay, and
+ * `onChange` is called once: events may have been missed.
  */
 export class NftMonitor {
   private proc: ChildProcess | undefined;

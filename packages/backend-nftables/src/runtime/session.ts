@@ -21,7 +21,7 @@ interface Waiter {
 }
 
 export interface NftSessionOptions {
-  /** Program and arguments that start an interactive nft reading commands on stdin. */
+  /** Program and arguments of an interactive nft reading commands on stdin. */
   command: string;
   args?: readonly string[];
   /** The table holding the sync set ("inet knockport"). */
@@ -36,17 +36,15 @@ const ANSWER_END = /^meta expression, datatype mark[^\n]*\n/m;
 const SEQ_MODULUS = 0x7fffffff;
 
 /**
- * A long-lived `nft -i`: starting an nft process costs 15-20 ms, a command written to a running
- * one well under 1 ms. In interactive mode each input line is one transaction, and nft reports
- * failures only on stderr and carries on, so every transaction also replaces the single element
- * of a sync set with its own sequence number, and the next line lists that set on stdout: the
- * number is there if and only if the transaction committed. A `describe` line, which prints the
- * same text whatever the ruleset holds, ends each answer, so stdout stays in step even when the
- * listing fails. stdout alone decides; stderr only supplies the error text.
+ * A long-lived `nft -i` (a process start costs 15-20 ms, a line written to a running one under 1 ms).
+ * Each input line is one transaction and nft reports failures only on stderr, so every transaction also
+ * replaces the sync set's one element with its sequence number, and the next line lists that set: the
+ * number is on stdout if and only if the transaction committed. A `describe` line, whose output never
+ * depends on the ruleset, ends each answer, so stdout stays in step even when the listing fails.
  *
- * The session never creates anything: the table and its sync set come with the installed ruleset.
- * When either is gone (`nft flush ruleset`) every transaction fails whole, and the table stays gone
- * until the helper re-installs all of it, rather than being re-created empty.
+ * The session never creates anything: table and sync set come with the ruleset. When they are gone
+ * (`nft flush ruleset`) every transaction fails whole, and the table stays gone until the helper
+ * installs all of it, rather than being re-created empty (fail closed).
  */
 export class NftSession {
   private proc: ChildProcessWithoutNullStreams | undefined;

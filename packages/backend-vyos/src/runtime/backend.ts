@@ -1,22 +1,22 @@
 import { existsSync } from "node:fs";
 import { delimiter, isAbsolute, join } from "node:path";
 import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
-import type { BackendLog, BackendSpec, FirewallBackend, KernelElement, SetChange } from "@knockport/firewall";
+import { OWN_TABLE, type BackendLog, type BackendSpec, type FirewallBackend, type KernelElement, type SetChange } from "@knockport/firewall";
 import { DIRECT, FirewallCommandError, privilegeHint, runCommand, type Privilege } from "@knockport/firewall/run";
-import { NftablesBackend, locateNft, uninstallNftables } from "@knockport/backend-nftables/runtime";
+import { NftablesBackend, loadParts, locateNft, uninstall as uninstallNft, type RulesetParts } from "@knockport/backend-nftables/runtime";
 import { VYOS_RULE_COMMENT, renderVyosBootstrap, renderVyosChains, renderVyosRerender, vyosChains } from "../render/ruleset.js";
 import { renderDryRun } from "../render/index.js";
 
 const TIMEOUT_MS = 30_000;
 
 /** The factory's entry (BackendRuntime). */
-export function createBackend(config: KnockportConfig, spec: BackendSpec): VyosBackend {
-  return new VyosBackend(config, locateVbash(spec.vbash), locateNft(), spec.privilege);
+export async function createBackend(config: KnockportConfig, spec: BackendSpec): Promise<VyosBackend> {
+  return new VyosBackend(config, locateVbash(spec.vbash), locateNft(), spec.privilege, await loadParts(config, OWN_TABLE));
 }
 
 /** Our table; with a config also VyOS's named chains, emptied (VyOS's configuration stays). */
 export function uninstall(spec: BackendSpec, config: KnockportConfig | undefined): Promise<boolean> {
-  if (config === undefined) return uninstallNftables(locateNft(), spec.privilege);
+  if (config === undefined) return uninstallNft({ ...spec, customChains: undefined });
   return new VyosBackend(config, "/bin/vbash", locateNft(), spec.privilege).uninstall();
 }
 
@@ -60,8 +60,9 @@ export class VyosBackend implements FirewallBackend {
     private readonly vbash: string,
     private readonly nftPath: string = locateNft(),
     private readonly privilege: Privilege = DIRECT,
+    parts: RulesetParts = {},
   ) {
-    this.nft = new NftablesBackend(config, nftPath, privilege);
+    this.nft = new NftablesBackend(config, nftPath, privilege, OWN_TABLE, parts);
   }
 
   renderRuleset(): string {

@@ -1,20 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { renderNftGrant, renderNftRevoke } from "@knockport/backend-nftables/render";
 import type { IpAddress } from "@knockport/protocol";
-import {
-  FirewallError,
-  HTTPS_SET_V4,
-  HTTPS_SET_V6,
-  httpsSetName,
-  InvalidValueError,
-  renderNftGrant,
-  renderNftRevoke,
-  serviceSetName,
-  setFamily,
-  step1Target,
-  step2Target,
-} from "../src/index.js";
-import { expectGolden } from "./golden.js";
-import { makeConfig } from "./fixtures.js";
+import { HTTPS_SET_V4, HTTPS_SET_V6, httpsSetName, InvalidValueError, serviceSetName, setFamily } from "@knockport/firewall";
+import { expectGolden } from "../../firewall/test/golden.js";
+import { makeConfig, step1Target, step2Target } from "../../firewall/test/fixtures.js";
 
 const V4 = "198.51.100.7" as IpAddress;
 const V6 = "2001:db8:1::7" as IpAddress;
@@ -40,16 +29,6 @@ describe("grant and revoke batches", () => {
     }
   });
 
-  it("derive sets and durations from the config", () => {
-    expect(step1Target(config, "ssh-admin", V4)).toEqual({ set: "https_v4", ip: V4, timeoutSeconds: 10 });
-    expect(step1Target(config, "openvpn", V6)).toEqual({ set: "https_v6", ip: V6, timeoutSeconds: 5 });
-    expect(step2Target(config, "openvpn", V4)).toEqual({ set: "svc_openvpn_v4", ip: V4, timeoutSeconds: 86400 });
-    const ssh = config.apps.find((a) => a.name === "ssh-admin");
-    expect(ssh && step2Target(config, ssh, V6)).toEqual({ set: "svc_ssh-admin_v6", ip: V6, timeoutSeconds: 3600 });
-    expect(() => step2Target(config, "nope", V4)).toThrow(expect.objectContaining({ code: "UNKNOWN_APP" }));
-    expect(() => step1Target(config, "nope", V4)).toThrow(FirewallError);
-  });
-
   it("refuse anything not validated: bad IPs, wrong family, foreign sets, bad timeouts", () => {
     const bad: Array<() => unknown> = [
       () => renderNftGrant({ set: "https_v4", ip: "198.51.100.7 }; flush ruleset; add element inet knockport https_v4 { 1.2.3.4" as IpAddress, timeoutSeconds: 5 }),
@@ -63,7 +42,6 @@ describe("grant and revoke batches", () => {
       () => renderNftGrant({ set: "https_v4", ip: V4, timeoutSeconds: 1.5 }),
       () => renderNftGrant({ set: "https_v4", ip: V4, timeoutSeconds: 367 * 86400 }),
       () => renderNftRevoke({ set: "https_v6", ip: "224.0.0.1" as IpAddress }),
-      () => step1Target(config, "openvpn", "10.0.0.1/8" as IpAddress),
     ];
     for (const f of bad) expect(f).toThrow(InvalidValueError);
   });
