@@ -1,42 +1,11 @@
 import { parseArgs } from "node:util";
-import { SHARED_FLAGS, adminSocketBeside, eventsSocketBeside, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafPortFlags, type LogLevel, type WafFlags } from "@knockport/config/flags";
-import { BACKEND_FLAGS, parseBackendFlags, type CustomChains, type FirewallType } from "@knockport/firewall";
+import { SHARED_FLAGS, adminSocketBeside, eventsSocketBeside, withUsageErrors, UsageError, parseLogLevel, parsePortFlag, parseWafPortFlags } from "@knockport/config/flags";
+import { BACKEND_FLAGS, parseBackendFlags } from "@knockport/firewall";
 
-export interface HelperOptions {
-  configFile: string;
-  firewallType: FirewallType;
-  /** vyos: absolute path of vbash (default: the first vbash on PATH). */
-  vbash: string | undefined;
-  /** iptables backend: auto, nft, legacy or an absolute path to an iptables executable. */
-  iptablesBinary: string;
-  socketPath: string;
-  socketGroup: string | undefined;
-  /** The admin socket (grant, close, list, stats); default admin.sock beside --socket. */
-  adminSocketPath: string;
-  /** Group allowed on the admin socket (0660); without it 0600, root only. */
-  adminSocketGroup: string | undefined;
-  /** The events socket (watch); default events.sock beside --socket. */
-  eventsSocketPath: string;
-  /** Group allowed on the events socket (0660, knockport-hooks'); without it 0600, root only. */
-  eventsSocketGroup: string | undefined;
-  stateDir: string;
-  httpPort: number | undefined;
-  httpsPort: number | undefined;
-  /** --waf-http-port, --waf-https-port, --waf-trusted-ips (the config loader merges them with global.waf_*). */
-  waf: WafFlags;
-  /** On SIGTERM/SIGINT, revoke live grants (the table and its drops stay). */
-  serviceRuleCleanupOnShutdown: boolean;
-  /** Run firewall binaries through `sudo -n` (the helper as an ordinary user). */
-  useSudo: boolean;
-  /** Absolute path of sudo. */
-  sudoPath: string;
-  logLevel: LogLevel;
-  /** nftables: hook into the admin's table and base chains instead of owning `table inet knockport`. */
-  customChains: CustomChains | undefined;
-}
+export type HelperOptions = Exclude<ReturnType<typeof parseHelperArgs>, "help">;
 
 /** The helper's flags: it only runs (dry-run, print-sudoers and uninstall-firewall are knockport CLI commands). */
-export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
+export function parseHelperArgs(argv: string[]) {
   const parsed = withUsageErrors(() =>
     parseArgs({
       args: argv,
@@ -81,15 +50,17 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
     throw new UsageError(`--events-socket-group: must differ from --socket-group (${eventsSocketGroup})`);
   }
   return {
+    /** nftables: the admin's table and base chains instead of our own table inet knockport. */
     customChains: backend.customChains,
-    eventsSocketPath,
-    eventsSocketGroup,
-    useSudo: v["use-sudo"],
-    sudoPath,
-    configFile: v.config,
     firewallType: backend.type,
     vbash: backend.vbash,
     iptablesBinary: backend.iptablesBinary,
+    configFile: v.config,
+    /** Firewall binaries through `sudo -n` (the helper as an ordinary user). */
+    useSudo: v["use-sudo"],
+    sudoPath,
+    eventsSocketPath,
+    eventsSocketGroup,
     socketPath: v.socket,
     socketGroup: v["socket-group"],
     adminSocketPath,
@@ -97,7 +68,9 @@ export function parseHelperArgs(argv: string[]): HelperOptions | "help" {
     stateDir: v["state-dir"],
     httpPort: parsePortFlag("--http-port", v["http-port"]),
     httpsPort: parsePortFlag("--https-port", v["https-port"]),
+    /** --waf-http-port, --waf-https-port (the config loader merges them with global.waf_*). */
     waf: parseWafPortFlags(v),
+    /** On SIGTERM/SIGINT, revoke live grants (the table and its drops stay). */
     serviceRuleCleanupOnShutdown: v["service-rule-cleanup-on-shutdown"],
     logLevel: parseLogLevel(v["log-level"]),
   };

@@ -1,29 +1,7 @@
 import { createHash } from "node:crypto";
 import { publicHttpPort, publicHttpsPort, type FirewallApp as AppConfig, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { ipFamily, type IpFamily } from "@knockport/protocol";
-import {
-  FirewallError,
-  HTTPS_SET_V4,
-  HTTPS_SET_V6,
-  InvalidValueError,
-  STEP1_MAX_PACKET_LENGTH,
-  checkComment,
-  checkConnectionLimit,
-  checkFamily,
-  checkInterface,
-  checkIp,
-  checkPort,
-  checkProtocol,
-  checkTimeout,
-  forwardedApps,
-  renderIptablesGuardRule,
-  rulesetSetNames,
-  serviceSetName,
-  setFamily,
-  step1Prefix,
-  type GrantTarget,
-  type SetElement,
-} from "@knockport/firewall";
+import { FirewallError, HTTPS_SET_V4, HTTPS_SET_V6, InvalidValueError, STEP1_MAX_PACKET_LENGTH, checkComment, checkConnectionLimit, checkFamily, checkInterface, checkIp, checkPort, checkProtocol, checkTimeout, forwardedApps, guardComment, rulesetSetNames, serviceSetName, setFamily, step1Prefix, type GrantTarget, type SetElement } from "@knockport/firewall";
 
 // iptables backend: the same model as the nftables table (DESIGN.md §3), in chains of our own that
 // the built-in chains jump to, with ipset `hash:ip` sets whose elements carry a timeout (the kernel
@@ -337,4 +315,15 @@ export function renderIptablesDryRun(config: KnockportConfig): string {
     ...jumps,
     "",
   ].join("\n");
+}
+
+/** The mangle KNOCKPORT-PREROUTING rule of one app in one family (the guard before DNAT, see packages/firewall guard.ts). */
+function renderIptablesGuardRule(app: AppConfig, family: IpFamily, ipset: string): string[] {
+  return [
+    "-i", checkInterface(app.interfaceExt), "-p", checkProtocol(app.protocol), "--dport", `${checkPort(app.port, `${app.name}.port`)}`,
+    "-m", "conntrack", "--ctdir", "ORIGINAL",
+    "-m", "set", "!", "--match-set", ipset, "src", "!", "--update-counters",
+    "-m", "comment", "--comment", `"${guardComment(app, family)}"`,
+    "-j", "DROP",
+  ];
 }

@@ -1,34 +1,5 @@
 import { publicHttpPort, publicHttpsPort, type FirewallApp as AppConfig, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
-import {
-  CUSTOM_JUMP_COMMENT,
-  FirewallError,
-  GUARD_PRIORITY,
-  HTTPS_METER_V4,
-  HTTPS_METER_V6,
-  HTTPS_SET_V4,
-  HTTPS_SET_V6,
-  NFT_CHAINS,
-  NFT_TABLE,
-  OWN_TABLE,
-  STEP1_MAX_PACKET_LENGTH,
-  allApps,
-  checkComment,
-  checkConnectionLimit,
-  checkInterface,
-  checkPlacement,
-  checkPort,
-  checkProtocol,
-  forwardedApps,
-  placedName,
-  renderNftGuardRules,
-  renderPostPathMatch,
-  rulesetSetNames,
-  serviceSetName,
-  syncSetName,
-  type ForwardedApp,
-  type GrantTarget,
-  type NftPlacement,
-} from "@knockport/firewall";
+import { CUSTOM_JUMP_COMMENT, FirewallError, GUARD_PRIORITY, HTTPS_METER_V4, HTTPS_METER_V6, HTTPS_SET_V4, HTTPS_SET_V6, NFT_CHAINS, NFT_TABLE, OWN_TABLE, STEP1_MAX_PACKET_LENGTH, allApps, checkComment, checkConnectionLimit, checkInterface, checkPlacement, checkPort, checkProtocol, forwardedApps, placedName, renderNftGuardRules, renderPostPathMatch, rulesetSetNames, serviceSetName, syncSetName, type ForwardedApp, type GrantTarget, type NftPlacement } from "@knockport/firewall";
 import { renderAddElement } from "./elements.js";
 
 /** Addresses each HTTPS connection meter tracks at once; when full, a new address is not limited. */

@@ -3,15 +3,14 @@ import { createInterface } from "node:readline";
 import type { BackendLog } from "@knockport/firewall";
 
 export interface NftMonitorOptions {
-  /** Program and arguments printing `nft monitor` events, one a line (under --use-sudo: sudo -n nft monitor). */
+  /** `nft monitor` (under --use-sudo: sudo -n -- nft monitor). */
   readonly command: string;
   readonly args: readonly string[];
-  /** `inet knockport`, the admin's `inet <name>`, VyOS's `ip vyos_filter`: events naming another table are ignored. */
+  /** `inet knockport`, the admin's `inet <name>`, VyOS's `ip vyos_filter`: other tables' events are ignored. */
   readonly tables: readonly string[];
-  /** Called at once for every event that touches one of `tables`. */
   readonly onChange: (event: string) => void;
   readonly log: BackendLog;
-  /** Restart delays after nft exits: doubling from the first to the last, reset after a minute of running. */
+  /** Restart delays after nft exits: doubling up to `max`, back to `first` after a minute of running. */
   readonly restartDelayMs?: { first: number; max: number };
 }
 
@@ -63,13 +62,9 @@ export class NftMonitor {
     this.proc = proc;
     let stderr = "";
     proc.stderr?.setEncoding("utf8");
-    proc.stderr?.on("data", (chunk: string) => {
-      stderr = (stderr + chunk).slice(-2000);
-    });
+    proc.stderr?.on("data", (chunk: string) => void (stderr = (stderr + chunk).slice(-2000)));
     if (proc.stdout) {
-      // Bounded lines: an event line is short; a huge one (a rule with a giant anonymous set) is cut, not buffered whole.
-      const lines = createInterface({ input: proc.stdout, crlfDelay: Infinity });
-      lines.on("line", (line) => {
+      createInterface({ input: proc.stdout, crlfDelay: Infinity }).on("line", (line) => {
         if (touchesTable(line.slice(0, 4096), tables)) onChange(line.slice(0, 200));
       });
     }
