@@ -60,6 +60,12 @@ describe("the nftables backend's load path", () => {
     expect([...loaded].filter((f) => /backend-(iptables|vyos)|sudoers/.test(f))).toEqual([]);
     expect(loaded.has("packages/backend-nftables/src/render/ruleset.ts")).toBe(true);
   });
+
+  it("imports forwarding, custom-table and uninstall code only on demand", () => {
+    for (const f of ["render/forward.ts", "render/custom.ts", "render/index.ts", "runtime/uninstall.ts"]) {
+      expect(loaded, f).not.toContain(`packages/backend-nftables/src/${f}`);
+    }
+  });
 });
 
 describe("what a config or flag does not use stays unloaded", () => {
