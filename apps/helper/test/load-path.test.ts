@@ -62,7 +62,7 @@ describe("the nftables backend's load path", () => {
   });
 
   it("imports forwarding, custom-table and uninstall code only on demand", () => {
-    for (const f of ["render/forward.ts", "render/custom.ts", "render/index.ts", "runtime/uninstall.ts"]) {
+    for (const f of ["render/forward.ts", "render/custom.ts", "render/index.ts", "runtime/custom.ts", "runtime/uninstall.ts"]) {
       expect(loaded, f).not.toContain(`packages/backend-nftables/src/${f}`);
     }
   });

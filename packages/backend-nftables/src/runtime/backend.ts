@@ -77,22 +77,10 @@ export class NftablesBackend implements FirewallBackend {
     const elements = grants.map((g) => ({ set: g.set, ip: g.ip, timeoutSeconds: g.timeoutSeconds }));
     const custom = this.placement.custom;
     this.installed = undefined;
-    let built = this.build({ elements });
-    if (custom !== undefined) {
-      // The admin's table first: its chains must fit, and what of ours it holds goes in the same
-      // transaction that re-creates it (a restart or self-heal never duplicates a jump).
-      const listing = await this.list();
-      if (listing === undefined) {
-        throw new FirewallCommandError(
-          `--nftables-table-filter: table ${this.placement.table} does not exist (an ip or ip6 table of that name does not count: KnockPort needs an inet table, which sees both families); create it with your own ruleset first (KnockPort only adds to it), or leave the flag out to use KnockPort's own table`,
-          "",
-        );
-      }
-      const { checkAdminChains, existingObjects } = await import("../render/custom.js");
-      const problem = checkAdminChains(listing, custom, forwardedApps(this.config).length > 0);
-      if (problem !== undefined) throw new FirewallCommandError(problem, "");
-      built = this.build({ elements, existing: existingObjects(listing) });
-    }
+    // An admin's table is read first: its chains must fit, and what of ours it holds goes in the same
+    // transaction that re-creates it (a restart or self-heal never duplicates a jump).
+    const existing = custom === undefined ? undefined : (await import("./custom.js")).adminTableObjects(await this.list(), this.placement.table, custom, this.config);
+    const built = this.build({ elements, ...(existing !== undefined ? { existing } : {}) });
     await this.runScript(built.text, custom === undefined ? "install the knockport table" : `install KnockPort's chains in table ${this.placement.table}`);
     // The long-lived nft starts now, not on the first knock: its start-up cost stays off the knock path.
     await this.session?.apply([]).catch((err: Error) => {
