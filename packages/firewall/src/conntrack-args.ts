@@ -33,13 +33,13 @@ export function locateConntrackFor(config: KnockportConfig, exists: (p: string) 
  * `conntrack -D` arguments deleting the flows `ip` started to `app`'s service port. The filter is on the
  * ORIGINAL tuple (client source, protocol, destination port as the client sent it), which for a forwarded
  * app is the public port before DNAT, so one command line serves local and forwarded apps. The address
- * comes last: --print-sudoers allows these lines with only the address left open.
+ * comes last: knockport print-sudoers allows these lines with only the address left open.
  */
 export function conntrackDeleteArgs(app: Pick<AppConfig, "protocol" | "port">, ip: IpAddress): string[] {
   return conntrackDeletePrefix(app, ipFamily(ip)).concat(ip);
 }
 
-/** conntrackDeleteArgs without the address (for --print-sudoers). */
+/** conntrackDeleteArgs without the address (for knockport print-sudoers). */
 export function conntrackDeletePrefix(app: Pick<AppConfig, "protocol" | "port">, family: 4 | 6): string[] {
   return ["-D", "-f", family === 4 ? "ipv4" : "ipv6", "-p", app.protocol, "--orig-port-dst", String(app.port), "--orig-src"];
 }

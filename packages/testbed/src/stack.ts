@@ -214,7 +214,7 @@ export interface KnockportStack {
   readonly hooksStateDir: string;
   /** Starts knockport-hooks again as the stack did (after the test stopped it); waits for its subscription. */
   startHooks(): Promise<ManagedProcess>;
-  /** The helper's argv after `node`, node options first (for re-running it, e.g. with --uninstall-firewall). */
+  /** The helper's argv after `node`, node options first (for re-running it, e.g. with other flags). */
   readonly helperArgv: readonly string[];
   /** The server's argv after `node`, node options first, and the account it runs as (for re-running it, e.g. `pnpm bench`'s start-up timing). */
   readonly serverArgv: readonly string[];

@@ -221,7 +221,7 @@ export class IptablesBackend implements FirewallBackend {
     return sets.has("kp-https-v4") && sets.has("kp-https-v6");
   }
 
-  /** Our ipsets' elements from `ipset save` (one command; --print-sudoers allows it), with logical set names. */
+  /** Our ipsets' elements from `ipset save` (one command; the sudoers file allows it), with logical set names. */
   async listElements(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined> {
     const names = new Map([...sets].map((logical) => [ipsetName(logical), logical] as const));
     const cmd = this.privilege.wrap(this.bin.ipset, ["save"]);
