@@ -1,4 +1,4 @@
-import type { KnockportConfig } from "@knockport/config";
+import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { forwardedApps, type CustomChains } from "@knockport/firewall";
 import { FirewallCommandError } from "@knockport/firewall/run";
 import { checkAdminChains, existingObjects } from "../render/custom.js";
