@@ -2,14 +2,13 @@
  * The admin `grant` method and audit lines; and that the helper never runs the apps' on_open /
  * on_close commands itself (a recorder script stays unrun), but hands them to watch subscribers.
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig, type KnockportConfig } from "@knockport/config";
 import { HelperError } from "@knockport/protocol";
-import { RecordingFirewall } from "./recording-firewall.js";
+import { RecordingFirewall, capturingLogger, recordedCalls } from "./recording-firewall.js";
 import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
 
@@ -54,17 +53,10 @@ describe("grant, audit lines and command hooks", () => {
     );
   }
 
-  function recorded(): string[][] {
-    if (!existsSync(calls)) return [];
-    return readFileSync(calls, "utf8")
-      .split("\n")
-      .filter((l) => l !== "")
-      .map((l) => l.split("\t"));
-  }
+  const recorded = (): string[][] => recordedCalls(calls);
 
   async function startService(cfg: KnockportConfig): Promise<HelperService> {
-    const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
-    const s = new HelperService(cfg, firewall, new LeaseJournal(join(dir, "state")), log, clock);
+    const s = new HelperService(cfg, firewall, new LeaseJournal(join(dir, "state")), capturingLogger(lines), clock);
     await s.start();
     return s;
   }

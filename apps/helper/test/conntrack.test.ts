@@ -4,14 +4,14 @@
  * script that records its arguments and answers like conntrack 1.4.7 (summary on stderr, exit 1 when
  * nothing matched); the real kernel is exercised by test/e2e/close-established.test.ts.
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig, type KnockportConfig } from "@knockport/config";
 import type { IpAddress } from "@knockport/protocol";
-import { RecordingFirewall } from "./recording-firewall.js";
+import { RecordingFirewall, capturingLogger, recordedCalls } from "./recording-firewall.js";
 import { ConntrackCutter, ConntrackMissingError, conntrackDeleteArgs, locateConntrackFor } from "../src/conntrack.js";
 import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
@@ -103,13 +103,10 @@ describe("close_established: conntrack entries go when a lease ends", () => {
     chmodSync(fakeConntrack, 0o755);
   }
 
-  function recorded(): string[][] {
-    if (!existsSync(calls)) return [];
-    return readFileSync(calls, "utf8").split("\n").filter((l) => l !== "").map((l) => l.split("\t"));
-  }
+  const recorded = (): string[][] => recordedCalls(calls);
 
   async function startService(cfg: KnockportConfig, conntrackPath: string | undefined = fakeConntrack): Promise<HelperService> {
-    const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
+    const log = capturingLogger(lines);
     const s = new HelperService(cfg, firewall, new LeaseJournal(join(dir, "state")), log, clock, new ConntrackCutter(log, conntrackPath));
     await s.start();
     return s;
