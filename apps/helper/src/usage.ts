@@ -1,4 +1,4 @@
-import { WAF_FLAGS_USAGE } from "@knockport/config/flags";
+import { WAF_FLAGS_USAGE } from "@knockport/config/usage";
 import { BACKEND_FLAGS_USAGE, CUSTOM_CHAINS_USAGE } from "@knockport/firewall/usage";
 
 /** knockport-helper --help (a module of its own: the running helper never loads it). */

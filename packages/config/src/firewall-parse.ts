@@ -1,7 +1,5 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { APP_NAME_PATTERN, parsePort, type Port } from "@knockport/protocol";
-import { parseDestination } from "./destination.js";
-import { checkHookArgv } from "./hooks.js";
 import { show } from "./read-yaml.js";
 import * as S from "./firewall-schema.js";
 import type { Destination, FirewallApp, FirewallConfig, PortOverrides, RawFirewallApp, RawFirewallGlobal } from "./types.js";
@@ -10,8 +8,14 @@ import type { Destination, FirewallApp, FirewallConfig, PortOverrides, RawFirewa
 export type Problem = string | { readonly section: string; readonly root: Raw; readonly err: ErrorObject };
 export type Fail = (problem: Problem) => void;
 export type Raw = Record<string, unknown>;
+export const isMapping = (value: unknown): value is Raw => value !== null && typeof value === "object" && !Array.isArray(value);
 /** A port taken from a flag, a key or the default, with the names messages use for it. */
 export interface PortChoice { readonly port: Port | undefined; readonly key: string; readonly origin: string }
+/** Parsers of values only some files have (destination.ts, hooks.ts): the helper loads them for those files only. */
+export interface ValueParsers {
+  parseDestination(text: string, servicePort: Port): Destination | undefined;
+  checkHookArgv(argv: readonly string[]): string | undefined;
+}
 export interface Validators { readonly global: ValidateFunction; readonly app: ValidateFunction; readonly globalFields: Map<string, ValidateFunction>; readonly appFields: Map<string, ValidateFunction> }
 
 /**
@@ -45,7 +49,6 @@ const firewallView = (): Validators => (firewallValidators ??= compileValidators
 
 const validFields = (raw: Raw, fields: Map<string, ValidateFunction>): Raw =>
   Object.fromEntries([...fields].filter(([k, valid]) => raw[k] !== undefined && raw[k] !== null && valid(raw[k])).map(([k]) => [k, raw[k]]));
-const isMapping = (value: unknown): value is Raw => value !== null && typeof value === "object" && !Array.isArray(value);
 function pick(flag: string, key: string, override: unknown, fromConfig: unknown, fallback?: number): PortChoice | undefined {
   if (override !== undefined) return { port: parsePort(override), key: flag, origin: flag };
   if (fromConfig !== undefined) return { port: parsePort(fromConfig), key, origin: key };
@@ -56,7 +59,7 @@ function pick(flag: string, key: string, override: unknown, fromConfig: unknown,
  * The firewall's part of a parsed YAML document, or every problem found in it; with `full`
  * (loadConfig) the rest of the file is checked in the same pass.
  */
-export function parseFirewall(doc: unknown, file: string, o: PortOverrides, full?: FullChecks): { config?: FirewallConfig; problems: Problem[] } {
+export function parseFirewall(doc: unknown, file: string, o: PortOverrides, parsers: ValueParsers, full?: FullChecks): { config?: FirewallConfig; problems: Problem[] } {
   if (!isMapping(doc)) return { problems: [`must be a YAML mapping with a "global" key and one key per app (see config/config.example.yaml)`] };
   const v = full?.validators ?? firewallView();
   const problems: Problem[] = [];
@@ -108,12 +111,12 @@ export function parseFirewall(doc: unknown, file: string, o: PortOverrides, full
     full?.app(name, rawApp, a, g, fail);
     let destination: Destination | undefined = { kind: "local" };
     if (rawApp.destination !== undefined && rawApp.destination !== null) {
-      destination = typeof rawApp.destination === "string" ? parseDestination(rawApp.destination, (a.port ?? 1) as Port) : undefined;
+      destination = typeof rawApp.destination === "string" ? parsers.parseDestination(rawApp.destination, (a.port ?? 1) as Port) : undefined;
       // a non-string was reported by the schema; the message is the schema's, with the key's hint
       if (!destination && a.destination !== undefined) fail({ section: name, root: rawApp, err: { instancePath: "/destination", keyword: "format", schemaPath: "", params: {} } });
     }
     for (const hook of ["on_open", "on_close"] as const) {
-      const problem = a[hook] === undefined ? undefined : checkHookArgv(a[hook]);
+      const problem = a[hook] === undefined ? undefined : parsers.checkHookArgv(a[hook]);
       if (problem !== undefined) fail(`${name}.${hook}: ${problem}`);
     }
     if (!appValid || !destination) continue;

@@ -1,5 +1,3 @@
-import { HOOK_MAX_ARG_LENGTH, HOOK_MAX_ARGS } from "./hooks.js";
-
 /** Longest step-1 path: the firewall matches `POST <path> ` in chained 16-byte payload compares. */
 export const HTTP_POST_PATH_MAX_LENGTH = 64;
 export const MAX_DURATION_SECONDS = 366 * 24 * 3600;
@@ -17,6 +15,8 @@ export const DEFAULT_STEP2_HTTPS_DURATION = 5;
 export const DEFAULT_MAX_LEASES = 100_000;
 export const DEFAULT_MASQUERADE = true;
 export const DEFAULT_CLOSE_ESTABLISHED = false;
+export const HOOK_MAX_ARGS = 64;
+export const HOOK_MAX_ARG_LENGTH = 4096;
 /** Characters a knock path may hold: unreserved URL characters and "/", so no encoding ambiguity. */
 export const POST_PATH_PATTERN = "^/[A-Za-z0-9._~/-]+$";
 /**

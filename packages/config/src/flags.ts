@@ -1,4 +1,7 @@
 import { dirname, join } from "node:path";
+import type { WafFlags } from "./types.js";
+
+export type { WafFlags };
 
 /** A bad command line: the message names the flag and the fix; the process exits 2. */
 export class UsageError extends Error {
@@ -47,25 +50,6 @@ export const SHARED_FLAGS = {
   "waf-https-port": { type: "string" },
   "waf-trusted-ips": { type: "string", multiple: true },
 } as const;
-
-/** What the WAF flags say; undefined fields leave the config keys (or WAF mode off) in place. */
-export interface WafFlags {
-  wafHttpPort: number | undefined;
-  wafHttpsPort: number | undefined;
-  /** Every entry of every --waf-trusted-ips, in order (each flag is a comma-separated list); only the server reads them. */
-  wafTrustedIps?: string[] | undefined;
-}
-
-/** --help lines for the WAF flags, shared by the helper's, the server's and `knockport run`'s usage. */
-export const WAF_FLAGS_USAGE = `      --waf-http-port N     WAF mode: public HTTP port nginx listens on (overrides global.waf_http_port);
-                            the stealth step-1 rules move there, KnockPort's own ports are dropped
-                            on interface_ext (nginx on this host proxies to them)
-      --waf-https-port N    WAF mode: public HTTPS port nginx listens on (overrides global.waf_https_port);
-                            step 1 opens this port
-      --waf-trusted-ips LIST
-                            WAF mode: comma-separated addresses/networks whose X-Real-IP /
-                            X-Forwarded-For is believed; repeatable, added to global.waf_trusted_ips
-                            (default when none is named: 127.0.0.1,::1)`;
 
 /** The WAF ports of the flags, each bad value naming its flag (the config loader cross-checks them); server-flags.ts adds the trusted list. */
 export function parseWafPortFlags(values: { "waf-http-port"?: string | undefined; "waf-https-port"?: string | undefined }): WafFlags {

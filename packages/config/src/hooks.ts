@@ -8,8 +8,7 @@ export const HOOK_PLACEHOLDERS = ["ip", "port", "protocol", "duration", "app"] a
 export type HookPlaceholder = (typeof HOOK_PLACEHOLDERS)[number];
 export type HookValues = Record<HookPlaceholder, string>;
 
-export const HOOK_MAX_ARGS = 64;
-export const HOOK_MAX_ARG_LENGTH = 4096;
+export { HOOK_MAX_ARG_LENGTH, HOOK_MAX_ARGS } from "./firewall-schema.js";
 
 const PLACEHOLDER = /\{([^{}]*)\}/g;
 

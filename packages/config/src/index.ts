@@ -4,6 +4,7 @@ export * from "./schema.js";
 export type * from "./types.js";
 export * from "./load.js";
 export * from "./flags.js";
+export * from "./usage.js";
 export * from "./server-flags.js";
 export * from "./hooks.js";
 export * from "./two-factor-file.js";

@@ -3,6 +3,8 @@ import { configInvalid } from "./describe.js";
 import { compileValidators, parseFirewall, type Fail, type FullChecks, type PortChoice, type Raw, type Validators } from "./firewall-parse.js";
 import type { Port } from "@knockport/protocol";
 import { readYaml, show } from "./read-yaml.js";
+import { parseDestination } from "./destination.js";
+import { checkHookArgv } from "./hooks.js";
 import { AUTH_CHECK_LISTEN_HINT, parseAuthCheckListen, type AuthCheckListen } from "./auth-check.js";
 import { clusterFromRaw, type ClusterConfig } from "./cluster.js";
 import { appSchema, globalSchema, DEFAULT_2FA_SKEW_PERIODS, DEFAULT_RATE_LIMIT_IPV6_PREFIX, DEFAULT_RATE_LIMIT_PER_MINUTE } from "./schema.js";
@@ -193,7 +195,7 @@ export function loadConfig(file: string, overrides: PortOverrides = {}): Knockpo
 /** The whole config: the firewall's view (parseFirewall, what the helper reads) plus the server's keys. */
 export function parseConfig(doc: unknown, file: string, overrides: PortOverrides = {}): KnockportConfig {
   const full = fullChecks(file);
-  const { config, problems } = parseFirewall(doc, file, overrides, full);
+  const { config, problems } = parseFirewall(doc, file, overrides, { parseDestination, checkHookArgv }, full);
   if (!config) throw configInvalid(file, problems);
   return withServerKeys(config, doc as Raw, full);
 }

@@ -170,3 +170,21 @@ export interface RawApp extends RawFirewallApp {
   access_key_http: string[];
   access_key_https: string[];
 }
+
+/** checkInterfaces: the config's interfaces this host lacks. */
+export interface InterfaceCheck {
+  /** Missing and listed in global.allow_missing_interfaces: the firewall fails closed on them until they appear. */
+  readonly waiting: string[];
+  /** One line per missing interface that is not allowed to be missing. */
+  readonly problems: string[];
+  /** The names of those (missing, not in global.allow_missing_interfaces). */
+  readonly unlisted: string[];
+}
+
+/** What the WAF flags say; undefined fields leave the config keys (or WAF mode off) in place. */
+export interface WafFlags {
+  wafHttpPort: number | undefined;
+  wafHttpsPort: number | undefined;
+  /** Every entry of every --waf-trusted-ips, in order (each flag is a comma-separated list); only the server reads them. */
+  wafTrustedIps?: string[] | undefined;
+}
