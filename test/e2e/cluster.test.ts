@@ -256,7 +256,19 @@ describe("cluster mode, two gateways (nftables)", () => {
     await until("A's grant after the restart", async () => (await sshState(a, "cli")) === "open", 8000);
   });
 
-  it("9. A stopped: B's lease keeps working and ends on time", async () => {
+  it("9. a revoke at B (knockport revoke) closes the lease on A too", async () => {
+    const cliIp = a.topo.addr.cli.v4;
+    await step1(a, "cli");
+    expect((await step2(a, "cli")).status).toBe(200);
+    await until("B's grant", async () => (await sshState(b, "cli")) === "open");
+    const r = await b.stack.cli(["revoke", "--app", ssh.name, "--ip", cliIp, "--admin-socket", b.stack.adminSocketPath]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    await until("A's close", async () => (await sshState(a, "cli")) === "closed");
+    expect(await sshState(b, "cli")).toBe("closed");
+    expect(a.sync!.lines.some((l) => /"event":"cluster.lease.revoked"/.test(l.line))).toBe(true);
+  });
+
+  it("10. A stopped: B's lease keeps working and ends on time", async () => {
     await step1(a, "cli2");
     expect((await step2(a, "cli2")).status).toBe(200);
     await until("B's grant", async () => (await sshState(b, "cli2")) === "open");
