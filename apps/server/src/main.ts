@@ -8,8 +8,7 @@ import { buildAuthCheckApp, listenAuthCheck } from "./auth-check.js";
 import { buildKnockApp, createKnockContext } from "./app.js";
 import type { MetricsListener } from "./metrics.js";
 import { readTlsFiles, type TlsFiles } from "./tls-files.js";
-import { ClusterStoreConfigError, connectStore } from "@knockport/cluster-store";
-import { ServerCluster } from "./cluster.js";
+import type { ServerCluster } from "./cluster.js";
 import { FileUsedTokenStore, UnavailableUsedTokenStore, UsedTokenStoreError, type UsedTokenStore } from "./used-tokens.js";
 
 function readTls(certFile: string, keyFile: string): TlsFiles {
@@ -36,11 +35,13 @@ async function listen(app: FastifyInstance, port: number, host: string): Promise
 
 /**
  * Cluster mode: the store connection, which reconnects by itself. Losing and regaining it is logged
- * once each; while it is gone every knock is answered 503 (docs/cluster.md).
+ * once each; while it is gone every knock is answered 503 (docs/cluster.md). The store's client
+ * (ioredis) is loaded only in cluster mode: it cost every start about 0.1 s CPU and 4 MB.
  */
-function startCluster(config: KnockportConfig, log: Logger): ServerCluster | undefined {
+async function startCluster(config: KnockportConfig, log: Logger): Promise<ServerCluster | undefined> {
   const cluster = config.global.cluster;
   if (!cluster) return undefined;
+  const [{ ClusterStoreConfigError, connectStore }, { ServerCluster }] = await Promise.all([import("@knockport/cluster-store"), import("./cluster.js")]);
   let connection;
   try {
     connection = connectStore(cluster, { onError: (message) => log.debug({ event: "cluster.store.error", err: message }, "cluster store connection error") });
@@ -102,7 +103,7 @@ async function main(argv: string[]): Promise<number> {
   // prom-client is loaded only for --metrics-port (a tenth of a second of every start otherwise)
   const metricsModule = options.metricsPort === undefined ? undefined : await import("./metrics.js");
   const metrics = metricsModule === undefined ? undefined : new metricsModule.ServerMetrics(config.apps.map((a) => a.name));
-  const cluster = startCluster(config, log);
+  const cluster = await startCluster(config, log);
   const context = createKnockContext(config, metrics && metricsModule ? metricsModule.instrumentHelper(helper, metrics) : helper, Date.now, usedTokens, cluster, (event, message) =>
     log.warn({ event }, message),
   );
