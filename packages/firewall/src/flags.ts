@@ -18,14 +18,7 @@ export const BACKEND_FLAGS = {
 
 type BackendFlagValues = Partial<Record<keyof typeof BACKEND_FLAGS, string>>;
 
-export interface BackendFlags {
-  readonly type: FirewallType;
-  readonly iptablesBinary: string;
-  readonly vbash: string | undefined;
-  readonly customChains: CustomChains | undefined;
-}
-
-export function parseBackendFlags(v: BackendFlagValues): BackendFlags {
+export function parseBackendFlags(v: BackendFlagValues): { type: FirewallType; iptablesBinary: string; vbash: string | undefined; customChains: CustomChains | undefined } {
   const type = v["firewall-type"] ?? "nftables";
   if (type !== "nftables" && type !== "iptables" && type !== "vyos") {
     throw new UsageError(`--firewall-type: must be nftables, iptables or vyos (got "${type.slice(0, 40)}")`);
@@ -35,9 +28,7 @@ export function parseBackendFlags(v: BackendFlagValues): BackendFlags {
   }
   const iptablesBinary = v["iptables-binary"] ?? "auto";
   if (!/^(auto|nft|legacy|\/[A-Za-z0-9._/-]*\/iptables(-[a-z]+)?)$/.test(iptablesBinary)) {
-    throw new UsageError(
-      `--iptables-binary: must be auto, nft, legacy or an absolute path to an iptables executable such as /usr/sbin/iptables-legacy (got "${iptablesBinary.slice(0, 80)}")`,
-    );
+    throw new UsageError(`--iptables-binary: must be auto, nft, legacy or an absolute path to an iptables executable such as /usr/sbin/iptables-legacy (got "${iptablesBinary.slice(0, 80)}")`);
   }
   return { type, iptablesBinary, vbash: v.vbash, customChains: parseCustomChains(v, type) };
 }

@@ -34,9 +34,9 @@ export function readTableListing(json: string, custom: boolean): TableListing {
     throw new ListingParseError(`nft printed JSON that does not parse: ${(err as Error).message}`);
   }
   if (!isObject(doc) || !Array.isArray(doc.nftables)) throw new ListingParseError("nft's JSON listing has no nftables array");
-  const chains: { name: string; type?: string; hook?: string }[] = [];
+  const chains: TableListing["chains"][number][] = [];
   const sets: string[] = [];
-  const rules: { chain: string; handle: number; comment?: string; jumpTo?: string }[] = [];
+  const rules: TableListing["rules"][number][] = [];
   const ours: unknown[] = [];
   for (const item of doc.nftables as unknown[]) {
     if (!isObject(item)) continue;

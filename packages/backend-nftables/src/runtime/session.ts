@@ -21,13 +21,11 @@ interface Waiter {
 }
 
 export interface NftSessionOptions {
-  /** Program and arguments of an interactive nft reading commands on stdin. */
+  /** An interactive nft reading commands on stdin; `table` holds `syncSet`; `timeoutMs` per transaction. */
   command: string;
   args?: readonly string[];
-  /** The table holding the sync set ("inet knockport"). */
   table: string;
   syncSet?: string;
-  /** Per transaction. */
   timeoutMs?: number;
 }
 
@@ -97,13 +95,9 @@ export class NftSession {
     proc.stdout.setEncoding("utf8");
     proc.stderr.setEncoding("utf8");
     proc.stdout.on("data", (chunk: string) => this.onStdout(chunk));
-    proc.stderr.on("data", (chunk: string) => {
-      this.stderr = (this.stderr + chunk).slice(-4000);
-    });
+    proc.stderr.on("data", (chunk: string) => void (this.stderr = (this.stderr + chunk).slice(-4000)));
     proc.on("error", (err) => this.fail(`cannot run ${this.options.command}: ${err.message}`));
-    proc.on("close", () => {
-      if (this.proc === proc) this.fail("nft exited");
-    });
+    proc.on("close", () => this.proc === proc && this.fail("nft exited"));
     proc.stdin.on("error", () => this.fail("nft closed its input"));
     return proc;
   }
