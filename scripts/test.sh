@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "scripts/test.sh: run as root (the end-to-end suite builds network namespaces)" >&2; exit 1; }
 bash scripts/bootstrap.sh
+# shellcheck source=node-env.sh
+. scripts/node-env.sh # Node 20 and pnpm where bootstrap put them
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT

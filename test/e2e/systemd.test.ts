@@ -40,7 +40,7 @@ const EXPOSURE_GOAL = 1.5;
 const SHORT_APP_DURATION_S = 6;
 
 /** What the .deb is built from: a package older than any of it is built again. */
-const PACKAGE_INPUTS = ["apps", "packages", "deploy/systemd", "deploy/debian", "deploy/sysusers.d", "deploy/tmpfiles.d", "config", "docs", "bin", "scripts/package-deb.sh", "pnpm-lock.yaml"];
+const PACKAGE_INPUTS = ["apps", "packages", "deploy/systemd", "deploy/debian", "deploy/sysusers.d", "deploy/tmpfiles.d", "config", "docs", "bin", "scripts/package-deb.sh", "scripts/node-env.sh", "pnpm-lock.yaml"];
 
 function newestInput(): number {
   let newest = 0;

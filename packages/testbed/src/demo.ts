@@ -7,6 +7,7 @@
  * Everything is removed at the end, also on error or Ctrl-C.
  */
 import { rmSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import { describeKnock, formBody, knock, knockUrl } from "./knock.js";
 import { probeTcp, probeUdp, type PortState } from "./probe.js";
 import { exampleConfig, startKnockport, type AppSpec, type KnockportStack } from "./stack.js";
@@ -34,6 +35,20 @@ function findTool(name: string): boolean {
   return false;
 }
 
+/**
+ * The first directory on the way to `path` (itself included) that others may not search, or
+ * undefined: the server runs as nobody and must reach bin/knockport-server. A clone in /root
+ * (0700) is the common case.
+ */
+export function closedToOthers(path: string): string | undefined {
+  const parts = resolve(path).split("/").filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const dir = `/${parts.slice(0, i).join("/")}`;
+    if ((statSync(dir).mode & 0o001) === 0) return dir;
+  }
+  return undefined;
+}
+
 interface Row {
   label: string;
   states: PortState[];
@@ -52,6 +67,12 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const missing = REQUIRED_TOOLS.filter((t) => !findTool(t));
   if (missing.length > 0) {
     log(`demo: missing tools: ${missing.join(", ")} (Debian: apt-get install -y iproute2 nftables curl util-linux)`);
+    return 2;
+  }
+
+  const closed = closedToOthers(opts.repoRoot);
+  if (closed !== undefined) {
+    log(`demo: the server runs as nobody, which cannot enter ${closed} (mode ${(statSync(closed).mode & 0o777).toString(8)}); run the demo from a clone that others may read, e.g. /srv/knockport`);
     return 2;
   }
 
