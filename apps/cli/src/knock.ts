@@ -6,6 +6,7 @@ import { connect, isIP, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { UsageError, parsePortFlag } from "@knockport/config";
+import { CLI_ERRORS, ROOT_ERRORS } from "@knockport/protocol/errors";
 
 export const KNOCK_USAGE = `Usage: knockport knock --host HOST --app APP --http-path PATH --https-path PATH [options]
 
@@ -54,13 +55,13 @@ Exit codes:
 export const EXIT = {
   OK: 0,
   UNEXPECTED: 1,
-  USAGE: 2,
-  STEP1_UNREACHABLE: 3,
-  STEP2_UNREACHABLE: 4,
-  STEP2_REFUSED: 5,
-  TLS: 6,
-  OTHER_ANSWER: 7,
-  CHECK_FAILED: 8,
+  USAGE: ROOT_ERRORS.USAGE.exit,
+  STEP1_UNREACHABLE: CLI_ERRORS.KNOCK_STEP1_UNREACHABLE.exit,
+  STEP2_UNREACHABLE: CLI_ERRORS.KNOCK_STEP2_UNREACHABLE.exit,
+  STEP2_REFUSED: CLI_ERRORS.KNOCK_STEP2_REFUSED.exit,
+  TLS: CLI_ERRORS.KNOCK_TLS.exit,
+  OTHER_ANSWER: CLI_ERRORS.KNOCK_OTHER_ANSWER.exit,
+  CHECK_FAILED: CLI_ERRORS.KNOCK_CHECK_FAILED.exit,
 } as const;
 
 /** Step 1 must fit one packet of at most 500 bytes with IPv6 (40) and TCP headers with options (≤ 60). */

@@ -1,13 +1,13 @@
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ConfigError, SERVER_USER, DEFAULT_ADMIN_SOCKET, DEFAULT_EVENTS_SOCKET, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags, refuseMissingInterfaces } from "@knockport/config";
-import { HelperCallError } from "@knockport/helper-client";
+import { SERVER_USER, DEFAULT_ADMIN_SOCKET, DEFAULT_EVENTS_SOCKET, DEFAULT_HELPER_SOCKET, SHARED_FLAGS, WAF_FLAGS_USAGE, withUsageErrors, UsageError, formatTrustedProxy, loadConfig, parsePortFlag, parseWafFlags, refuseMissingInterfaces } from "@knockport/config";
+import { CLI_ERRORS, ROOT_ERRORS, exitOnError } from "@knockport/protocol/errors";
 import { genCertCommand } from "./gen-cert.js";
 import { runBoth } from "./run.js";
 import { fetchLeases, formatLeaseTable } from "./status.js";
 import { watchLeases } from "./watch.js";
-import { AdminError, formatGrant, formatRevoke, grantLease, parseAdminTarget, parseDurationFlag, revokeLease } from "./admin.js";
+import { formatGrant, formatRevoke, grantLease, parseAdminTarget, parseDurationFlag, revokeLease } from "./admin.js";
 import { KNOCK_USAGE, KnockFailure, resolveKnockSettings, runKnock } from "./knock.js";
 import { DEFAULT_SERVER_CONFIG, SETUP_2FA_USAGE, parseInterval, setupTwoFactor } from "./setup-2fa.js";
 
@@ -67,8 +67,6 @@ ${WAF_FLAGS_USAGE}
 `;
 
 const HELP = { type: "boolean", short: "h" } as const;
-
-const EXPECTED_CODES = new Set(["FIREWALL_COMMAND_FAILED", "INSTANCE_LOCKED", "CONNTRACK_MISSING", "VYOS_BOOTSTRAP_NEEDED"]);
 
 /** knockport-helper's custom table/chain flags, which `knockport run` passes through. */
 const NFTABLES_CUSTOM_FLAGS = {
@@ -255,20 +253,10 @@ main(process.argv.slice(2)).then(
   // thousands of leases) has been flushed
   (code) => process.stdout.write("", () => process.exit(code)),
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof UsageError) {
-      process.stderr.write(`knockport: ${err.message}\n`);
-      process.exit(2);
-    }
     if (err instanceof KnockFailure) {
       process.stderr.write(`knockport knock: ${err.message}\n`);
       process.exit(err.exitCode);
     }
-    // An error the admin can fix (a firewall command failed, the helper still runs): its message alone.
-    if (err instanceof HelperCallError || err instanceof AdminError || EXPECTED_CODES.has((err as { code?: string } | undefined)?.code ?? "")) {
-      process.stderr.write(`knockport: ${(err as Error).message}\n`);
-      process.exit(1);
-    }
-    process.stderr.write(`knockport: unexpected error: ${(err as Error)?.message ?? String(err)}\n`);
-    process.exit(1);
+    exitOnError("knockport", { ...ROOT_ERRORS, ...CLI_ERRORS }, err);
   },
 );

@@ -1,8 +1,7 @@
 import { createLogger } from "./log.js";
 import { readFileSync } from "node:fs";
-import { ConfigError, loadFirewallConfig } from "@knockport/config/firewall";
-import { UsageError } from "@knockport/config/flags";
-import { createDispatcher, type SocketName } from "@knockport/protocol";
+import { loadFirewallConfig } from "@knockport/config/firewall";
+import { ROOT_ERRORS, createDispatcher, exitOnError, type SocketName } from "@knockport/protocol";
 import { forwardedApps, nftPlacement } from "@knockport/firewall";
 import { DIRECT } from "@knockport/firewall/run";
 import { parseHelperArgs } from "./args.js";
@@ -13,28 +12,6 @@ import { createBackend } from "./backend-factory.js";
 import type { RpcPeer } from "./helper-context.js";
 import { prepareInterfaces } from "./interfaces.js";
 import { helperStateFiles, takeInstanceLock, type InstanceLock } from "@knockport/durable-file";
-
-/**
- * Codes of the errors the admin can fix (printed as their message alone, no stack trace); by code
- * rather than by class so that main.ts need not load every backend's module to recognise them.
- */
-const EXPECTED_CODES = new Set([
-  "FIREWALL_COMMAND_FAILED",
-  "SOCKET_SETUP_FAILED",
-  "FORWARDING_DISABLED",
-  "VYOS_BOOTSTRAP_NEEDED",
-  "CONNTRACK_MISSING",
-  "INSTANCE_LOCKED",
-  "STATE_WRITE_FAILED",
-]);
-
-function isExpectedFailure(err: unknown): err is Error & { code: string } {
-  return (
-    err instanceof ConfigError ||
-    err instanceof UsageError ||
-    (err instanceof Error && EXPECTED_CODES.has((err as { code?: string }).code ?? ""))
-  );
-}
 
 /**
  * Locks held until the process exits (never released: the kernel drops them with the process). Kept
@@ -167,15 +144,4 @@ async function main(argv: string[]): Promise<number> {
   });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (isExpectedFailure(err)) {
-      process.stderr.write(`knockport-helper: ${err.message}\n`);
-      process.exit(err instanceof ConfigError || err instanceof UsageError ? 2 : 1);
-    }
-    // A bug, not a usage problem: one line for the operator, no stack trace.
-    process.stderr.write(`knockport-helper: unexpected error: ${(err as Error)?.message ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+main(process.argv.slice(2)).then((code) => process.exit(code), (err) => exitOnError("knockport-helper", ROOT_ERRORS, err));

@@ -2,6 +2,7 @@
 import pino from "pino";
 import { UsageError } from "@knockport/config";
 import { checkPrivateDir, makeDirs } from "@knockport/durable-file";
+import { EXIT_ERRORS, ROOT_ERRORS, exitStatusOf } from "@knockport/protocol/errors";
 import { HOOKS_USAGE, parseHooksArgs } from "./args.js";
 import { HookEngine } from "./engine.js";
 import { HookMetrics } from "./metrics.js";
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
   try {
     opts = parseHooksArgs(process.argv.slice(2));
   } catch (err) {
-    if (err instanceof UsageError) fail(err.message, 2);
+    if (err instanceof UsageError) fail(err.message, ROOT_ERRORS.USAGE.exit);
     throw err;
   }
   if (opts === undefined) {
@@ -37,7 +38,7 @@ async function main(): Promise<void> {
     checkPrivateDir(opts.stateDir, { label: "--state-dir" });
     record = OpenRecord.load(opts.stateDir);
   } catch (err) {
-    fail((err as Error).message, 1);
+    fail((err as Error).message, exitStatusOf(err, EXIT_ERRORS) ?? 1);
   }
   const apps = new Map<string, HookApp>();
   const metrics = new HookMetrics();

@@ -11,6 +11,7 @@ export function leaseKey(app: string, ip: string): string {
 
 export class RecordError extends Error {
   override readonly name = "RecordError";
+  readonly code = "HOOKS_RECORD_UNREADABLE";
 }
 
 const FORMAT = 1;

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
-import { ConfigError, UsageError, formatAuthCheckListen, loadConfig, type KnockportConfig } from "@knockport/config";
+import { formatAuthCheckListen, loadConfig, type KnockportConfig } from "@knockport/config";
 import { HelperClient } from "@knockport/helper-client";
+import { ROOT_ERRORS, SERVER_ERRORS, exitOnError } from "@knockport/protocol/errors";
 import { SERVER_USAGE, parseServerArgs } from "./args.js";
 import { StartupError, compareWithHelper, helloWithRetry } from "./startup-checks.js";
 import { buildAuthCheckApp, listenAuthCheck } from "./auth-check.js";
@@ -157,11 +158,4 @@ async function main(argv: string[]): Promise<number> {
   });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    const expected = err instanceof ConfigError || err instanceof UsageError || err instanceof StartupError;
-    process.stderr.write(`knockport-server: ${expected ? "" : "unexpected error: "}${(err as Error)?.message ?? String(err)}\n`);
-    process.exit(err instanceof ConfigError || err instanceof UsageError ? 2 : 1);
-  },
-);
+main(process.argv.slice(2)).then((code) => process.exit(code), (err) => exitOnError("knockport-server", { ...ROOT_ERRORS, ...SERVER_ERRORS }, err));

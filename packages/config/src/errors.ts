@@ -5,7 +5,6 @@ export type ConfigErrorCode = "CONFIG_NOT_FOUND" | "CONFIG_UNREADABLE" | "CONFIG
  * naming the file and key path, so callers print them as they are and exit 2.
  */
 export class ConfigError extends Error {
-  readonly exitCode = 2;
   constructor(
     readonly code: ConfigErrorCode,
     readonly file: string,

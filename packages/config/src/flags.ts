@@ -6,7 +6,6 @@ export type { WafFlags };
 /** A bad command line: the message names the flag and the fix; the process exits 2. */
 export class UsageError extends Error {
   readonly code = "USAGE";
-  readonly exitCode = 2;
   constructor(message: string) {
     super(message);
     this.name = "UsageError";

@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { ROOT_ERRORS, exitStatusOf } from "@knockport/protocol";
 import { ConfigError, findApp, loadConfig } from "../src/index.js";
 import { BASE_YAML, configError, problemsOf, tempDir, writeConfig, writeConfigAt } from "./helpers.js";
 
@@ -19,7 +20,7 @@ describe("loadConfig: reading the file", () => {
     const err = configError(() => loadConfig(file));
     expect(err.code).toBe("CONFIG_NOT_FOUND");
     expect(err.file).toBe(file);
-    expect(err.exitCode).toBe(2);
+    expect(exitStatusOf(err, ROOT_ERRORS)).toBe(2);
     expect(err.problems).toEqual([
       `${file}: no such file; pass the config with -c/--config (see config/config.example.yaml)`,
     ]);
@@ -126,6 +127,6 @@ describe("loadConfig: reading the file", () => {
   it("ConfigError is a real class callers can match", () => {
     const err = new ConfigError("CONFIG_INVALID", "f.yaml", ["f.yaml: a", "f.yaml: b"]);
     expect(err.message).toBe("f.yaml: a\nf.yaml: b");
-    expect(err.exitCode).toBe(2);
+    expect(exitStatusOf(err, ROOT_ERRORS)).toBe(2);
   });
 });

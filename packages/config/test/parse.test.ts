@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { ROOT_ERRORS, exitStatusOf } from "@knockport/protocol";
 import {
   DEFAULT_HTTP_PORT,
   DEFAULT_HTTPS_PORT,
@@ -756,6 +757,6 @@ describe("parseConfig: many problems at once", () => {
     const err = configError(() => parse(withDoc((d) => (d.ssh.port = 0))));
     expect(err.code).toBe("CONFIG_INVALID");
     expect(err.file).toBe(FILE);
-    expect(err.exitCode).toBe(2);
+    expect(exitStatusOf(err, ROOT_ERRORS)).toBe(2);
   });
 });

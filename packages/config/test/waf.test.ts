@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { ROOT_ERRORS, exitStatusOf } from "@knockport/protocol";
 import {
   UsageError,
   formatTrustedProxy,
@@ -68,7 +69,7 @@ describe("parseWafFlags", () => {
       err = e;
     }
     expect(err).toBeInstanceOf(UsageError);
-    expect((err as UsageError).exitCode).toBe(2);
+    expect(exitStatusOf(err, ROOT_ERRORS)).toBe(2);
     expect((err as Error).message).toContain(message);
   });
 });

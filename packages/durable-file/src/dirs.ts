@@ -20,6 +20,7 @@ export function makeDirs(dir: string, mode: number): void {
 
 export class PrivateDirError extends Error {
   override readonly name = "PrivateDirError";
+  readonly code = "PRIVATE_DIR_UNUSABLE";
 }
 
 export interface PrivateDirOptions {

@@ -2,7 +2,7 @@
  * What the helper's clients (server, CLI, knockport-hooks) need and the helper does not: the result
  * schemas, error names by code, and address networks for rate limits.
  */
-import { HELPER_ERRORS, type HelperErrorName } from "./methods.js";
+import { HELPER_ERRORS, type HelperErrorName } from "./errors.js";
 import { ipFamily, type IpAddress } from "./ip.js";
 
 export * from "./results.js";

@@ -1,12 +1,11 @@
 import { Ajv, type ValidateFunction } from "ajv";
 import { JSONSCHEMA_ERRORS_MAX_DETAIL, describeSchemaErrors } from "./validation.js";
 import { JSONRPC_ERRORS, type RequestId, type RpcErrorObject, type RpcResponse } from "./jsonrpc.js";
+import { HELPER_ERRORS, type HelperErrorName } from "./errors.js";
 import {
-  HELPER_ERRORS,
   METHODS,
   isMethodName,
   methodsOf,
-  type HelperErrorName,
   type MethodName,
   type SocketName,
   type ParamsOf,

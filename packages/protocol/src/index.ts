@@ -2,6 +2,7 @@
 export * from "./ip.js";
 export * from "./port.js";
 export * from "./methods.js";
+export * from "./errors.js";
 export * from "./jsonrpc.js";
 export * from "./dispatch.js";
 export * from "./validation.js";

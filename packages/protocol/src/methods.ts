@@ -7,6 +7,7 @@
  */
 import type { Infer, ObjectSchema } from "./schema.js";
 import type { RESULTS } from "./results.js";
+import type { HelperErrorName } from "./errors.js";
 import { checkParams, closeParams, emptyParams, grantParams, openParams } from "./shapes.js";
 
 export * from "./shapes.js";
@@ -30,19 +31,6 @@ export const MAX_RESPONSE_FRAME_BYTES = 32 * 1024 * 1024;
  */
 export type SocketName = "knock" | "admin" | "events";
 
-/** Errors the helper answers besides the JSON-RPC standard ones. Codes are stable. */
-export const HELPER_ERRORS = {
-  UNKNOWN_APP: { code: -32001, message: "unknown app" },
-  STEP1_REQUIRED: { code: -32002, message: "step 2 requires a live step-1 lease for this app and address" },
-  FIREWALL_FAILED: { code: -32003, message: "the firewall refused the change" },
-  INVALID_ADDRESS: { code: -32004, message: "not a unicast IPv4 or IPv6 address" },
-  OVERLOADED: { code: -32005, message: "helper is busy, retry later" },
-  STATE_FAILED: { code: -32006, message: "the lease journal could not be written; nothing was opened" },
-  DURATION_TOO_LONG: { code: -32007, message: "durationSeconds exceeds the app's configured duration" },
-  TOO_MANY_LEASES: { code: -32008, message: "the app has max_leases live leases for this address family; nothing was opened" },
-  METHOD_NOT_ALLOWED: { code: -32009, message: "method not allowed on this socket" },
-} as const;
-export type HelperErrorName = keyof typeof HELPER_ERRORS;
 
 export interface MethodRow {
   readonly socket: SocketName;

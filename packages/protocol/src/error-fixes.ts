@@ -1,0 +1,53 @@
+/**
+ * The fix for every catalogued error code (errors.ts, errors-apps.ts), for docs/errors.md and the CLI;
+ * apart from the codes so that the root helper does not load text it never prints. A code without a
+ * fix, or a fix without a code, fails the typecheck.
+ */
+import type { ErrorCode } from "./errors-apps.js";
+
+export const ERROR_FIXES: Readonly<Record<ErrorCode, string>> = {
+  USAGE: "Correct the flag the message names; `<program> --help` lists them all.",
+  CONFIG_NOT_FOUND: "Pass the right file with `-c FILE`, or create it (the package installs /etc/knockport/config.yaml).",
+  CONFIG_UNREADABLE: "Let the process read it: the helper runs as root, the server reads it as group knockport (`chgrp knockport FILE && chmod 0640 FILE`).",
+  CONFIG_YAML: "Fix the YAML syntax at the line named; `knockport check-config -c FILE` re-checks it.",
+  CONFIG_INVALID: "Fix each key the message lists (see docs/guide.md); `knockport check-config -c FILE` re-checks it.",
+  FIREWALL_COMMAND_FAILED: "Install the backend's tools (nftables, iptables/ipset, or run on VyOS), run the helper as root, and read the stderr quoted; docs/firewall.md.",
+  CONNTRACK_MISSING: "Install conntrack (`apt-get install conntrack`) so that revoked leases also drop their established connections.",
+  VYOS_BOOTSTRAP_NEEDED: "Run the script printed once as root on the VyOS router, then start the helper again.",
+  SOCKET_SETUP_FAILED: "Create the group named (`groupadd`), remove the stale non-socket file, or stop the other helper listening there.",
+  FORWARDING_DISABLED: "Enable IP forwarding (`sysctl -w net.ipv4.ip_forward=1`, and net.ipv6.conf.all.forwarding for IPv6) or drop the forwarded apps.",
+  INSTANCE_LOCKED: "Another helper (or `knockport run`) holds the state dir: stop it, or give this one its own --state-dir.",
+  PRIVATE_DIR_UNUSABLE: "Give the folder to the process's user and take group/other write away (`chown`, `chmod go-w`), as the message says.",
+  STATE_WRITE_FAILED: "Make --state-dir a writable folder on a disk with free space; nothing was opened while it failed.",
+  STARTUP: "Free or permit the port (ports below 1024 need CAP_NET_BIND_SERVICE), fix --state-dir, or start the helper with the same config.",
+  CLUSTER_CONFIG: "Fix global.cluster's password_file (mode 0640 or stricter, one line) or tls.ca_file; docs/cluster.md.",
+  TOKEN_STORE_UNAVAILABLE: "Give the used-token file to the server's user (`chown knockport: FILE`); `knockport run` does so for --server-state-dir.",
+  TOKEN_STORE_WRITE_FAILED: "Free disk space or fix the permissions of the server's --state-dir; 2FA knocks are refused until then.",
+  TOKEN_STORE_FULL: "Too many 2FA tokens were used within their window: wait for them to expire; look for a knock flood in the log.",
+  ADMIN_FAILED: "Use an app from the helper's config, a unicast address, and a --duration within the app's duration.",
+  HELPER_UNREACHABLE: "Start knockport-helper, and run the command as root or as a member of its --admin-socket-group.",
+  HELPER_TIMEOUT: "The helper is busy or stuck: check `journalctl -u knockport-helper` and retry.",
+  HELPER_PROTOCOL: "The CLI and the helper come from different versions: install one version of the package.",
+  HELPER_REJECTED: "Read the helper's reason (one of the RPC errors below) and correct the request.",
+  HOOKS_RECORD_UNREADABLE: "Run the on_close hooks of the apps it names by hand, then move the record file away.",
+  KNOCK_STEP1_UNREACHABLE: "Check --host and --http-port, and that the server listens there.",
+  KNOCK_STEP2_UNREACHABLE: "Check the app, keys and 2FA token, --https-port, and that step 1 came from the same address.",
+  KNOCK_STEP2_REFUSED: "Use the HTTPS key at the same position as the HTTP key, within the step-1 window.",
+  KNOCK_TLS: "Pass the server's certificate with --ca (or --tls-name for its name); --insecure only for tests.",
+  KNOCK_OTHER_ANSWER: "Read the status: 429 means wait a minute (rate limit); a proxy may stand in between.",
+  KNOCK_CHECK_FAILED: "The knock was accepted but the port is not reachable: check the app's port and the service behind it.",
+  INVALID_VALUE: "A bug (values are validated when the config loads): report it with the message.",
+  UNKNOWN_SET: "A bug in the rule generation: report it with the message.",
+  FRAME_TOO_LARGE: "The client sent a frame over the size limit: use the knockport CLI or helper-client, which stay below it.",
+  NFT_SESSION_FAILED: "See FIREWALL_COMMAND_FAILED.",
+  NFT_LISTING_UNREADABLE: "Something else changed the knockport table: let the helper reinstall it (it does so itself).",
+  UNKNOWN_APP: "Use an app name from the helper's config.",
+  STEP1_REQUIRED: "Knock step 1 first, from the same address, within the app's step-1 window.",
+  FIREWALL_FAILED: "Read the helper's log (FIREWALL_COMMAND_FAILED); the server answers the knock with 503.",
+  INVALID_ADDRESS: "Pass a unicast IPv4 or IPv6 address.",
+  OVERLOADED: "Retry later; the helper bounds its queue per socket.",
+  STATE_FAILED: "See STATE_WRITE_FAILED in the helper's log.",
+  DURATION_TOO_LONG: "Ask for at most the app's configured duration.",
+  TOO_MANY_LEASES: "Wait for leases to expire, close some (`knockport close`), or raise the app's max_leases.",
+  METHOD_NOT_ALLOWED: "Call the method on its own socket (docs/design.md lists which); the knock socket cannot grant or list.",
+};
