@@ -93,8 +93,11 @@ export function expectStep1NoReply(r: KnockResult, what: string): void {
   expect(r.curlExit, `${what}: step 1 must get no reply (curl exit 28 = timeout); ${describeResult(r)}`).toBe(28);
 }
 
+/** A step-2 answer: 200, the plain `OK` line first, then the lease's end in unix seconds. */
 export function expectOk(r: KnockResult, what: string): void {
-  expect({ status: r.status, body: r.body }, `${what}: ${describeResult(r)}`).toEqual({ status: 200, body: "OK\n" });
+  expect({ status: r.status, body: r.body.replace(/^(OK\nexpires=)\d+\n$/, "$1N\n") }, `${what}: ${describeResult(r)}`).toEqual({ status: 200, body: "OK\nexpires=N\n" });
+  const expires = Number(/expires=(\d+)/.exec(r.body)?.[1]);
+  expect(Math.abs(expires - Date.now() / 1000), `${what}: expires= is a unix time of this lease`).toBeLessThan(366 * 86400);
 }
 
 /** Runs labelled checks in parallel and returns { label: state }, for one readable toEqual. */

@@ -284,7 +284,7 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
     expect(await h.svc("cli", openvpn, 6), "precondition: openvpn closed for cli over IPv6").toBe("closed");
     const r = await cli("cli", [...base(openvpn, 1), "-6", "--check-port", `${openvpn.port}/udp`].map((a) => (a === h.srvIp(4) ? h.srvIp(6) : a)));
     expect(r.exitCode, show(r)).toBe(0);
-    expect(r.stdout).toContain(`sent to ${h.srvIp(6)}:${h.cfg.httpPort}`);
+    expect(r.stdout).toContain(`sent to [${h.srvIp(6)}]:${h.cfg.httpPort}`);
     expect(await h.svc("cli", openvpn, 6)).toBe("open");
     expect(await h.svc("cli2", openvpn, 6)).toBe("closed");
   });

@@ -51,6 +51,9 @@ describe("grant and revoke over the socket", () => {
     check: async () => {
       throw new Error("not used");
     },
+    release: async () => {
+      throw new Error("not used");
+    },
     grant: async (p) => {
       calls.push({ method: "grant", params: p });
       if (p.app === "nope") throw new HelperError("UNKNOWN_APP");

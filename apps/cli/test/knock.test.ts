@@ -43,7 +43,12 @@ class SilentStep1 {
     });
     await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
     this.port = (this.server.address() as AddressInfo).port;
+    this.server6 = createNetServer((sock: Socket) => sock.on("error", () => undefined).resume());
+    await new Promise<void>((r) => this.server6.listen(0, "::1", r));
+    this.port6 = (this.server6.address() as AddressInfo).port;
   }
+  server6!: NetServer;
+  port6 = 0;
 }
 
 let dir: string;
@@ -78,6 +83,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await new Promise((r) => step1.server.close(r));
+  await new Promise((r) => step1.server6.close(r));
   await new Promise((r) => https.close(r));
   await new Promise((r) => service.close(r));
   rmSync(dir, { recursive: true, force: true });
@@ -102,6 +108,8 @@ function settings(over: Partial<KnockSettings> = {}): KnockSettings {
     family: 0,
     step1WaitMs: 150,
     step2TimeoutMs: 2000,
+    keep: false,
+    revoke: false,
     ...over,
   };
 }
@@ -137,6 +145,35 @@ describe("knockport knock against stub listeners on loopback", () => {
     const printed = o.lines.join("\n");
     for (const s of [HTTP_KEY, HTTPS_KEY, "123456", HTTP_PATH, HTTPS_PATH]) expect(printed).not.toContain(s);
     expect(printed).toContain("check: tcp/");
+  });
+
+  it("prints the lease's end from the answer's expires= line; --revoke sends close=1 and says closed", async () => {
+    step2Answer = { status: 200, body: "OK\nexpires=1893456030\n" };
+    try {
+      const o = io();
+      expect(await runKnock(settings(), o)).toBe(EXIT.OK);
+      expect(o.lines.at(-1)).toBe("step 2: openvpn opened for this address until 2030-01-01T00:00:30.000Z (200 OK)");
+      const r = io();
+      expect(await runKnock(settings({ revoke: true, check: { port: servicePort, protocol: "tcp" } }), r)).toBe(EXIT.OK);
+      expect(step2Bodies.at(-1)).toBe(`POST ${HTTPS_PATH} app=openvpn&access_key=${HTTPS_KEY}&close=1`);
+      expect(r.lines.at(-1), "no service check after a revoke").toBe("step 2: openvpn closed for this address (200 OK)");
+    } finally {
+      step2Answer = { status: 200, body: "OK\n" };
+    }
+  });
+
+  it("exit 4 names a down server or helper too, and prints an IPv6 address in brackets", async () => {
+    const closed = createNetServer();
+    await new Promise<void>((r) => closed.listen(0, "::1", r));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const err = await runKnock(settings({ host: "::1", httpPort: deadPort }), io()).catch((e: unknown) => e);
+    expect((err as KnockFailure).message).toMatch(new RegExp(`cannot connect to \\[::1\\]:${deadPort} `));
+    const o = io();
+    const four = await runKnock(settings({ host: "::1", httpPort: step1.port6, httpsPort: deadPort, step2TimeoutMs: 600 }), o).catch((e: unknown) => e);
+    expect((four as KnockFailure).exitCode).toBe(EXIT.STEP2_UNREACHABLE);
+    expect((four as KnockFailure).message).toMatch(new RegExp(`HTTPS port \\[::1\\]:${deadPort} stayed closed .*or the server/helper is down$`));
+    expect(o.lines[0]).toMatch(new RegExp(`^step 1: sent to \\[::1\\]:${step1.port6} `));
   });
 
   it("exit 5 when step 2 is refused (403)", async () => {

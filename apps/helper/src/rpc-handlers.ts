@@ -1,5 +1,5 @@
 import { findApp } from "@knockport/config/firewall";
-import { HelperError, LEASE_EVENT_METHOD, parseIpAddress, PROTOCOL_VERSION, type CountersResult, type LeaseInfo, type ListResult, type MethodHandlers, type StatsResult, type WatchResult } from "@knockport/protocol";
+import { HelperError, LEASE_EVENT_METHOD, parseIpAddress, PROTOCOL_VERSION, type CloseParams, type CloseResult, type CountersResult, type LeaseInfo, type ListResult, type MethodHandlers, type StatsResult, type WatchResult } from "@knockport/protocol";
 import type { HelperContext, RpcPeer } from "./helper-context.js";
 import { leaseView, prepareClose, prepareGrant, prepareOpen, setFor } from "./lease-changes.js";
 import type { CounterReading } from "./reconcile.js";
@@ -56,6 +56,13 @@ function watch(ctx: HelperContext, peer: RpcPeer | undefined): WatchResult {
 /** The sockets' methods (the dispatcher of each socket serves only its rows). */
 export function createHandlers(ctx: HelperContext, service: { list(): ListResult }): MethodHandlers<RpcPeer | undefined> {
   const { config } = ctx;
+  const close = async (p: CloseParams): Promise<CloseResult> => {
+    const { serviceLeaseClosed, ...result } = await ctx.committer.submit(() => prepareClose(ctx, p));
+    const app = findApp(config, p.app);
+    // A revoke (and a stop with --service-rule-cleanup-on-shutdown) returns once the flows are cut too.
+    if (serviceLeaseClosed && app) await ctx.conntrack.cut(app, serviceLeaseClosed.ip, "revoke");
+    return result;
+  };
   return {
     hello: async () => ({
       version: HELPER_VERSION,
@@ -68,12 +75,12 @@ export function createHandlers(ctx: HelperContext, service: { list(): ListResult
     }),
     open: async (p) => ctx.committer.submit(() => prepareOpen(ctx, p)),
     grant: async (p) => ctx.committer.submit(() => prepareGrant(ctx, p)),
-    close: async (p) => {
-      const { serviceLeaseClosed, ...result } = await ctx.committer.submit(() => prepareClose(ctx, p));
+    close,
+    release: async (p) => {
       const app = findApp(config, p.app);
-      // A revoke (and a stop with --service-rule-cleanup-on-shutdown) returns once the flows are cut too.
-      if (serviceLeaseClosed && app) await ctx.conntrack.cut(app, serviceLeaseClosed.ip, "revoke");
-      return result;
+      const ip = parseIpAddress(p.ip);
+      if (app && ip && !((ctx.book.get(1, app.name, ip)?.expiresAtMs ?? 0) > ctx.clock.now())) throw new HelperError("STEP1_REQUIRED");
+      return close(p);
     },
     /** Knock socket, for /metrics: the stats and live leases by app and step, no addresses. */
     counters: async () => {

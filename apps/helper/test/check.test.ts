@@ -1,4 +1,7 @@
-/** The knock socket's read-only `check`: one address, one app, live service leases only. */
+/**
+ * The knock socket's `check` (read-only: one address, one app, live service leases only) and `release`
+ * (a client's own revoke, only behind a live step-1 lease of that address and app).
+ */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,5 +68,24 @@ describe("check", () => {
     expect((unknown as HelperError).errorName).toBe("UNKNOWN_APP");
     const bad = await check("web", "224.0.0.1").catch((e: unknown) => e);
     expect((bad as HelperError).errorName).toBe("INVALID_ADDRESS");
+  });
+
+  it("release closes that address's leases of that app only while it holds a live step-1 lease of it", async () => {
+    await service.handlers.open({ step: 1, app: "web", ip: IP }, undefined);
+    await service.handlers.open({ step: 2, app: "web", ip: IP }, undefined);
+    await service.handlers.open({ step: 1, app: "web", ip: OTHER }, undefined);
+    await service.handlers.open({ step: 2, app: "web", ip: OTHER }, undefined);
+    clock.t += 5_000; // past step2_https_duration (5 s): the step-1 leases are over, the service leases live
+    const late = await service.handlers.release({ app: "web", ip: IP }, undefined).catch((e: unknown) => e);
+    expect((late as HelperError).errorName).toBe("STEP1_REQUIRED");
+    expect(await check("web", IP), "nothing closed without a fresh step 1").toEqual({ open: true });
+    const noStep1 = await service.handlers.release({ app: "ssh", ip: IP }, undefined).catch((e: unknown) => e);
+    expect((noStep1 as HelperError).errorName).toBe("STEP1_REQUIRED");
+    await service.handlers.open({ step: 1, app: "web", ip: IP }, undefined);
+    expect(await service.handlers.release({ app: "web", ip: IP }, undefined)).toEqual({ closed: 2 });
+    expect(await check("web", IP)).toEqual({ open: false });
+    expect(await check("web", OTHER), "another address keeps its lease").toEqual({ open: true });
+    const unknown = await service.handlers.release({ app: "nope", ip: IP }, undefined).catch((e: unknown) => e);
+    expect((unknown as HelperError).errorName).toBe("UNKNOWN_APP");
   });
 });

@@ -32,6 +32,7 @@ function fakeHandlers(): { handlers: MethodHandlers<unknown>; opened: OpenParams
     },
     close: async () => ({ closed: 0 }),
     check: async () => ({ open: false }),
+    release: async () => ({ closed: 0 }),
     list: async () => ({ leases: [] }),
     grant: async () => {
       throw new Error("an admin method");

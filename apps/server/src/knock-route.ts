@@ -9,9 +9,16 @@ interface KnockBody {
   app: string;
   access_key?: string;
   token?: string;
+  close?: "1";
 }
 
-/** The original's form: `app`, `access_key`, optional `token`; anything else is a bad form. */
+/** `close=1`, nothing else. (A form field, not a command-line flag.) */
+const closeField = { type: "string", enum: ["1"] } as const;
+
+/**
+ * The original's form: `app`, `access_key`, optional `token`; and `close=1` (step 2 only): the client
+ * ends its own lease instead of refreshing it. Anything else is a bad form.
+ */
 const knockBodySchema = {
   type: "object",
   additionalProperties: false,
@@ -20,6 +27,7 @@ const knockBodySchema = {
     app: { type: "string", minLength: 1, maxLength: 50 },
     access_key: { type: "string", minLength: ACCESS_KEY_MIN_LENGTH, maxLength: ACCESS_KEY_MAX_LENGTH },
     token: { type: "string", pattern: "^[0-9]{6}$" },
+    close: closeField,
   },
 } as const;
 
@@ -29,11 +37,12 @@ export interface KnockRouteOptions {
   plainReply: PlainReply;
 }
 
-type Outcome = "ok" | "healthcheck" | "denied" | "bad-request" | "helper-failed" | "store-unavailable";
+type Outcome = "ok" | "closed" | "healthcheck" | "denied" | "bad-request" | "helper-failed" | "store-unavailable";
 
 /** The original's answers; every kind of denial looks the same. */
 const ANSWERS: Record<Outcome, readonly [number, string]> = {
   ok: [200, "OK\n"],
+  closed: [200, "OK\n"],
   healthcheck: [200, "OK\n"],
   denied: [403, "Forbidden\n"],
   "bad-request": [400, "Bad Request\n"],
@@ -55,6 +64,7 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
     outcome: Outcome,
     appName: string,
     ip: string | undefined,
+    body?: string,
   ): FastifyReply => {
     const [status, text] = ANSWERS[outcome];
     // Only configured names are logged: what a client typed into `app` stays out of the logs.
@@ -64,15 +74,15 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
       { event: "knock", step, app: logged, ip: ip ?? request.ip, ...(client?.ok === true && client.viaProxy ? { proxy: client.proxy } : {}), outcome, status },
       `step ${step} ${outcome}`,
     );
-    return plainReply(request, reply, status, text);
+    return plainReply(request, reply, status, body ?? text);
   };
 
   app.post<{ Body: KnockBody }>(path, { schema: { body: knockBodySchema } }, async (request, reply) => {
-    const { app: appName, access_key: accessKey, token } = request.body;
+    const { app: appName, access_key: accessKey, token, close } = request.body;
     if (config.global.healthcheckAppName !== undefined && appName === config.global.healthcheckAppName) {
       return answer(request, reply, "healthcheck", appName, undefined);
     }
-    if (accessKey === undefined) return answer(request, reply, "bad-request", appName, undefined);
+    if (accessKey === undefined || (close !== undefined && step === 1)) return answer(request, reply, "bad-request", appName, undefined);
     // the onRequest hook answered 400 for anything but ok
     const ip = request.knockClient?.ok === true ? request.knockClient.ip : undefined;
     const appConfig = config.apps.find((a) => a.name === appName);
@@ -114,16 +124,19 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
     const pairedIndex = step1.lookup(appName, ip) ?? (cluster && appConfig ? await cluster.sharedStep1(appName, ip) : undefined);
     const keyOk = keys.matchStep2(appName, pairedIndex ?? 0, accessKey);
     if (!appConfig || pairedIndex === undefined || !keyOk) return answer(request, reply, "denied", appName, ip);
+    let expiresAt: string | undefined;
     try {
-      await helper.call("open", { step: 2, app: appName, ip });
+      if (close === "1") await helper.call("release", { app: appName, ip });
+      else expiresAt = (await helper.call("open", { step: 2, app: appName, ip })).expiresAt;
     } catch (err) {
       if (err instanceof HelperCallError && err.helperError === "STEP1_REQUIRED") {
         return answer(request, reply, "denied", appName, ip);
       }
-      request.log.error({ event: "helper.failed", step, err: describeHelperError(err) }, "helper could not open the service port");
+      request.log.error({ event: "helper.failed", step, err: describeHelperError(err) }, `helper could not ${close === "1" ? "close" : "open"} the service port`);
       return answer(request, reply, "helper-failed", appName, ip);
     }
-    return answer(request, reply, "ok", appName, ip);
+    // The plain `OK` line stays first for the original's curl scripts; a keep-alive client reads the end.
+    return answer(request, reply, close === "1" ? "closed" : "ok", appName, ip, expiresAt === undefined ? undefined : `OK\nexpires=${Math.floor(Date.parse(expiresAt) / 1000)}\n`);
   });
 }
 

@@ -46,6 +46,9 @@ export function makeConfig(global: Record<string, unknown> = {}, extraApps: Reco
   return parseConfig(doc, "test.yaml");
 }
 
+/** What the fake helper's `open` answers as the lease's end (unix 1893456030). */
+export const FAKE_EXPIRES_AT = "2030-01-01T00:00:30.000Z";
+
 export interface RecordedCall {
   method: MethodName;
   params: unknown;
@@ -91,12 +94,13 @@ export class FakeHelper {
         ip: p.ip,
         step: p.step,
         durationSeconds: 30,
-        expiresAt: new Date(0).toISOString(),
+        expiresAt: FAKE_EXPIRES_AT,
         refreshed: false,
       };
       return result;
     }
     if (method === "close") return { closed: 0 };
+    if (method === "release") return { closed: 2 };
     if (method === "check") {
       const p = params as { app: string; ip: string };
       return { open: this.leases.has(`${p.app}|${p.ip}`) };

@@ -178,11 +178,34 @@ describe("knock routes", () => {
     it("answers 200 with the paired key after step 1 and asks the helper to open step 2", async () => {
       expect((await step1Knock(h, { app: "openvpn", access_key: KEYS.openvpnHttp[1] })).status).toBe(200);
       const res = await step2Knock(h, { app: "openvpn", access_key: KEYS.openvpnHttps[1] });
-      expect(res).toEqual({ status: 200, body: "OK\n" });
+      // the plain OK line first (the original's curl scripts), then the lease's end in unix seconds
+      expect(res).toEqual({ status: 200, body: "OK\nexpires=1893456030\n" });
       expect(h.helper.opens()).toEqual([
         { step: 1, app: "openvpn", ip: CLIENT },
         { step: 2, app: "openvpn", ip: CLIENT },
       ]);
+    });
+
+    it("close=1 with the paired key after step 1 asks the helper to release that address's lease (no open), answers OK", async () => {
+      expect((await step1Knock(h, { app: "openvpn", access_key: KEYS.openvpnHttp[1] })).status).toBe(200);
+      const res = await step2Knock(h, { app: "openvpn", access_key: KEYS.openvpnHttps[1], close: "1" });
+      expect(res).toEqual({ status: 200, body: "OK\n" });
+      expect(h.helper.calls.map((c) => [c.method, c.params])).toEqual([
+        ["open", { step: 1, app: "openvpn", ip: CLIENT }],
+        ["release", { app: "openvpn", ip: CLIENT }],
+      ]);
+    });
+
+    it("close=1 never reaches the helper without the paired key and a step 1 from that address; close on step 1, or close=0/yes, is a bad form", async () => {
+      expect((await step2Knock(h, { app: "openvpn", access_key: KEYS.openvpnHttps[1], close: "1" })).status, "no step 1").toBe(403);
+      expect((await step1Knock(h, { app: "openvpn", access_key: KEYS.openvpnHttp[1] })).status).toBe(200);
+      expect((await step2Knock(h, { app: "openvpn", access_key: KEYS.openvpnHttps[0], close: "1" })).status, "not the paired key").toBe(403);
+      expect((await step2Knock(h, { app: "openvpn", access_key: KEYS.openvpnHttps[1], close: "1" }, "198.51.100.99")).status, "another address").toBe(403);
+      for (const close of ["0", "yes", "11"]) {
+        expect((await step2Knock(h, { app: "openvpn", access_key: KEYS.openvpnHttps[1], close })).status, close).toBe(400);
+      }
+      expect((await step1Knock(h, { app: "openvpn", access_key: KEYS.openvpnHttp[1], close: "1" })).status).toBe(400);
+      expect(h.helper.calls.map((c) => c.method)).toEqual(["open"]);
     });
 
     it("answers 403 for the HTTPS key paired with a different HTTP key", async () => {
@@ -495,7 +518,7 @@ describe("a step 2 that arrives while step 1 is still being answered", () => {
       };
       const first = await step1Knock(h, { app: "ssh", access_key: KEYS.sshHttp[0] });
       expect(first.status).toBe(200);
-      expect(step2During).toEqual({ status: 200, body: "OK\n" });
+      expect(step2During).toEqual({ status: 200, body: "OK\nexpires=1893456030\n" });
     } finally {
       await h.close();
     }

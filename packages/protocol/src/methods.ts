@@ -73,6 +73,13 @@ export const METHODS = {
     params: checkParams,
     errors: ["UNKNOWN_APP", "INVALID_ADDRESS"],
   },
+  release: {
+    socket: "knock",
+    summary:
+      "A client's own revoke (a verified step 2 with `close=1`): closes one address's leases of one app, only while that address holds a live step-1 lease of it, as step 2 of `open` requires. So the server can close only what a fresh step 1 from that address could open again; cuts its flows as `close` does.",
+    params: closeParams,
+    errors: [...CHANGE_ERRORS, "STEP1_REQUIRED"],
+  },
   grant: {
     socket: "admin",
     summary: "Let an address in by hand: a step-2 lease without a step 1, at most the app's duration; runs on_open.",

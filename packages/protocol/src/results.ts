@@ -170,6 +170,7 @@ export const RESULTS = {
   open: openResult,
   counters: countersResult,
   check: checkResult,
+  release: closeResult,
   grant: grantResult,
   close: closeResult,
   list: listResult,

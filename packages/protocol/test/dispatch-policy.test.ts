@@ -22,6 +22,7 @@ function recording(throwing?: { method: MethodName; err: unknown }): { handlers:
       open: run("open", OPENED),
       counters: run("counters", { ...STATS, openLeases: [] }),
       check: run("check", { open: false }),
+      release: run("release", { closed: 1 }),
       grant: run("grant", OPENED),
       close: run("close", { closed: 1 }),
       list: run("list", { leases: [] }),
@@ -33,12 +34,12 @@ function recording(throwing?: { method: MethodName; err: unknown }): { handlers:
 
 const frame = (method: string, params: unknown = {}): string => JSON.stringify({ jsonrpc: "2.0", id: 7, method, params });
 const target = { app: "ssh", ip: "198.51.100.7" };
-const paramsOf: Record<MethodName, unknown> = { hello: {}, open: { step: 1, ...target }, counters: {}, check: target, grant: target, close: target, list: {}, stats: {}, watch: {} };
+const paramsOf: Record<MethodName, unknown> = { hello: {}, open: { step: 1, ...target }, counters: {}, check: target, release: target, grant: target, close: target, list: {}, stats: {}, watch: {} };
 
 describe("method table: who may call what", () => {
-  it("the knock socket has hello, open, counters and check; the events socket watch alone; the rest is the admin socket's", () => {
+  it("the knock socket has hello, open, counters, check and release; the events socket watch alone; the rest is the admin socket's", () => {
     // Widening the knock or events socket widens what the server or knockport-hooks can do: change this on purpose.
-    expect(methodsOf("knock").sort()).toEqual(["check", "counters", "hello", "open"]);
+    expect(methodsOf("knock").sort()).toEqual(["check", "counters", "hello", "open", "release"]);
     expect(methodsOf("events")).toEqual(["watch"]);
     expect(methodsOf("admin").sort()).toEqual(["close", "grant", "list", "stats"]);
   });
@@ -84,7 +85,7 @@ describe("method table: who may call what", () => {
 
   it("a knock dispatcher holds no admin handler: built from a knock-only set of handlers it still works", async () => {
     const { handlers } = recording();
-    const dispatch = createDispatcher("knock", { hello: handlers.hello, open: handlers.open, counters: handlers.counters, check: handlers.check }, { onInternalError: () => undefined });
+    const dispatch = createDispatcher("knock", { hello: handlers.hello, open: handlers.open, counters: handlers.counters, check: handlers.check, release: handlers.release }, { onInternalError: () => undefined });
     expect(await dispatch(frame("open", paramsOf.open), undefined)).toHaveProperty("result");
     expect(() => createDispatcher("admin", { hello: handlers.hello } as never, { onInternalError: () => undefined })).toThrow(/no handler for admin method/);
   });

@@ -93,6 +93,7 @@ const validResults = {
     openLeases: [{ app: "ssh", step: 2, count: 12 }],
   },
   check: { open: true },
+  release: { closed: 2 },
   watch: {
     leases: [{ app: "ssh", ip: "2001:db8::7", step: 2, port: 2222, protocol: "tcp", expiresAt: "2026-01-01T00:00:05.000Z" }],
     hooks: [{ app: "ssh", onOpen: ["/usr/local/bin/sg-open", "{ip}"], onClose: ["/usr/local/bin/sg-close", "{ip}"] }],
@@ -100,9 +101,9 @@ const validResults = {
 } satisfies Record<MethodName, unknown>;
 
 describe("METHODS table", () => {
-  it("has exactly the nine methods, and isMethodName agrees", () => {
+  it("has exactly the ten methods, and isMethodName agrees", () => {
     // A new method widens what a caller can do: add it here deliberately.
-    expect(names.sort()).toEqual(["check", "close", "counters", "grant", "hello", "list", "open", "stats", "watch"]);
+    expect(names.sort()).toEqual(["check", "close", "counters", "grant", "hello", "list", "open", "release", "stats", "watch"]);
     for (const m of names) expect(isMethodName(m)).toBe(true);
     for (const m of ["toString", "__proto__", "constructor", "hasOwnProperty", "OPEN", "", 1, null, undefined]) {
       expect(isMethodName(m)).toBe(false);
