@@ -72,6 +72,10 @@ export function parseFirewall(doc: unknown, file: string, o: PortOverrides, pars
   else {
     if (!v.global(rawGlobal)) for (const err of v.global.errors ?? []) fail({ section: "global", root: rawGlobal, err });
     g = validFields(rawGlobal, v.globalFields);
+    for (const key of ["http_post_path", "https_post_path"]) {
+      const path = rawGlobal[key];
+      if (typeof path === "string" && S.PUBLISHED_SAMPLE_PATHS.includes(path)) fail(`global.${key}: "${path}" is a published sample path; choose your own secret path`);
+    }
   }
   const appEntries = Object.entries(doc).filter(([name]) => name !== "global");
   if (appEntries.length === 0) fail(`no apps configured; add at least one app key next to "global"`);

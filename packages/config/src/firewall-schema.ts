@@ -71,3 +71,6 @@ export const FIREWALL_APP_PROPERTIES = {
 /** Keys only the server reads: the helper's view takes any value there (see docs/design.md, trust boundary). */
 export const SERVER_GLOBAL_KEYS = ["https_post_path", "step1_2_rate_limit_per_minute", "rate_limit_ipv6_prefix", "2fa_config_folder", "2fa_skew_periods", "healthcheck_app_name", "waf_trusted_ips", "cluster", "auth_check_listen"] as const;
 export const SERVER_APP_KEYS = ["access_key_http", "access_key_https"] as const;
+
+/** The example config's knock paths: refused by every reader, so an unedited config starts nothing. */
+export const PUBLISHED_SAMPLE_PATHS: readonly string[] = ["/1-SECRET", "/2-SECRET", "/CHANGE-ME-1", "/CHANGE-ME-2"];

@@ -15,7 +15,7 @@ import type { RawCluster } from "./cluster.js";
 let validators: Validators | undefined;
 
 /** Paths nobody may run with: the original's sample config and config/config.example.yaml's placeholders. */
-export const PUBLISHED_SAMPLE_PATHS: readonly string[] = ["/1-SECRET", "/2-SECRET", "/CHANGE-ME-1", "/CHANGE-ME-2"];
+export { PUBLISHED_SAMPLE_PATHS } from "./firewall-schema.js";
 
 /** The string entries of a YAML list, by index (anything else as undefined). */
 function stringItems(value: unknown): (string | undefined)[] {
@@ -62,7 +62,6 @@ function checkPostPaths(g: Raw, fail: Fail): void {
   for (const key of ["http_post_path", "https_post_path"]) {
     const path = g[key];
     if (typeof path !== "string") continue;
-    if (PUBLISHED_SAMPLE_PATHS.includes(path)) fail(`global.${key}: "${path}" is a published sample path; choose your own secret path`);
     // Dot segments are rewritten by clients (curl, browsers) before sending, so such a knock never matches.
     if (path.split("/").some((s) => s === "." || s === "..")) {
       fail(`global.${key}: must not contain "." or ".." segments, which clients rewrite before sending (got ${show(path)})`);

@@ -103,7 +103,6 @@ describe("the root helper's view (loadFirewallConfig)", () => {
   it("leaves consistency across keys to the server (which refuses to start without it)", async () => {
     const doc = withDoc((d) => {
       d.ssh.port = 8443; // the HTTPS knock port
-      d.global.http_post_path = "/1-SECRET"; // the original's published sample path
     });
     expect(() => parseConfig(doc, FILE)).toThrow(ConfigError);
     expect((await parseFirewallConfig(doc, FILE)).apps.map((a) => a.port)).toEqual([1194, 8443]);
@@ -172,5 +171,14 @@ describe("one declaration for both readings", () => {
     // the edits must reach both outcomes, or the test proves nothing
     expect(accepted).toBeGreaterThan(100);
     expect(accepted).toBeLessThan(1400);
+  });
+});
+
+describe("the helper's view and the shipped example config", () => {
+  it("refuses the published sample knock paths, as the full loader does (an unedited conffile must not start the helper)", async () => {
+    for (const [key, path] of [["http_post_path", "/1-SECRET"], ["https_post_path", "/CHANGE-ME-2"]] as const) {
+      const doc = withDoc((d) => void ((d.global as Record<string, unknown>)[key] = path));
+      expect(await refused(doc)).toContain(`global.${key}: "${path}" is a published sample path; choose your own secret path`);
+    }
   });
 });
