@@ -94,8 +94,10 @@ export class NftSession {
     this.stderr = "";
     proc.stdout.setEncoding("utf8");
     proc.stderr.setEncoding("utf8");
-    proc.stdout.on("data", (chunk: string) => this.onStdout(chunk));
-    proc.stderr.on("data", (chunk: string) => void (this.stderr = (this.stderr + chunk).slice(-4000)));
+    // A killed process's last output can still arrive after its successor started: it must never be
+    // read as an answer to the successor's transactions.
+    proc.stdout.on("data", (chunk: string) => this.proc === proc && this.onStdout(chunk));
+    proc.stderr.on("data", (chunk: string) => void (this.proc === proc && (this.stderr = (this.stderr + chunk).slice(-4000))));
     proc.on("error", (err) => this.fail(`cannot run ${this.options.command}: ${err.message}`));
     proc.on("close", () => this.proc === proc && this.fail("nft exited"));
     proc.stdin.on("error", () => this.fail("nft closed its input"));
