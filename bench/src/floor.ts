@@ -23,6 +23,8 @@ export interface FloorOptions {
   /** Cold starts (firewall uninstalled before each). */
   startRuns: number;
   httpsConnectionLimit: number | undefined;
+  /** `--profile`: node options for the helper and the server of the knock measurements (not the cold starts). */
+  nodeOptions?: { helper?: string[]; server?: string[] } | undefined;
 }
 
 const ratio = (a: number, b: number): number => Math.round((a / b) * 100) / 100;
@@ -132,7 +134,7 @@ export async function runFloor(firewall: FirewallKind, opts: FloorOptions): Prom
   let floor: ManagedProcess | undefined;
   const out: Record<string, unknown> = { loadAverage1mAtStart: load1() };
   try {
-    stack = await startKnockport(topo, { repoRoot: REPO, config: benchConfig(topo, opts.httpsConnectionLimit), firewall });
+    stack = await startKnockport(topo, { repoRoot: REPO, config: benchConfig(topo, opts.httpsConnectionLimit), firewall, ...(opts.nodeOptions ? { nodeOptions: opts.nodeOptions } : {}) });
     const ctx: Context = { topo, firewall, stack, helper: stack.helper, srvIp: topo.addr.srv.v4, nextSource: 30 };
     floor = spawnFloor(ctx);
     await floor.waitForLine(/^floor listening$/, READY_MS);

@@ -106,8 +106,15 @@ async function ruleCount(ctx: Context): Promise<number> {
   return res.stdout.split("\n").filter((l) => /^\t\t\S/.test(l) && /# handle \d+$/.test(l) && !/^\t\t(type|flags|elements|comment|policy)\b/.test(l)).length;
 }
 
+/** The i-th of up to 131,000 distinct addresses in the benchmarking range 198.18.0.0/15, none ending in .0. */
+export function benchLeaseAddress(i: number): string {
+  const block = Math.floor(i / 250);
+  return `198.${18 + Math.floor(block / 256)}.${block % 256}.${(i % 250) + 1}`;
+}
+const MAX_SCALE_LEASES = 512 * 250;
+
 /**
- * 10,000 simultaneous leases: written to the helper's journal, restored by a restarted helper
+ * N simultaneous leases (--scale-leases, default 10,000): written to the helper's journal, restored by a restarted helper
  * (time to reconcile), then knock-to-open, rule count and memory at that size.
  */
 async function scale(ctx: Context, leases: number, runs: number): Promise<Record<string, unknown>> {
@@ -120,8 +127,7 @@ async function scale(ctx: Context, leases: number, runs: number): Promise<Record
     version: 1,
     leases: Array.from({ length: leases }, (_, i) => ({
       app: app.name,
-      // distinct addresses in the benchmarking range 198.18.0.0/15, none ending in .0
-      ip: `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`,
+      ip: benchLeaseAddress(i),
       step: 2,
       expiresAtMs,
     })),
@@ -145,6 +151,7 @@ async function scale(ctx: Context, leases: number, runs: number): Promise<Record
     knockToOpenAtScale: k.open,
     step2AnswerAtScale: k.answer,
     errors: k.errors,
+    errorSamples: k.runs.flatMap((r) => (r.error ? [r.error] : [])).slice(0, 5),
     rulesBefore: before.rules,
     rulesAfter: after.rules,
     rssBefore: before,
@@ -191,6 +198,7 @@ async function runBackend(
   want: (name: string) => boolean,
   profileDir?: string,
   httpsConnectionLimit?: number,
+  scaleLeases: readonly number[] = [10_000],
 ): Promise<Record<string, unknown>> {
   log(`\n== ${firewall} ==`);
   const topo = await createTopology();
@@ -260,13 +268,20 @@ async function runBackend(
     }
 
     if (want("scale")) {
-      log("scale: 10,000 leases restored by a restarted helper, then knock-to-open at that size ...");
-      const sc = await scale(ctx, 10_000, Math.min(runs, 30));
-      results.scale = sc;
-      log(`  helper restart with the leases: ${String(sc.helperStartWithLeasesMs)} ms; leases listed: ${String(sc.leasesRestored)}`);
-      log(`  service open after step 2 at 10k leases: ${formatSummary(sc.knockToOpenAtScale as Summary)}`);
-      log(`  rules in the table: ${String(sc.rulesBefore)} before, ${String(sc.rulesAfter)} at 10k leases`);
-      log(`  RSS (MB) before ${JSON.stringify(sc.rssBefore)}, at 10k ${JSON.stringify(sc.rssAfter)}`);
+      const idleMedian = (results.knockToOpen as { open?: Summary } | undefined)?.open?.median;
+      const sizes: Record<string, unknown> = {};
+      for (const leases of scaleLeases) {
+        log(`scale: ${leases} leases restored by a restarted helper, then knock-to-open at that size ...`);
+        const sc = await scale(ctx, leases, Math.min(runs, 30));
+        const open = sc.knockToOpenAtScale as Summary;
+        sizes[String(leases)] = { ...sc, ratioToIdleMedian: idleMedian === undefined ? "knock-to-open not measured in this run" : round2(open.median / idleMedian) };
+        log(`  helper restart with the leases: ${String(sc.helperStartWithLeasesMs)} ms; leases listed: ${String(sc.leasesRestored)}`);
+        log(`  service open after step 2 at ${leases} leases: ${formatSummary(open)}${idleMedian === undefined ? "" : ` (${round2(open.median / idleMedian)}x idle)`}`);
+        log(`  rules in the table: ${String(sc.rulesBefore)} before, ${String(sc.rulesAfter)} at ${leases} leases`);
+        log(`  RSS (MB) before ${JSON.stringify(sc.rssBefore)}, at ${leases} ${JSON.stringify(sc.rssAfter)}`);
+      }
+      // one size: the shape older result files have
+      results.scale = scaleLeases.length === 1 ? sizes[String(scaleLeases[0])] : sizes;
     }
 
     if (want("throughput")) {
@@ -295,7 +310,7 @@ async function runBackend(
 
     if (want("expiry")) {
       const n = Math.min(runs, 20);
-      log(`expiry precision: ${n} leases of 2 s, helper alive${want("scale") ? " (10,000 other leases in the table)" : ""} ...`);
+      log(`expiry precision: ${n} leases of 2 s, helper alive${want("scale") ? ` (${String(scaleLeases.at(-1))} other leases in the table)` : ""} ...`);
       const alive = await expiryPrecision(ctx, n, false);
       log(`  closed after deadline: ${formatSummary(alive.lateMs)} (errors ${alive.errors})`);
       log(`expiry precision: ${n} leases of 2 s, helper killed (SIGKILL) right after the knocks ...`);
@@ -321,6 +336,8 @@ async function main(): Promise<void> {
       only: { type: "string" },
       firewall: { type: "string", default: "nftables,iptables-nft,iptables-legacy" },
       profile: { type: "string" },
+      // lease counts of the scale measurement, one helper restart each, in this order
+      "scale-leases": { type: "string", default: "10000" },
       // cold starts in the floor measurement
       "start-runs": { type: "string", default: "5" },
       // global.https_connection_limit_per_minute for the bench's config (default: not written, so 60; 0 = off, for an A/B)
@@ -332,6 +349,8 @@ async function main(): Promise<void> {
   if (httpsConnectionLimit !== undefined && !(Number.isInteger(httpsConnectionLimit) && httpsConnectionLimit >= 0 && httpsConnectionLimit <= 10_000)) {
     throw new Error("--https-connection-limit: an integer 0-10000 (0 = off)");
   }
+  const scaleLeases = values["scale-leases"].split(",").map(Number);
+  if (scaleLeases.some((n) => !(Number.isInteger(n) && n >= 1 && n <= MAX_SCALE_LEASES))) throw new Error(`--scale-leases: comma-separated integers 1-${MAX_SCALE_LEASES}`);
   const runs = Math.min(Math.max(Number(values.runs) || 50, 5), 100);
   const startRuns = Math.min(Math.max(Number(values["start-runs"]) || 5, 1), 20);
   const only = values.only ? new Set(values.only.split(",")) : undefined;
@@ -353,10 +372,10 @@ async function main(): Promise<void> {
     const want = (name: string): boolean => (!only || only.has(name)) && (!perBackend || perBackend.has(name));
     const backend: Record<string, unknown> = {};
     if (want("floor")) {
-      backend.floor = await runFloor(firewall, { runs: Math.min(runs, 60), concurrentRounds: 5, startRuns, httpsConnectionLimit });
+      backend.floor = await runFloor(firewall, { runs: Math.min(runs, 60), concurrentRounds: 5, startRuns, httpsConnectionLimit, nodeOptions: profileOptions(values.profile, firewall) });
     }
     const others = ["knock-to-open", "under-attack", "scale", "throughput", "expiry"];
-    if (others.some(want)) Object.assign(backend, await runBackend(firewall, runs, want, values.profile, httpsConnectionLimit));
+    if (others.some(want)) Object.assign(backend, await runBackend(firewall, runs, want, values.profile, httpsConnectionLimit, scaleLeases));
     (results.backends as Record<string, unknown>)[firewall] = backend;
   }
   const dir = join(REPO, "bench/results");
