@@ -1,6 +1,6 @@
 // End-to-end fault tests on the real kernel (issue 4, DESIGN.md §4): a helper restarted mid-lease keeps the
-// lease and closes it on its ORIGINAL deadline; a full or read-only state directory makes the helper fail
-// closed (clear error, knock 500, nothing opened); `kill -9` of helper AND server mid-lease still closes the
+// lease (read back from the kernel's sets) and closes it on its ORIGINAL deadline; a full or read-only state
+// directory changes nothing (no knock writes to disk); `kill -9` of helper AND server mid-lease still closes the
 // service port on time (kernel timeouts). Covered elsewhere, not repeated here: helper down -> 500
 // (resilience.test.ts), `nft flush ruleset` / iptables-restore with live leases (selfheal.test.ts). Also here:
 // reconciliation of the kernel's set elements with the leases (a stray added by hand, a live one deleted).
@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, REPO_ROOT, describeResult, e2eFirewalls, expectStep1NoReply } from "./harness.js";
+import { Harness, REPO_ROOT, e2eFirewalls } from "./harness.js";
 import { pollUntil, sleep, sleepUntil, type AppSpec, type ManagedProcess } from "./testbed.js";
 
 const DURATION_S = 6;
@@ -92,10 +92,13 @@ describe.each(e2eFirewalls())("knockport end to end (%s): faults on the real ker
     const lease = (await h.stack.status()).find((l) => l.step === 2 && l.app === ssh.name && l.ip === h.ip("cli"));
     expect(lease, "the restarted helper lists the lease").toBeDefined();
     const deadline = Date.parse(lease?.expiresAt ?? "");
-    expect(deadline, "the listed deadline is the original one").toBeGreaterThanOrEqual(sent + DURATION_S * 1000);
+    // The restarted helper reads the deadline back from the kernel: ipset (the iptables backends) lists
+    // whole seconds left, rounded down, so there it may come back up to 1 s early, never late.
+    const listedSlackMs = firewall.startsWith("iptables") ? 1000 : 0;
+    expect(deadline, "the listed deadline is the original one").toBeGreaterThanOrEqual(sent + DURATION_S * 1000 - listedSlackMs);
     expect(deadline).toBeLessThanOrEqual(done + DURATION_S * 1000);
     // Still open just before the original deadline...
-    await sleepUntil(sent + DURATION_S * 1000 - 700);
+    await sleepUntil(sent + DURATION_S * 1000 - 700 - listedSlackMs);
     expect(await h.svc("cli", ssh, h.family, 300), "open until the original deadline").toBe("open");
     // ...and closed right after it (the helper removes it on the deadline; the kernel's rounded-up
     // timeout would be up to 1 s later), well before a fresh lease from the restart would end (>= 3 s later).
@@ -107,67 +110,32 @@ describe.each(e2eFirewalls())("knockport end to end (%s): faults on the real ker
     expect((closed ?? Infinity) < restartedAt + DURATION_S * 1000, "before a fresh deadline").toBe(true);
   });
 
-  it("a full state dir: the helper refuses to start with a clear error; full while running: knock 500, nothing opened", async () => {
+  // The kernel's sets are the lease book (no journal): nothing is written per knock, so a state dir that
+  // is full or read-only (it holds only the instance lock) changes nothing for knocks or restarts.
+  it("a full, then read-only state dir changes nothing: knocks open, a restart on it keeps the lease", async () => {
     await stopHelper(current);
-    // tmpfs of 4 pages, filled completely.
-    const full = mountTmpfs("size=16k,mode=0700");
-    try {
-      writeFileSync(join(full, "filler"), Buffer.alloc(64 * 1024));
-    } catch {
-      /* ENOSPC: full */
-    }
-    const refused = spawnHelper(full, "knockport-helper (full state dir)");
-    const exit = await Promise.race([refused.exited, sleep(15_000).then(() => undefined)]);
-    const stderr = refused.lines.filter((l) => l.stream === "stderr").map((l) => l.line).join("\n");
-    expect(exit?.exitCode, `exit of a helper whose state dir is full: ${JSON.stringify(exit)}\n${stderr}`).toBe(1);
-    expect(stderr).toMatch(/cannot write .*leases\.json.*ENOSPC/);
-    // Fills up while running: start with room, then fill it.
-    const fills = mountTmpfs("size=64k,mode=0700");
-    current = spawnHelper(fills, "knockport-helper (state dir filling up)");
+    const dir = mountTmpfs("size=64k,mode=0700");
+    current = spawnHelper(dir, "knockport-helper (state dir filling up)");
     await current.waitForLine(/"msg":"helper ready"/, 20_000);
     try {
-      writeFileSync(join(fills, "filler"), Buffer.alloc(256 * 1024));
+      writeFileSync(join(dir, "filler"), Buffer.alloc(256 * 1024));
     } catch {
       /* ENOSPC: full */
     }
-    expectStep1NoReply(await h.step1("cli2", ssh), "cli2 step 1 with a full state dir");
-    expect(await h.https("cli2"), "nothing opened: step 1 could not be recorded").toBe("closed");
-    const s2 = await h.step2("cli2", ssh);
-    // Step 2 cannot pass the HTTPS port (closed); if step 1 had opened it, step 2 must answer 500.
-    expect(s2.status === undefined || s2.status === 500, `step 2: ${describeResult(s2)}`).toBe(true);
-    expect(await h.svc("cli2", ssh), "the service stays closed").toBe("closed");
-    expect(await h.elementsHolding(h.ip("cli2")), "no element for cli2 in the kernel").toEqual([]);
-    expect(current.lines.some((l) => /cannot write .*ENOSPC/.test(l.line)), "the helper logs why").toBe(true);
-    // Room again: the same knock opens (control, proves the failure above came from the disk).
-    rmSync(join(fills, "filler"));
     await h.fullKnock("cli2", ssh);
-    expect(await h.svc("cli2", ssh)).toBe("open");
-  });
-
-  it("a read-only state dir: step 2 answers 500, nothing half-open; a helper cannot start on it", async () => {
-    // Step 1 while writable, then the state dir turns read-only before step 2.
-    const ro = mountTmpfs("size=64k,mode=0700");
+    expect(await h.svc("cli2", ssh), "a knock with a full state dir").toBe("open");
+    execFileSync("/usr/bin/mount", ["-o", "remount,ro", dir]);
     await stopHelper(current);
-    current = spawnHelper(ro, "knockport-helper (read-only state dir)");
+    current = spawnHelper(dir, "knockport-helper (read-only state dir)");
     await current.waitForLine(/"msg":"helper ready"/, 20_000);
-    expectStep1NoReply(await h.step1("cli", ssh), "cli step 1");
-    expect(await h.https("cli"), "control: step 1 opened HTTPS").toBe("open");
-    expect(await h.svc("cli", ssh), "the earlier lease is over").toBe("closed");
-    execFileSync("/usr/bin/mount", ["-o", "remount,ro", ro]);
-    const s2 = await h.step2("cli", ssh);
-    expect(s2.status, `step 2 with a read-only state dir: ${describeResult(s2)}`).toBe(500);
-    expect(await h.svc("cli", ssh), "nothing half-open").toBe("closed");
-    expect((await h.elementsHolding(h.ip("cli"))).filter((e) => e.set.startsWith("svc_")), "no service element for cli").toEqual([]);
-    expect(current.lines.some((l) => /cannot write .*EROFS/.test(l.line)), "the helper logs why").toBe(true);
+    expect(await h.svc("cli2", ssh), "the lease survives a restart on a read-only state dir").toBe("open");
+    const { done } = await h.fullKnock("cli", ssh);
+    expect(await h.svc("cli", ssh), "a knock with a read-only state dir").toBe("open");
+    // Back to the harness's state dir, with both leases over, for the tests below.
     await stopHelper(current);
-    const refused = spawnHelper(ro, "knockport-helper (read-only state dir, start)");
-    const exit = await Promise.race([refused.exited, sleep(15_000).then(() => undefined)]);
-    const stderr = refused.lines.map((l) => l.line).join("\n");
-    expect(exit?.exitCode, `exit: ${JSON.stringify(exit)}\n${stderr}`).toBe(1);
-    expect(stderr).toMatch(/cannot write .*EROFS/);
-    // Back to the harness's state dir for the last test.
     current = spawnHelper(h.stack.stateDir, "knockport-helper (back)");
     await current.waitForLine(/"msg":"helper ready"/, 20_000);
+    await sleepUntil(done + DURATION_S * 1000 + 1000);
   });
 
   // Reconciliation of the set elements with the leases (the self-heal loop, every 2 s): nftables sets, or

@@ -2,13 +2,13 @@
 // helper and server:
 // - a second helper started next to a running one (another config and state dir on the same socket,
 //   or the same state dir on another socket) exits with a clear message before any firewall command:
-//   the running helper's table and journal stay byte for byte as they were, the bystander stays out;
+//   the running helper's table and state dir stay byte for byte as they were, the bystander stays out;
 // - an interface_ext that does not exist is refused by the helper (before any firewall command) and by
 //   `knockport check-config`, naming the interfaces that do; one listed in allow_missing_interfaces
 //   fails closed while it is missing (the app's port dropped for everyone, the knocker too) and gets
 //   its rules once it appears;
 // - `knockport uninstall-firewall` never creates a state dir or a journal (a missing --state-dir, the
-//   default one), and empties an existing journal.
+//   default one), and removes a lease journal an older helper left.
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,8 +23,8 @@ async function tableSnapshot(h: Harness): Promise<unknown> {
   return JSON.parse(JSON.stringify(table, (key, value: unknown) => (key === "expires" || key === "counter" ? undefined : value))) as unknown;
 }
 
-/** Every file of the running helper's state dir with its content. */
-function journalSnapshot(h: Harness): Record<string, string> {
+/** Every file of the running helper's state dir with its content (its lock file names its pid). */
+function stateSnapshot(h: Harness): Record<string, string> {
   const dir = h.stack.stateDir;
   return Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f), "utf8")]));
 }
@@ -53,12 +53,12 @@ describe("knockport end to end (nftables): first run mistakes", () => {
 
   const runSecondHelper = (argv: string[]): Promise<ExecResult> => h.topo.exec("srv", process.execPath, argv, { timeoutMs: 15_000 });
 
-  it("1. a second helper exits before any firewall command; the running helper's table and journal are unchanged", async () => {
+  it("1. a second helper exits before any firewall command; the running helper's table and state dir are unchanged", async () => {
     await h.fullKnock("cli", h.ssh);
     expect(await states({ cli: () => h.svc("cli", h.ssh), cli2: () => h.svc("cli2", h.ssh) })).toEqual({ cli: "open", cli2: "closed" });
     const table = await tableSnapshot(h);
-    const journal = journalSnapshot(h);
-    expect(Object.keys(journal), "the running helper keeps a journal").toContain("leases.json");
+    const state = stateSnapshot(h);
+    expect(Object.keys(state), "the running helper holds its lock there").toContain("helper.lock");
 
     // Another config (the service ports guarded on lo only: open to everyone on ext) and its own state dir.
     const other = join(scratch, "other.yaml");
@@ -73,7 +73,7 @@ describe("knockport end to end (nftables): first run mistakes", () => {
       const r = await runSecondHelper(argv);
       expect({ exit: r.exitCode, timedOut: r.timedOut }, `${what}: ${r.stdout}${r.stderr}`).toEqual({ exit: 1, timedOut: false });
       expect(await tableSnapshot(h), `${what}: the running helper's table`).toEqual(table);
-      expect(journalSnapshot(h), `${what}: the running helper's journal`).toEqual(journal);
+      expect(stateSnapshot(h), `${what}: the running helper's state dir`).toEqual(state);
       expect(await states({ cli: () => h.svc("cli", h.ssh), cli2: () => h.svc("cli2", h.ssh) }), what).toEqual({ cli: "open", cli2: "closed" });
       expect(r.stdout, `${what}: no firewall command ran`).not.toContain('"event":"firewall.installed"');
       expect(r.stderr, what).toMatch(message);
@@ -83,7 +83,7 @@ describe("knockport end to end (nftables): first run mistakes", () => {
   });
   it("2. a missing interface_ext is refused by check-config, naming the interfaces that exist; a second helper with it changes nothing", async () => {
     const table = await tableSnapshot(h);
-    const journal = journalSnapshot(h);
+    const state = stateSnapshot(h);
     const bad = join(scratch, "eth9.yaml");
     writeFileSync(bad, readFileSync(h.stack.configPath, "utf8").replace(/^(\s*interface_ext:).*$/m, '$1 "eth9"'), { mode: 0o644 });
     const exists = new RegExp(`interface eth9 does not exist on this host \\(it has [^)]*\\b${h.topo.extInterface}\\b[^)]*\\).*allow_missing_interfaces`);
@@ -92,7 +92,7 @@ describe("knockport end to end (nftables): first run mistakes", () => {
     // A helper alone would start fail-closed on it (interface-watch unit tests); this one meets the lock.
     expect({ exit: helper.exitCode, timedOut: helper.timedOut }, `helper: ${helper.stdout}${helper.stderr}`).toEqual({ exit: 1, timedOut: false });
     expect(await tableSnapshot(h), "a refused helper ran no firewall command").toEqual(table);
-    expect(journalSnapshot(h)).toEqual(journal);
+    expect(stateSnapshot(h)).toEqual(state);
     expect(helper.stderr, "no stack trace").not.toMatch(/\n\s+at /);
 
     const check = await h.stack.cli(["check-config", "-c", bad]);
@@ -184,13 +184,13 @@ describe("knockport end to end (nftables): uninstall-firewall creates no state",
     }
   });
 
-  it("5. an existing journal is emptied, so a later start does not put its leases back", async () => {
+  it("5. a lease journal an older helper left is removed", async () => {
     const dir = mkdtempSync(join(scratch, "journal-"));
     const lease = { app: "ssh", ip: "198.51.100.10", step: 2, expiresAtMs: Date.now() + 3_600_000 };
     writeFileSync(join(dir, "leases.json"), JSON.stringify({ version: 1, leases: [lease] }), { mode: 0o600 });
     const r = await uninstall(["--state-dir", dir]);
     expect(r.exitCode, `${r.stdout}${r.stderr}`).toBe(0);
-    // The journal goes (a start without one has no leases to put back), or is left empty.
+    // The journal goes (no list of old addresses stays behind), or is left empty.
     const file = join(dir, "leases.json");
     if (existsSync(file)) expect((JSON.parse(readFileSync(file, "utf8")) as { leases: unknown[] }).leases).toEqual([]);
     expect(readdirSync(dir).filter((f) => f.startsWith("leases")), "no lease journal left").toEqual([]);

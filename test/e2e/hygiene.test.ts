@@ -1,7 +1,7 @@
 // End-to-end, secret hygiene and the helper socket's trust boundary (issue 4, items 6 and 7), on the
 // real kernel with the real helper and server:
 // - knocks with known keys and tokens (valid and invalid, both steps): no access key, knock path or
-//   token in any line either process printed; the lease journal is 0600 in a 0700 state dir;
+//   token in any line either process printed; the state dir (0700) holds only the 0600 lock file;
 // - the helper socket is 0660 root:<server group>; a process outside the group is refused (EACCES);
 //   whatever a process inside the group sends, only configured apps can open (firewall unchanged), and
 //   the admin methods (grant, close, list, stats) are refused there; the admin socket is 0600 root.
@@ -383,15 +383,14 @@ describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the
     expect(lines.length).toBeGreaterThan(20);
   });
 
-  it("the lease journal is 0600 in a 0700 state directory, both root's", () => {
-    const journal = `${h.stack.stateDir}/leases.json`;
-    const st = statSync(journal);
-    expect((st.mode & 0o777).toString(8), journal).toBe("600");
+  it("the state directory is root's 0700 and holds only the 0600 lock file (no lease is written to disk)", () => {
+    const lock = `${h.stack.stateDir}/helper.lock`;
+    const st = statSync(lock);
+    expect((st.mode & 0o777).toString(8), lock).toBe("600");
     expect(st.uid).toBe(0);
     const dir = statSync(h.stack.stateDir);
     expect((dir.mode & 0o777).toString(8)).toBe("700");
-    // Nothing else in it is readable by others either.
-    const text = readFileSync(journal, "utf8");
-    for (const a of h.cfg.apps) for (const k of [...a.accessKeysHttp, ...a.accessKeysHttps]) expect(text).not.toContain(k);
+    expect(readdirSync(h.stack.stateDir)).toEqual(["helper.lock"]);
+    expect(readFileSync(lock, "utf8")).toMatch(/^\d+\n$/);
   });
 });

@@ -1,5 +1,5 @@
 // End-to-end, second file: rate limiting (429), a failing helper (500, nothing half-open) and a helper
-// restart that restores live leases from its state directory (DESIGN.md §4). Own topology, own config
+// restart that reads live leases back from the kernel's sets (DESIGN.md §4). Own topology, own config
 // with a small rate limit and a long duration, so nothing here depends on expiry timing.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Harness, describeResult, e2eFirewalls, expectOk, expectStep1NoReply, states } from "./harness.js";
@@ -69,7 +69,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s): rate limits, helper fa
 
   let restarted: ManagedProcess | undefined;
 
-  it("a restarted helper restores live leases from its state dir, and the server knocks through it again", async () => {
+  it("a restarted helper reads the live leases back from the kernel's sets, and the server knocks through it again", async () => {
     // The previous test stopped the helper; start it again with the same flags and state directory.
     restarted = h.topo.spawn("srv", process.execPath, [...h.stack.helperArgv], { label: "knockport-helper (restarted)" });
     await restarted.waitForLine(/"msg":"helper ready"/, 20_000);

@@ -2,7 +2,7 @@
 // - Without flags, a stop keeps the table and the grants: the lease stays open and ends on time.
 // - With --service-rule-cleanup-on-shutdown (the original's flag), SIGTERM revokes every live grant
 //   but keeps the table and its drops: the port closes and stays protected, also after a restart.
-// - A helper creating its state dir under umask 000 still makes it 0700 and the journal 0600.
+// - A helper creating its state dir under umask 000 still makes it 0700 and its lock file 0600.
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -73,7 +73,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s): helper shutdown and --
     await stopHelper(current, "helper after cleanup");
   });
 
-  it("a helper creating its state dir under umask 000 makes it 0700 and the journal 0600", async () => {
+  it("a helper creating its state dir under umask 000 makes it 0700 and its lock file 0600", async () => {
     const fresh = join(h.stack.dir, "fresh", "state");
     const previous = process.umask(0);
     try {
@@ -84,10 +84,10 @@ describe.each(e2eFirewalls())("knockport end to end (%s): helper shutdown and --
     await current.waitForLine(/"msg":"helper ready"/, 20_000);
     await h.fullKnock("cli2", ssh);
     const dir = statSync(fresh);
-    const journal = statSync(join(fresh, "leases.json"));
-    expect({ dir: (dir.mode & 0o777).toString(8), journal: (journal.mode & 0o777).toString(8), owner: journal.uid }).toEqual({
+    const lock = statSync(join(fresh, "helper.lock"));
+    expect({ dir: (dir.mode & 0o777).toString(8), lock: (lock.mode & 0o777).toString(8), owner: lock.uid }).toEqual({
       dir: "700",
-      journal: "600",
+      lock: "600",
       owner: 0,
     });
     await stopHelper(current, "helper with a fresh state dir");

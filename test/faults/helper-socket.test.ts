@@ -10,7 +10,6 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FirewallBackend, SetChange } from "../../apps/helper/src/backend.js";
-import { LeaseJournal } from "../../apps/helper/src/leases.js";
 import { HelperService } from "../../apps/helper/src/service.js";
 import type { RpcPeer } from "../../apps/helper/src/helper-context.js";
 import { startRpcServer } from "../../apps/helper/src/socket-server.js";
@@ -324,7 +323,7 @@ describe("helper socket under generated hostile frames", () => {
       "faults.yaml",
     );
     const log = pino({ level: "silent" });
-    service = new HelperService(config, firewall, new LeaseJournal(join(dir.path, "state")), log);
+    service = new HelperService(config, firewall, log);
     await service.start();
     // The generated frames mix both sockets' methods: one socket stands in for both, each frame going
     // to the admin dispatcher when the knock one refuses it as another socket's method.

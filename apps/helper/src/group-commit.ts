@@ -3,14 +3,13 @@ import { HelperError } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "./backend.js";
 
 /**
- * One request's effect, prepared against the lease book: the book is already changed, the
- * firewall and the journal not yet. `undoBook` reverts the book; `undoChanges` gives the firewall
- * changes that revert `changes` (both absent: nothing to revert); `finish` runs once both are committed.
+ * One request's effect, prepared against the lease book: the book is already changed, the firewall
+ * not yet. `undoBook` reverts the book (absent: nothing to revert); `finish` runs once the firewall
+ * took the change.
  */
 export interface PreparedChange<R> {
   readonly changes: readonly SetChange[];
   undoBook?(): void;
-  undoChanges?(): SetChange[];
   finish(): R;
 }
 
@@ -27,16 +26,16 @@ interface Prepared {
 
 /** Requests waiting past this are refused with OVERLOADED, so a flood cannot grow memory. */
 const MAX_WAITING = 4096;
-/** Requests applied in one firewall transaction and one journal write at most. */
+/** Requests applied in one firewall transaction at most. */
 const MAX_BATCH = 512;
 
 /**
  * Applies lease changes in groups: while one firewall transaction runs, new requests queue up
- * and the next transaction carries all of them, with one journal write. Starting `nft` costs
+ * and the next transaction carries all of them. Starting `nft` costs
  * milliseconds, so under load this turns N process starts into one. Requests are prepared in
  * arrival order against the book, so a step 2 may follow its step 1 in the same group. If a
  * group's transaction fails, each request is retried alone so one bad change cannot fail the
- * others. Order is fail-closed: kernel first, then journal; a journal failure rolls the kernel back.
+ * others.
  */
 export class GroupCommitter {
   private readonly waiting: Waiting[] = [];
@@ -44,7 +43,6 @@ export class GroupCommitter {
 
   constructor(
     private readonly firewall: FirewallBackend,
-    private readonly persist: () => void,
     private readonly log: Logger,
   ) {}
 
@@ -90,20 +88,6 @@ export class GroupCommitter {
       if (prepared.length > 1) return false;
       this.log.error({ event: "firewall.failed", err: (err as Error).message }, "firewall change failed; nothing opened");
       for (const p of prepared) p.item.reject(new HelperError("FIREWALL_FAILED"));
-      return true;
-    }
-    try {
-      this.persist();
-    } catch (err) {
-      undoBook();
-      this.log.error({ event: "journal.failed", err: (err as Error).message }, "lease journal write failed; rolling the firewall back");
-      const rollback = [...prepared].reverse().flatMap((p) => p.change.undoChanges?.() ?? []);
-      await this.firewall
-        .apply(rollback)
-        .catch((rollbackErr: Error) =>
-          this.log.error({ event: "firewall.rollback_failed", err: rollbackErr.message }, "rollback failed"),
-        );
-      for (const p of prepared) p.item.reject(new HelperError("STATE_FAILED"));
       return true;
     }
     for (const p of prepared) {

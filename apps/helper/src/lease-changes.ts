@@ -61,18 +61,18 @@ function emit(ctx: HelperContext, event: LeaseEvent): void {
  * A lease's end past its deadline (the kernel already dropped its element): logged, published, and for
  * `close_established` apps its flows cut (not awaited). on_close is knockport-hooks', from the event.
  */
-export function leaseExpired(ctx: HelperContext, l: Lease, whileDown = false): void {
+function leaseExpired(ctx: HelperContext, l: Lease): void {
   const expiredAt = new Date(l.expiresAtMs).toISOString();
   const view = leaseView(ctx, l);
   // A knock leaves two leases (step 1: the HTTPS port, step 2: the app's): the message says which ended.
   const what = l.step === 1 ? `HTTPS port closed for ${l.ip}: its lease (step 1 of ${l.app})` : `${l.app} port closed for ${l.ip}: its lease`;
   ctx.log.info(
-    { audit: true, event: "lease.expired", app: l.app, ip: l.ip, step: l.step, port: view.port, protocol: view.protocol, expiredAt, ...(whileDown ? { whileDown } : {}) },
-    `${what} expired${whileDown ? " while the helper was down" : ""}`,
+    { audit: true, event: "lease.expired", app: l.app, ip: l.ip, step: l.step, port: view.port, protocol: view.protocol, expiredAt },
+    `${what} expired`,
   );
   emit(ctx, { event: "expiry", ...view });
   const app = l.step === 2 ? findApp(ctx.config, l.app) : undefined;
-  if (app) void ctx.conntrack.cut(app, l.ip, whileDown ? "expired-while-down" : "expiry");
+  if (app) void ctx.conntrack.cut(app, l.ip, "expiry");
 }
 
 function resolve(ctx: HelperContext, appName: string, ipText: string): { app: AppConfig; ip: IpAddress } {
@@ -116,8 +116,6 @@ export function prepareOpen(ctx: HelperContext, p: OpenParams, adminSeconds?: nu
   return {
     changes: [grantChange(ctx, lease, now)],
     undoBook: () => (previous ? book.put(previous) : book.delete(p.step, app.name, ip)),
-    undoChanges: () =>
-      p.step === 1 ? [httpsElementChange(ctx, ip, now)] : [previous && refreshed ? grantChange(ctx, previous, now) : revoke(2, app.name, ip)],
     finish: () => {
       const view = leaseView(ctx, lease);
       ctx.log.info(
@@ -140,7 +138,6 @@ export function prepareClose(ctx: HelperContext, p: CloseParams): PreparedChange
   return {
     changes: [revoke(2, app.name, ip), httpsElementChange(ctx, ip, now)],
     undoBook: () => removed.forEach((l) => ctx.book.put(l)),
-    undoChanges: () => removed.map((l) => grantChange(ctx, l, now)),
     finish: () => {
       ctx.log.info(
         { audit: true, event: "lease.closed", via: "admin", app: app.name, ip, closed: removed.length, steps: removed.map((l) => l.step) },

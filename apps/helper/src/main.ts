@@ -5,24 +5,19 @@ import { ROOT_ERRORS, createDispatcher, exitOnError, type SocketName } from "@kn
 import { forwardedApps, nftPlacement } from "@knockport/firewall";
 import { DIRECT } from "@knockport/firewall/run";
 import { parseHelperArgs } from "./args.js";
-import { LeaseJournal } from "./leases.js";
 import { HelperService } from "./service.js";
 import { SOCKET_LIMITS, startRpcServer } from "./socket-server.js";
 import { createBackend } from "./backend-factory.js";
 import type { RpcPeer } from "./helper-context.js";
 import { prepareInterfaces } from "./interfaces.js";
-import { helperStateFiles, takeInstanceLock, type InstanceLock } from "@knockport/durable-file";
+import { helperStateFiles } from "@knockport/durable-file/helper-state";
+import { lockPrivateDir, type InstanceLock } from "@knockport/durable-file/instance-lock";
 
 /**
  * Locks held until the process exits (never released: the kernel drops them with the process). Kept
  * referenced here so that nothing holding a lock's descriptor can be collected and closed early.
  */
 const heldLocks: InstanceLock[] = [];
-
-async function lockStateDir(journal: LeaseJournal): Promise<void> {
-  journal.prepare();
-  heldLocks.push(await takeInstanceLock(helperStateFiles(journal.dir).lock, `--state-dir ${journal.dir}`));
-}
 
 async function main(argv: string[]): Promise<number> {
   const options = parseHelperArgs(argv);
@@ -47,11 +42,10 @@ async function main(argv: string[]): Promise<number> {
   const shutdown = options.serviceRuleCleanupOnShutdown ? await import("./shutdown.js") : undefined;
   const firewall = await createBackend(options, config, privilege);
   const missingInterfaces = prepareInterfaces(config, firewall, log);
-  const journal = new LeaseJournal(options.stateDir);
   // Both locks before any firewall command: a second helper (another config, state dir or socket)
-  // exits here and leaves the running helper's table and journal alone.
-  await lockStateDir(journal);
-  const service = new HelperService(config, firewall, journal, log, undefined, conntrack);
+  // exits here and leaves the running helper's table alone.
+  heldLocks.push(await lockPrivateDir(options.stateDir, helperStateFiles(options.stateDir).lock, "--state-dir"));
+  const service = new HelperService(config, firewall, log, undefined, conntrack);
   const onInternalError = (err: unknown, method: string): void =>
     log.error({ event: "rpc.internal_error", method, err: (err as Error)?.message }, "handler failed");
   const onNotAllowed = (socket: SocketName) => (method: string): void =>

@@ -1,11 +1,12 @@
 import type { Logger } from "./log.js";
-import { findApp, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
-import { zeroStatsCounters, type LeaseEvent, type ListResult, type MethodHandlers } from "@knockport/protocol";
+import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
+import { serviceSetName } from "@knockport/firewall";
+import { ipFamily, parseIpAddress, zeroStatsCounters, type LeaseEvent, type ListResult, type MethodHandlers } from "@knockport/protocol";
 import type { FirewallBackend } from "./backend.js";
 import { GroupCommitter } from "./group-commit.js";
-import { LeaseBook, type Lease, type LeaseJournal } from "./leases.js";
+import { LeaseBook, type Lease } from "./leases.js";
 import type { Clock, Conntrack, HelperContext, HelperCounts, RpcPeer } from "./helper-context.js";
-import { grantChange, leaseExpired, prepareCloseOnTime, prepareSweep, secondsUntil } from "./lease-changes.js";
+import { grantChange, prepareCloseOnTime, prepareSweep, secondsUntil } from "./lease-changes.js";
 import { Reconciler, type ReconcileCounts } from "./reconcile.js";
 import { SELF_HEAL_INTERVAL_MS, startSelfHeal } from "./self-heal.js";
 import { createHandlers, list } from "./rpc-handlers.js";
@@ -16,9 +17,8 @@ export const systemClock: Clock = { now: () => Date.now() };
 const NO_CONNTRACK: Conntrack = { applies: () => false, cut: async () => undefined, idle: async () => undefined };
 
 /**
- * Lease logic behind the sockets. All changes run through one group committer (firewall, then journal),
- * so concurrent knocks never interleave half-applied state. Order is fail-closed: the kernel is changed
- * first and rolled back if the journal cannot record it.
+ * Lease logic behind the sockets. All changes run through one group committer, so concurrent knocks
+ * never interleave half-applied state, and the book changes only with the kernel.
  */
 export class HelperService implements HelperContext {
   readonly book = new LeaseBook();
@@ -35,61 +35,56 @@ export class HelperService implements HelperContext {
   constructor(
     readonly config: KnockportConfig,
     readonly firewall: FirewallBackend,
-    private readonly journal: LeaseJournal,
     readonly log: Logger,
     readonly clock: Clock = systemClock,
     /** Deletes conntrack entries of ended leases of `close_established` apps (default: none configured). */
     readonly conntrack: Conntrack = NO_CONNTRACK,
   ) {
-    this.committer = new GroupCommitter(firewall, () => journal.commit(this.book), log);
+    this.committer = new GroupCommitter(firewall, log);
     this.handlers = createHandlers(this, this);
   }
 
   /**
-   * Install the table and put back the journal's live leases with their remaining time, at most the
-   * app's current duration (step 1: step2_https_duration).
+   * Install the table with the leases the kernel still holds. Our sets' timed elements are the lease
+   * book that outlives the helper: a restart or a crash reads them back with the time the kernel has
+   * left, so it loses nothing that still protects, and no knock waits for a disk. Service (step-2)
+   * elements name their app by their set; the HTTPS element is shared by every app's step 1 and cannot
+   * say whose it was, so it is not put back: a knock under way repeats step 1 (fail closed). An element
+   * without a timeout was never ours (reconcile removes such strays). A lease never outlives what the
+   * current config grants: a lowered duration applies at once.
    */
   async start(): Promise<void> {
     const { config, firewall, book, log, clock, counts } = this;
     counts.startedAtMs = clock.now();
-    this.journal.prepare();
-    const { leases, problem } = this.journal.load();
-    if (problem) log.warn({ event: "journal.ignored" }, problem);
+    const bySet = new Map(config.apps.flatMap((a) => ([4, 6] as const).map((f) => [serviceSetName(a.name, f), { app: a, f }] as const)));
+    const listed = (await firewall.listElements?.(new Set(bySet.keys()))) ?? [];
     const now = clock.now();
     const restored: Lease[] = [];
-    const endedWhileDown = leases.filter((l) => l.expiresAtMs <= now);
-    for (const lease of leases) {
-      if (lease.expiresAtMs <= now) continue;
-      const app = findApp(config, lease.app);
-      if (!app) {
-        log.warn({ event: "lease.dropped", app: lease.app, ip: lease.ip }, "journal lease for an app no longer configured");
-        continue;
-      }
-      // A lease never outlives what the current config grants: a lowered duration applies at once.
-      const limitMs = now + (lease.step === 1 ? app.step2HttpsDurationSeconds : app.durationSeconds) * 1000;
-      const kept = lease.expiresAtMs > limitMs ? { ...lease, expiresAtMs: limitMs } : lease;
-      if (kept !== lease) {
+    for (const e of listed) {
+      const owner = bySet.get(e.set);
+      const ip = parseIpAddress(e.ip);
+      if (!owner || !ip || ipFamily(ip) !== owner.f || !Number.isFinite(e.expiresInMs) || e.expiresInMs <= 0) continue;
+      const limitMs = now + owner.app.durationSeconds * 1000;
+      const lease: Lease = { app: owner.app.name, ip, step: 2, expiresAtMs: Math.min(now + e.expiresInMs, limitMs) };
+      if (lease.expiresAtMs < now + e.expiresInMs) {
         log.info(
-          { event: "lease.shortened", app: lease.app, ip: lease.ip, step: lease.step, remainingSeconds: secondsUntil(limitMs, now) },
+          { event: "lease.shortened", app: lease.app, ip, step: 2, remainingSeconds: secondsUntil(limitMs, now) },
           "restored lease cut to the app's current duration",
         );
       }
-      book.put(kept);
-      restored.push(kept);
+      book.put(lease);
+      restored.push(lease);
     }
     await firewall.install(restored.map((l) => grantChange(this, l, now)));
     counts.leasesRestored += restored.length;
     restored.forEach((l) => this.closeOnTime(l));
     log.info({ event: "firewall.installed", type: firewall.type, restored: restored.length }, "firewall table installed");
-    this.journal.commit(book); // the first commit is a whole snapshot
     for (const l of restored) {
       log.info(
         { audit: true, event: "lease.restored", app: l.app, ip: l.ip, step: l.step, remainingSeconds: secondsUntil(l.expiresAtMs, now) },
         "lease restored after restart",
       );
     }
-    // The kernel closed these while we were down: record it and cut their flows now.
-    for (const l of endedWhileDown) leaseExpired(this, l, true);
   }
 
   /** Re-apply the whole firewall with every live lease; `reason` for the log when not a flush from outside. */
@@ -114,7 +109,7 @@ export class HelperService implements HelperContext {
 
   startExpirySweep(intervalMs = 1000): void {
     this.sweepTimer = setInterval(() => {
-      if (!this.book.hasExpired(this.clock.now())) return; // nothing ended: no journal write
+      if (!this.book.hasExpired(this.clock.now())) return; // nothing ended: no commit
       void this.committer.submit(() => prepareSweep(this)).catch(() => undefined);
     }, intervalMs);
     this.sweepTimer.unref();

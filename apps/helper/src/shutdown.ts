@@ -4,7 +4,7 @@ import type { HelperService } from "./service.js";
 /**
  * `--service-rule-cleanup-on-shutdown` (the original's flag): on a clean stop, end every live lease
  * the way `close` does — the app's service element and, once no step-1 lease of the address is left,
- * its HTTPS element are revoked and the journal is emptied, so a restart does not bring them back.
+ * its HTTPS element are revoked, so a restart finds nothing in the kernel to bring back.
  * The table, its chains and its drop rules stay: a stopped helper never leaves a port open.
  */
 export async function revokeAllLeases(

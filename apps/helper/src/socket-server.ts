@@ -2,7 +2,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, unlinkSync } 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import type { Logger } from "./log.js";
-import { takeInstanceLock } from "@knockport/durable-file";
+import { takeInstanceLock } from "@knockport/durable-file/instance-lock";
 import { MAX_IN_FLIGHT_PER_CONNECTION, type RpcResponse, type SocketName } from "@knockport/protocol";
 import { serveConnection, type ConnectionLimits } from "./connection.js";
 import type { RpcPeer } from "./helper-context.js";

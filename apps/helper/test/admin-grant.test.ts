@@ -9,7 +9,6 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig, type KnockportConfig } from "@knockport/config";
 import { HelperError } from "@knockport/protocol";
 import { RecordingFirewall, capturingLogger, recordedCalls } from "./recording-firewall.js";
-import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
 
 const IP = "198.51.100.7";
@@ -56,7 +55,7 @@ describe("grant, audit lines and command hooks", () => {
   const recorded = (): string[][] => recordedCalls(calls);
 
   async function startService(cfg: KnockportConfig): Promise<HelperService> {
-    const s = new HelperService(cfg, firewall, new LeaseJournal(join(dir, "state")), capturingLogger(lines), clock);
+    const s = new HelperService(cfg, firewall, capturingLogger(lines), clock);
     await s.start();
     return s;
   }

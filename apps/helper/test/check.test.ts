@@ -10,7 +10,6 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig } from "@knockport/config";
 import { HelperError } from "@knockport/protocol";
 import { RecordingFirewall } from "./recording-firewall.js";
-import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
 
 const IP = "198.51.100.7";
@@ -36,7 +35,7 @@ describe("check", () => {
     dir = mkdtempSync(join(tmpdir(), "kp-check-"));
     clock = { t: T0, now: () => clock.t };
     firewall = new RecordingFirewall();
-    service = new HelperService(config, firewall, new LeaseJournal(join(dir, "state")), pino({ level: "silent" }), clock);
+    service = new HelperService(config, firewall, pino({ level: "silent" }), clock);
     await service.start();
   });
   afterEach(() => {

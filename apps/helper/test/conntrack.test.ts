@@ -13,7 +13,6 @@ import { parseConfig, type KnockportConfig } from "@knockport/config";
 import type { IpAddress } from "@knockport/protocol";
 import { RecordingFirewall, capturingLogger, recordedCalls } from "./recording-firewall.js";
 import { ConntrackCutter, ConntrackMissingError, conntrackDeleteArgs, locateConntrackFor } from "../src/conntrack.js";
-import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
 import { revokeAllLeases } from "../src/shutdown.js";
 import { conntrackSudoCommands, renderSudoers } from "@knockport/backends/sudoers";
@@ -107,7 +106,7 @@ describe("close_established: conntrack entries go when a lease ends", () => {
 
   async function startService(cfg: KnockportConfig, conntrackPath: string | undefined = fakeConntrack): Promise<HelperService> {
     const log = capturingLogger(lines);
-    const s = new HelperService(cfg, firewall, new LeaseJournal(join(dir, "state")), log, clock, new ConntrackCutter(log, conntrackPath));
+    const s = new HelperService(cfg, firewall, log, clock, new ConntrackCutter(log, conntrackPath));
     await s.start();
     return s;
   }
@@ -181,7 +180,7 @@ describe("close_established: conntrack entries go when a lease ends", () => {
     expect(events("conntrack.failed")[0]).toMatchObject({ audit: true, app: "vpn", ip: IP, reason: "revoke", error: "exit 1" });
     expect(String(events("conntrack.failed")[0]?.msg)).toContain("the helper needs root or CAP_NET_ADMIN");
 
-    // a missing program: logged, the expiry still recorded and the journal emptied
+    // a missing program: logged, the expiry still recorded
     service.stop();
     const missing = await startService(config(), join(dir, "no-such-conntrack"));
     await missing.handlers.grant({ app: "vpn", ip: IP, durationSeconds: 5 }, undefined);
@@ -199,17 +198,6 @@ describe("close_established: conntrack entries go when a lease ends", () => {
     expect(events("lease.expired")).toEqual([expect.objectContaining({ app: "vpn", ip: IP, step: 2 })]);
     expect(recorded()).toEqual([vpnArgs(IP)]);
     expect(events("conntrack.deleted")[0]).toMatchObject({ reason: "expiry" });
-  });
-
-  it("a lease that expired while the helper was down is cut at the next start", async () => {
-    await service.handlers.grant({ app: "vpn", ip: IP, durationSeconds: 5 }, undefined);
-    service.stop();
-    clock.t += 60_000;
-    const restarted = await startService(config());
-    await restarted.conntrack.idle();
-    expect(recorded()).toEqual([vpnArgs(IP)]);
-    expect(events("conntrack.deleted")[0]).toMatchObject({ reason: "expired-while-down" });
-    restarted.stop();
   });
 
   it("--service-rule-cleanup-on-shutdown cuts every live close_established lease before it returns", async () => {

@@ -6,7 +6,6 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig } from "@knockport/config";
 import { HelperError } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "../src/backend.js";
-import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
 
 const config = parseConfig(
@@ -44,7 +43,7 @@ let service: HelperService;
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "kp-group-"));
   firewall = new SlowFirewall();
-  service = new HelperService(config, firewall, new LeaseJournal(dir), pino({ level: "silent" }));
+  service = new HelperService(config, firewall, pino({ level: "silent" }));
   await service.start();
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));

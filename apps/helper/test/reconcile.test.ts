@@ -4,9 +4,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig } from "@knockport/config";
-import type { IpAddress } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "../src/backend.js";
-import { LeaseJournal } from "../src/leases.js";
 import type { KernelElement } from "../src/backend.js";
 import { HelperService } from "../src/service.js";
 
@@ -81,7 +79,7 @@ describe("HelperService.reconcile (kernel <-> lease book <-> clock)", () => {
     dir = mkdtempSync(join(tmpdir(), "kp-reconcile-"));
     clock = { t: T0, now: () => clock.t };
     kernel = new FakeKernel(clock);
-    service = new HelperService(config, kernel, new LeaseJournal(join(dir, "state")), pino({ level: "silent" }), clock);
+    service = new HelperService(config, kernel, pino({ level: "silent" }), clock);
     await service.start();
     await open(1, "ssh", A);
     await open(2, "ssh", A);
@@ -145,7 +143,7 @@ describe("HelperService.reconcile (kernel <-> lease book <-> clock)", () => {
   });
 
   it("keeps a knock that lands just before the listing (the book is read after the kernel)", async () => {
-    const C = "198.51.100.9" as IpAddress;
+    const C = "198.51.100.9";
     const real = kernel.listElements.bind(kernel);
     // A knock for C commits, then the listing (which holds C) is taken: C must not look like a stray.
     kernel.listElements = async (sets) => {
@@ -157,7 +155,7 @@ describe("HelperService.reconcile (kernel <-> lease book <-> clock)", () => {
   });
 
   it("keeps a knock that lands between the listing and the commit", async () => {
-    const C = "198.51.100.9" as IpAddress;
+    const C = "198.51.100.9";
     const real = kernel.listElements.bind(kernel);
     kernel.listElements = async (sets) => {
       const listed = await real(sets);
@@ -181,10 +179,8 @@ describe("HelperService: per-lease counters and self-heal stats", () => {
     dir = mkdtempSync(join(tmpdir(), "kp-counters-"));
     clock = { t: T0, now: () => clock.t };
     kernel = new FakeKernel(clock);
-    const journal = new LeaseJournal(join(dir, "state"));
-    journal.prepare();
-    journal.save([{ app: "ssh", ip: "2001:db8::7" as IpAddress, step: 2, expiresAtMs: T0 + 60_000 }]);
-    service = new HelperService(config, kernel, journal, pino({ level: "silent" }), clock);
+    kernel.elements.set("svc_ssh_v6|2001:db8::7", T0 + 60_000); // a lease the kernel kept across a restart
+    service = new HelperService(config, kernel, pino({ level: "silent" }), clock);
     await service.start();
   });
   afterEach(() => {
@@ -307,14 +303,10 @@ describe("HelperService: leases put back with a rounded-up timeout end on their 
     dir = mkdtempSync(join(tmpdir(), "kp-ontime-"));
     const clock = { t: T0, now: () => clock.t };
     const kernel = new FakeKernel(clock);
-    const journal = new LeaseJournal(join(dir, "state"));
-    journal.prepare();
-    // 300 ms left for both at the restart: the kernel gets whole seconds (1 s).
-    journal.save([
-      { app: "ssh", ip: A as IpAddress, step: 2, expiresAtMs: T0 + 300 },
-      { app: "openvpn", ip: B as IpAddress, step: 2, expiresAtMs: T0 + 300 },
-    ]);
-    const service = new HelperService(config, kernel, journal, pino({ level: "silent" }), clock);
+    // 300 ms left for both at the restart: the re-installed table gets whole seconds (1 s).
+    kernel.elements.set(`svc_ssh_v4|${A}`, T0 + 300);
+    kernel.elements.set(`svc_openvpn_v4|${B}`, T0 + 300);
+    const service = new HelperService(config, kernel, pino({ level: "silent" }), clock);
     try {
       await service.start();
       expect(kernel.snapshot()).toEqual({ "svc_ssh_v4|198.51.100.7": 1, "svc_openvpn_v4|198.51.100.8": 1 });
@@ -335,31 +327,23 @@ describe("HelperService: restored leases and a lowered duration", () => {
   let dir: string;
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("a journal lease longer than the app's current duration / step2_https_duration is cut to it (book and kernel)", async () => {
+  it("a kernel element longer than the app's current duration is cut to it (book and kernel); the HTTPS element is not put back", async () => {
     dir = mkdtempSync(join(tmpdir(), "kp-clamp-"));
     const clock = { t: T0, now: () => clock.t };
     const kernel = new FakeKernel(clock);
-    const journal = new LeaseJournal(join(dir, "state"));
-    journal.prepare();
-    // written under an older config: ssh duration 86400 (now 600), step 1 for 3600 s (now 30); openvpn within its 3600
-    journal.save([
-      { app: "ssh", ip: A as IpAddress, step: 2, expiresAtMs: T0 + 86_400_000 },
-      { app: "ssh", ip: A as IpAddress, step: 1, expiresAtMs: T0 + 3_600_000 },
-      { app: "openvpn", ip: B as IpAddress, step: 2, expiresAtMs: T0 + 1_000_000 },
-    ]);
-    const service = new HelperService(config, kernel, journal, pino({ level: "silent" }), clock);
+    // granted under an older config: ssh duration 86400 (now 600); openvpn within its 3600
+    kernel.elements.set(`svc_ssh_v4|${A}`, T0 + 86_400_000);
+    kernel.elements.set(`https_v4|${A}`, T0 + 3_600_000);
+    kernel.elements.set(`svc_openvpn_v4|${B}`, T0 + 1_000_000);
+    const service = new HelperService(config, kernel, pino({ level: "silent" }), clock);
     try {
       await service.start();
-      expect(kernel.snapshot()).toEqual({ "svc_ssh_v4|198.51.100.7": 600, "https_v4|198.51.100.7": 30, "svc_openvpn_v4|198.51.100.8": 1000 });
+      expect(kernel.snapshot()).toEqual({ "svc_ssh_v4|198.51.100.7": 600, "svc_openvpn_v4|198.51.100.8": 1000 });
       const leases = (await service.handlers.list({}, undefined)).leases;
       expect(leases.map((l) => [l.app, l.step, l.remainingSeconds]).sort()).toEqual([
         ["openvpn", 2, 1000],
-        ["ssh", 1, 30],
         ["ssh", 2, 600],
       ]);
-      // the journal holds the cut deadline too, so a further restart keeps it
-      const again = new LeaseJournal(join(dir, "state")).load().leases.find((l) => l.app === "ssh" && l.step === 2);
-      expect(again?.expiresAtMs).toBe(T0 + 600_000);
     } finally {
       service.stop();
     }

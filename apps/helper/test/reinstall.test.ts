@@ -5,7 +5,6 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseConfig } from "@knockport/config";
 import type { FirewallBackend, SetChange } from "../src/backend.js";
-import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
 
 class RecordingFirewall implements FirewallBackend {
@@ -41,7 +40,7 @@ describe("HelperService.reinstall (self-heal)", () => {
     dir = mkdtempSync(join(tmpdir(), "kp-reinstall-"));
     const clock = { t: Date.UTC(2030, 0, 1), now: () => clock.t };
     const firewall = new RecordingFirewall();
-    const service = new HelperService(config, firewall, new LeaseJournal(join(dir, "state")), pino({ level: "silent" }), clock);
+    const service = new HelperService(config, firewall, pino({ level: "silent" }), clock);
     await service.start();
     await service.handlers.open({ step: 1, app: "ssh", ip: "198.51.100.7" }, undefined);
     await service.handlers.open({ step: 2, app: "ssh", ip: "198.51.100.7" }, undefined);
@@ -81,7 +80,7 @@ describe("self-heal on a reported change", () => {
   it("re-applies at once when the backend reports a change, not at the next tick; a second one within 1 s waits", async () => {
     dir = mkdtempSync(join(tmpdir(), "kp-reinstall-"));
     const firewall = new WatchedFirewall();
-    const service = new HelperService(config, firewall, new LeaseJournal(join(dir, "state")), pino({ level: "silent" }));
+    const service = new HelperService(config, firewall, pino({ level: "silent" }));
     await service.start();
     await service.handlers.open({ step: 1, app: "ssh", ip: "198.51.100.7" }, undefined);
     service.startSelfHeal(60_000); // the periodic tick never comes during this test

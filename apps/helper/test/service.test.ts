@@ -1,14 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig, type KnockportConfig } from "@knockport/config";
 import { HelperError, type OpenParams } from "@knockport/protocol";
-import type { FirewallBackend, SetChange } from "../src/backend.js";
-import { LeaseJournal } from "../src/leases.js";
+import type { FirewallBackend, KernelElement, SetChange } from "../src/backend.js";
 import { HelperService } from "../src/service.js";
-import { createLogger } from "../src/log.js";
 
 const IP = "198.51.100.7";
 const IP2 = "203.0.113.9";
@@ -44,6 +42,12 @@ class FakeFirewall implements FirewallBackend {
   readonly type = "nftables" as const;
   readonly log: ({ kind: "install"; grants: SetChange[] } | { kind: "apply"; changes: SetChange[] })[] = [];
   failApply = 0;
+  /** What listElements answers: the sets' elements a restarted helper finds in the kernel. */
+  elements: KernelElement[] | undefined;
+
+  async listElements(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined> {
+    return this.elements?.filter((e) => sets.has(e.set));
+  }
 
   renderRuleset(): string {
     return "table inet knockport {}\n";
@@ -85,20 +89,17 @@ describe("HelperService", () => {
   let dir: string;
   let clock: { t: number; now(): number };
   let firewall: FakeFirewall;
-  let journal: LeaseJournal;
   let service: HelperService;
 
   const open = (p: OpenParams) => service.handlers.open(p, undefined);
   const close = (app: string, ip: string) => service.handlers.close({ app, ip }, undefined);
   const list = () => service.handlers.list({}, undefined);
-  const journalLeases = () => (JSON.parse(readFileSync(journal.file, "utf8")) as { leases: unknown[] }).leases;
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "kp-helper-"));
     clock = { t: T0, now: () => clock.t };
     firewall = new FakeFirewall();
-    journal = new LeaseJournal(join(dir, "state"));
-    service = new HelperService(makeConfig(), firewall, journal, silent, clock);
+    service = new HelperService(makeConfig(), firewall, silent, clock);
     await service.start();
     firewall.reset();
   });
@@ -118,7 +119,6 @@ describe("HelperService", () => {
       refreshed: false,
     });
     expect(firewall.log).toEqual([{ kind: "apply", changes: [{ op: "grant", set: "https_v4", ip: IP, timeoutSeconds: 30 }] }]);
-    expect(journalLeases()).toEqual([{ app: "openvpn", ip: IP, step: 1, expiresAtMs: T0 + 30_000 }]);
   });
 
   it("normalises addresses: an IPv4-mapped address goes to the v4 set, IPv6 to the v6 set", async () => {
@@ -136,7 +136,7 @@ describe("HelperService", () => {
     service.stop();
     const doc = makeConfig(["ssh"]);
     const config = { ...doc, apps: doc.apps.map((a) => ({ ...a, maxLeases: 2 })) };
-    service = new HelperService(config, firewall, journal, silent, clock);
+    service = new HelperService(config, firewall, silent, clock);
     await service.start();
     firewall.reset();
     await open({ step: 1, app: "ssh", ip: IP });
@@ -187,7 +187,6 @@ describe("HelperService", () => {
     const leases = (await list()).leases;
     expect(leases.filter((l) => l.step === 2)).toHaveLength(1);
     expect(leases.filter((l) => l.step === 2)[0]?.remainingSeconds).toBe(86400);
-    expect(journalLeases()).toHaveLength(2);
     expect(firewall.changes().at(-1)).toEqual({ op: "grant", set: "svc_openvpn_v4", ip: IP, timeoutSeconds: 86400 });
   });
 
@@ -201,7 +200,6 @@ describe("HelperService", () => {
     firewall.failApply = 1;
     await expectHelperError(open({ step: 1, app: "openvpn", ip: IP }), "FIREWALL_FAILED");
     expect((await list()).leases).toEqual([]);
-    expect(journalLeases()).toEqual([]);
     // and step 2 is still refused: the failed step 1 opened nothing
     await expectHelperError(open({ step: 2, app: "openvpn", ip: IP }), "STEP1_REQUIRED");
   });
@@ -224,7 +222,6 @@ describe("HelperService", () => {
       { op: "revoke", set: "https_v4", ip: IP },
     ]);
     expect((await list()).leases).toEqual([]);
-    expect(journalLeases()).toEqual([]);
     await expectHelperError(open({ step: 2, app: "openvpn", ip: IP }), "STEP1_REQUIRED");
   });
 
@@ -314,150 +311,57 @@ describe("HelperService", () => {
     expect(firewall.log).toEqual([]);
   });
 
-  it("restart: installs the table with only the live leases at their remaining time, drops expired and unknown-app ones", async () => {
-    await open({ step: 1, app: "openvpn", ip: IP }); // ends T0+30 s
-    await open({ step: 2, app: "openvpn", ip: IP }); // ends T0+86400 s
-    await open({ step: 1, app: "ssh", ip: IP2 }); // ends T0+10 s
-    await open({ step: 2, app: "ssh", ip: IP2 }); // ends T0+3600 s
-    await open({ step: 1, app: "ssh", ip: IP }); // ends T0+10 s
-    service.stop();
-
-    clock.t = T0 + 20_000;
+  it("restart: the service elements the kernel holds come back as leases with the kernel's time left; the HTTPS element, strays and unknown apps' sets do not", async () => {
     const firewall2 = new FakeFirewall();
-    // the new configuration no longer has "ssh"
-    const restarted = new HelperService(makeConfig(["openvpn"]), firewall2, new LeaseJournal(journal.dir), silent, clock);
+    firewall2.elements = [
+      { set: "svc_openvpn_v4", ip: IP, expiresInMs: 86_380_250 },
+      { set: "svc_openvpn_v6", ip: "2001:DB8::0:7", expiresInMs: 5_000 },
+      { set: "https_v4", ip: IP, expiresInMs: 10_000 }, // whose step 1 it was, the kernel cannot say
+      { set: "svc_openvpn_v4", ip: IP2, expiresInMs: Infinity }, // added by hand without a timeout: never ours
+      { set: "svc_openvpn_v6", ip: IP2, expiresInMs: 3_000 }, // a v4 address in a v6 set
+      { set: "svc_ssh_v4", ip: IP2, expiresInMs: 60_000 }, // the new configuration no longer has "ssh"
+    ];
+    const restarted = new HelperService(makeConfig(["openvpn"]), firewall2, silent, clock);
     await restarted.start();
     // one install transaction carrying the live grants: no moment in which their owners are locked out
     expect(firewall2.log).toEqual([
       {
         kind: "install",
         grants: [
-          { op: "grant", set: "https_v4", ip: IP, timeoutSeconds: 10 },
-          { op: "grant", set: "svc_openvpn_v4", ip: IP, timeoutSeconds: 86380 },
+          { op: "grant", set: "svc_openvpn_v4", ip: IP, timeoutSeconds: 86381 },
+          { op: "grant", set: "svc_openvpn_v6", ip: "2001:db8::7", timeoutSeconds: 5 },
         ],
       },
     ]);
     const leases = (await restarted.handlers.list({}, undefined)).leases;
-    expect(leases.map((l) => [l.app, l.step, l.remainingSeconds])).toEqual([
-      ["openvpn", 1, 10],
-      ["openvpn", 2, 86380],
+    expect(leases.map((l) => [l.app, l.step, l.ip, l.expiresAt])).toEqual([
+      ["openvpn", 2, "2001:db8::7", new Date(T0 + 5_000).toISOString()],
+      ["openvpn", 2, IP, new Date(T0 + 86_380_250).toISOString()],
     ]);
-    // the journal is rewritten without the dropped leases
-    expect(journalLeases()).toHaveLength(2);
-    // step 2 works after a restart on the restored step-1 lease
+    expect((await restarted.handlers.stats({}, undefined)).leasesRestored).toBe(2);
+    // a step 2 after the restart needs a fresh step 1
+    await expectHelperError(restarted.handlers.open({ step: 2, app: "openvpn", ip: IP }, undefined), "STEP1_REQUIRED");
+    await restarted.handlers.open({ step: 1, app: "openvpn", ip: IP }, undefined);
     expect((await restarted.handlers.open({ step: 2, app: "openvpn", ip: IP }, undefined)).refreshed).toBe(true);
     restarted.stop();
   });
 
-  it("restart: a shared HTTPS element gets the longest remaining step-1 time", async () => {
-    await open({ step: 1, app: "openvpn", ip: IP }); // T0+30 s
-    await open({ step: 1, app: "ssh", ip: IP }); // T0+10 s
-    clock.t = T0 + 5_000;
+  it("restart: a kernel element longer than the app's current duration is cut to it", async () => {
     const firewall2 = new FakeFirewall();
-    const restarted = new HelperService(makeConfig(), firewall2, new LeaseJournal(journal.dir), silent, clock);
+    firewall2.elements = [{ set: "svc_ssh_v4", ip: IP, expiresInMs: 7200_000 }];
+    const restarted = new HelperService(makeConfig(), firewall2, silent, clock);
     await restarted.start();
-    const install = firewall2.log[0];
-    const grants = install?.kind === "install" ? install.grants : [];
-    expect(firewall2.log).toHaveLength(1);
-    expect(grants).toHaveLength(2);
-    for (const g of grants) expect(g).toEqual({ op: "grant", set: "https_v4", ip: IP, timeoutSeconds: 25 });
+    expect(firewall2.log).toEqual([{ kind: "install", grants: [{ op: "grant", set: "svc_ssh_v4", ip: IP, timeoutSeconds: 3600 }] }]);
+    expect((await restarted.handlers.list({}, undefined)).leases.map((l) => l.remainingSeconds)).toEqual([3600]);
     restarted.stop();
   });
 
-  it("restart: each lease that ended while the helper was down is logged once, saying which port it held; a later restart logs none again", async () => {
-    await open({ step: 1, app: "ssh", ip: IP }); // the HTTPS knock port, ends T0+10 s
-    await open({ step: 2, app: "ssh", ip: IP }); // ssh's port, ends T0+3600 s
-    service.stop();
-    const lines: Record<string, unknown>[] = [];
-    const log = createLogger({ name: "t", level: "info" }, (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
-    const expired = () => lines.filter((l) => l.event === "lease.expired").map((l) => ({ step: l.step, msg: l.msg, port: l.port }));
-    const restart = async (): Promise<void> => {
-      const s = new HelperService(makeConfig(), new FakeFirewall(), new LeaseJournal(journal.dir), log, clock);
-      await s.start();
-      s.stop();
-    };
-    clock.t = T0 + 4000_000;
-    await restart();
-    expect(expired()).toEqual([
-      { step: 1, port: 8443, msg: `HTTPS port closed for ${IP}: its lease (step 1 of ssh) expired while the helper was down` },
-      { step: 2, port: 2222, msg: `ssh port closed for ${IP}: its lease expired while the helper was down` },
-    ]);
-    lines.length = 0;
-    clock.t += 60_000;
-    await restart();
-    expect(expired(), "nothing is logged twice").toEqual([]);
-  });
-
-  it("restart with a malformed journal starts with no leases", async () => {
-    writeFileSync(journal.file, "{not json");
+  it("restart without our table (first start, after a reboot) starts with no leases", async () => {
     const firewall2 = new FakeFirewall();
-    const restarted = new HelperService(makeConfig(), firewall2, new LeaseJournal(journal.dir), silent, clock);
+    const restarted = new HelperService(makeConfig(), firewall2, silent, clock);
     await restarted.start();
     expect(firewall2.log).toEqual([{ kind: "install", grants: [] }]);
     expect((await restarted.handlers.list({}, undefined)).leases).toEqual([]);
-  });
-});
-
-describe("HelperService with an unwritable journal", () => {
-  let dir: string;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "kp-helper-"));
-  });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-  it("answers STATE_FAILED and rolls the firewall change back", async () => {
-    // root ignores directory permissions, so make the journal's parent a regular file instead
-    writeFileSync(join(dir, "not-a-dir"), "");
-    const firewall = new FakeFirewall();
-    const clock = { now: () => T0 };
-    const service = new HelperService(makeConfig(), firewall, new LeaseJournal(join(dir, "not-a-dir", "state")), silent, clock);
-    await expectHelperError(service.handlers.open({ step: 1, app: "openvpn", ip: IP }, undefined), "STATE_FAILED");
-    expect(firewall.log).toEqual([
-      { kind: "apply", changes: [{ op: "grant", set: "https_v4", ip: IP, timeoutSeconds: 30 }] },
-      { kind: "apply", changes: [{ op: "revoke", set: "https_v4", ip: IP }] },
-    ]);
-    expect((await service.handlers.list({}, undefined)).leases).toEqual([]);
-  });
-
-  it("rolls a failed refresh back to the previous grant, not to nothing", async () => {
-    const stateDir = join(dir, "state");
-    const journal = new LeaseJournal(stateDir);
-    const firewall = new FakeFirewall();
-    const clock = { t: T0, now: () => clock.t };
-    const service = new HelperService(makeConfig(), firewall, journal, silent, clock);
-    await service.start();
-    await service.handlers.open({ step: 1, app: "openvpn", ip: IP }, undefined);
-    await service.handlers.open({ step: 2, app: "openvpn", ip: IP }, undefined);
-    firewall.reset();
-    // replace the state dir by a regular file: every journal write fails from now on
-    rmSync(stateDir, { recursive: true });
-    writeFileSync(stateDir, "");
-    clock.t += 1_000;
-    await expectHelperError(service.handlers.open({ step: 2, app: "openvpn", ip: IP }, undefined), "STATE_FAILED");
-    expect(firewall.log).toEqual([
-      { kind: "apply", changes: [{ op: "grant", set: "svc_openvpn_v4", ip: IP, timeoutSeconds: 86400 }] },
-      { kind: "apply", changes: [{ op: "grant", set: "svc_openvpn_v4", ip: IP, timeoutSeconds: 86399 }] },
-    ]);
-    const leases = (await service.handlers.list({}, undefined)).leases;
-    expect(leases.find((l) => l.step === 2)?.remainingSeconds).toBe(86399);
-    service.stop();
-  });
-
-  it("a failed step-2 journal write revokes the new service element", async () => {
-    const stateDir = join(dir, "state");
-    const firewall = new FakeFirewall();
-    const service = new HelperService(makeConfig(), firewall, new LeaseJournal(stateDir), silent, { now: () => T0 });
-    await service.start();
-    await service.handlers.open({ step: 1, app: "ssh", ip: IP }, undefined);
-    firewall.reset();
-    rmSync(stateDir, { recursive: true });
-    writeFileSync(stateDir, "");
-    await expectHelperError(service.handlers.open({ step: 2, app: "ssh", ip: IP }, undefined), "STATE_FAILED");
-    expect(firewall.changes()).toEqual([
-      { op: "grant", set: "svc_ssh_v4", ip: IP, timeoutSeconds: 3600 },
-      { op: "revoke", set: "svc_ssh_v4", ip: IP },
-    ]);
-    expect((await service.handlers.list({}, undefined)).leases.map((l) => l.step)).toEqual([1]);
-    service.stop();
+    restarted.stop();
   });
 });

@@ -5,7 +5,6 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig } from "@knockport/config";
 import type { FirewallBackend, SetChange } from "../src/backend.js";
-import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
 import { revokeAllLeases } from "../src/shutdown.js";
 import { parseHelperArgs } from "../src/args.js";
@@ -47,15 +46,13 @@ class RecordingFirewall implements FirewallBackend {
 describe("--service-rule-cleanup-on-shutdown: revokeAllLeases", () => {
   let dir: string;
   let firewall: RecordingFirewall;
-  let journal: LeaseJournal;
   let service: HelperService;
   const log = pino({ level: "silent" });
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "kp-shutdown-"));
     firewall = new RecordingFirewall();
-    journal = new LeaseJournal(join(dir, "state"));
-    service = new HelperService(config, firewall, journal, log);
+    service = new HelperService(config, firewall, log);
     await service.start();
   });
   afterEach(() => {
@@ -63,7 +60,7 @@ describe("--service-rule-cleanup-on-shutdown: revokeAllLeases", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("revokes every live grant (service and HTTPS elements), empties the journal, and keeps the table", async () => {
+  it("revokes every live grant (service and HTTPS elements) and keeps the table", async () => {
     for (const ip of ["198.51.100.7", "2001:db8::7"]) {
       await service.handlers.open({ step: 1, app: "ssh", ip }, undefined);
       await service.handlers.open({ step: 2, app: "ssh", ip }, undefined);
@@ -76,7 +73,6 @@ describe("--service-rule-cleanup-on-shutdown: revokeAllLeases", () => {
 
     expect(r).toEqual({ revoked: 5, failed: 0 });
     expect(service.list().leases).toEqual([]);
-    expect(journal.load().leases).toEqual([]);
     const revokes = firewall.applied.filter((c) => c.op === "revoke").map((c) => `${c.set} ${c.ip}`);
     for (const expected of [
       "svc_ssh_v4 198.51.100.7",
@@ -104,8 +100,8 @@ describe("--service-rule-cleanup-on-shutdown: revokeAllLeases", () => {
     firewall.failNext = true;
     const r = await revokeAllLeases(service, log);
     expect(r).toEqual({ revoked: 0, failed: 1 });
-    // The lease stays in the book and journal, so a restart still knows it (the kernel ends it on time).
-    expect(journal.load().leases).toHaveLength(2);
+    // The lease stays in the book, and in the kernel, which ends it on time.
+    expect(service.list().leases).toHaveLength(2);
   });
 });
 

@@ -10,7 +10,6 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig } from "@knockport/config";
 import { createDispatcher } from "@knockport/protocol";
 import type { RpcPeer } from "../src/helper-context.js";
-import { LeaseJournal } from "../src/leases.js";
 import { HelperService } from "../src/service.js";
 import { SOCKET_LIMITS, startRpcServer } from "../src/socket-server.js";
 import { RecordingFirewall } from "./recording-firewall.js";
@@ -35,7 +34,7 @@ describe.skipIf(!existsSync(CLI))("knockport watch", () => {
       },
       "watch.yaml",
     );
-    service = new HelperService(config, new RecordingFirewall(), new LeaseJournal(join(dir, "state")), silent);
+    service = new HelperService(config, new RecordingFirewall(), silent);
     await service.start();
     const dispatch = createDispatcher<"events", RpcPeer | undefined>("events", service.handlers, { onInternalError: () => undefined });
     server = await startRpcServer({ name: "events", socketPath, socketGroup: undefined, dispatch, log: silent, ...SOCKET_LIMITS.events });

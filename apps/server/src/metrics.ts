@@ -82,7 +82,7 @@ export class ServerMetrics {
   });
   // Counted by the helper since it started: they restart with it (its start time tells when).
   private readonly helperStartTime = this.statsGauge("knockport_helper_start_time_seconds", "Start time of knockport-helper, seconds since the epoch; its *_total counters restart with it.");
-  private readonly leasesRestored = this.statsCounter("knockport_helper_leases_restored_total", "Leases knockport-helper put back from its journal at start.");
+  private readonly leasesRestored = this.statsCounter("knockport_helper_leases_restored_total", "Leases knockport-helper read back from the kernel's sets at start.");
   private readonly reinstalls = this.statsCounter("knockport_helper_reinstalls_total", "Times knockport-helper re-applied its whole firewall because its rules were gone (self-heal).");
   private readonly reconciliations = this.statsCounter("knockport_helper_reconciliations_total", "Times knockport-helper listed its sets' elements and compared them with its leases.");
   private readonly reconciledElements = new Counter({

@@ -92,7 +92,7 @@ describe("step 1 with 2FA, across a server restart", () => {
   });
 
   it.each([
-    ["the helper refused (HELPER_REJECTED)", new HelperCallError("HELPER_REJECTED", "refused", "STATE_FAILED", -32010)],
+    ["the helper refused (HELPER_REJECTED)", new HelperCallError("HELPER_REJECTED", "refused", "FIREWALL_FAILED", -32010)],
     ["the request never reached it (no connection)", new HelperCallError("HELPER_UNREACHABLE", "down", undefined, undefined, false)],
   ])("a code whose knock surely opened nothing (%s, 500) can be used again, and then only once", async (_why, failure) => {
     const { app, helper } = await server();

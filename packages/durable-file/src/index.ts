@@ -1,4 +1,4 @@
 export { makeDirs, checkPrivateDir, PrivateDirError, type PrivateDirOptions } from "./dirs.js";
 export { writeFileDurably, openNoFollow, fsyncDir, type DurableWriteOptions } from "./write.js";
-export { takeInstanceLock, InstanceLockError, type InstanceLock } from "./instance-lock.js";
+export { takeInstanceLock, lockPrivateDir, InstanceLockError, type InstanceLock } from "./instance-lock.js";
 export { helperStateFiles } from "./helper-state.js";

@@ -1,5 +1,6 @@
-import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { spawn } from "node:child_process";
+import { checkPrivateDir } from "./dirs.js";
 
 /** Another helper holds the lock, or the lock cannot be taken: the helper must not touch the firewall. */
 export class InstanceLockError extends Error {
@@ -67,6 +68,16 @@ export async function takeInstanceLock(path: string, what: string, flockPath = l
       closeSync(fd);
     },
   };
+}
+
+/**
+ * The lock file `path` in `dir`, a folder made 0700 when missing and refused (PRIVATE_DIR_UNUSABLE)
+ * when another user could plant files or links in it. `label` names it in errors (e.g. --state-dir).
+ */
+export async function lockPrivateDir(dir: string, path: string, label: string): Promise<InstanceLock> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  checkPrivateDir(dir, { label });
+  return takeInstanceLock(path, `${label} ${dir}`);
 }
 
 /**

@@ -1,9 +1,9 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { InstanceLockError, takeInstanceLock } from "../src/instance-lock.js";
+import { InstanceLockError, lockPrivateDir, takeInstanceLock } from "../src/instance-lock.js";
 
 /** The built module (pnpm build runs before the unit tests): a plain node child cannot load TypeScript. */
 const BUILT = resolve(__dirname, "../dist/instance-lock.js");
@@ -62,5 +62,37 @@ setInterval(() => undefined, 1000);`;
     symlinkSync(target, join(dir, "link.lock"));
     await expect(takeInstanceLock(join(dir, "link.lock"), "--socket s")).rejects.toThrow(/--socket s: cannot open lock file .*link\.lock \(ELOOP\)/);
     await expect(takeInstanceLock(dir, "--socket s")).rejects.toThrow(/--socket s: (cannot open lock file|lock file .* is not a regular file)/);
+  });
+});
+
+describe("lockPrivateDir (the helper's --state-dir)", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "kp-lockdir-"));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("makes a missing folder 0700 and takes its lock", async () => {
+    const state = join(dir, "a", "state");
+    const lock = await lockPrivateDir(state, join(state, "helper.lock"), "--state-dir");
+    expect((statSync(state).mode & 0o777).toString(8)).toBe("700");
+    expect(readFileSync(join(state, "helper.lock"), "utf8")).toBe(`${process.pid}\n`);
+    lock.release();
+  });
+
+  it("refuses a group-writable state dir with the path, the mode and the fix", async () => {
+    const state = join(dir, "state");
+    mkdirSync(state, { mode: 0o700 });
+    chmodSync(state, 0o770);
+    await expect(lockPrivateDir(state, join(state, "helper.lock"), "--state-dir")).rejects.toThrow(
+      new RegExp(`--state-dir ${state}: writable by its group .*mode 0770.*chmod go-w`),
+    );
+  });
+
+  it.runIf(process.geteuid?.() === 0)("refuses a state dir owned by another user (root helper, dir of nobody)", async () => {
+    const state = join(dir, "state");
+    mkdirSync(state, { mode: 0o700 });
+    chownSync(state, 65534, 65534);
+    await expect(lockPrivateDir(state, join(state, "helper.lock"), "--state-dir")).rejects.toThrow(/owned by another user \(owner uid 65534/);
   });
 });

@@ -17,7 +17,6 @@ export const ROOT_ERRORS = {
   FORWARDING_DISABLED: { exit: 1, message: "<file>: forwarded apps need net.ipv4.ip_forward=1 …" },
   INSTANCE_LOCKED: { exit: 1, message: "<what>: <lock file> is held by another process" },
   PRIVATE_DIR_UNUSABLE: { exit: 1, message: "<flag> <dir>: is not a folder | owned by another user (…) | writable by its group (…)" },
-  STATE_WRITE_FAILED: { exit: 1, message: "cannot write <state-dir>/<journal file> (<errno>)" },
 } as const satisfies Record<string, ExitError>;
 
 /** What the helper answers over JSON-RPC besides the standard errors (`code` is the wire code). Stable. */
@@ -27,7 +26,6 @@ export const HELPER_ERRORS = {
   FIREWALL_FAILED: { code: -32003, message: "the firewall refused the change" },
   INVALID_ADDRESS: { code: -32004, message: "not a unicast IPv4 or IPv6 address" },
   OVERLOADED: { code: -32005, message: "helper is busy, retry later" },
-  STATE_FAILED: { code: -32006, message: "the lease journal could not be written; nothing was opened" },
   DURATION_TOO_LONG: { code: -32007, message: "durationSeconds exceeds the app's configured duration" },
   TOO_MANY_LEASES: { code: -32008, message: "the app has max_leases live leases for this address family; nothing was opened" },
   METHOD_NOT_ALLOWED: { code: -32009, message: "method not allowed on this socket" },

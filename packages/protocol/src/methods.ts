@@ -44,7 +44,7 @@ export interface MethodRow {
 /** The JSON-RPC method name of `watch`'s notifications. */
 export const LEASE_EVENT_METHOD = "lease";
 
-const CHANGE_ERRORS = ["UNKNOWN_APP", "INVALID_ADDRESS", "FIREWALL_FAILED", "STATE_FAILED", "OVERLOADED"] as const;
+const CHANGE_ERRORS = ["UNKNOWN_APP", "INVALID_ADDRESS", "FIREWALL_FAILED", "OVERLOADED"] as const;
 
 export const METHODS = {
   hello: {

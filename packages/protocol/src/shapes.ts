@@ -21,7 +21,7 @@ export const emptyParams = { type: "object", additionalProperties: false, requir
  * carry each of them, the helper keeps them and the server's /metrics renders them with these texts.
  */
 export const STATS_COUNTERS = {
-  leasesRestored: "Leases put back from the journal at start.",
+  leasesRestored: "Leases read back from the kernel's sets at start.",
   reinstalls: "Times the whole firewall was re-applied because its rules were gone.",
   reconciliations: "Times the sets' elements were listed and compared with the leases.",
   elementsAdded: "Elements a reconciliation re-added (a live lease was missing).",
