@@ -1,6 +1,6 @@
 import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { rulesetSetNames, type BackendSudoers } from "@knockport/firewall";
-import { IPT_CHAINS, iptablesJumps, ipsetName, type IptTable } from "./render/ruleset.js";
+import { IPT_CHAINS, iptablesJumps, ipsetName, type IptTable } from "./render/names.js";
 import { locateIptables, type IptablesBinaries } from "./runtime/backend.js";
 
 /** Every iptables, ip6tables and ipset command line the backend runs, exact. */

@@ -1,5 +1,4 @@
 import { createConnection, type Socket } from "node:net";
-import { Ajv, type ValidateFunction } from "ajv";
 import {
   FrameDecoder,
   FrameTooLargeError,
@@ -8,39 +7,17 @@ import {
   type LeaseEvent,
   type WatchResult,
   encodeFrame,
-  type HelperErrorName,
   MAX_IN_FLIGHT_PER_CONNECTION,
   type MethodName,
   type ParamsOf,
   type ResultOf,
   type RpcResponse,
 } from "@knockport/protocol";
-import { RESULTS, helperErrorNameFromCode, leaseEvent } from "@knockport/protocol/client";
+import { helperErrorNameFromCode } from "@knockport/protocol/client";
+import { HelperCallError } from "./errors.js";
+import { leaseEventValid, validResult } from "./validate.js";
 
-export type HelperCallErrorCode =
-  | "HELPER_UNREACHABLE" // no socket, refused, or the connection dropped mid-call
-  | "HELPER_TIMEOUT"
-  | "HELPER_PROTOCOL" // the helper answered something that is not a valid response
-  | "HELPER_REJECTED"; // the helper answered a JSON-RPC error
-
-export class HelperCallError extends Error {
-  constructor(
-    readonly code: HelperCallErrorCode,
-    message: string,
-    /** Set for HELPER_REJECTED: the named error from the method table, if the code maps to one. */
-    readonly helperError?: HelperErrorName,
-    readonly rpcCode?: number,
-    /**
-     * False only when the request was never written to the helper (no connection): then, like
-     * HELPER_REJECTED, nothing was done. A timeout or a dropped connection after sending leaves it
-     * unknown whether the helper acted.
-     */
-    readonly requestSent: boolean = true,
-  ) {
-    super(message);
-    this.name = "HelperCallError";
-  }
-}
+export { HelperCallError, type HelperCallErrorCode } from "./errors.js";
 
 export interface HelperClientOptions {
   socketPath: string;
@@ -61,24 +38,6 @@ interface Pending {
   sent: boolean;
   frame: string;
 }
-
-/**
- * Validators compiled on first use, not at import: a process calls a few of the methods (the server
- * hello/open/counters), and compiling the whole table cost ~0.1 s of every start.
- */
-let ajv: Ajv | undefined;
-const resultValidators = new Map<MethodName, ValidateFunction>();
-function resultValidator(method: MethodName): ValidateFunction {
-  let validate = resultValidators.get(method);
-  if (validate === undefined) {
-    ajv ??= new Ajv({ allErrors: false, strict: true });
-    validate = ajv.compile(RESULTS[method]);
-    resultValidators.set(method, validate);
-  }
-  return validate;
-}
-let leaseEventValidator: ValidateFunction | undefined;
-const leaseEventValid = (params: unknown): boolean => (leaseEventValidator ??= new Ajv({ strict: true }).compile(leaseEvent))(params);
 
 /**
  * One persistent connection to the helper, multiplexed by request id, reopened on demand.
@@ -295,7 +254,7 @@ export class HelperClient {
       return;
     }
     const result = "result" in msg ? msg.result : undefined;
-    if (!Object.hasOwn(RESULTS, p.method) || !resultValidator(p.method)(result)) {
+    if (!validResult(p.method, result)) {
       this.settle(id, new HelperCallError("HELPER_PROTOCOL", `helper answered ${p.method} with an invalid result`));
       return;
     }

@@ -10,8 +10,10 @@ import { rmSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { describeKnock, formBody, knock, knockUrl } from "./knock.js";
 import { probeTcp, probeUdp, type PortState } from "./probe.js";
-import { exampleConfig, startKnockport, type AppSpec, type KnockportStack } from "./stack.js";
-import { cleanupStaleTopologies, createTopology, type HostName, type Topology } from "./topology.js";
+import { exampleConfig, type AppSpec } from "./config.js";
+import { startKnockport, type KnockportStack } from "./stack.js";
+import { cleanupStaleTopologies } from "./namespaces.js";
+import { createTopology, type HostName, type Topology } from "./topology.js";
 import { maskSecret, sleepUntil } from "./util.js";
 
 export interface DemoOptions {

@@ -9,10 +9,9 @@
  *
  * Nothing is connected to the root namespace, so no test traffic can leave the topology.
  */
+export { cleanupStaleTopologies, NAMESPACE_PATTERN, type StaleCleanupReport } from "./namespaces.js";
 export {
   createTopology,
-  cleanupStaleTopologies,
-  NAMESPACE_PATTERN,
   type Topology,
   type TopologyOptions,
   type TopologyAddresses,
@@ -20,7 +19,6 @@ export {
   type HostName,
   type ExecOptions,
   type ExecResult,
-  type StaleCleanupReport,
 } from "./topology.js";
 export type { ManagedProcess, SpawnOptions, OutputLine, OutputStream, ExitInfo, LineMatcher } from "./process.js";
 export {
@@ -49,21 +47,9 @@ export {
   type JsonValue,
   type JsonObject,
 } from "./nft.js";
-export {
-  startKnockport,
-  unitNodeOptions,
-  renderConfigYaml,
-  exampleConfig,
-  randomSecret,
-  randomPath,
-  randomTag,
-  type AppSpec,
-  type ConfigSpec,
-  type ExampleConfigOptions,
-  type StackOptions,
-  type StatusLease,
-  type KnockportStack,
-} from "./stack.js";
+export { startKnockport, unitNodeOptions, type StackOptions, type KnockportStack } from "./stack.js";
+export { renderConfigYaml, exampleConfig, randomSecret, randomPath, randomTag, type AppSpec, type ConfigSpec, type ExampleConfigOptions } from "./config.js";
+export type { StatusLease } from "./status.js";
 export { sleep, sleepUntil, pollUntil, maskSecret } from "./util.js";
 export {
   readFirewallState,

@@ -1,7 +1,6 @@
 import { execa } from "execa";
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { NS_ROLES, SUFFIX_PATTERN, deleteNamespaceSync, ipBinary, listNamespaces, registerTopology, unregisterTopology } from "./namespaces.js";
 import { ManagedChild, type ManagedProcess, type SpawnOptions } from "./process.js";
 
 /** The hosts of the topology. `sw` only holds the bridge that joins srv, cli and cli2. */
@@ -78,138 +77,8 @@ export interface Topology {
   readonly destroyed: boolean;
 }
 
-const IP = "/usr/sbin/ip";
-const ipBinary = (): string => {
-  for (const candidate of [IP, "/sbin/ip", "/usr/bin/ip", "/bin/ip"]) {
-    try {
-      statSync(candidate);
-      return candidate;
-    } catch {
-      /* try the next */
-    }
-  }
-  return "ip";
-};
-
-const NS_ROLES = ["sw", "srv", "cli", "cli2", "lan"] as const;
-/** Names our topologies use; nothing else is ever deleted by cleanupStaleTopologies(). */
-export const NAMESPACE_PATTERN = /^kp([a-z0-9]{1,8})-(sw|srv|cli|cli2|lan)$/;
-const SUFFIX_PATTERN = /^[a-z0-9]{1,8}$/;
-const OWNER_DIR = "/run/knockport-testbed";
-
 function addresses(v4: string, v6: string, iface: string, prefix4 = 24, prefix6 = 64): HostAddresses {
   return { v4, v6, prefix4, prefix6, iface };
-}
-
-// ---------------------------------------------------------------- safety net
-
-const live = new Set<TopologyImpl>();
-let netInstalled = false;
-
-function syncCleanupAll(): void {
-  for (const topo of [...live]) topo.destroySync();
-}
-
-function onSignal(signal: NodeJS.Signals): void {
-  if (live.size > 0) {
-    process.stderr.write(`\n[testbed] ${signal}: removing namespaces ${[...live].map((t) => `kp${t.suffix}-*`).join(", ")}\n`);
-  }
-  syncCleanupAll();
-  const code = signal === "SIGINT" ? 130 : signal === "SIGTERM" ? 143 : 129;
-  process.exit(code);
-}
-
-function installSafetyNet(): void {
-  if (netInstalled) return;
-  netInstalled = true;
-  process.on("exit", syncCleanupAll);
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  process.on("SIGHUP", onSignal);
-}
-
-function uninstallSafetyNetIfIdle(): void {
-  if (!netInstalled || live.size > 0) return;
-  netInstalled = false;
-  process.off("exit", syncCleanupAll);
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
-  process.off("SIGHUP", onSignal);
-}
-
-// ---------------------------------------------------------------- owner markers
-
-function procStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Field 22 (starttime) counted after the ")" that closes the command name.
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return rest[19];
-  } catch {
-    return undefined;
-  }
-}
-
-function writeOwner(suffix: string): void {
-  try {
-    mkdirSync(OWNER_DIR, { recursive: true, mode: 0o755 });
-    writeFileSync(`${OWNER_DIR}/${suffix}`, `${process.pid} ${procStartTime(process.pid) ?? "?"}\n`);
-  } catch {
-    /* markers are an optimisation for cleanupStaleTopologies(); never fatal */
-  }
-}
-
-function removeOwner(suffix: string): void {
-  try {
-    rmSync(`${OWNER_DIR}/${suffix}`, { force: true });
-  } catch {
-    /* ignore */
-  }
-}
-
-/** True when the process that created topology `suffix` still runs. */
-function ownerAlive(suffix: string): boolean | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`${OWNER_DIR}/${suffix}`, "utf8");
-  } catch {
-    return undefined;
-  }
-  const [pidText, start] = text.trim().split(" ");
-  const pid = Number(pidText);
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  const now = procStartTime(pid);
-  return now !== undefined && (start === "?" || now === start);
-}
-
-// ---------------------------------------------------------------- implementation
-
-function listNamespaces(): string[] {
-  const res = spawnSync(ipBinary(), ["netns", "list"], { encoding: "utf8", timeout: 10_000 });
-  if (res.status !== 0 || typeof res.stdout !== "string") return [];
-  return res.stdout
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/)[0] ?? "")
-    .filter((n) => n.length > 0);
-}
-
-function killNamespacePidsSync(ns: string): void {
-  const res = spawnSync(ipBinary(), ["netns", "pids", ns], { encoding: "utf8", timeout: 10_000 });
-  if (res.status !== 0 || typeof res.stdout !== "string") return;
-  for (const text of res.stdout.split("\n")) {
-    const pid = Number(text.trim());
-    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
-}
-
-function deleteNamespaceSync(ns: string): void {
-  killNamespacePidsSync(ns);
-  spawnSync(ipBinary(), ["netns", "del", ns], { timeout: 10_000 });
 }
 
 class TopologyImpl implements Topology {
@@ -387,9 +256,7 @@ class TopologyImpl implements Topology {
       }
     }
     this.created.length = 0;
-    removeOwner(this.suffix);
-    live.delete(this);
-    uninstallSafetyNetIfIdle();
+    unregisterTopology(this);
   }
 
   /** Used by the process-exit safety net: synchronous, best effort. */
@@ -398,8 +265,7 @@ class TopologyImpl implements Topology {
     for (const p of this.processes) p.killNow();
     for (const ns of [...this.created].reverse()) deleteNamespaceSync(ns);
     this.created.length = 0;
-    removeOwner(this.suffix);
-    live.delete(this);
+    unregisterTopology(this);
   }
 }
 
@@ -420,9 +286,7 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
     if (existing.has(`kp${suffix}-${role}`)) throw new Error(`testbed: namespace kp${suffix}-${role} already exists (suffix in use)`);
   }
   const topo = new TopologyImpl(suffix, opts.withLan === true);
-  installSafetyNet();
-  live.add(topo);
-  writeOwner(suffix);
+  registerTopology(topo);
   try {
     await topo.build();
   } catch (error) {
@@ -432,65 +296,3 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
   return topo;
 }
 
-export interface StaleCleanupReport {
-  readonly removed: readonly string[];
-  readonly kept: readonly string[];
-}
-
-/**
- * Deletes namespaces named like ours (kp<suffix>-{sw,srv,cli,cli2,lan}) that an earlier run left behind:
- * those whose creating process is gone (owner marker in /run/knockport-testbed), or, without a marker,
- * those with a default 6-hex-character suffix older than `minAgeMs` (default 120000). Topologies of runs still in progress (this process included) are kept. Never throws.
- */
-export function cleanupStaleTopologies(minAgeMs = 120_000): StaleCleanupReport {
-  const removed: string[] = [];
-  const kept: string[] = [];
-  try {
-    const mine = new Set([...live].map((t) => t.suffix));
-    for (const ns of listNamespaces()) {
-      const m = NAMESPACE_PATTERN.exec(ns);
-      const suffix = m?.[1];
-      if (suffix === undefined) continue;
-      if (mine.has(suffix)) {
-        kept.push(ns);
-        continue;
-      }
-      const alive = ownerAlive(suffix);
-      let stale: boolean;
-      if (alive === undefined) {
-        // No owner marker: only our default random suffixes (6 hex characters) are candidates.
-        if (!/^[0-9a-f]{6}$/.test(suffix)) {
-          kept.push(ns);
-          continue;
-        }
-        let ageMs = Infinity;
-        try {
-          ageMs = Date.now() - statSync(`/run/netns/${ns}`).mtimeMs;
-        } catch {
-          /* unknown age: treat as old */
-        }
-        stale = ageMs >= minAgeMs;
-      } else {
-        stale = !alive;
-      }
-      if (stale) {
-        deleteNamespaceSync(ns);
-        removed.push(ns);
-      } else {
-        kept.push(ns);
-      }
-    }
-    // Drop owner markers whose namespaces are all gone.
-    try {
-      const present = new Set(listNamespaces().map((n) => NAMESPACE_PATTERN.exec(n)?.[1]).filter((s) => s !== undefined));
-      for (const marker of readdirSync(OWNER_DIR)) {
-        if (!present.has(marker) && !mine.has(marker) && ownerAlive(marker) !== true) removeOwner(marker);
-      }
-    } catch {
-      /* no marker dir */
-    }
-  } catch {
-    /* never throw */
-  }
-  return { removed, kept };
-}

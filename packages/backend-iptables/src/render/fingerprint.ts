@@ -1,4 +1,4 @@
-import type { IptJump } from "./ruleset.js";
+import type { IptJump } from "./names.js";
 
 /**
  * What the kernel enforces of KnockPort's iptables rules, from `iptables-save` / `ip6tables-save` and

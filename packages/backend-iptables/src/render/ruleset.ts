@@ -1,106 +1,15 @@
-import { createHash } from "node:crypto";
 import { publicHttpPort, publicHttpsPort, type FirewallApp as AppConfig, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { ipFamily, type IpFamily } from "@knockport/protocol";
-import { FirewallError, HTTPS_SET_V4, HTTPS_SET_V6, InvalidValueError, STEP1_MAX_PACKET_LENGTH, checkComment, checkConnectionLimit, checkFamily, checkInterface, checkIp, checkPort, checkProtocol, checkTimeout, forwardedApps, guardComment, rulesetSetNames, serviceSetName, setFamily, step1Prefix, type GrantTarget, type SetElement } from "@knockport/firewall";
+import { FirewallError, HTTPS_SET_V4, HTTPS_SET_V6, InvalidValueError, STEP1_MAX_PACKET_LENGTH, checkComment, checkConnectionLimit, checkInterface, checkIp, checkPort, checkProtocol, checkTimeout, forwardedApps, guardComment, rulesetSetNames, serviceSetName, setFamily, type GrantTarget, type SetElement } from "@knockport/firewall";
+import { IPT_CHAINS, hashlimitName, iptablesJumps, ipsetName, ipsetUpgradeName, type IptJump, type IptTable } from "./names.js";
+import { renderU32PostMatch } from "./u32.js";
 
 // iptables backend: the same model as the nftables table (DESIGN.md §3), in chains of our own that
 // the built-in chains jump to, with ipset `hash:ip` sets whose elements carry a timeout (the kernel
 // expires grants). Everything here is pure text for `ipset restore` and `iptables-restore --noflush`.
 
-/** Our chains, per table. A chain declared in an `iptables-restore --noflush` file is flushed first. */
-export const IPT_CHAINS = {
-  raw: { PREROUTING: "KNOCKPORT-PREROUTING", OUTPUT: "KNOCKPORT-OUTPUT" },
-  /** The guard before DNAT (guard.ts): mangle runs before nat, where Docker and the others DNAT. */
-  mangle: { PREROUTING: "KNOCKPORT-PREROUTING" },
-  filter: { INPUT: "KNOCKPORT-INPUT", OUTPUT: "KNOCKPORT-OUTPUT", FORWARD: "KNOCKPORT-FORWARD" },
-  nat: { PREROUTING: "KNOCKPORT-PREROUTING", POSTROUTING: "KNOCKPORT-POSTROUTING" },
-} as const;
-
-export type IptTable = keyof typeof IPT_CHAINS;
-
-/** One jump from a built-in chain to ours, inserted at position 1 (before the host's own rules). */
-export interface IptJump {
-  readonly table: IptTable;
-  readonly builtin: string;
-  /** The rule without `-A/-I/-C/-D <chain>`: `-m comment --comment "…" -j KNOCKPORT-…`. */
-  readonly spec: readonly string[];
-}
-
-export const IPT_JUMP_COMMENT = "KnockPort: jump to its own chain";
-
-/** Every jump we install, in every family (both iptables and ip6tables). */
-export function iptablesJumps(): IptJump[] {
-  const out: IptJump[] = [];
-  for (const table of Object.keys(IPT_CHAINS) as IptTable[]) {
-    for (const [builtin, chain] of Object.entries(IPT_CHAINS[table])) {
-      out.push({ table, builtin, spec: ["-m", "comment", "--comment", IPT_JUMP_COMMENT, "-j", chain] });
-    }
-  }
-  return out;
-}
-
-/** ipset names are limited to 31 characters; ours start with `kp-` and end with `-v4` / `-v6`. */
-export const IPSET_NAME_MAX = 31;
-const IPSET_PATTERN = /^kp-[A-Za-z0-9_-]{1,24}-v[46]$/;
-
-/**
- * ipset name of one of our logical sets (`https_v4`, `svc_<app>_v6`, as the helper names them):
- * `kp-https-v4`, and `kp-<first 14 characters of the app name>-<8 hex of sha256(app name)>-v6`
- * (at most 3 + 14 + 1 + 8 + 3 = 29 characters). The hash keeps the mapping injective for names that
- * share their first 14 characters or differ only in case; the prefix keeps `ipset list` readable.
- */
-export function ipsetName(logical: string): string {
-  const family = setFamily(String(logical));
-  if (family === undefined) throw new InvalidValueError("set name", `${JSON.stringify(String(logical).slice(0, 40))} is not a KnockPort set`);
-  if (logical === HTTPS_SET_V4 || logical === HTTPS_SET_V6) return `kp-https-v${family}`;
-  const app = logical.slice("svc_".length, -"_v4".length);
-  const hash = createHash("sha256").update(app, "utf8").digest("hex").slice(0, 8);
-  const name = `kp-${app.slice(0, 14)}-${hash}-v${family}`;
-  if (name.length > IPSET_NAME_MAX || !IPSET_PATTERN.test(name)) throw new InvalidValueError("ipset name", `${JSON.stringify(name)} is not valid`);
-  return name;
-}
-
-/**
- * The hashlimit table of the HTTPS connection limit (`/proc/net/ipt_hashlimit/kp-https-v4`, ip6t_ for
- * IPv6): one per family, shared by the rules of every knock interface. Its entries are limiter state,
- * not leases.
- */
-export function hashlimitName(family: IpFamily): string {
-  return `kp-https-v${checkFamily(family)}`;
-}
-
-/** True for names of ipsets this backend creates (for cleaning up sets of apps no longer configured). */
-export function isOurIpset(name: string): boolean {
-  return IPSET_PATTERN.test(name);
-}
-
 function comment(text: string): string[] {
   return ["-m", "comment", "--comment", `"${checkComment(text)}"`];
-}
-
-/**
- * `-m u32` tests that the TCP payload starts with exactly `POST <path> `, anchored at the first payload
- * byte whatever the IP and TCP header lengths: IPv4 `0>>22&0x3C@12>>26&0x3C@N` (IHL, then TCP data
- * offset), IPv6 `52>>26&0x3C@40+N` (fixed 40-byte header; a packet with extension headers before TCP
- * fails the test and is dropped). Four bytes per test, the last word masked; at most 10 tests per u32
- * match (the kernel's XT_U32_MAXSIZE), so several u32 matches in one rule.
- */
-export function renderU32PostMatch(httpPostPath: string, family: IpFamily): string[] {
-  const bytes = Buffer.from(step1Prefix(httpPostPath), "ascii");
-  const tests: string[] = [];
-  for (let at = 0; at < bytes.length; at += 4) {
-    const chunk = Buffer.alloc(4);
-    const n = Math.min(4, bytes.length - at);
-    bytes.copy(chunk, 0, at, at + n);
-    const value = chunk.readUInt32BE(0);
-    const mask = n === 4 ? 0xffffffff : (0xffffffff << (8 * (4 - n))) >>> 0;
-    const base = checkFamily(family) === 4 ? `0>>22&0x3C@12>>26&0x3C@${at}` : `52>>26&0x3C@${40 + at}`;
-    const hex = (v: number): string => `0x${v.toString(16).toUpperCase().padStart(8, "0")}`;
-    tests.push(`${base}${n === 4 ? "" : `&${hex(mask)}`}=${hex(value)}`);
-  }
-  const out: string[] = [];
-  for (let i = 0; i < tests.length; i += 10) out.push("-m", "u32", "--u32", `"${tests.slice(i, i + 10).join("&&")}"`);
-  return out;
 }
 
 export interface IptablesRuleset {
@@ -253,12 +162,6 @@ function checkedElement(target: SetElement): { set: string; ip: string } {
 export function renderIpsetAdd(target: GrantTarget): string {
   const { set, ip } = checkedElement(target);
   return `add ${set} ${ip} timeout ${checkTimeout(target.timeoutSeconds)} packets 0 bytes 0\n`;
-}
-
-/** Name under which a set without counters is replaced (never an ipsetName: it ends in `-u`). */
-export function ipsetUpgradeName(ipset: string): string {
-  if (!isOurIpset(ipset)) throw new InvalidValueError("ipset name", `${JSON.stringify(String(ipset).slice(0, 40))} is not a KnockPort set`);
-  return `${ipset}-u`;
 }
 
 /** `del <set> <ip>` (with `ipset -exist`: no error when absent). */

@@ -1,18 +1,8 @@
 import { existsSync } from "node:fs";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
-import {
-  IPT_CHAINS,
-  iptablesJumps,
-  ipsetName,
-  isOurIpset,
-  renderIpsetAdd,
-  renderIpsetDel,
-  renderIptablesDryRun,
-  renderIptablesRuleset,
-  type IptJump,
-  type IptTable,
-} from "../render/ruleset.js";
+import { IPT_CHAINS, iptablesJumps, ipsetName, isOurIpset, type IptJump, type IptTable } from "../render/names.js";
+import { renderIpsetAdd, renderIpsetDel, renderIptablesDryRun, renderIptablesRuleset } from "../render/ruleset.js";
 import type { BackendSpec, FirewallBackend, KernelElement, SetChange } from "@knockport/firewall";
 import { DIRECT, FirewallCommandError, privilegeHint, runCommand, type Privilege } from "@knockport/firewall/run";
 import { ipsetsWithoutCounters, parseIpsetSave } from "../render/ipset-save.js";
