@@ -1,7 +1,8 @@
 // End-to-end: the admin commands (knockport grant / revoke / status) against the real helper, and the
 // server's loopback-only /metrics listener, in network namespaces with real connects.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, e2eFirewalls, states } from "./harness.js";
+import { beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { e2eFirewalls, states } from "./harness.js";
 import type { AppSpec } from "./testbed.js";
 
 const DURATION_S = 30;
@@ -13,24 +14,16 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-describe.each(e2eFirewalls())("admin commands and metrics (%s, real kernel)", (firewall) => {
-  const h = new Harness({
-    duration: DURATION_S,
-    step2HttpsDuration: 5,
-    rateLimitPerMinute: 1000,
-    firewall,
-    serverArgs: ["--metrics-port", String(METRICS_PORT)],
-  });
+const stack = { duration: DURATION_S, step2HttpsDuration: 5, rateLimitPerMinute: 1000, serverArgs: ["--metrics-port", String(METRICS_PORT)] };
+
+describeKnockport("admin commands and metrics ($firewall, real kernel)", e2eFirewalls(), stack, (h) => {
   let ssh: AppSpec;
   let cliIp: string;
 
-  beforeAll(async () => {
-    await h.start();
+  beforeAll(() => {
     ssh = h.ssh;
     cliIp = h.topo.addr.cli.v4;
   });
-  afterAll(() => h.stop());
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it("grant opens the service port for that address only, without a knock; revoke closes it at once", async () => {
     expect(await states({ cli: () => h.svc("cli", ssh) })).toEqual({ cli: "closed" });

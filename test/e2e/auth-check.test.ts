@@ -3,8 +3,9 @@
 // real helper and server; real curl from cli (the knocker) and cli2 (a bystander) through nginx.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, REPO_ROOT, e2eFirewalls, type Family } from "./harness.js";
+import { beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { REPO_ROOT, e2eFirewalls, type Family } from "./harness.js";
 import { knock, knockUrl, type AppSpec, type HostName } from "./testbed.js";
 
 const NGINX_PORT = 443;
@@ -12,8 +13,9 @@ const CHECK_LISTEN = "127.0.0.1:9180";
 const WEB_PORT = 18081;
 const WEB_BODY = "the web app\n";
 
-describe.each(e2eFirewalls())("auth-check listener behind the real nginx (%s, real kernel)", (firewall) => {
-  const h = new Harness({ duration: 8, step2HttpsDuration: 5, rateLimitPerMinute: 1000, firewall, serverArgs: ["--auth-check-listen", CHECK_LISTEN] });
+const stack = { duration: 8, step2HttpsDuration: 5, rateLimitPerMinute: 1000, serverArgs: ["--auth-check-listen", CHECK_LISTEN] };
+
+describeKnockport("auth-check listener behind the real nginx ($firewall, real kernel)", e2eFirewalls(), stack, (h) => {
   let web: AppSpec;
 
   /** GET https://srv:443/ through nginx from `host`: "STATUS body" (body only for 200). */
@@ -23,7 +25,6 @@ describe.each(e2eFirewalls())("auth-check listener behind the real nginx (%s, re
   };
 
   beforeAll(async () => {
-    await h.start();
     web = h.ssh;
     const replace = (text: string, from: string, to: string): string => {
       if (!text.includes(from)) throw new Error(`deploy/nginx/auth-check.conf no longer contains "${from}"; update this test`);
@@ -42,8 +43,6 @@ describe.each(e2eFirewalls())("auth-check listener behind the real nginx (%s, re
     servers += `\nserver { listen 127.0.0.1:${WEB_PORT}; location / { default_type text/plain; return 200 "${WEB_BODY.trim()}\\n"; } }\n`;
     await h.spawnNginx(undefined, servers, [NGINX_PORT]);
   });
-  afterAll(() => h.stop());
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it("1. before any knock nginx answers 403 to knocker and bystander; the listener itself answers 400 to a request naming no client", async () => {
     expect({ cli: await visit("cli"), cli2: await visit("cli2"), cli6: await visit("cli", 6) }).toEqual({ cli: "403", cli2: "403", cli6: "403" });

@@ -3,8 +3,9 @@
 // its lease and agrees with the kernel, a bystander's is not, a re-knock restarts them, and a helper
 // started over sets an earlier version made without counters (an upgrade) replaces them, keeps the
 // lease and counts.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, e2eFirewalls } from "./harness.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { e2eFirewalls } from "./harness.js";
 import { pollUntil, sleep, type AppSpec, type ManagedProcess } from "./testbed.js";
 
 interface Lease {
@@ -24,22 +25,18 @@ const CONNECTS = 5;
 /** From the client, per echo connection at least: SYN, ACK, the data segment, FIN (more with delayed ACKs). */
 const MIN_PACKETS_PER_CONNECT = 4;
 
-describe.each(e2eFirewalls())("per-lease counters (%s, real kernel)", (firewall) => {
-  const h = new Harness({ duration: 120, step2HttpsDuration: 30, rateLimitPerMinute: 1000, firewall });
+describeKnockport("per-lease counters ($firewall, real kernel)", e2eFirewalls(), { duration: 120, step2HttpsDuration: 30, rateLimitPerMinute: 1000 }, (h, { firewall }) => {
   let ssh: AppSpec;
   let cliIp: string;
   const extra: ManagedProcess[] = [];
 
-  beforeAll(async () => {
-    await h.start();
+  beforeAll(() => {
     ssh = h.ssh;
     cliIp = h.ip("cli");
   });
   afterAll(async () => {
     for (const p of extra) await p.stop(3000).catch(() => undefined);
-    await h.stop();
   });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   const status = async (): Promise<Status> => {
     const r = await h.stack.cli(["status", "--admin-socket", h.stack.adminSocketPath, "--json"]);

@@ -6,12 +6,14 @@
 //   dropped everyone not allowed on them, so that accept lets through only what KnockPort allowed.
 // - iptables: our chains are jumped to from INPUT at position 1 and ACCEPT there ends INPUT, so a
 //   policy of DROP needs nothing added.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, e2eFirewalls, expectStep1NoReply, states } from "./harness.js";
+import { beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { e2eFirewalls, expectStep1NoReply, states } from "./harness.js";
 import type { AppSpec } from "./testbed.js";
 
-describe.each(e2eFirewalls())("knockport end to end (%s): a host whose input policy is drop", (firewall) => {
-  const h = new Harness({ duration: 20, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall });
+const stack = { duration: 20, step2HttpsDuration: 10, rateLimitPerMinute: 1000 };
+
+describeKnockport("knockport end to end ($firewall): a host whose input policy is drop", e2eFirewalls(), stack, (h, { firewall }) => {
   let ssh: AppSpec;
   let openvpn: AppSpec;
 
@@ -28,7 +30,6 @@ describe.each(e2eFirewalls())("knockport end to end (%s): a host whose input pol
     ].join("\n");
 
   beforeAll(async () => {
-    await h.start();
     ssh = h.ssh;
     openvpn = h.openvpn;
     if (firewall === "nftables") {
@@ -51,8 +52,6 @@ describe.each(e2eFirewalls())("knockport end to end (%s): a host whose input pol
       await run(v6, ["-P", "INPUT", "DROP"]);
     }
   });
-  afterAll(() => h.stop());
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it.runIf(firewall === "nftables")("without the admin's accept line the host's drop wins: a valid knock opens nothing", async () => {
     expectStep1NoReply(await h.step1("cli", ssh), "valid step 1");

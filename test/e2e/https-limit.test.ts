@@ -3,8 +3,9 @@
 // after another: the first `burst` complete, the rest are dropped by the firewall (the SYN gets no
 // answer: a connect timeout, not a reset). cli2, knocked too, is not affected: its own connections and
 // its step 2 go through while cli is over the limit.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, describeResult, e2eMatrix, expectOk, expectStep1NoReply } from "./harness.js";
+import { expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { describeResult, e2eMatrix, expectOk, expectStep1NoReply } from "./harness.js";
 
 const PER_MINUTE = 6;
 const BURST = 4;
@@ -25,19 +26,10 @@ const one = () => new Promise((resolve) => {
 (async () => { const out = []; for (let i = 0; i < Number(count); i++) out.push(await one()); console.log(JSON.stringify(out)); })();
 `;
 
-describe.each(e2eMatrix())("HTTPS connection limit ($firewall, IPv$family, real kernel)", ({ firewall, family }) => {
-  const h = new Harness({
-    duration: 30,
-    step2HttpsDuration: 60,
-    rateLimitPerMinute: 1000,
-    httpsConnectionLimit: { perMinute: PER_MINUTE, burst: BURST },
-    firewall,
-    family,
-  });
+const stack = { duration: 30, step2HttpsDuration: 60, rateLimitPerMinute: 1000, httpsConnectionLimit: { perMinute: PER_MINUTE, burst: BURST } };
 
-  beforeAll(() => h.start());
-  afterAll(() => h.stop());
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+describeKnockport("HTTPS connection limit ($firewall, IPv$family, real kernel)", e2eMatrix(), stack, (h) => {
+  const family = h.family;
 
   const burst = async (host: "cli" | "cli2", count: number): Promise<string[]> => {
     const r = await h.topo.exec(host, process.execPath, ["-e", BURST_SCRIPT, h.srvIp(family), String(h.knockHttpsPort), String(count), String(CONNECT_TIMEOUT_MS)], {
