@@ -5,12 +5,10 @@
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildKnockApp, createKnockContext } from "../../apps/server/src/app.js";
-import { FakeHelper, HTTPS_PATH, HTTP_PATH, KEYS, makeConfig } from "../../apps/server/test/fixtures.js";
-import { INJECTIONS, faultSeed, fdCount, figure, makeCert, pool, tempDir, waitFor } from "./support.js";
-
-type App = Awaited<ReturnType<typeof buildKnockApp>>;
+import { describe, expect, it } from "vitest";
+import { HTTPS_PATH, HTTP_PATH, KEYS } from "../../apps/server/test/fixtures.js";
+import { connectionsOf, knockListeners } from "./listeners.js";
+import { INJECTIONS, faultSeed, fdCount, figure, pool, waitFor } from "./support.js";
 
 const STEP1_CONNECTIONS = Number(process.env.FAULTS_SOCKET_STEP1 ?? 1200);
 const STEP2_CONNECTIONS = Number(process.env.FAULTS_SOCKET_STEP2 ?? 600);
@@ -139,32 +137,8 @@ function exchange(port: number, step: 1 | 2, c: RawCase): Promise<RawResult> {
   });
 }
 
-function connectionsOf(app: App): Promise<number> {
-  return new Promise((resolve) => app.server.getConnections((_e, n) => resolve(n ?? -1)));
-}
-
 describe("knock server under hostile bytes on real sockets (127.0.0.1)", () => {
-  const dir = tempDir("kp-faults-sock-");
-  const helper = new FakeHelper();
-  let step1: App;
-  let step2: App;
-  let ports: { 1: number; 2: number };
-
-  beforeAll(async () => {
-    const config = makeConfig({ "2fa_config_folder": dir.path, step1_2_rate_limit_per_minute: 100_000 });
-    const context = createKnockContext(config, helper);
-    step1 = await buildKnockApp({ step: 1, context, logger: false });
-    step2 = await buildKnockApp({ step: 2, context, logger: false, https: makeCert(dir.path) });
-    await step1.listen({ host: "127.0.0.1", port: 0 });
-    await step2.listen({ host: "127.0.0.1", port: 0 });
-    const port = (a: App): number => (a.server.address() as { port: number }).port;
-    ports = { 1: port(step1), 2: port(step2) };
-  });
-  afterAll(async () => {
-    await step1?.close();
-    await step2?.close();
-    dir.remove();
-  });
+  const srv = knockListeners("kp-faults-sock-");
 
   it(`${STEP1_CONNECTIONS} + ${STEP2_CONNECTIONS} hostile connections: 4xx answers or resets, never 5xx, no fd left behind`, async () => {
     const fdsBefore = fdCount();
@@ -175,7 +149,7 @@ describe("knock server under hostile bytes on real sockets (127.0.0.1)", () => {
       const list = fc.sample(rawCases(step), { numRuns: step === 1 ? STEP1_CONNECTIONS : STEP2_CONNECTIONS, seed });
       const failures: string[] = [];
       await pool(list, 40, async (c) => {
-        const r = await exchange(ports[step], step, c);
+        const r = await exchange(srv.ports[step], step, c);
         tally.connections += 1;
         if (r.status !== undefined) {
           tally.answered += 1;
@@ -195,21 +169,21 @@ describe("knock server under hostile bytes on real sockets (127.0.0.1)", () => {
     }
     // Only what a valid knock may open was asked of the helper.
     const expectedApps = new Set(["ssh"]);
-    for (const call of helper.calls) {
+    for (const call of srv.helper.calls) {
       const p = call.params as { app: string; ip: string };
       expect(call.method).toBe("open");
       expect(expectedApps.has(p.app)).toBe(true);
       expect(p.ip).toBe("127.0.0.1");
     }
-    expect(helper.calls.length).toBeLessThanOrEqual(statuses.get(200) ?? 0);
+    expect(srv.helper.calls.length).toBeLessThanOrEqual(statuses.get(200) ?? 0);
     expect(statuses.get(200) ?? 0).toBeGreaterThanOrEqual(tally.valid);
 
     // The server lets go of every connection, and the process of every fd.
-    expect(await waitFor(async () => (await connectionsOf(step1)) === 0 && (await connectionsOf(step2)) === 0, 8000)).toBe(true);
+    expect(await waitFor(async () => (await connectionsOf(srv.step1)) === 0 && (await connectionsOf(srv.step2)) === 0, 8000)).toBe(true);
     expect(await waitFor(() => fdCount() <= fdsBefore + 2, 5000), `fds before ${fdsBefore}, after ${fdCount()}`).toBe(true);
     // Still serving: one more valid knock on each listener.
     const body1 = `app=ssh&access_key=${KEYS.sshHttp[0]}`;
-    const ok1 = await exchange(ports[1], 1, {
+    const ok1 = await exchange(srv.ports[1], 1, {
       bytes: Buffer.from(`POST ${HTTP_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body1.length}\r\n\r\n${body1}`),
       pieces: [],
       end: true,
@@ -217,6 +191,6 @@ describe("knock server under hostile bytes on real sockets (127.0.0.1)", () => {
       valid: true,
     });
     expect(ok1.status).toBe(200);
-    figure("server-sockets", { ...tally, statuses: Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])), helperCalls: helper.calls.length, fdsBefore, fdsAfter: fdCount() });
+    figure("server-sockets", { ...tally, statuses: Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])), helperCalls: srv.helper.calls.length, fdsBefore, fdsAfter: fdCount() });
   });
 });
