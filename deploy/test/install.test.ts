@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { oneAppConfig } from "../../packages/config/test/fixtures.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const SCRIPT = join(ROOT, "deploy/install.sh");
@@ -21,16 +22,7 @@ function install(...args: string[]): { status: number | null; stdout: string; st
 }
 const mode = (file: string): string => (statSync(file).mode & 0o777).toString(8);
 
-const VALID_CONFIG = `global:
-  http_post_path: /k-install-test
-  https_post_path: /k-install-test-2
-  interface_ext: eth0
-ssh:
-  port: 2222
-  access_key_http: [install-http-key-1]
-  access_key_https: [install-https-key-1]
-  duration: 3600
-`;
+const VALID_CONFIG = oneAppConfig("k-install-test", { duration: 3600 });
 
 describe.skipIf(!BUILT)("deploy/install.sh --prefix", { timeout: 120_000 }, () => {
   let root: string;

@@ -5,6 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { takeInstanceLock } from "@knockport/durable-file";
+import { oneAppConfig } from "../../../packages/config/test/fixtures.js";
 
 // knockport dry-run, print-sudoers and uninstall-firewall (the built CLI): the helper's one-shot modes,
 // moved out of the process that runs as root.
@@ -13,19 +14,7 @@ const CLI = join(REPO, "bin/knockport");
 const dir = mkdtempSync(join(tmpdir(), "kp-fw-cmds-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const CONFIG = join(dir, "config.yaml");
-writeFileSync(
-  CONFIG,
-  `global:
-  http_post_path: /k-waf-step-one
-  https_post_path: /k-waf-step-two
-  interface_ext: eth0
-ssh:
-  port: 2222
-  access_key_http: [ssh-http-key-1]
-  access_key_https: [ssh-https-key-1]
-  duration: 60
-`,
-);
+writeFileSync(CONFIG, oneAppConfig("k-waf-step"));
 const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 20_000 });
 
 describe("knockport dry-run in WAF mode", () => {

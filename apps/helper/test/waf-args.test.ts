@@ -3,25 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { UsageError } from "@knockport/config";
+import { oneAppConfig } from "../../../packages/config/test/fixtures.js";
 import { parseHelperArgs } from "../src/args.js";
 import { HELPER_USAGE } from "../src/usage.js";
 
 const dir = mkdtempSync(join(tmpdir(), "kp-waf-args-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const CONFIG = join(dir, "config.yaml");
-writeFileSync(
-  CONFIG,
-  `global:
-  http_post_path: /k-waf-step-one
-  https_post_path: /k-waf-step-two
-  interface_ext: eth0
-ssh:
-  port: 2222
-  access_key_http: [ssh-http-key-1]
-  access_key_https: [ssh-https-key-1]
-  duration: 60
-`,
-);
+writeFileSync(CONFIG, oneAppConfig("k-waf-step"));
 
 const parse = (...extra: string[]) => parseHelperArgs(["-c", CONFIG, ...extra]);
 

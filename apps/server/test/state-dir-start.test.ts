@@ -5,19 +5,10 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePasswd } from "@knockport/config";
+import { oneAppConfig } from "../../../packages/config/test/fixtures.js";
 
 const SERVER = resolve(dirname(fileURLToPath(import.meta.url)), "../../../bin/knockport-server");
-const CONFIG = `global:
-  http_post_path: /state-dir-test-one
-  https_post_path: /state-dir-test-two
-  interface_ext: lo
-ssh:
-  port: 2222
-  access_key_http: [state-dir-http-key]
-  access_key_https: [state-dir-https-key]
-  duration: 60
-  step2_https_duration: 10
-`;
+const CONFIG = oneAppConfig("state-dir-test", { interfaceExt: "lo", step2HttpsDuration: 10 });
 // A system account of every Debian install, with its own group.
 const daemon = parsePasswd(readFileSync("/etc/passwd", "utf8")).find((u) => u.name === "daemon");
 

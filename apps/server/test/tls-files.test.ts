@@ -4,19 +4,10 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { oneAppConfig } from "../../../packages/config/test/fixtures.js";
 
 const SERVER = resolve(dirname(fileURLToPath(import.meta.url)), "../../../bin/knockport-server");
-const CONFIG = `global:
-  http_post_path: /tls-files-test-one
-  https_post_path: /tls-files-test-two
-  interface_ext: lo
-ssh:
-  port: 2222
-  access_key_http: [tls-files-http-key]
-  access_key_https: [tls-files-https-key]
-  duration: 60
-  step2_https_duration: 10
-`;
+const CONFIG = oneAppConfig("tls-files-test", { interfaceExt: "lo", step2HttpsDuration: 10 });
 
 function pair(dir: string, name: string): { cert: string; key: string } {
   const cert = join(dir, `${name}.pem`);
