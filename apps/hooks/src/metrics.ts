@@ -18,28 +18,17 @@ export class HookMetrics {
   }
 
   render(gauges: { pendingCloses: number; recorded: number }): string {
+    const runs = [...this.runs].map(([key, n]) => {
+      const [hook, outcome] = key.split("|");
+      return `knockport_hook_runs_total{hook="${hook}",outcome="${outcome}"} ${n}`;
+    });
     const lines = [
-      "# HELP knockport_hook_runs_total Hook commands run, by hook and outcome.",
-      "# TYPE knockport_hook_runs_total counter",
-      ...[...this.runs].map(([key, n]) => {
-        const [hook, outcome] = key.split("|");
-        return `knockport_hook_runs_total{hook="${hook}",outcome="${outcome}"} ${n}`;
-      }),
-      "# HELP knockport_hook_close_retries_total on_close runs that failed and were scheduled again.",
-      "# TYPE knockport_hook_close_retries_total counter",
-      `knockport_hook_close_retries_total ${this.closeRetries}`,
-      "# HELP knockport_hook_open_refused_total on_open runs refused (record full or not writable).",
-      "# TYPE knockport_hook_open_refused_total counter",
-      `knockport_hook_open_refused_total ${this.refusedOpens}`,
-      "# HELP knockport_hook_pending_closes Addresses whose on_close is queued, running or waiting for a retry.",
-      "# TYPE knockport_hook_pending_closes gauge",
-      `knockport_hook_pending_closes ${gauges.pendingCloses}`,
-      "# HELP knockport_hook_recorded Addresses opened by on_open and not yet closed.",
-      "# TYPE knockport_hook_recorded gauge",
-      `knockport_hook_recorded ${gauges.recorded}`,
-      "# HELP knockport_hook_helper_connected 1 while the lease event stream from the helper is connected.",
-      "# TYPE knockport_hook_helper_connected gauge",
-      `knockport_hook_helper_connected ${this.connected ? 1 : 0}`,
+      ...family("knockport_hook_runs_total", "counter", "Hook commands run, by hook and outcome.", runs),
+      ...family("knockport_hook_close_retries_total", "counter", "on_close runs that failed and were scheduled again.", this.closeRetries),
+      ...family("knockport_hook_open_refused_total", "counter", "on_open runs refused (record full or not writable).", this.refusedOpens),
+      ...family("knockport_hook_pending_closes", "gauge", "Addresses whose on_close is queued, running or waiting for a retry.", gauges.pendingCloses),
+      ...family("knockport_hook_recorded", "gauge", "Addresses opened by on_open and not yet closed.", gauges.recorded),
+      ...family("knockport_hook_helper_connected", "gauge", "1 while the lease event stream from the helper is connected.", this.connected ? 1 : 0),
     ];
     return `${lines.join("\n")}\n`;
   }
@@ -47,4 +36,9 @@ export class HookMetrics {
   writeTo(file: string, gauges: { pendingCloses: number; recorded: number }): void {
     writeFileDurably(file, this.render(gauges), { mode: 0o644 });
   }
+}
+
+/** One metric family in the Prometheus text format: HELP, TYPE, then its samples (one unlabelled value, or sample lines). */
+function family(name: string, type: "counter" | "gauge", help: string, samples: number | readonly string[]): string[] {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...(typeof samples === "number" ? [`${name} ${samples}`] : samples)];
 }
