@@ -193,7 +193,7 @@ describe("cluster mode, two gateways (nftables)", () => {
     expect(await httpsState(a, "cli")).toBe("open");
     await step1(b, "cli2", 1, token);
     expect(await httpsState(b, "cli2")).toBe("closed");
-    expect(b.stack.server.lines.some((l) => /"step":1,.*"outcome":"denied"/.test(l.line))).toBe(true);
+    expect(b.stack.server.lines.some((l) => /"event":"knock.refused","step":1,.*"reason":"token-spent"/.test(l.line))).toBe(true);
   });
 
   it("5. the rate limit is shared: step-2 requests at A and B count together (IPv6, unused by the other tests)", async () => {

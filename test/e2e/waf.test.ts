@@ -69,7 +69,7 @@ describe.each(e2eFirewalls())("WAF mode: nginx in front of KnockPort (%s, real k
     expect(leases.filter((l) => l.step === 1).map((l) => l.port)).toEqual([WAF.httpsPort]);
     const proxyish = new Set(["127.0.0.1", "::1", h.srvIp(4), h.srvIp(6)]);
     expect(leases.filter((l) => proxyish.has(l.ip))).toEqual([]);
-    const knockLines = h.stack.server.lines.map((l) => l.line).filter((t) => t.includes('"event":"knock"') && t.includes('"outcome":"ok"'));
+    const knockLines = h.stack.server.lines.map((l) => l.line).filter((t) => t.includes('"event":"knock.accepted"') && t.includes('"outcome":"ok"'));
     expect(knockLines.length).toBeGreaterThanOrEqual(2);
     for (const line of knockLines) expect(JSON.parse(line)).toMatchObject({ ip: cliIp, proxy: "127.0.0.1" });
   });

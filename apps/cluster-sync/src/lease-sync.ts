@@ -3,6 +3,7 @@ import { leaseField, type ClusterMessage, type ClusterStore, type LeaseRecord } 
 import type { HelperClient } from "@knockport/helper-client";
 import { parseIpAddress, type IpAddress, type LeaseEvent, type WatchResult } from "@knockport/protocol";
 import type { Logger } from "pino";
+import { logEvent } from "@knockport/protocol/events";
 
 /** The admin-socket calls the sync makes: grant and close, nothing else. */
 export type AdminPort = Pick<HelperClient, "call">;
@@ -83,11 +84,11 @@ export class LeaseSync {
   /** Applies every live lease of the store (at start, and whenever a connection came back). */
   async catchUp(): Promise<{ applied: number; live: number; garbage: number }> {
     const { leases, garbage } = await this.store.liveLeases(this.now());
-    if (garbage > 0) this.log.warn({ event: "cluster.store.garbage", entries: garbage }, "unreadable lease entries in the store were deleted");
+    if (garbage > 0) logEvent(this.log, "warn", "cluster.store.garbage", { entries: garbage }, "unreadable lease entries in the store were deleted");
     const before = this.counts.granted;
     for (const l of leases) await this.apply(l);
     const applied = this.counts.granted - before;
-    this.log.info({ event: "cluster.catch-up", live: leases.length, applied }, "cluster leases caught up");
+    logEvent(this.log, "info", "cluster.catch-up", { live: leases.length, applied }, "cluster leases caught up");
     return { applied, live: leases.length, garbage };
   }
 
@@ -96,7 +97,7 @@ export class LeaseSync {
     const now = this.now();
     if (!app) {
       this.counts.ignored += 1;
-      this.log.warn({ event: "cluster.lease.ignored", app: "(unknown)", ip: rec.ip }, "a cluster lease for an app this gateway does not have; ignored");
+      logEvent(this.log, "warn", "cluster.lease.ignored", { app: "(unknown)", ip: rec.ip }, "a cluster lease for an app this gateway does not have; ignored");
       return;
     }
     const deadline = Math.min(rec.deadline, now + app.durationSeconds * 1000);
@@ -108,7 +109,7 @@ export class LeaseSync {
       const result = await this.admin.call("grant", { app: rec.app, ip: rec.ip, durationSeconds: seconds });
       this.local.set(field, Date.parse(result.expiresAt));
       this.counts.granted += 1;
-      this.log.info({ event: "cluster.lease.applied", app: rec.app, ip: rec.ip, expiresAt: result.expiresAt }, "cluster lease opened here");
+      logEvent(this.log, "info", "cluster.lease.applied", { app: rec.app, ip: rec.ip, expiresAt: result.expiresAt }, "cluster lease opened here");
     });
   }
 
@@ -120,7 +121,7 @@ export class LeaseSync {
       await this.admin.call("close", { app: appName, ip });
       this.local.delete(field);
       this.counts.closed += 1;
-      this.log.info({ event: "cluster.lease.revoked", app: appName, ip }, "cluster revoke closed the lease here");
+      logEvent(this.log, "info", "cluster.lease.revoked", { app: appName, ip }, "cluster revoke closed the lease here");
     });
   }
 
@@ -129,7 +130,7 @@ export class LeaseSync {
       await fn();
     } catch (err) {
       this.counts.failed += 1;
-      this.log.error({ event: "cluster.sync.failed", op, app, ip, err: (err as Error).message }, `cluster ${op} failed`);
+      logEvent(this.log, "error", "cluster.sync.failed", { op, app, ip, err: (err as Error).message }, `cluster ${op} failed`);
     }
   }
 

@@ -5,12 +5,13 @@ import { ClusterStore, ClusterStoreConfigError, connectStore, subscribe } from "
 import { HelperClient, type HelperCallError } from "@knockport/helper-client";
 import { SYNC_USAGE, parseSyncArgs } from "./args.js";
 import { LeaseSync } from "./lease-sync.js";
+import { logEvent } from "@knockport/protocol/events";
 
 /** One task at a time, in arrival order: a revoke never overtakes the lease it ends. */
 function serial(log: Logger): (task: () => Promise<unknown>) => void {
   let chain: Promise<unknown> = Promise.resolve();
   return (task) => {
-    chain = chain.then(task).catch((err: unknown) => log.error({ event: "cluster.sync.failed", err: (err as Error).message }, "cluster sync task failed"));
+    chain = chain.then(task).catch((err: unknown) => logEvent(log, "error", "cluster.sync.failed", { err: (err as Error).message }, "cluster sync task failed"));
   };
 }
 
@@ -24,7 +25,7 @@ async function main(argv: string[]): Promise<number> {
   const cluster = config.global.cluster;
   if (!cluster) throw new UsageError(`${options.configFile}: global.cluster is not set; knockport-cluster-sync has nothing to do without it`);
   const log = pino({ name: "knockport-cluster-sync", level: options.logLevel });
-  const connection = connectStore(cluster, { onError: (m) => log.debug({ event: "cluster.store.error", err: m }, "store connection error") });
+  const connection = connectStore(cluster, { onError: (m) => logEvent(log, "debug", "cluster.store.error", { err: m }, "store connection error") });
   const store = new ClusterStore(connection, cluster.keyPrefix);
   const admin = new HelperClient({ socketPath: options.adminSocket, timeoutMs: 5000 });
   const sync = new LeaseSync(config, store, admin, log);
@@ -34,19 +35,19 @@ async function main(argv: string[]): Promise<number> {
   const catchUp = (why: string): void => {
     if (!helperLive || !storeLive) return;
     run(async () => {
-      log.debug({ event: "cluster.catch-up.start", why }, "catching up");
+      logEvent(log, "debug", "cluster.catch-up.start", { why }, "catching up");
       await sync.catchUp();
     });
   };
 
   const subscription = subscribe(cluster, {
     onMessage: (m) => run(() => sync.onMessage(m)),
-    onGarbage: () => log.warn({ event: "cluster.message.garbage" }, "a message on the cluster channel failed its schema; ignored"),
+    onGarbage: () => logEvent(log, "warn", "cluster.message.garbage", {}, "a message on the cluster channel failed its schema; ignored"),
     onLive: () => {
       storeLive = true;
       catchUp("store subscription live");
     },
-    onError: (m) => log.debug({ event: "cluster.subscriber.error", err: m }, "subscriber connection error"),
+    onError: (m) => logEvent(log, "debug", "cluster.subscriber.error", { err: m }, "subscriber connection error"),
   });
 
   // The events socket: this helper's leases. Re-watched after a helper restart, then caught up again.
@@ -62,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
         (event) => run(() => sync.onLocalEvent(event)),
         (err: HelperCallError) => {
           helperLive = false;
-          log.warn({ event: "helper.watch.ended", err: err.message }, "helper events ended; re-watching");
+          logEvent(log, "warn", "helper.watch.ended", { err: err.message }, "helper events ended; re-watching");
           client.close();
           setTimeout(watch, retryMs).unref();
         },
@@ -72,25 +73,25 @@ async function main(argv: string[]): Promise<number> {
           retryMs = 250;
           run(async () => sync.onSnapshot(snapshot));
           helperLive = true;
-          log.info({ event: "helper.watch.ready", leases: snapshot.leases.length }, "watching the helper's leases");
+          logEvent(log, "info", "helper.watch.ready", { leases: snapshot.leases.length }, "watching the helper's leases");
           catchUp("helper watch live");
         },
         (err: HelperCallError) => {
           client.close();
-          if (retryMs === 250) log.warn({ event: "helper.waiting", err: err.message }, `waiting for the helper's events socket ${options.eventsSocket}`);
+          if (retryMs === 250) logEvent(log, "warn", "helper.waiting", { err: err.message }, `waiting for the helper's events socket ${options.eventsSocket}`);
           retryMs = Math.min(retryMs * 2, 5000);
           setTimeout(watch, retryMs).unref();
         },
       );
   };
   watch();
-  log.info({ event: "cluster-sync.ready", url: cluster.url, prefix: cluster.keyPrefix }, "cluster sync started");
+  logEvent(log, "info", "cluster-sync.ready", { url: cluster.url, prefix: cluster.keyPrefix }, "cluster sync started");
 
   const keepAlive = setInterval(() => undefined, 60_000);
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       stopped = true;
-      log.info({ event: "cluster-sync.stopping", signal }, "stopping");
+      logEvent(log, "info", "cluster-sync.stopping", { signal }, "stopping");
       clearInterval(keepAlive);
       events?.close();
       admin.close();

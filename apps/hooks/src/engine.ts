@@ -4,6 +4,7 @@ import { DEFAULT_COMMAND_LIMITS, runHookCommand, type CommandLimits } from "./co
 import type { HookMetrics } from "./metrics.js";
 import { leaseKey, type OpenRecord } from "./record.js";
 import type { HookApp, HookKind, LeaseEvent, LeaseTarget, LiveLease } from "./types.js";
+import { logEvent } from "@knockport/protocol/events";
 
 export interface HookEngineOptions {
   readonly apps: ReadonlyMap<string, HookApp>;
@@ -83,8 +84,9 @@ export class HookEngine {
       if (live.has(key) || this.pairs.has(key)) continue;
       const app = this.hookApp(name);
       if (app === undefined) {
-        this.o.log.error(
-          { audit: true, event: "hook.unknown_app", app: name, ip },
+        logEvent(
+          this.o.log, "error", "hook.unknown_app",
+          { audit: true, app: name, ip },
           `${name} is no longer configured with hooks: its on_close for ${ip} cannot run; run it by hand`,
         );
         this.o.record.remove(name, ip);
@@ -123,8 +125,9 @@ export class HookEngine {
     this.closing.delete(leaseKey(app.name, lease.ip));
     if (this.o.record.countFor(app.name) >= this.maxPerApp) {
       this.o.metrics.refusedOpens += 1;
-      this.o.log.error(
-        { audit: true, event: "hook.open_refused", app: app.name, ip: lease.ip, reason, limit: this.maxPerApp },
+      logEvent(
+        this.o.log, "error", "hook.open_refused",
+        { audit: true, app: app.name, ip: lease.ip, reason, limit: this.maxPerApp },
         `${app.name}: ${this.maxPerApp} addresses are open or still closing; on_open not run for ${lease.ip}`,
       );
       return;
@@ -136,8 +139,9 @@ export class HookEngine {
       if (failure !== undefined) {
         this.o.record.remove(app.name, lease.ip);
         this.o.metrics.refusedOpens += 1;
-        this.o.log.error(
-          { audit: true, event: "hook.open_refused", app: app.name, ip: lease.ip, reason, err: failure },
+        logEvent(
+          this.o.log, "error", "hook.open_refused",
+          { audit: true, app: app.name, ip: lease.ip, reason, err: failure },
           `could not record ${lease.ip} for ${app.name} (${failure}); on_open not run, so nothing could be left open`,
         );
         return;
@@ -200,7 +204,7 @@ export class HookEngine {
     state.wake?.(); // a sleeping close retry of this pair ends: this newer event decides
     const generation = state.generation;
     const next = state.chain.then(() => work(state)).catch((err: unknown) => {
-      this.o.log.error({ event: "hook.internal_error", app, ip, err: (err as Error).message }, "hook run failed unexpectedly");
+      logEvent(this.o.log, "error", "hook.internal_error", { app, ip, err: (err as Error).message }, "hook run failed unexpectedly");
     });
     state.chain = next;
     this.pairs.set(key, state);
@@ -216,13 +220,13 @@ export class HookEngine {
     try {
       const r = await runHookCommand(app, kind, target, durationSeconds, this.limits);
       this.o.metrics.countRun(kind, r.outcome);
-      const fields = { audit: true, hook: kind, reason, app: app.name, ip, port, protocol, outcome: r.outcome, attempt, tookMs: r.tookMs, exitCode: r.exitCode };
+      const fields = { audit: true as const, hook: kind, reason, app: app.name, ip, port, protocol, outcome: r.outcome, attempt, tookMs: r.tookMs, exitCode: r.exitCode };
       if (r.outcome === "ok") {
-        this.o.log.info({ ...fields, event: "hook.ran" }, `${kind} hook of ${app.name} ran for ${ip}`);
+        logEvent(this.o.log, "info", "hook.ran", fields, `${kind} hook of ${app.name} ran for ${ip}`);
         return true;
       }
       const retrying = kind === "on_close" && !this.stopped ? "; retrying" : "";
-      this.o.log.warn({ ...fields, event: "hook.failed", error: r.error, stderr: r.stderr }, `${kind} hook of ${app.name} for ${ip} ${r.outcome}: ${r.error ?? ""}${retrying}`);
+      logEvent(this.o.log, "warn", "hook.failed", { ...fields, error: r.error, stderr: r.stderr }, `${kind} hook of ${app.name} for ${ip} ${r.outcome}: ${r.error ?? ""}${retrying}`);
       return false;
     } finally {
       this.release();
@@ -247,7 +251,7 @@ export class HookEngine {
     try {
       this.o.record.flush();
     } catch (err) {
-      this.o.log.error({ event: "hook.record_failed", err: (err as Error).message }, `could not write the hooks record (${(err as Error).message}); retrying with the next change`);
+      logEvent(this.o.log, "error", "hook.record_failed", { err: (err as Error).message }, `could not write the hooks record (${(err as Error).message}); retrying with the next change`);
     }
   }
 }

@@ -10,6 +10,7 @@ import { OpenRecord } from "./record.js";
 import { parseEvent, parseSnapshot, type WatchSnapshot } from "./stream.js";
 import type { HookApp, LeaseEvent } from "./types.js";
 import { WatchClient } from "./watch-client.js";
+import { logEvent } from "@knockport/protocol/events";
 
 const METRICS_EVERY_MS = 5000;
 
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
     try {
       metrics.writeTo(opts.metricsFile, { pendingCloses: engine.pendingCloses(), recorded: record.size() });
     } catch (err) {
-      log.warn({ event: "hooks.metrics_failed", err: (err as Error).message }, `cannot write ${opts.metricsFile}`);
+      logEvent(log, "warn", "hooks.metrics_failed", { err: (err as Error).message }, `cannot write ${opts.metricsFile}`);
     }
   };
   const metricsTimer = setInterval(writeMetrics, METRICS_EVERY_MS);
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
         // The helper's config is the one source of hook commands: a restarted helper may bring new ones.
         apps.clear();
         for (const app of snapshot.apps) apps.set(app.name, app);
-        log.info({ event: "hooks.subscribed", apps: snapshot.apps.length, leases: snapshot.leases.length, recorded: record.size() }, "subscribed to the helper's lease events");
+        logEvent(log, "info", "hooks.subscribed", { apps: snapshot.apps.length, leases: snapshot.leases.length, recorded: record.size() }, "subscribed to the helper's lease events");
         engine.snapshot(snapshot.leases);
       },
       onEvent(event) {
@@ -69,21 +70,21 @@ async function main(): Promise<void> {
       },
       onConnected(connected) {
         metrics.connected = connected;
-        if (!connected) log.warn({ event: "hooks.disconnected" }, "lost the helper's lease events; reconnecting");
+        if (!connected) logEvent(log, "warn", "hooks.disconnected", {}, "lost the helper's lease events; reconnecting");
         writeMetrics();
       },
       onProblem(message) {
         // One line per distinct problem: a helper that is down for an hour is not 7,000 lines.
         if (message === lastProblem) return;
         lastProblem = message;
-        log.warn({ event: "hooks.watch_problem", err: message }, message);
+        logEvent(log, "warn", "hooks.watch_problem", { err: message }, message);
       },
     },
   );
   client.start();
-  log.info({ event: "hooks.started", socket: opts.eventsSocket, stateDir: opts.stateDir, recorded: record.size() }, "knockport-hooks started");
+  logEvent(log, "info", "hooks.started", { socket: opts.eventsSocket, stateDir: opts.stateDir, recorded: record.size() }, "knockport-hooks started");
   const stop = (signal: string): void => {
-    log.info({ event: "hooks.stopping", signal, pendingCloses: engine.pendingCloses() }, "stopping; pending closes stay recorded for the next start");
+    logEvent(log, "info", "hooks.stopping", { signal, pendingCloses: engine.pendingCloses() }, "stopping; pending closes stay recorded for the next start");
     client.stop();
     clearInterval(metricsTimer);
     void engine.stop().then(() => {

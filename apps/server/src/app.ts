@@ -16,6 +16,7 @@ import { Step1Memory } from "./step1-memory.js";
 import { ClientAddressResolver, type ClientAddress } from "./client-address.js";
 import { TwoFactor, type TwoFactorOptions, type UsedTokenStore } from "./two-factor.js";
 import type { ServerCluster } from "./cluster.js";
+import { logEvent } from "@knockport/protocol/events";
 
 /** The part of HelperClient the routes use; tests pass a fake. */
 export type HelperPort = Pick<HelperClient, "call">;
@@ -139,12 +140,17 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
     const status = error.statusCode ?? 500;
     // the rate limiter counts in the cluster store: when it cannot, the knock is refused (503)
     if (status === 500 && context.cluster?.isStoreError(error)) return storeUnavailable(request, reply);
-    if (status === 429) return plainReply(request, reply, 429, "Too Many Requests\n");
+    if (status === 429) {
+      const client = request.knockClient;
+      const ip = (client?.ok === true ? client.ip : undefined) ?? request.ip;
+      logEvent(request.log, "warn", "knock.rate_limited", { step, ip, ...(client?.ok === true && client.viaProxy ? { proxy: client.proxy } : {}), status }, "rate limited");
+      return plainReply(request, reply, 429, "Too Many Requests\n");
+    }
     if (error.validation !== undefined || (status >= 400 && status < 500)) {
-      request.log.info({ event: "knock", step, outcome: "bad-request", status: 400 }, "bad form");
+      logEvent(request.log, "info", "knock.bad_request", { step, status: 400 }, "bad form");
       return plainReply(request, reply, 400, "Bad Request\n");
     }
-    request.log.error({ event: "knock", step, outcome: "error", err: error.message }, "unexpected error");
+    logEvent(request.log, "error", "knock.failed", { step, cause: "error", err: error.message, status: 500 }, "unexpected error");
     return plainReply(request, reply, 500, "Internal Server Error\n");
   });
   app.setNotFoundHandler((request, reply) => plainReply(request, reply, 404, "Not Found\n"));
@@ -155,7 +161,7 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
     const client = context.clientAddress.resolve(request.raw.socket?.remoteAddress ?? request.ip, request.headers);
     request.knockClient = client;
     if (!client.ok) {
-      request.log.warn({ event: "knock", step, outcome: "bad-proxy-header", status: 400, proxy: client.proxy, reason: client.reason }, client.reason);
+      logEvent(request.log, "warn", "knock.bad_proxy_header", { step, proxy: client.proxy, reason: client.reason, status: 400 }, client.reason);
       return plainReply(request, reply, 400, "Bad Request\n");
     }
     // Without the store nothing can be counted or spent cluster-wide: refused at once, not after a timeout.
@@ -163,7 +169,7 @@ export async function buildKnockApp(opts: BuildKnockAppOptions): Promise<Fastify
     return undefined;
   });
   const storeUnavailable = (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
-    request.log.warn({ event: "knock", step, outcome: "store-unavailable", status: 503 }, "cluster store unavailable");
+    logEvent(request.log, "error", "knock.failed", { step, cause: "store-unavailable", status: 503 }, "cluster store unavailable");
     return plainReply(request, reply, 503, "Service Unavailable\n");
   };
   await app.register(rateLimit, {

@@ -6,6 +6,7 @@ import { APP_NAME_PATTERN, parseIpAddress, type IpAddress } from "@knockport/pro
 import type { Logger } from "pino";
 import type { HelperPort } from "./app.js";
 import { ClientAddressResolver, clientFromProxyHeaders } from "./client-address.js";
+import { logEvent } from "@knockport/protocol/events";
 
 /**
  * The auth-check listener: `GET /check?app=A` for a reverse proxy's sub-request (nginx `auth_request`,
@@ -62,7 +63,7 @@ export async function buildAuthCheckApp(opts: AuthCheckOptions): Promise<Fastify
   app.setErrorHandler((error: { statusCode?: number; validation?: unknown; message: string }, request, reply) => {
     const status = error.statusCode ?? 500;
     if (error.validation !== undefined || (status >= 400 && status < 500)) return send(reply, 400);
-    request.log.error({ event: "auth-check", outcome: "error", err: error.message }, "unexpected error");
+    logEvent(request.log, "error", "auth-check.failed", { err: error.message }, "unexpected error");
     return send(reply, 403);
   });
   app.setNotFoundHandler((_request, reply) => send(reply, 404));
@@ -82,7 +83,7 @@ export async function buildAuthCheckApp(opts: AuthCheckOptions): Promise<Fastify
     let verdict: Verdict;
     if (!("ip" in client)) {
       verdict = client.verdict;
-      request.log.warn({ event: "auth-check", outcome: verdict, peer: request.raw.socket?.remoteAddress ?? "unix", reason: client.reason }, client.reason);
+      logEvent(request.log, "warn", "auth-check.refused", { outcome: verdict, peer: request.raw.socket?.remoteAddress ?? "unix", reason: client.reason ?? verdict }, client.reason);
       return send(reply, STATUS[verdict]);
     }
     if (!apps.has(appName)) {
@@ -93,11 +94,11 @@ export async function buildAuthCheckApp(opts: AuthCheckOptions): Promise<Fastify
       } catch (err) {
         verdict = "helper-failed";
         const why = err instanceof HelperCallError ? `${err.code}: ${err.message}` : String((err as Error)?.message ?? err);
-        request.log.error({ event: "helper.failed", err: why }, "helper could not answer the check; denied");
+        logEvent(request.log, "error", "helper.failed", { err: why }, "helper could not answer the check; denied");
       }
     }
     // Only configured names are logged, as for knocks.
-    request.log.debug({ event: "auth-check", app: apps.has(appName) ? appName : "(unknown)", ip: client.ip, outcome: verdict }, `check ${verdict}`);
+    logEvent(request.log, "debug", "auth-check.answered", { app: apps.has(appName) ? appName : "(unknown)", ip: client.ip, outcome: verdict }, `check ${verdict}`);
     return send(reply, STATUS[verdict]);
   });
   return app;

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { HelperPort } from "./app.js";
 import type { Step1Memory } from "./step1-memory.js";
 import type { SpentToken } from "./two-factor.js";
+import { logEvent } from "@knockport/protocol/events";
 
 /** The ioredis messages of a store that is down, hung or gone: these knocks are answered 503. */
 const STORE_DOWN = /enableOfflineQueue|Command timed out|Connection is closed|max retries|Stream isn't writeable|ECONNREFUSED|ENOENT|ETIMEDOUT/i;
@@ -55,7 +56,7 @@ export class ServerCluster {
       if (!first) return { outcome: "spent" };
       return { outcome: "ok", release: () => this.store.releaseToken(token.secretId, token.counter, owner).catch(() => undefined) };
     } catch (err) {
-      this.log.warn({ event: "cluster.store.failed", op: "spend-token", err: (err as Error).message }, "cluster store did not answer; 2FA knock refused");
+      logEvent(this.log, "warn", "cluster.store.failed", { op: "spend-token", err: (err as Error).message }, "cluster store did not answer; 2FA knock refused");
       return { outcome: "unavailable" };
     }
   }
@@ -66,7 +67,7 @@ export class ServerCluster {
     try {
       await this.store.putStep1({ app, ip, keyIndex, deadline: now + durationSeconds * 1000 }, now);
     } catch (err) {
-      this.log.warn({ event: "cluster.store.failed", op: "share-step1", app, ip, err: (err as Error).message }, "step-1 window not shared; step 2 only works on this gateway");
+      logEvent(this.log, "warn", "cluster.store.failed", { op: "share-step1", app, ip, err: (err as Error).message }, "step-1 window not shared; step 2 only works on this gateway");
     }
   }
 
@@ -89,9 +90,9 @@ export class ServerCluster {
     if (!cluster || this.subscription) return;
     this.subscription = subscribe(cluster, {
       onMessage: (m) => void this.onMessage(m, step1, helper),
-      onGarbage: () => this.log.warn({ event: "cluster.message.garbage" }, "a message on the cluster channel failed its schema; ignored"),
-      onLive: () => this.log.info({ event: "cluster.subscribed" }, "listening to the cluster's step-1 windows"),
-      onError: (message) => this.log.debug({ event: "cluster.subscriber.error", err: message }, "cluster subscriber connection error"),
+      onGarbage: () => logEvent(this.log, "warn", "cluster.message.garbage", {}, "a message on the cluster channel failed its schema; ignored"),
+      onLive: () => logEvent(this.log, "info", "cluster.subscribed", {}, "listening to the cluster's step-1 windows"),
+      onError: (message) => logEvent(this.log, "debug", "cluster.subscriber.error", { err: message }, "cluster subscriber connection error"),
     });
   }
 
@@ -113,7 +114,7 @@ export class ServerCluster {
     const keyIndex = this.acceptStep1(m.app, m.keyIndex, m.deadline);
     const app = this.config.apps.find((a) => a.name === m.app);
     if (keyIndex === undefined || !app) {
-      this.log.warn({ event: "cluster.step1.ignored", app: app ? m.app : "(unknown)", ip: m.ip }, "a step-1 window for an app or key this gateway does not have, or already over; ignored");
+      logEvent(this.log, "warn", "cluster.step1.ignored", { app: app ? m.app : "(unknown)", ip: m.ip }, "a step-1 window for an app or key this gateway does not have, or already over; ignored");
       return;
     }
     // Our own announcement comes back too: this gateway already opened and remembered it.
@@ -123,10 +124,10 @@ export class ServerCluster {
     step1.remember(m.app, m.ip, keyIndex, seconds);
     try {
       await helper.call("open", { step: 1, app: m.app, ip: m.ip });
-      this.log.info({ event: "cluster.step1.applied", app: m.app, ip: m.ip }, "step-1 window of another gateway opened here");
+      logEvent(this.log, "info", "cluster.step1.applied", { app: m.app, ip: m.ip }, "step-1 window of another gateway opened here");
     } catch (err) {
       step1.forget(m.app, m.ip);
-      this.log.error({ event: "cluster.step1.failed", app: m.app, ip: m.ip, err: (err as Error).message }, "helper could not open another gateway's step-1 window");
+      logEvent(this.log, "error", "cluster.step1.failed", { app: m.app, ip: m.ip, err: (err as Error).message }, "helper could not open another gateway's step-1 window");
     }
   }
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ACCESS_KEY_MAX_LENGTH, ACCESS_KEY_MIN_LENGTH } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
 import type { KnockStep } from "@knockport/protocol";
+import { logEvent } from "@knockport/protocol/events";
 import type { KnockContext } from "./app.js";
 import type { PlainReply } from "./plain-reply.js";
 
@@ -37,19 +38,25 @@ export interface KnockRouteOptions {
   plainReply: PlainReply;
 }
 
-type Outcome = "ok" | "closed" | "healthcheck" | "denied" | "bad-request" | "helper-failed" | "store-unavailable";
+type Accepted = "ok" | "closed" | "healthcheck";
+/** Why a knock is refused: logged (knock.refused), never told to the client. */
+type Refusal = "unknown-app" | "bad-key" | "bad-2fa" | "token-spent" | "no-step1" | "no-address";
+type Failure = "helper-failed" | "store-unavailable";
+type Outcome = Accepted | Refusal | Failure | "bad-request";
 
-/** The original's answers; every kind of denial looks the same. */
-const ANSWERS: Record<Outcome, readonly [number, string]> = {
+/** The original's answers; every kind of refusal looks the same. */
+const ANSWERS: Record<Accepted | Failure | "bad-request" | "refused", readonly [number, string]> = {
   ok: [200, "OK\n"],
   closed: [200, "OK\n"],
   healthcheck: [200, "OK\n"],
-  denied: [403, "Forbidden\n"],
+  refused: [403, "Forbidden\n"],
   "bad-request": [400, "Bad Request\n"],
   "helper-failed": [500, "Internal Server Error\n"],
   // cluster mode: a 2FA token cannot be spent cluster-wide, so it is not accepted anywhere
   "store-unavailable": [503, "Service Unavailable\n"],
 };
+const isAccepted = (o: Outcome): o is Accepted => o === "ok" || o === "closed" || o === "healthcheck";
+const isFailure = (o: Outcome): o is Failure => o === "helper-failed" || o === "store-unavailable";
 
 /** Serves POST <http_post_path> (step 1) or POST <https_post_path> (step 2), nothing else. */
 export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions): Promise<void> {
@@ -66,14 +73,15 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
     ip: string | undefined,
     body?: string,
   ): FastifyReply => {
-    const [status, text] = ANSWERS[outcome];
+    const [status, text] = ANSWERS[isAccepted(outcome) || isFailure(outcome) || outcome === "bad-request" ? outcome : "refused"];
     // Only configured names are logged: what a client typed into `app` stays out of the logs.
     const logged = knownApps.has(appName) || appName === config.global.healthcheckAppName ? appName : "(unknown)";
     const client = request.knockClient;
-    request.log.info(
-      { event: "knock", step, app: logged, ip: ip ?? request.ip, ...(client?.ok === true && client.viaProxy ? { proxy: client.proxy } : {}), outcome, status },
-      `step ${step} ${outcome}`,
-    );
+    const where = { step, app: logged, ip: ip ?? request.ip, ...(client?.ok === true && client.viaProxy ? { proxy: client.proxy } : {}) };
+    if (isAccepted(outcome)) logEvent(request.log, "info", "knock.accepted", { ...where, outcome, status }, `step ${step} ${outcome}`);
+    else if (isFailure(outcome)) logEvent(request.log, "error", "knock.failed", { ...where, cause: outcome, status }, `step ${step} ${outcome}`);
+    else if (outcome === "bad-request") logEvent(request.log, "info", "knock.bad_request", { ...where, status }, "bad form");
+    else logEvent(request.log, "info", "knock.refused", { ...where, reason: outcome, status }, `step ${step} refused: ${outcome}`);
     return plainReply(request, reply, status, body ?? text);
   };
 
@@ -86,16 +94,18 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
     // the onRequest hook answered 400 for anything but ok
     const ip = request.knockClient?.ok === true ? request.knockClient.ip : undefined;
     const appConfig = config.apps.find((a) => a.name === appName);
-    if (!ip) return answer(request, reply, "denied", appName, undefined);
+    if (!ip) return answer(request, reply, "no-address", appName, undefined);
 
     if (step === 1) {
       const keyIndex = keys.matchStep1(appName, accessKey);
       // The 2FA check runs only for a matching key, so a wrong key cannot burn someone's token.
       const { result: secondFactor, spent } = keyIndex >= 0 ? twoFactor.checkAndSpend(accessKey, token) : { result: "denied" as const };
-      if (!appConfig || keyIndex < 0 || secondFactor === "denied") return answer(request, reply, "denied", appName, ip);
+      if (!appConfig) return answer(request, reply, "unknown-app", appName, ip);
+      if (keyIndex < 0) return answer(request, reply, "bad-key", appName, ip);
+      if (secondFactor === "denied") return answer(request, reply, "bad-2fa", appName, ip);
       // Cluster mode: the token is spent on every gateway before anything opens.
       const clusterSpend = spent && cluster ? await cluster.spendToken(spent) : undefined;
-      if (clusterSpend?.outcome === "spent") return answer(request, reply, "denied", appName, ip);
+      if (clusterSpend?.outcome === "spent") return answer(request, reply, "token-spent", appName, ip);
       if (clusterSpend?.outcome === "unavailable") {
         twoFactor.release(accessKey, token); // nothing opened: the user may retry once the store is back
         return answer(request, reply, "store-unavailable", appName, ip);
@@ -113,7 +123,7 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
           twoFactor.release(accessKey, token);
           await clusterSpend?.release?.();
         }
-        request.log.error({ event: "helper.failed", step, err: describeHelperError(err) }, "helper could not open the HTTPS port");
+        logEvent(request.log, "error", "helper.failed", { step, err: describeHelperError(err) }, "helper could not open the HTTPS port");
         return answer(request, reply, "helper-failed", appName, ip);
       }
       await cluster?.shareStep1(appName, ip, keyIndex, appConfig.step2HttpsDurationSeconds);
@@ -123,16 +133,18 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
     // a window another gateway announced whose message has not (yet) reached this one is in the store
     const pairedIndex = step1.lookup(appName, ip) ?? (cluster && appConfig ? await cluster.sharedStep1(appName, ip) : undefined);
     const keyOk = keys.matchStep2(appName, pairedIndex ?? 0, accessKey);
-    if (!appConfig || pairedIndex === undefined || !keyOk) return answer(request, reply, "denied", appName, ip);
+    if (!appConfig) return answer(request, reply, "unknown-app", appName, ip);
+    if (pairedIndex === undefined) return answer(request, reply, "no-step1", appName, ip);
+    if (!keyOk) return answer(request, reply, "bad-key", appName, ip);
     let expiresAt: string | undefined;
     try {
       if (close === "1") await helper.call("release", { app: appName, ip });
       else expiresAt = (await helper.call("open", { step: 2, app: appName, ip })).expiresAt;
     } catch (err) {
       if (err instanceof HelperCallError && err.helperError === "STEP1_REQUIRED") {
-        return answer(request, reply, "denied", appName, ip);
+        return answer(request, reply, "no-step1", appName, ip);
       }
-      request.log.error({ event: "helper.failed", step, err: describeHelperError(err) }, `helper could not ${close === "1" ? "close" : "open"} the service port`);
+      logEvent(request.log, "error", "helper.failed", { step, err: describeHelperError(err) }, `helper could not ${close === "1" ? "close" : "open"} the service port`);
       return answer(request, reply, "helper-failed", appName, ip);
     }
     // The plain `OK` line stays first for the original's curl scripts; a keep-alive client reads the end.

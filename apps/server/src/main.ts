@@ -11,6 +11,7 @@ import type { MetricsListener } from "./metrics.js";
 import { readTlsFiles, type TlsFiles } from "./tls-files.js";
 import type { ServerCluster } from "./cluster.js";
 import { FileUsedTokenStore, UnavailableUsedTokenStore, UsedTokenStoreError, type UsedTokenStore } from "./used-tokens.js";
+import { logEvent } from "@knockport/protocol/events";
 
 function readTls(certFile: string, keyFile: string): TlsFiles {
   try {
@@ -45,17 +46,17 @@ async function startCluster(config: KnockportConfig, log: Logger): Promise<Serve
   const [{ ClusterStoreConfigError, connectStore }, { ServerCluster }] = await Promise.all([import("@knockport/cluster-store"), import("./cluster.js")]);
   let connection;
   try {
-    connection = connectStore(cluster, { onError: (message) => log.debug({ event: "cluster.store.error", err: message }, "cluster store connection error") });
+    connection = connectStore(cluster, { onError: (message) => logEvent(log, "debug", "cluster.store.error", { err: message }, "cluster store connection error") });
   } catch (err) {
     throw err instanceof ClusterStoreConfigError ? new StartupError(err.message) : err;
   }
   let up = false;
   connection.on("ready", () => {
     up = true;
-    log.info({ event: "cluster.store.ready", url: cluster.url }, "cluster store connected");
+    logEvent(log, "info", "cluster.store.ready", { url: cluster.url }, "cluster store connected");
   });
   connection.on("close", () => {
-    if (up) log.warn({ event: "cluster.store.lost", url: cluster.url }, "cluster store connection lost; knocks are answered 503 until it is back");
+    if (up) logEvent(log, "warn", "cluster.store.lost", { url: cluster.url }, "cluster store connection lost; knocks are answered 503 until it is back");
     up = false;
   });
   return new ServerCluster(config, connection, log.child({ part: "cluster" }));
@@ -78,7 +79,7 @@ async function main(argv: string[]): Promise<number> {
   // Before the helper is asked anything: a bad --state-dir fails at once.
   let usedTokens: UsedTokenStore;
   try {
-    usedTokens = new FileUsedTokenStore(options.stateDir, { warn: (m) => log.warn({ event: "2fa.store.reset" }, m) });
+    usedTokens = new FileUsedTokenStore(options.stateDir, { warn: (m) => logEvent(log, "warn", "2fa.store.reset", {}, m) });
   } catch (err) {
     // A file in it that this user cannot use is named with its own fix; otherwise the folder is the problem.
     const fileProblem = err instanceof UsedTokenStoreError;
@@ -89,7 +90,7 @@ async function main(argv: string[]): Promise<number> {
       throw new StartupError(fileProblem ? why : `${why}; create it writable for this user (mode 0700) or pass another --state-dir`);
     }
     // Default folder missing (e.g. no StateDirectory=): keys without 2FA keep working, 2FA knocks are refused.
-    log.warn({ event: "2fa.store.unavailable" }, `${why}; every knock that needs a 2FA token is refused until --state-dir is writable`);
+    logEvent(log, "warn", "2fa.store.unavailable", {}, `${why}; every knock that needs a 2FA token is refused until --state-dir is writable`);
     usedTokens = new UnavailableUsedTokenStore(why);
   }
 
@@ -106,7 +107,7 @@ async function main(argv: string[]): Promise<number> {
   const metrics = metricsModule === undefined ? undefined : new metricsModule.ServerMetrics(config.apps.map((a) => a.name));
   const cluster = await startCluster(config, log);
   const context = createKnockContext(config, metrics && metricsModule ? metricsModule.instrumentHelper(helper, metrics) : helper, Date.now, usedTokens, cluster, (event, message) =>
-    log.warn({ event }, message),
+    logEvent(log, "warn", event, {}, message),
   );
   cluster?.start(context.step1, context.helper);
   const step1 = await buildKnockApp({ step: 1, context, logger: log.child({ listener: "http" }), metrics });
@@ -125,7 +126,7 @@ async function main(argv: string[]): Promise<number> {
     } catch (err) {
       throw new StartupError(`--metrics-port ${options.metricsPort}: cannot listen on ${options.metricsAddress} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
-    log.info({ event: "metrics.listening", address: options.metricsAddress, port: metricsListener.port }, "metrics listener ready");
+    logEvent(log, "info", "metrics.listening", { address: options.metricsAddress, port: metricsListener.port }, "metrics listener ready");
   }
   const authCheckListen = options.authCheckListen ?? config.global.authCheckListen;
   let authCheck: FastifyInstance | undefined;
@@ -136,16 +137,13 @@ async function main(argv: string[]): Promise<number> {
     } catch (err) {
       throw new StartupError(`${(err as Error).message}; check --auth-check-listen / global.auth_check_listen`);
     }
-    log.info({ event: "auth-check.listening", listen: formatAuthCheckListen(authCheckListen) }, "auth-check listener ready");
+    logEvent(log, "info", "auth-check.listening", { listen: formatAuthCheckListen(authCheckListen) }, "auth-check listener ready");
   }
-  log.info(
-    { event: "server.ready", httpPort: config.httpPort, httpsPort: config.httpsPort, helper: hello.firewallType },
-    "server ready",
-  );
+  logEvent(log, "info", "server.ready", { httpPort: config.httpPort, httpsPort: config.httpsPort, helper: hello.firewallType }, "server ready");
 
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
-      log.info({ event: "server.stopping", signal }, "stopping");
+      logEvent(log, "info", "server.stopping", { signal }, "stopping");
       const deadline = setTimeout(() => resolve(0), 5000);
       deadline.unref();
       void Promise.allSettled([step1.close(), step2.close(), metricsListener?.close(), authCheck?.close(), cluster?.stop()]).then(() => {

@@ -2,6 +2,7 @@ import type { KnockportConfig } from "@knockport/config";
 import { HelperCallError, type HelperClient } from "@knockport/helper-client";
 import type { HelloResult } from "@knockport/protocol";
 import type { Logger } from "pino";
+import { logEvent } from "@knockport/protocol/events";
 
 /** A start-up failure with a message for the operator (no stack trace). */
 export class StartupError extends Error {
@@ -38,7 +39,7 @@ export async function helloWithRetry(helper: Pick<HelperClient, "call">, log: Pi
       return await helper.call("hello", {});
     } catch (err) {
       last = err;
-      if (i === 0) log.warn({ event: "helper.waiting", err: (err as Error).message }, "waiting for the helper");
+      if (i === 0) logEvent(log, "warn", "helper.waiting", { err: (err as Error).message }, "waiting for the helper");
     }
     if (waited >= budgetMs) break;
     const delayMs = waited < 2000 ? 25 : 500;

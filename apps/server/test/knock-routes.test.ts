@@ -364,9 +364,10 @@ describe("logs", () => {
     }
     // the capture works: outcomes were logged, including denials and helper failures
     const text = lines.join("");
-    expect(text).toContain('"outcome":"ok"');
-    expect(text).toContain('"outcome":"denied"');
-    expect(text).toContain('"outcome":"helper-failed"');
+    expect(text).toContain('"event":"knock.accepted"');
+    expect(text).toContain('"event":"knock.refused"');
+    expect(text).toContain('"cause":"helper-failed"');
+    expect(text).toContain('"event":"knock.rate_limited"');
     const secrets = [
       ...KEYS.openvpnHttp,
       ...KEYS.openvpnHttps,

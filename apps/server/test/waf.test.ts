@@ -55,7 +55,7 @@ describe("WAF mode: the client address", () => {
       { step: 1, app: "openvpn", ip: CLIENT },
       { step: 2, app: "openvpn", ip: CLIENT },
     ]);
-    const knocks = h.logs.filter((l) => l.event === "knock" && l.outcome === "ok");
+    const knocks = h.logs.filter((l) => l.event === "knock.accepted" && l.outcome === "ok");
     expect(knocks.map((l) => [l.ip, l.proxy])).toEqual([[CLIENT, "127.0.0.1"], [CLIENT, "127.0.0.1"]]);
   });
 
@@ -98,7 +98,7 @@ describe("WAF mode: the client address", () => {
       expect(await post(app, path, body, "127.0.0.1", headers as Record<string, string>)).toBe(400);
     }
     expect(h.helper.calls).toEqual([]);
-    const lines = h.logs.filter((l) => l.outcome === "bad-proxy-header");
+    const lines = h.logs.filter((l) => l.event === "knock.bad_proxy_header");
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatchObject({ status: 400, proxy: "127.0.0.1", reason });
   });

@@ -1,21 +1,18 @@
-/** docs/errors.md, generated from the catalogue (`pnpm docs:errors`); a unit test fails when the page is stale. */
+/** docs/errors.md, generated from the catalogue (`pnpm docs`); a unit test fails when the page is stale. */
 import { CLI_ERRORS, HELPER_ERRORS, HOOKS_ERRORS, INTERNAL_ERRORS, ROOT_ERRORS, SERVER_ERRORS, type ErrorCode } from "./errors-apps.js";
 import { ERROR_FIXES } from "./error-fixes.js";
-
-const cell = (s: string): string => s.replace(/\|/g, "\\|");
+import { markdownTable } from "./markdown.js";
 
 function table(title: string, intro: string, entries: Record<string, { exit?: number; code?: number; message: string }>, status: string): string[] {
-  const rows = Object.entries(entries).map(
-    ([name, e]) => `| \`${name}\` | ${e.exit ?? e.code} | \`${cell(e.message)}\` | ${cell(ERROR_FIXES[name as ErrorCode])} |`,
-  );
-  return [`## ${title}`, "", intro, "", `| Code | ${status} | Message | Fix |`, "| --- | --- | --- | --- |", ...rows, ""];
+  const rows = Object.entries(entries).map(([name, e]) => [`\`${name}\``, String(e.exit ?? e.code), `\`${e.message}\``, ERROR_FIXES[name as ErrorCode]]);
+  return [`## ${title}`, "", intro, "", ...markdownTable(["Code", status, "Message", "Fix"], rows), ""];
 }
 
 export function renderErrorsPage(): string {
   return [
     "# Error codes",
     "",
-    "<!-- Generated from packages/protocol/src/errors.ts, errors-apps.ts and error-fixes.ts by `pnpm docs:errors`; do not edit. -->",
+    "<!-- Generated from packages/protocol/src/errors.ts, errors-apps.ts and error-fixes.ts by `pnpm docs`; do not edit. -->",
     "",
     "Every error a KnockPort process reports, by its stable code. A process that stops on one of them prints",
     "`<program>: <message>` (no stack trace) and exits with the status shown; an error with no code here is a bug",
