@@ -24,6 +24,8 @@ declare -A needed=(
   [dockerd]=docker.io [busybox]=busybox-static
   # cluster mode's tests start their own redis-server (loopback / Unix socket, no persistence)
   [redis-server]=redis-server
+  # test/e2e/fail2ban.test.ts runs fail2ban-regex on the server's lines (no fail2ban service is started)
+  [fail2ban-regex]=fail2ban
   # pnpm package, and test/e2e/systemd.test.ts (the .deb in a Debian container under systemd-nspawn)
   [fakeroot]=fakeroot [mmdebstrap]=mmdebstrap [systemd-nspawn]=systemd-container
   [update-ca-certificates]=ca-certificates # curl to the npm registry (Node 20, pnpm) over https

@@ -88,7 +88,7 @@ install -D -m 0644 deploy/sysusers.d/knockport.conf "$PKG/usr/lib/sysusers.d/kno
 install -D -m 0644 deploy/tmpfiles.d/knockport.conf "$PKG/usr/lib/tmpfiles.d/knockport.conf"
 install -D -m 0640 config/config.example.yaml "$PKG/etc/knockport/config.yaml"
 install -m 0644 deploy/debian/copyright "$PKG/usr/share/doc/knockport/"
-cp -a deploy/systemd/knockport-helper.service.d deploy/sudoers deploy/clients "$PKG/usr/share/doc/knockport/"
+cp -a deploy/systemd/knockport-helper.service.d deploy/sudoers deploy/clients deploy/fail2ban "$PKG/usr/share/doc/knockport/"
 sed -i "s|/opt/knockport/|/$LIB/|g" "$PKG"/usr/share/doc/knockport/knockport-helper.service.d/*.example
 sed -i "s|^ExecStart=/usr/bin/node |ExecStart=/$LIB/bin/node |" "$PKG"/usr/share/doc/knockport/knockport-helper.service.d/*.example
 

@@ -32,7 +32,8 @@ export function renderEventsPage(): string {
     "40 warn, 50 error), `time` (ms since the epoch), `pid`, `hostname`, `msg`, and `event`, one of the names below,",
     "with the fields listed (`?`: not on every line). Audit lines (lease and firewall changes, hook runs) also carry",
     "`\"audit\":true`: `journalctl -u knockport-helper -o cat | jq 'select(.audit)'`. No line carries an access key, a",
-    "token or a knock path.",
+    "token or a knock path. Refused knocks (`knock.refused`, `knock.rate_limited`) can feed fail2ban:",
+    "[operations.md](operations.md#fail2ban).",
     "",
     ...Object.entries(EVENTS_BY_PROCESS).flatMap(([p, events]) => section(p as keyof typeof EVENTS_BY_PROCESS, events)),
   ].join("\n");
