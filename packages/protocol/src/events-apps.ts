@@ -3,9 +3,9 @@
  * and cluster-sync's. An event two processes log (the cluster store's, helper.waiting) is in both
  * parts with the same entry. The CLI logs no events: it prints its answers.
  */
-import type { EventCatalogue, LogEvent } from "./event-types.js";
+import type { EventCatalogue } from "./event-types.js";
 import { ROOT_EVENTS } from "./events.js";
-import { writeEvent } from "./log-event.js";
+import { eventLogger } from "./log-event.js";
 
 export { ROOT_EVENTS } from "./events.js";
 export type { EventCatalogue, EventFields, EventLevel, EventSpec, FieldSpec, LevelLogger, LogEvent } from "./event-types.js";
@@ -99,4 +99,4 @@ export const EVENTS = { ...ROOT_EVENTS, ...APP_EVENTS } as const;
 export type EventName = keyof typeof EVENTS;
 
 /** The server's, the hooks runner's and cluster-sync's events (the helper's logEvent is log-event.ts'). */
-export const logEvent: LogEvent<typeof APP_EVENTS> = writeEvent;
+export const logEvent = eventLogger<typeof APP_EVENTS>();

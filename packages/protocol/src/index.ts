@@ -9,4 +9,3 @@ export * from "./validation.js";
 export type * from "./schema.js";
 export type * from "./results.js";
 export { logEvent } from "./log-event.js";
-export type { LevelLogger } from "./event-types.js";

@@ -1,9 +1,7 @@
-import type { EventLevel, LevelLogger, LogEvent } from "./event-types.js";
+import type { EventCatalogue, LevelLogger, LogEvent } from "./event-types.js";
 import type { ROOT_EVENTS } from "./events.js";
 
-export function writeEvent(log: Partial<LevelLogger>, level: EventLevel, name: string, fields: object, msg?: string): void {
-  (log as LevelLogger)[level]({ event: name, ...fields }, msg);
-}
-
-/** The root helper's (and its backends') events: the catalogue is only a type here, never loaded. */
-export const logEvent: LogEvent<typeof ROOT_EVENTS> = writeEvent;
+/** logEvent over catalogue `C`, which is only a type here (none of it is loaded): the name first, then the fields. */
+export const eventLogger = <C extends EventCatalogue>(): LogEvent<C> => (log, level, name, fields, msg) => (log as LevelLogger)[level]({ event: name, ...fields }, msg);
+/** The root helper's (and its backends') events. */
+export const logEvent = eventLogger<typeof ROOT_EVENTS>();
