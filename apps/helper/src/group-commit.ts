@@ -19,11 +19,6 @@ interface Waiting {
   reject: (err: unknown) => void;
 }
 
-interface Prepared {
-  item: Waiting;
-  change: PreparedChange<unknown>;
-}
-
 /** Requests waiting past this are refused with OVERLOADED, so a flood cannot grow memory. */
 const MAX_WAITING = 4096;
 /** Requests applied in one firewall transaction at most. */
@@ -69,7 +64,7 @@ export class GroupCommitter {
 
   /** False when the firewall refused a multi-request group: the caller retries one by one. */
   private async commitGroup(group: readonly Waiting[]): Promise<boolean> {
-    const prepared: Prepared[] = [];
+    const prepared: { item: Waiting; change: PreparedChange<unknown> }[] = [];
     for (const item of group) {
       try {
         prepared.push({ item, change: item.prepare() });
@@ -78,13 +73,10 @@ export class GroupCommitter {
       }
     }
     if (prepared.length === 0) return true;
-    const undoBook = (): void => {
-      for (const p of [...prepared].reverse()) p.change.undoBook?.();
-    };
     try {
       await this.firewall.apply(prepared.flatMap((p) => p.change.changes));
     } catch (err) {
-      undoBook();
+      for (const p of [...prepared].reverse()) p.change.undoBook?.();
       if (prepared.length > 1) return false;
       this.log.error({ event: "firewall.failed", err: (err as Error).message }, "firewall change failed; nothing opened");
       for (const p of prepared) p.item.reject(new HelperError("FIREWALL_FAILED"));

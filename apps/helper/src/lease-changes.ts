@@ -75,7 +75,8 @@ function leaseExpired(ctx: HelperContext, l: Lease): void {
   if (app) void ctx.conntrack.cut(app, l.ip, "expiry");
 }
 
-function resolve(ctx: HelperContext, appName: string, ipText: string): { app: AppConfig; ip: IpAddress } {
+/** The configured app and the canonical address a request names, or the named error. */
+export function resolve(ctx: HelperContext, appName: string, ipText: string): { app: AppConfig; ip: IpAddress } {
   const app = findApp(ctx.config, appName);
   if (!app) throw new HelperError("UNKNOWN_APP");
   const ip = parseIpAddress(ipText);

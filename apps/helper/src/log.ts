@@ -35,12 +35,5 @@ export function createLogger(
           }
           write(`${line}\n`);
         };
-  return {
-    trace: at(LEVELS.trace),
-    debug: at(LEVELS.debug),
-    info: at(LEVELS.info),
-    warn: at(LEVELS.warn),
-    error: at(LEVELS.error),
-    fatal: at(LEVELS.fatal),
-  };
+  return Object.fromEntries(Object.entries(LEVELS).map(([name, level]) => [name, at(level)])) as Logger;
 }

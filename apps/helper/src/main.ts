@@ -46,38 +46,26 @@ async function main(argv: string[]): Promise<number> {
   // exits here and leaves the running helper's table alone.
   heldLocks.push(await lockPrivateDir(options.stateDir, helperStateFiles(options.stateDir).lock, "--state-dir"));
   const service = new HelperService(config, firewall, log, undefined, conntrack);
-  const onInternalError = (err: unknown, method: string): void =>
-    log.error({ event: "rpc.internal_error", method, err: (err as Error)?.message }, "handler failed");
-  const onNotAllowed = (socket: SocketName) => (method: string): void =>
-    log.warn({ audit: true, event: "rpc.not_allowed", socket, method }, `${method} refused on the ${socket} socket`);
   // Requests that arrive while the table is being installed wait for it (the client's timeout bounds that).
   let markStarted: () => void = () => undefined;
   const started = new Promise<void>((resolve) => (markStarted = resolve));
-  const listeners: readonly { name: SocketName; flag: string; path: string; group: string | undefined }[] = [
-    { name: "knock", flag: "--socket", path: options.socketPath, group: options.socketGroup },
-    { name: "admin", flag: "--admin-socket", path: options.adminSocketPath, group: options.adminSocketGroup },
-    { name: "events", flag: "--events-socket", path: options.eventsSocketPath, group: options.eventsSocketGroup },
-  ];
-  const sockets: Awaited<ReturnType<typeof startRpcServer>>[] = [];
-  for (const l of listeners) {
+  const sockets: { close(): Promise<void> }[] = [];
+  for (const [name, flag, socketPath, socketGroup] of [
+    ["knock", "--socket", options.socketPath, options.socketGroup],
+    ["admin", "--admin-socket", options.adminSocketPath, options.adminSocketGroup],
+    ["events", "--events-socket", options.eventsSocketPath, options.eventsSocketGroup],
+  ] as const) {
     // Each socket's dispatcher serves only its rows of the method table.
-    const dispatch = createDispatcher<SocketName, RpcPeer | undefined>(l.name, service.handlers, { onInternalError, onNotAllowed: onNotAllowed(l.name) });
-    sockets.push(
-      await startRpcServer({
-        name: l.name,
-        flag: l.flag,
-        socketPath: l.path,
-        socketGroup: l.group,
-        dispatch: async (frame, peer) => {
-          await started;
-          return dispatch(frame, peer);
-        },
-        log,
-        ...SOCKET_LIMITS[l.name],
-      }),
-    );
+    const dispatch = createDispatcher<SocketName, RpcPeer | undefined>(name, service.handlers, {
+      onInternalError: (err, method) => log.error({ event: "rpc.internal_error", method, err: (err as Error)?.message }, "handler failed"),
+      onNotAllowed: (method) => log.warn({ audit: true, event: "rpc.not_allowed", socket: name, method }, `${method} refused on the ${name} socket`),
+    });
+    const serve = async (frame: string, peer: RpcPeer) => {
+      await started;
+      return dispatch(frame, peer);
+    };
+    sockets.push(await startRpcServer({ name, flag, socketPath, socketGroup, dispatch: serve, log, ...SOCKET_LIMITS[name] }));
   }
-  const rpc = { close: () => Promise.all(sockets.map((s) => s.close())) };
   await service.start();
   markStarted();
   service.startExpirySweep();
@@ -106,7 +94,12 @@ async function main(argv: string[]): Promise<number> {
   );
 
   return new Promise<number>((resolve) => {
+    // Listeners stay registered (not `once`): a second signal during the stop is ignored rather than
+    // killing the helper with the default action while a firewall command runs.
+    let stopping = false;
     const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
       const cleanup = options.serviceRuleCleanupOnShutdown;
       log.info(
         { event: "helper.stopping", signal, revokeGrants: cleanup },
@@ -117,24 +110,15 @@ async function main(argv: string[]): Promise<number> {
       service.stop();
       clearInterval(interfaceWatch);
       // No new requests first, then (with the flag) the grants go; the table and its drops never do.
-      void rpc
-        .close()
+      void Promise.all(sockets.map((s) => s.close()))
         .then(async () => await shutdown?.revokeAllLeases(service, log))
         .then(
           (r) => resolve(r !== undefined && r.failed > 0 ? 1 : 0),
           () => resolve(1),
         );
     };
-    // Listeners stay registered (not `once`): a second signal during the stop is ignored rather than
-    // killing the helper with the default action while a firewall command runs.
-    let stopping = false;
-    const onSignal = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      stop(signal);
-    };
-    process.on("SIGTERM", () => onSignal("SIGTERM"));
-    process.on("SIGINT", () => onSignal("SIGINT"));
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
   });
 }
 

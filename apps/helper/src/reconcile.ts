@@ -1,11 +1,10 @@
 import { findApp } from "@knockport/config/firewall";
 import { httpsSetName, serviceSetName } from "@knockport/firewall";
 import { ipFamily, parseIpAddress, type IpAddress } from "@knockport/protocol";
-import type { SetChange } from "./backend.js";
+import type { KernelElement, SetChange } from "./backend.js";
 import type { HelperContext } from "./helper-context.js";
 import { elementDeadline, grantChange } from "./lease-changes.js";
 import type { Lease } from "./leases.js";
-import type { KernelElement } from "./backend.js";
 
 /** How far an element's kernel deadline may differ from its lease's before reconciliation resets it. */
 export const RECONCILE_TOLERANCE_MS = 2500;

@@ -1,7 +1,7 @@
 import { findApp } from "@knockport/config/firewall";
-import { HelperError, LEASE_EVENT_METHOD, parseIpAddress, PROTOCOL_VERSION, type CloseParams, type CloseResult, type CountersResult, type LeaseInfo, type ListResult, type MethodHandlers, type StatsResult, type WatchResult } from "@knockport/protocol";
+import { HelperError, LEASE_EVENT_METHOD, PROTOCOL_VERSION, type CloseParams, type CloseResult, type CountersResult, type LeaseInfo, type ListResult, type MethodHandlers, type StatsResult, type WatchResult } from "@knockport/protocol";
 import type { HelperContext, RpcPeer } from "./helper-context.js";
-import { leaseView, prepareClose, prepareGrant, prepareOpen, setFor } from "./lease-changes.js";
+import { leaseView, prepareClose, prepareGrant, prepareOpen, resolve, setFor } from "./lease-changes.js";
 import type { CounterReading } from "./reconcile.js";
 
 export const HELPER_VERSION = "0.1.0";
@@ -77,9 +77,8 @@ export function createHandlers(ctx: HelperContext, service: { list(): ListResult
     grant: async (p) => ctx.committer.submit(() => prepareGrant(ctx, p)),
     close,
     release: async (p) => {
-      const app = findApp(config, p.app);
-      const ip = parseIpAddress(p.ip);
-      if (app && ip && !((ctx.book.get(1, app.name, ip)?.expiresAtMs ?? 0) > ctx.clock.now())) throw new HelperError("STEP1_REQUIRED");
+      const { app, ip } = resolve(ctx, p.app, p.ip);
+      if (!((ctx.book.get(1, app.name, ip)?.expiresAtMs ?? 0) > ctx.clock.now())) throw new HelperError("STEP1_REQUIRED");
       return close(p);
     },
     /** Knock socket, for /metrics: the stats and live leases by app and step, no addresses. */
@@ -93,10 +92,7 @@ export function createHandlers(ctx: HelperContext, service: { list(): ListResult
       return { ...stats(ctx), openLeases: [...byAppStep.values()] };
     },
     check: async (p) => {
-      const app = findApp(config, p.app);
-      const ip = parseIpAddress(p.ip);
-      if (!app) throw new HelperError("UNKNOWN_APP");
-      if (!ip) throw new HelperError("INVALID_ADDRESS");
+      const { app, ip } = resolve(ctx, p.app, p.ip);
       return { open: (ctx.book.get(2, app.name, ip)?.expiresAtMs ?? 0) > ctx.clock.now() };
     },
     watch: async (_p, peer) => watch(ctx, peer),

@@ -1,4 +1,5 @@
 import type { HelperContext } from "./helper-context.js";
+import type { Reconciler } from "./reconcile.js";
 
 /** How often the self-heal loop checks the firewall (and, while it is in place, reconciles its sets). */
 export const SELF_HEAL_INTERVAL_MS = 2000;
@@ -37,7 +38,7 @@ export function nextWalkDelayMs(elements: number, tickMs: number): number {
  */
 export function startSelfHeal(
   ctx: HelperContext,
-  loop: { reinstall(): Promise<void>; reconcile(): Promise<unknown>; lastWalkElements(): number },
+  loop: Pick<Reconciler, "reinstall" | "reconcile" | "lastWalkElements">,
   intervalMs: number,
 ): { stop(): void } | undefined {
   const isInstalled = ctx.firewall.isInstalled?.bind(ctx.firewall);
@@ -68,7 +69,7 @@ export function startSelfHeal(
         if (tick && i === 0 && ctx.counts.reinstalls === installedBefore && performance.now() >= nextWalkAt - intervalMs / 2) {
           const started = performance.now();
           await loop.reconcile();
-          nextWalkAt = started + nextWalkDelayMs(loop.lastWalkElements(), intervalMs);
+          nextWalkAt = started + nextWalkDelayMs(loop.lastWalkElements, intervalMs);
         }
       }
     } catch (err) {

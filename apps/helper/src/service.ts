@@ -98,8 +98,7 @@ export class HelperService implements HelperContext {
   }
 
   startSelfHeal(intervalMs = SELF_HEAL_INTERVAL_MS): void {
-    const r = this.reconciler;
-    this.stopSelfHeal = startSelfHeal(this, { reinstall: () => r.reinstall(), reconcile: () => r.reconcile(), lastWalkElements: () => r.lastWalkElements }, intervalMs)?.stop;
+    this.stopSelfHeal = startSelfHeal(this, this.reconciler, intervalMs)?.stop;
   }
 
   /** Live leases, soonest end first, with the counters of the last reconciliation. */

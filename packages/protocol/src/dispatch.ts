@@ -1,16 +1,7 @@
-import { Ajv, type ValidateFunction } from "ajv";
-import { JSONSCHEMA_ERRORS_MAX_DETAIL, describeSchemaErrors } from "./validation.js";
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { JSONRPC_ERRORS, type RequestId, type RpcErrorObject, type RpcResponse } from "./jsonrpc.js";
 import { HELPER_ERRORS, type HelperErrorName } from "./errors.js";
-import {
-  METHODS,
-  isMethodName,
-  methodsOf,
-  type MethodName,
-  type SocketName,
-  type ParamsOf,
-  type ResultOf,
-} from "./methods.js";
+import { METHODS, isMethodName, methodsOf, type MethodName, type SocketName, type ParamsOf, type ResultOf } from "./methods.js";
 
 /** A failure a handler reports to the caller by name; anything else becomes "Internal error". */
 export class HelperError extends Error {
@@ -38,16 +29,25 @@ export interface DispatcherOptions {
 }
 
 const MAX_ID_LENGTH = 64;
+const MAX_DETAIL = 300;
+const ENVELOPE_KEYS = new Set(["jsonrpc", "id", "method", "params"]);
 
-function isValidId(id: unknown): id is RequestId {
-  return (
-    (typeof id === "string" && id.length <= MAX_ID_LENGTH) ||
-    (typeof id === "number" && Number.isSafeInteger(id))
-  );
+/** Schema errors as "path message" text; values are never echoed back (they may be hostile or secret). */
+function describeSchemaErrors(errors: ErrorObject[] | null | undefined): string {
+  const text = (errors ?? []).map((e) => {
+    const extra = e.keyword === "additionalProperties" ? ` (${String((e.params as { additionalProperty?: unknown }).additionalProperty).slice(0, 32)})` : "";
+    return `${e.instancePath || "params"} ${e.message ?? "invalid"}${extra}`;
+  });
+  return (text.join("; ") || "invalid").slice(0, MAX_DETAIL);
 }
 
-function errorResponse(id: RequestId | null, error: RpcErrorObject): RpcResponse {
-  return { jsonrpc: "2.0", id, error };
+const isValidId = (id: unknown): id is RequestId =>
+  (typeof id === "string" && id.length <= MAX_ID_LENGTH) || (typeof id === "number" && Number.isSafeInteger(id));
+const errorResponse = (id: RequestId | null, error: RpcErrorObject): RpcResponse => ({ jsonrpc: "2.0", id, error });
+
+function named(id: RequestId, name: HelperErrorName, detail: string | undefined): RpcResponse {
+  const spec = HELPER_ERRORS[name];
+  return errorResponse(id, { code: spec.code, message: spec.message, data: { name, ...(detail ? { detail } : {}) } });
 }
 
 /**
@@ -73,19 +73,17 @@ export function createDispatcher<S extends SocketName, Ctx>(
   }
 
   return async (frame, ctx) => {
-    let message: unknown;
+    let req: Record<string, unknown>;
     try {
-      message = JSON.parse(frame);
+      req = JSON.parse(frame) as Record<string, unknown>;
     } catch {
       return errorResponse(null, { ...JSONRPC_ERRORS.PARSE_ERROR });
     }
-    if (message === null || typeof message !== "object" || Array.isArray(message)) {
+    if (req === null || typeof req !== "object" || Array.isArray(req)) {
       return errorResponse(null, { ...JSONRPC_ERRORS.INVALID_REQUEST, data: { detail: "expected one request object" } });
     }
-    const req = message as Record<string, unknown>;
     const id = isValidId(req.id) ? req.id : null;
-    const extraKeys = Object.keys(req).filter((k) => !["jsonrpc", "id", "method", "params"].includes(k));
-    if (req.jsonrpc !== "2.0" || id === null || typeof req.method !== "string" || extraKeys.length > 0) {
+    if (req.jsonrpc !== "2.0" || id === null || typeof req.method !== "string" || Object.keys(req).some((k) => !ENVELOPE_KEYS.has(k))) {
       return errorResponse(id, {
         ...JSONRPC_ERRORS.INVALID_REQUEST,
         data: { detail: 'needs "jsonrpc":"2.0", an "id" (string ≤64 or integer), a "method", optional "params"' },
@@ -99,16 +97,10 @@ export function createDispatcher<S extends SocketName, Ctx>(
       return named(id, "METHOD_NOT_ALLOWED", `${method} is a method of the ${METHODS[method].socket} socket`);
     }
     const params = req.params === undefined ? {} : req.params;
-    if (!row.validate(params)) {
-      return errorResponse(id, {
-        ...JSONRPC_ERRORS.INVALID_PARAMS,
-        data: { detail: describeSchemaErrors(row.validate.errors).slice(0, JSONSCHEMA_ERRORS_MAX_DETAIL) },
-      });
-    }
+    if (!row.validate(params)) return errorResponse(id, { ...JSONRPC_ERRORS.INVALID_PARAMS, data: { detail: describeSchemaErrors(row.validate.errors) } });
     try {
       // Sound: `params` passed the row's schema, from which the handler's parameter type is derived.
-      const result = await row.handler(params as never, ctx);
-      return { jsonrpc: "2.0", id, result };
+      return { jsonrpc: "2.0", id, result: await row.handler(params as never, ctx) };
     } catch (err) {
       const allowed: readonly HelperErrorName[] = METHODS[method].errors;
       if (err instanceof HelperError && allowed.includes(err.errorName)) return named(id, err.errorName, err.detail);
@@ -116,9 +108,4 @@ export function createDispatcher<S extends SocketName, Ctx>(
       return errorResponse(id, { ...JSONRPC_ERRORS.INTERNAL_ERROR });
     }
   };
-}
-
-function named(id: RequestId, name: HelperErrorName, detail: string | undefined): RpcResponse {
-  const spec = HELPER_ERRORS[name];
-  return errorResponse(id, { code: spec.code, message: spec.message, data: { name, ...(detail ? { detail } : {}) } });
 }

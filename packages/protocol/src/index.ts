@@ -5,7 +5,6 @@ export * from "./methods.js";
 export * from "./errors.js";
 export * from "./jsonrpc.js";
 export * from "./dispatch.js";
-export * from "./validation.js";
 export type * from "./schema.js";
 export type * from "./results.js";
 export { logEvent } from "./log-event.js";
