@@ -192,6 +192,24 @@ function profileOptions(profileDir: string | undefined, firewall: FirewallKind):
   return out;
 }
 
+interface ExtraNodeOptions {
+  helper: readonly string[];
+  server: readonly string[];
+}
+
+/** `--helper-node-options` / `--server-node-options`: node flags after the units' own, for an A/B of V8 flags. */
+function parseNodeOptions(flag: string, value: string | undefined): string[] {
+  const options = (value ?? "").split(/\s+/).filter((o) => o !== "");
+  if (options.some((o) => !/^--[a-z0-9][a-z0-9-]*(=[A-Za-z0-9._/-]+)?$/.test(o))) throw new Error(`${flag}: node flags such as "--lite-mode --max-old-space-size=64"`);
+  return options;
+}
+
+function nodeOptionsFor(profileDir: string | undefined, firewall: FirewallKind, extra: ExtraNodeOptions): { helper?: string[]; server?: string[] } | undefined {
+  const profile = profileOptions(profileDir, firewall);
+  if (profile === undefined && extra.helper.length === 0 && extra.server.length === 0) return undefined;
+  return { helper: [...extra.helper, ...(profile?.helper ?? [])], server: [...extra.server, ...(profile?.server ?? [])] };
+}
+
 async function runBackend(
   firewall: FirewallKind,
   runs: number,
@@ -199,6 +217,7 @@ async function runBackend(
   profileDir?: string,
   httpsConnectionLimit?: number,
   scaleLeases: readonly number[] = [10_000],
+  extraNodeOptions: ExtraNodeOptions = { helper: [], server: [] },
 ): Promise<Record<string, unknown>> {
   log(`\n== ${firewall} ==`);
   const topo = await createTopology();
@@ -206,7 +225,7 @@ async function runBackend(
   let stack: KnockportStack | undefined;
   const results: Record<string, unknown> = {};
   try {
-    const nodeOptions = profileOptions(profileDir, firewall);
+    const nodeOptions = nodeOptionsFor(profileDir, firewall, extraNodeOptions);
     stack = await startKnockport(topo, { repoRoot: REPO, config: spec, firewall, ...(nodeOptions ? { nodeOptions } : {}) });
     const ctx: Context = { topo, firewall, stack, helper: stack.helper, srvIp: topo.addr.srv.v4, nextSource: 30 };
 
@@ -336,6 +355,9 @@ async function main(): Promise<void> {
       only: { type: "string" },
       firewall: { type: "string", default: "nftables,iptables-nft,iptables-legacy" },
       profile: { type: "string" },
+      // node flags for the helper / the server after the units' own (an A/B of V8 flags)
+      "helper-node-options": { type: "string" },
+      "server-node-options": { type: "string" },
       // lease counts of the scale measurement, one helper restart each, in this order
       "scale-leases": { type: "string", default: "10000" },
       // cold starts in the floor measurement
@@ -349,6 +371,10 @@ async function main(): Promise<void> {
   if (httpsConnectionLimit !== undefined && !(Number.isInteger(httpsConnectionLimit) && httpsConnectionLimit >= 0 && httpsConnectionLimit <= 10_000)) {
     throw new Error("--https-connection-limit: an integer 0-10000 (0 = off)");
   }
+  const extraNodeOptions: ExtraNodeOptions = {
+    helper: parseNodeOptions("--helper-node-options", values["helper-node-options"]),
+    server: parseNodeOptions("--server-node-options", values["server-node-options"]),
+  };
   const scaleLeases = values["scale-leases"].split(",").map(Number);
   if (scaleLeases.some((n) => !(Number.isInteger(n) && n >= 1 && n <= MAX_SCALE_LEASES))) throw new Error(`--scale-leases: comma-separated integers 1-${MAX_SCALE_LEASES}`);
   const runs = Math.min(Math.max(Number(values.runs) || 50, 5), 100);
@@ -363,6 +389,7 @@ async function main(): Promise<void> {
     node: process.version,
     machine: `${CORES} cores, network namespaces on one kernel`,
     loadAverage1mAtStart: load1(),
+    extraNodeOptions,
     command: `pnpm bench -- ${process.argv.slice(2).join(" ")}`.trim(),
     backends: {} as Record<string, unknown>,
   };
@@ -372,10 +399,10 @@ async function main(): Promise<void> {
     const want = (name: string): boolean => (!only || only.has(name)) && (!perBackend || perBackend.has(name));
     const backend: Record<string, unknown> = {};
     if (want("floor")) {
-      backend.floor = await runFloor(firewall, { runs: Math.min(runs, 60), concurrentRounds: 5, startRuns, httpsConnectionLimit, nodeOptions: profileOptions(values.profile, firewall) });
+      backend.floor = await runFloor(firewall, { runs: Math.min(runs, 60), concurrentRounds: 5, startRuns, httpsConnectionLimit, nodeOptions: nodeOptionsFor(values.profile, firewall, extraNodeOptions) });
     }
     const others = ["knock-to-open", "under-attack", "scale", "throughput", "expiry"];
-    if (others.some(want)) Object.assign(backend, await runBackend(firewall, runs, want, values.profile, httpsConnectionLimit, scaleLeases));
+    if (others.some(want)) Object.assign(backend, await runBackend(firewall, runs, want, values.profile, httpsConnectionLimit, scaleLeases, extraNodeOptions));
     (results.backends as Record<string, unknown>)[firewall] = backend;
   }
   const dir = join(REPO, "bench/results");
