@@ -1,18 +1,26 @@
 import { dirname, isAbsolute, resolve } from "node:path";
+import type { ValidateFunction } from "ajv";
 import { configInvalid } from "./describe.js";
-import { compileValidators, parseFirewall, type Fail, type FullChecks, type PortChoice, type Raw, type Validators } from "./firewall-parse.js";
+import { parseFirewall, type Fail, type FullChecks, type PortChoice, type Raw, type Validators } from "./firewall-parse.js";
 import type { Port } from "@knockport/protocol";
 import { readYaml, show } from "./read-yaml.js";
+import * as generated from "./full-validators.generated.js";
 import { parseDestination } from "./destination.js";
 import { checkHookArgv } from "./hooks.js";
 import { AUTH_CHECK_LISTEN_HINT, parseAuthCheckListen, type AuthCheckListen } from "./auth-check.js";
 import { clusterFromRaw, type ClusterConfig } from "./cluster.js";
-import { appSchema, globalSchema, DEFAULT_2FA_SKEW_PERIODS, DEFAULT_RATE_LIMIT_IPV6_PREFIX, DEFAULT_RATE_LIMIT_PER_MINUTE } from "./schema.js";
+import { DEFAULT_2FA_SKEW_PERIODS, DEFAULT_RATE_LIMIT_IPV6_PREFIX, DEFAULT_RATE_LIMIT_PER_MINUTE } from "./schema.js";
 import { DEFAULT_WAF_TRUSTED_IPS, WAF_TRUSTED_IP_HINT, WAF_TRUSTED_IPS_MAX, formatTrustedProxy, parseTrustedProxy, type TrustedProxy } from "./waf.js";
 import type { AppConfig, FirewallApp, FirewallConfig, KnockportConfig, PortOverrides, RawApp, RawGlobal } from "./types.js";
 import type { RawCluster } from "./cluster.js";
 
 let validators: Validators | undefined;
+/** The full schema's validators, precompiled (full-validators-codegen.ts): compiling them cost every start 70-80 ms CPU. */
+function fullValidators(): Validators {
+  const table = generated as unknown as Record<string, ValidateFunction> & { GLOBAL_KEYS: string[]; APP_KEYS: string[] };
+  const fields = (keys: readonly string[], prefix: string): Map<string, ValidateFunction> => new Map(keys.map((k, i) => [k, table[`${prefix}${i}`] as ValidateFunction]));
+  return { global: table.global as ValidateFunction, app: table.app as ValidateFunction, globalFields: fields(table.GLOBAL_KEYS, "g"), appFields: fields(table.APP_KEYS, "a") };
+}
 
 /** Paths nobody may run with: the original's sample config and config/config.example.yaml's placeholders. */
 export { PUBLISHED_SAMPLE_PATHS } from "./firewall-schema.js";
@@ -132,7 +140,7 @@ function fullChecks(file: string): FullChecks & ServerValues {
   let knock: Named[] = [];
   const seenPorts = new Map<string, string>();
   const checks = {
-    validators: (validators ??= compileValidators(globalSchema, appSchema, globalSchema.properties, appSchema.properties)),
+    validators: (validators ??= fullValidators()),
     trusted: [] as TrustedProxy[],
     cluster: undefined as ClusterConfig | undefined,
     authCheckListen: undefined as AuthCheckListen | undefined,
