@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { parseConfig, type KnockportConfig } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
 import type { MethodName, OpenParams, OpenResult, StatsResult } from "@knockport/protocol";
+import type { FastifyInstance } from "fastify";
 
 export const HTTP_PATH = "/knock-one-path";
 export const HTTPS_PATH = "/very-secret-https-path-7f3a9c";
@@ -119,4 +120,16 @@ export class FakeHelper {
 export function tempDir(prefix: string): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A form POST to `url` through inject() from `remoteAddress`, as curl sends a knock: its status and body. */
+export async function postForm(app: FastifyInstance, url: string, fields: Record<string, string>, remoteAddress: string): Promise<{ status: number; body: string }> {
+  const res = await app.inject({
+    method: "POST",
+    url,
+    payload: new URLSearchParams(fields).toString(),
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    remoteAddress,
+  });
+  return { status: res.statusCode, body: res.body };
 }

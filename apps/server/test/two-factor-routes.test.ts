@@ -9,7 +9,7 @@ import { HelperCallError } from "@knockport/helper-client";
 import { buildKnockApp, createKnockContext } from "../src/app.js";
 import { DEFAULT_SERVER_STATE_DIR, parseServerArgs } from "../src/args.js";
 import { FileUsedTokenStore } from "../src/used-tokens.js";
-import { FakeHelper, HTTP_PATH, KEYS, makeConfig, tempDir } from "./fixtures.js";
+import { FakeHelper, HTTP_PATH, KEYS, makeConfig, postForm, tempDir } from "./fixtures.js";
 
 const CLIENT = "198.51.100.7";
 const ATTACKER = "203.0.113.66";
@@ -37,16 +37,7 @@ async function server(global: Record<string, unknown> = {}): Promise<{ app: Fast
 }
 
 async function step1(app: FastifyInstance, token: string | undefined, ip = CLIENT): Promise<number> {
-  const fields: Record<string, string> = { app: "openvpn", access_key: KEY };
-  if (token !== undefined) fields.token = token;
-  const res = await app.inject({
-    method: "POST",
-    url: HTTP_PATH,
-    payload: new URLSearchParams(fields).toString(),
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    remoteAddress: ip,
-  });
-  return res.statusCode;
+  return (await postForm(app, HTTP_PATH, { app: "openvpn", access_key: KEY, ...(token !== undefined ? { token } : {}) }, ip)).status;
 }
 
 beforeEach(() => {
