@@ -10,7 +10,7 @@ import {
   type FirewallConfig,
 } from "../src/firewall.js";
 import { appSchema, globalSchema } from "../src/schema.js";
-import { BASE_YAML, FILE, SECRETS, baseDoc, writeConfig, type Doc } from "./helpers.js";
+import { BASE_YAML, FILE, SECRETS, baseDoc, withDoc, withoutFile, writeConfig, type Doc } from "./helpers.js";
 
 /** The root helper's view's problems, without the file prefix every line carries. */
 async function refused(doc: unknown, overrides: PortOverrides = {}): Promise<string[]> {
@@ -20,16 +20,7 @@ async function refused(doc: unknown, overrides: PortOverrides = {}): Promise<str
   );
   if (!(err instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(err)}`);
   expect(err.code).toBe("CONFIG_INVALID");
-  return err.problems.map((p) => {
-    expect(p.startsWith(`${FILE}: `), p).toBe(true);
-    return p.slice(FILE.length + 2);
-  });
-}
-
-function withDoc(edit: (d: Doc) => void): Doc {
-  const d = baseDoc();
-  edit(d);
-  return d;
+  return withoutFile(err.problems);
 }
 
 /** The firewall's part of the server's reading: what the helper's view must equal. */

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll } from "vitest";
+import { afterAll, expect } from "vitest";
 import { ConfigError } from "../src/index.js";
 
 export const FILE = "config/config.yaml";
@@ -64,6 +64,21 @@ ssh:
 `;
 
 /** The ConfigError thrown by `fn` (fails the test when it returns or throws something else). */
+/** `baseDoc()` changed by `edit`. */
+export function withDoc(edit: (d: Doc) => void): Doc {
+  const d = baseDoc();
+  edit(d);
+  return d;
+}
+
+/** Problems without the `FILE: ` prefix, which every line must carry. */
+export function withoutFile(problems: readonly string[]): string[] {
+  return problems.map((p) => {
+    expect(p.startsWith(`${FILE}: `), p).toBe(true);
+    return p.slice(FILE.length + 2);
+  });
+}
+
 export function configError(fn: () => unknown): ConfigError {
   try {
     fn();

@@ -10,22 +10,12 @@ import {
   type PortOverrides,
 } from "../src/index.js";
 import type { Port } from "@knockport/protocol";
-import { baseDoc, configError, FILE, problemsOf, SECRETS, type Doc } from "./helpers.js";
+import { baseDoc, configError, FILE, problemsOf, SECRETS, withDoc, withoutFile, type Doc } from "./helpers.js";
 
 const parse = (doc: Doc, overrides?: PortOverrides) => parseConfig(doc, FILE, overrides);
 const problems = (doc: Doc, overrides?: PortOverrides) => problemsOf(() => parse(doc, overrides));
 /** Problems without the file prefix, which every line carries. */
-const bare = (doc: Doc, overrides?: PortOverrides) =>
-  problems(doc, overrides).map((p) => {
-    expect(p.startsWith(`${FILE}: `), p).toBe(true);
-    return p.slice(FILE.length + 2);
-  });
-
-function withDoc(edit: (d: Doc) => void): Doc {
-  const d = baseDoc();
-  edit(d);
-  return d;
-}
+const bare = (doc: Doc, overrides?: PortOverrides) => withoutFile(problems(doc, overrides));
 
 describe("parseConfig: a valid config", () => {
   it("normalises keys and fills every default", () => {
