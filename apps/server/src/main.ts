@@ -95,12 +95,10 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const helper = new HelperClient({ socketPath: options.socketPath, timeoutMs: 5000 });
-  const hello = await helloWithRetry(helper, log);
-  const mismatch = compareWithHelper(config, hello);
-  if (mismatch.length > 0) {
-    helper.close();
-    throw new StartupError(`refusing to start: ${mismatch.join("; ")}. Give both the same config and port flags.`);
-  }
+  // Asked while the listeners are built (about 80 ms): when systemd starts both daemons at once, the
+  // helper is still installing its firewall. Nothing listens before its answer is compared.
+  const helloAnswer = helloWithRetry(helper, log);
+  helloAnswer.catch(() => undefined); // awaited below; a failure must not end the process as unhandled first
 
   // prom-client is loaded only for --metrics-port (a tenth of a second of every start otherwise)
   const metricsModule = options.metricsPort === undefined ? undefined : await import("./metrics.js");
@@ -109,9 +107,17 @@ async function main(argv: string[]): Promise<number> {
   const context = createKnockContext(config, metrics && metricsModule ? metricsModule.instrumentHelper(helper, metrics) : helper, Date.now, usedTokens, cluster, (event, message) =>
     logEvent(log, "warn", event, {}, message),
   );
-  cluster?.start(context.step1, context.helper);
   const step1 = await buildKnockApp({ step: 1, context, logger: log.child({ listener: "http" }), metrics });
   const step2 = await buildKnockApp({ step: 2, context, logger: log.child({ listener: "https" }), https, metrics });
+  await Promise.all([step1.ready(), step2.ready()]);
+  const hello = await helloAnswer;
+  const mismatch = compareWithHelper(config, hello);
+  if (mismatch.length > 0) {
+    helper.close();
+    await cluster?.stop();
+    throw new StartupError(`refusing to start: ${mismatch.join("; ")}. Give both the same config and port flags.`);
+  }
+  cluster?.start(context.step1, context.helper);
   await listen(step1, config.httpPort, options.listenAddress);
   await listen(step2, config.httpsPort, options.listenAddress);
   let metricsListener: MetricsListener | undefined;
