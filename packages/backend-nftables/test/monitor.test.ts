@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { NftMonitor, touchesTable } from "../src/runtime/monitor.js";
+import { MAX_MONITOR_LINE, NftMonitor, lineSplitter, touchesTable } from "../src/runtime/monitor.js";
 import { readTableListing } from "@knockport/backend-nftables/render";
 
 const SILENT = { warn: (): void => undefined };
@@ -25,6 +25,43 @@ describe("touchesTable", () => {
     expect(touchesTable("delete table inet knockport2", TABLES)).toBe(false);
     expect(touchesTable("delete table ip filter", TABLES)).toBe(false);
     expect(touchesTable("add chain ip vyos_filter NAME_IN-KnockPort", ["inet knockport", "ip vyos_filter"])).toBe(true);
+  });
+});
+
+describe("nft monitor's output is read in bounded memory", () => {
+  it("skips an endless line as it arrives, flags it once, and reads the event after it", async () => {
+    // 256 MiB without a newline, then an event of ours: a reader that buffers whole lines holds all of it.
+    const writer = [
+      "const chunk = 'x'.repeat(1 << 20); let left = 256;",
+      "const more = () => { while (left > 0) { left -= 1; if (!process.stdout.write(chunk)) return void process.stdout.once('drain', more); }",
+      "  process.stdout.write('\\ndelete table inet knockport\\n'); setTimeout(() => undefined, 5000); };",
+      "more();",
+    ].join("\n");
+    const events: string[] = [];
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
+    const monitor = new NftMonitor({ command: process.execPath, args: ["-e", writer], tables: TABLES, onChange: (e) => events.push(e), log: SILENT });
+    monitor.start();
+    try {
+      for (let i = 0; i < 1500 && !events.includes("delete table inet knockport"); i++) await new Promise((r) => setTimeout(r, 10));
+    } finally {
+      monitor.stop();
+      clearInterval(sampler);
+    }
+    expect(peak - before, "resident memory grew by the line's size").toBeLessThan(64 * 1024 * 1024);
+    expect(events).toEqual([`nft monitor printed a line over ${MAX_MONITOR_LINE} characters`, "delete table inet knockport"]);
+  });
+
+  it("holds at most the cap of a line across chunks, and splits lines at every newline", () => {
+    const lines: string[] = [];
+    let overlong = 0;
+    const split = lineSplitter(8, (l) => lines.push(l), () => (overlong += 1));
+    for (const chunk of ["add ", "tab", "le\nx\n\n0123", "45678", "9abc", "\nok\nend"]) split(chunk);
+    expect(lines).toEqual(["x", "", "ok"]);
+    expect(overlong).toBe(2);
+    split("\n");
+    expect(lines.at(-1)).toBe("end");
   });
 });
 

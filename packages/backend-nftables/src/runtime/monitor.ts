@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createInterface } from "node:readline";
 import type { BackendLog } from "@knockport/firewall";
 
 export interface NftMonitorOptions {
@@ -22,6 +21,37 @@ export interface NftMonitorOptions {
 export function touchesTable(line: string, tables: readonly string[]): boolean {
   const m = /^(?:add|delete|replace|flush|create|insert|update|destroy|rename) (table|chain|rule|set|map|flowtable|counter|quota|limit|ct \w+|synproxy|secmark) (\S+ \S+)(?:\s|$)/.exec(line);
   return m !== null && tables.includes(m[2] ?? "");
+}
+
+/** Longest `nft monitor` line read whole: its event lines (a rule with its comment) stay far below it. */
+export const MAX_MONITOR_LINE = 4096;
+
+/**
+ * Cuts a stream into lines while holding at most `max` characters of one: the rest of a longer line is
+ * skipped as it arrives (never buffered) and `onOverlong` is called once for it.
+ */
+export function lineSplitter(max: number, onLine: (line: string) => void, onOverlong: () => void): (chunk: string) => void {
+  let held = "";
+  let skipping = false;
+  return (chunk) => {
+    let start = 0;
+    for (let nl = chunk.indexOf("\n"); nl !== -1; nl = chunk.indexOf("\n", start)) {
+      const line = held + chunk.slice(start, nl);
+      if (!skipping) {
+        if (line.length <= max) onLine(line);
+        else onOverlong();
+      }
+      held = "";
+      skipping = false;
+      start = nl + 1;
+    }
+    if (skipping) return;
+    if (held.length + chunk.length - start > max) {
+      held = "";
+      skipping = true;
+      onOverlong();
+    } else held += chunk.slice(start);
+  };
 }
 
 /**
@@ -63,11 +93,14 @@ export class NftMonitor {
     let stderr = "";
     proc.stderr?.setEncoding("utf8");
     proc.stderr?.on("data", (chunk: string) => void (stderr = (stderr + chunk).slice(-2000)));
-    if (proc.stdout) {
-      createInterface({ input: proc.stdout, crlfDelay: Infinity }).on("line", (line) => {
-        if (touchesTable(line.slice(0, 4096), tables)) onChange(line.slice(0, 200));
-      });
-    }
+    // A line too long to be an event of ours may still be one of a table we watch: checked, not ignored.
+    const split = lineSplitter(
+      MAX_MONITOR_LINE,
+      (line) => touchesTable(line, tables) && onChange(line.slice(0, 200)),
+      () => onChange(`nft monitor printed a line over ${MAX_MONITOR_LINE} characters`),
+    );
+    proc.stdout?.setEncoding("utf8");
+    proc.stdout?.on("data", split);
     let ended = false;
     const onEnd = (why: string): void => {
       if (ended) return;
