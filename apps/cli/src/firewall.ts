@@ -28,7 +28,7 @@ export type FirewallCommand = "dry-run" | "print-sudoers" | "uninstall-firewall"
 const USAGE: Record<FirewallCommand, string> = {
   "dry-run": "Usage: knockport dry-run -c CONFIG [--firewall-type T] [backend flags] [--http-port N] [--https-port N] [--waf-*]\n  prints exactly what knockport-helper would apply with these flags; needs no root and changes nothing",
   "print-sudoers":
-    "Usage: knockport print-sudoers [--firewall-type T] [-c CONFIG] [backend flags] [--sudo-user USER]\n  prints the sudoers file allowing exactly the command lines knockport-helper --use-sudo runs\n  (with -c also the configured ipsets, VyOS chains and conntrack lines); --sudo-user defaults to\n  knockport-helper, never the server's user knockport",
+    "Usage: knockport print-sudoers [--firewall-type T] [-c CONFIG] [backend flags] [--sudo-user USER]\n  prints the sudoers file allowing exactly the command lines knockport-helper --use-sudo runs\n  (with -c also the configured VyOS chains and conntrack lines); --sudo-user defaults to\n  knockport-helper, never the server's user knockport",
   "uninstall-firewall":
     "Usage: knockport uninstall-firewall [--firewall-type T] [--state-dir DIR] [--nftables-table-filter NAME] [-c CONFIG]\n  removes KnockPort's firewall objects (needs root; refused while knockport-helper runs on DIR):\n  the knockport nftables table; with --nftables-table-filter also exactly KnockPort's jumps, chains\n  and sets (knockport_*) in the admin's table inet NAME; --firewall-type iptables its jumps, chains\n  and ipsets; vyos with -c also empties its VyOS chains. The saved leases in DIR go too.",
 };
