@@ -1,10 +1,10 @@
 // End-to-end: firewall reloads from outside while the helper runs (`nft flush ruleset` as `systemctl restart
 // nftables` does, a flushed table, a deleted chain or rule; `iptables-restore` of a ruleset without our chains,
-// `iptables -F`, a deleted jump), each once while idle and once with a knock in the gap. After every reload the
-// kernel is polled (every ~20 ms) until KnockPort's chains, rules and the live lease are exactly as before:
-// that time is printed ("protection and leases back"). Then the bystander is locked out, the knocker's lease
-// works, and a knock made in the gap either failed (and works when repeated) or works: never a knock that
-// reports success while the rules are gone.
+// `iptables -F`, a deleted jump; a VyOS commit, which re-renders VyOS's tables and wipes our accepts there),
+// each once while idle and once with a knock in the gap. After every reload the kernel is polled (every ~20 ms)
+// until KnockPort's chains, rules and the live lease are exactly as before: that time is printed ("protection
+// and leases back"). Then the bystander is locked out, the knocker's lease works, and a knock made in the gap
+// either failed (and works when repeated) or works: never a knock that reports success while the rules are gone.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Harness, e2eFirewalls, expectOk, expectStep1NoReply, states } from "./harness.js";
 import { pollUntil, sleep, type AppSpec, type FirewallKind } from "./testbed.js";
@@ -27,6 +27,18 @@ async function sh(h: Harness, file: string, args: string[], input?: string): Pro
 const flavour = (fw: FirewallKind): string => (fw === "iptables-nft" ? "nft" : "legacy");
 
 function reloads(fw: FirewallKind, ssh: () => AppSpec): Reload[] {
+  if (fw === "vyos") {
+    // A commit of some other change re-renders VyOS's tables ip/ip6 vyos_filter and wipes our accepts there.
+    return [
+      {
+        name: "VyOS commit",
+        run: async (h) => {
+          const r = await h.vyos(["--commit"]);
+          if (r.exitCode !== 0) throw new Error(`vbash --commit: exit ${r.exitCode}: ${r.stderr.trim()}`);
+        },
+      },
+    ];
+  }
   if (fw === "nftables") {
     return [
       { name: "nft flush ruleset", run: (h) => sh(h, "nft", ["flush", "ruleset"]).then(() => undefined) },
@@ -101,8 +113,9 @@ function reloads(fw: FirewallKind, ssh: () => AppSpec): Reload[] {
   ];
 }
 
-describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end (%s): fail-closed under every firewall reload", (firewall) => {
-  const h = new Harness({ duration: 600, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall });
+describe.each(e2eFirewalls())("knockport end to end (%s): fail-closed under every firewall reload", (firewall) => {
+  // VyOS: its input default-action drop, so the accepts a commit wipes are what lets knocker and knocks in.
+  const h = new Harness({ duration: 600, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall, ...(firewall === "vyos" ? { vyosInputDefault: "drop" as const } : {}) });
   let ssh: AppSpec;
   let other: AppSpec;
   let healthy: string;
@@ -110,17 +123,23 @@ describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end 
 
   /**
    * KnockPort's rules as the kernel holds them, without counters and set elements (nft), or its chains,
-   * rules and jumps and ipsets (iptables); plus whether the knocker's ssh lease is in the kernel.
+   * rules and jumps and ipsets (iptables), with VyOS's named chains of ours (vyos); plus whether the
+   * knocker's ssh lease is in the kernel.
    */
   const kernelState = async (): Promise<{ rules: string; lease: boolean }> => {
     const cliIp = h.topo.addr.cli.v4;
-    if (firewall === "nftables") {
+    if (firewall === "nftables" || firewall === "vyos") {
       const r = await h.topo.exec("srv", "nft", ["list", "table", "inet", "knockport"], { timeoutMs: 5000 });
       if (r.exitCode !== 0) return { rules: "", lease: false };
       const svcSet = new RegExp(`set svc_${ssh.name}_v4 \\{[^}]*elements = \\{[^}]*\\b${cliIp.replace(/\./g, "\\.")}\\b`);
-      const rules = r.stdout
+      let rules = r.stdout
         .replace(/\n\s*elements = \{[^}]*\}/g, "")
         .replace(/counter packets \d+ bytes \d+/g, "counter");
+      if (firewall === "vyos") {
+        for (const [fam, chain] of [["ip", "NAME_IN-KnockPort"], ["ip6", "NAME6_IN-KnockPort"]] as const) {
+          rules += (await h.topo.exec("srv", "nft", ["list", "chain", fam, "vyos_filter", chain], { timeoutMs: 5000 })).stdout;
+        }
+      }
       return { rules, lease: svcSet.test(r.stdout) };
     }
     const v = flavour(firewall);
@@ -177,7 +196,7 @@ describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end 
       // A case that failed leaves its reload in place: wipe everything the way every version notices, so each
       // case starts from the healthy rules and fails on its own.
       if ((await kernelState()).rules !== healthy) {
-        if (firewall === "nftables") await sh(h, "nft", ["delete", "table", "inet", "knockport"]);
+        if (firewall === "nftables" || firewall === "vyos") await sh(h, "nft", ["delete", "table", "inet", "knockport"]);
         else for (const bin of [`iptables-${flavour(firewall)}-restore`, `ip6tables-${flavour(firewall)}-restore`]) await sh(h, bin, ["-w", "5"], EMPTY_RESTORE);
         expect(await waitRestored(Date.now()), "recovered from the previous case").toBeDefined();
       }
@@ -200,7 +219,7 @@ describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end 
       const back = await waitRestored(started);
       figures.push(`  ${reload.name}${gap ? " (knock in the gap)" : ""}: ${back === undefined ? "NOT restored within 8 s" : `${back} ms`}`);
       expect(back, "KnockPort's rules and the live lease are back in the kernel").toBeDefined();
-      if (firewall === "nftables") expect(back, "nftables: back within 1 s (goal 0.3 s)").toBeLessThan(1000);
+      if (firewall === "nftables" || firewall === "vyos") expect(back, `${firewall}: back within 1 s (goal 0.3 s)`).toBeLessThan(1000);
       // No event source: the 2 s check (or the knock) finds it, and a reinstall is some twenty commands.
       else expect(back, "iptables: back within the 2 s check plus a reinstall").toBeLessThan(6000);
 
