@@ -2,7 +2,8 @@ import { existsSync, rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { HELPER_USER, SHARED_FLAGS, UsageError, loadConfig, parsePortFlag, parseWafFlags, withUsageErrors, type KnockportConfig } from "@knockport/config";
 import { BACKEND_FLAGS, nftPlacement, parseBackendFlags, type BackendSpec } from "@knockport/firewall";
-import { DIRECT, locateConntrackFor } from "@knockport/firewall/run";
+import { DIRECT } from "@knockport/firewall/run";
+import { locateConntrackFor } from "@knockport/firewall/conntrack";
 import { loadRender, loadRuntime, loadSudoers } from "@knockport/backends";
 import { fsyncDir, helperStateFiles, takeInstanceLock } from "@knockport/durable-file";
 

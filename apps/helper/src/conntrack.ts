@@ -1,9 +1,10 @@
-import { conntrackDeleteArgs, runCommand, DIRECT, privilegeHint, type Privilege } from "@knockport/firewall/run";
+import { runCommand, DIRECT, privilegeHint, type Privilege } from "@knockport/firewall/run";
+import { conntrackDeleteArgs } from "@knockport/firewall/conntrack";
 import type { Logger } from "./log.js";
 import type { FirewallApp as AppConfig } from "@knockport/config/firewall";
 import type { IpAddress } from "@knockport/protocol";
 
-export { ConntrackMissingError, conntrackDeleteArgs, locateConntrackFor } from "@knockport/firewall/run";
+export { ConntrackMissingError, conntrackDeleteArgs, locateConntrackFor } from "@knockport/firewall/conntrack";
 
 const CONNTRACK_TIMEOUT_MS = 5000;
 /** Deletions waiting at once; more are dropped and logged (the firewall has closed the port anyway). */

@@ -1,7 +1,7 @@
 import { HELPER_USER, SERVER_USER } from "@knockport/config/accounts";
 import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { UsageError } from "@knockport/config/flags";
-import { conntrackDeletePrefix } from "@knockport/firewall/run";
+import { conntrackDeletePrefix } from "@knockport/firewall/conntrack";
 
 /** What a client address may look like in a conntrack line (the helper passes canonical addresses only). */
 const ADDRESS_PATTERN = { 4: "[0-9.]+", 6: "[0-9a-f:]+" } as const;

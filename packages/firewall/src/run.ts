@@ -1,5 +1,5 @@
-// Execution shared by the backends and the helper: running a program, sudo, conntrack's arguments.
+// Execution shared by the backends and the helper: running a program, sudo. conntrack's arguments are
+// ./conntrack, loaded only for configs with close_established.
 export * from "./run-command.js";
 export * from "./privilege.js";
 export * from "./command-error.js";
-export * from "./conntrack-args.js";
