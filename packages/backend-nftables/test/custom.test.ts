@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { IpAddress } from "@knockport/protocol";
-import { CUSTOM_JUMP_COMMENT, InvalidValueError, OWN_TABLE, isOurCustomChain, isOurCustomSet, nftPlacement, type NftPlacement } from "@knockport/firewall";
+import { CUSTOM_JUMP_COMMENT, InvalidValueError, OWN_TABLE, isOurCustomChain, isOurCustomSet, nftPlacement, parseBackendFlags } from "@knockport/firewall";
+import { UsageError } from "@knockport/config/flags";
 import { nftLayout, renderNftRemoveCustom, renderNftRuleset, renderNftGrant, renderNftRevoke } from "@knockport/backend-nftables/render";
 import { expectGolden } from "../../firewall/test/golden.js";
 import { appEntry, makeConfig, step1Target, step2Target } from "../../firewall/test/fixtures.js";
@@ -130,22 +131,15 @@ describe("custom tables and chains (--nftables-table-filter)", () => {
     expect(isOurCustomSet("https_v4")).toBe(false);
   });
 
-  it("re-checks the admin's names and hand-built placements", () => {
+  it("takes the admin's names only through their flags, which refuse anything but a plain name of the admin's", () => {
     const names = ["", "1abc", "-x", "a b", 'x" accept', "inet filter", "a".repeat(65), "knockport_mine", "x;y", "x/y"];
     for (const n of names) {
-      expect(() => nftPlacement({ table: n, input: "input", forward: "forward" })).toThrow(InvalidValueError);
-      expect(() => nftPlacement({ table: "filter", input: n, forward: "forward" })).toThrow(InvalidValueError);
-      expect(() => nftPlacement({ table: "filter", input: "input", forward: "forward", output: n })).toThrow(InvalidValueError);
+      for (const flag of ["nftables-chain-input", "nftables-chain-forward", "nftables-chain-output"] as const) {
+        expect(() => parseBackendFlags({ "nftables-table-filter": "filter", [flag]: n })).toThrow(UsageError);
+      }
+      expect(() => parseBackendFlags({ "nftables-table-filter": n })).toThrow(UsageError);
     }
-    expect(nftPlacement({ table: "Filter_2-x", input: "INPUT", forward: "FWD-1" }).table).toBe("inet Filter_2-x");
-    const forged: NftPlacement[] = [
-      { ...FILTER, table: "inet filter; flush ruleset" },
-      { ...FILTER, table: "ip filter" },
-      { ...FILTER, prefix: "" },
-      { ...OWN_TABLE, table: "inet other" },
-      { ...FILTER, table: "inet other" },
-    ];
-    for (const placement of forged) expect(() => renderNftRuleset(makeConfig(), { placement })).toThrow(InvalidValueError);
-    expect(() => renderNftGrant(step1Target(makeConfig(), "openvpn", "198.51.100.7" as IpAddress), forged[0])).toThrow(InvalidValueError);
+    const custom = parseBackendFlags({ "nftables-table-filter": "Filter_2-x", "nftables-chain-input": "INPUT", "nftables-chain-forward": "FWD-1" }).customChains;
+    expect(nftPlacement(custom).table).toBe("inet Filter_2-x");
   });
 });

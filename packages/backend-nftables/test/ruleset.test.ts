@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { KnockportConfig } from "@knockport/config";
 import type { IpAddress } from "@knockport/protocol";
-import { InvalidValueError, NFT_TABLE_FAMILY, NFT_TABLE_NAME, rulesetSetNames } from "@knockport/firewall";
+import { NFT_TABLE_FAMILY, NFT_TABLE_NAME, rulesetSetNames } from "@knockport/firewall";
 import { nftLayout, renderNftRemoveTable, renderNftRuleset } from "@knockport/backend-nftables/render";
 import { expectGolden } from "../../firewall/test/golden.js";
 import { appEntry, makeConfig, PATH_40, step2Target } from "../../firewall/test/fixtures.js";
@@ -133,63 +132,6 @@ describe("renderNftRuleset", () => {
   it("renders no NAT or forward chain without forwarded apps", () => {
     const text = renderNftRuleset(makeConfig());
     expect(text).not.toMatch(/nat_prerouting|hook forward|masquerade/);
-  });
-
-  it("re-validates everything it interpolates (defence in depth)", () => {
-    const good = makeConfig();
-    const tamper = (patch: (c: { -readonly [K in keyof KnockportConfig]: unknown }) => void): KnockportConfig => {
-      const copy = structuredClone(good) as unknown as { -readonly [K in keyof KnockportConfig]: unknown };
-      patch(copy);
-      return copy as unknown as KnockportConfig;
-    };
-    const cases: KnockportConfig[] = [
-      tamper((c) => {
-        c.global = { ...good.global, interfaceExt: 'eth0" accept #' };
-      }),
-      tamper((c) => {
-        c.global = { ...good.global, httpsConnectionLimit: { perMinute: "60/second; drop", burst: 20 } };
-      }),
-      tamper((c) => {
-        c.global = { ...good.global, httpsConnectionLimit: { perMinute: 60, burst: 0 } };
-      }),
-      tamper((c) => {
-        c.global = { ...good.global, httpPostPath: "/a b" };
-      }),
-      tamper((c) => {
-        c.global = { ...good.global, httpPostPath: `/${"a".repeat(64)}` };
-      }),
-      tamper((c) => {
-        c.httpPort = 0;
-      }),
-      tamper((c) => {
-        c.httpsPort = 8443.5;
-      }),
-      tamper((c) => {
-        c.apps = [{ ...good.apps[0], name: "x; flush ruleset" }];
-      }),
-      tamper((c) => {
-        c.apps = [{ ...good.apps[0], protocol: "icmp" }];
-      }),
-      tamper((c) => {
-        c.apps = [{ ...good.apps[0], interfaceExt: "a".repeat(16) }];
-      }),
-      tamper((c) => {
-        c.apps = [good.apps[0], good.apps[0]];
-      }),
-    ];
-    for (const c of cases) {
-      expect(() => renderNftRuleset(c)).toThrow(InvalidValueError);
-    }
-    const err = (() => {
-      try {
-        renderNftRuleset(cases[1] as KnockportConfig);
-      } catch (e) {
-        return e as InvalidValueError;
-      }
-      return undefined;
-    })();
-    expect(err?.code).toBe("INVALID_VALUE");
-    expect(err?.message).not.toContain("/a b"); // the knock path is a secret
   });
 
   it("refuses leases for sets it does not define", () => {

@@ -41,8 +41,6 @@ export interface BackendSpec {
 /** What the lease logic needs from a firewall; one implementation per --firewall-type. */
 export interface FirewallBackend {
   readonly type: FirewallType;
-  /** The exact ruleset `install` applies (what the CLI's dry-run prints). */
-  renderRuleset(): string;
   /**
    * Replace our table atomically, with `grants` already in its sets: live leases survive a
    * reload without a moment in which their owners are locked out.
@@ -70,18 +68,16 @@ export interface FirewallBackend {
   listElements?(sets: ReadonlySet<string>): Promise<readonly KernelElement[] | undefined>;
   /**
    * Interfaces of the config missing right now (global.allow_missing_interfaces): the next `install`
-   * and `renderRuleset` drop their apps' ports on every interface. Optional: a backend without it
+   * drops their apps' ports on every interface. Optional: a backend without it
    * cannot run with interfaces allowed to be missing.
    */
   setMissingInterfaces?(names: readonly string[]): void;
-  /** Remove our table; false when it was not there. */
-  uninstall(): Promise<boolean>;
 }
 
 /** A backend package's `runtime` module (loaded by the factory, @knockport/backends). */
 export interface BackendRuntime {
   createBackend(config: KnockportConfig, spec: BackendSpec): Promise<FirewallBackend>;
-  /** Remove our objects; needs no config (VyOS: with one, its named chains are emptied too). */
+  /** Remove our objects (knockport uninstall-firewall, as root); needs no config (VyOS: with one, its named chains are emptied too). */
   uninstall(spec: BackendSpec, config: KnockportConfig | undefined): Promise<boolean>;
 }
 

@@ -1,4 +1,4 @@
-/** INVALID_VALUE: a value failed its re-check right before interpolation (a bug, never user input); UNKNOWN_APP, UNKNOWN_SET. */
+/** INVALID_VALUE: a set element (address, lease time, set) failed its check right before interpolation; UNKNOWN_APP, UNKNOWN_SET. */
 export type FirewallErrorCode = "INVALID_VALUE" | "UNKNOWN_APP" | "UNKNOWN_SET";
 
 /** Every error this package throws; `code` is stable, `message` is for people. */

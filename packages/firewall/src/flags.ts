@@ -1,7 +1,6 @@
 import { UsageError } from "@knockport/config/flags";
 import type { FirewallType } from "./backend.js";
 import { CUSTOM_PREFIX, type CustomChains } from "./names.js";
-import { NFT_IDENTIFIER_PATTERN } from "./validate.js";
 
 // The flags that pick and place a backend, shared by knockport-helper and the knockport CLI's
 // dry-run, print-sudoers and uninstall-firewall (one definition, one check).
@@ -33,7 +32,8 @@ export function parseBackendFlags(v: BackendFlagValues): { type: FirewallType; i
   return { type, iptablesBinary, vbash: v.vbash, customChains: parseCustomChains(v, type) };
 }
 
-const NFT_IDENTIFIER = new RegExp(NFT_IDENTIFIER_PATTERN);
+/** A table or chain name from the command line: stricter than nft's identifier. */
+const NFT_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
 function nftName(flag: string, value: string): string {
   if (!NFT_IDENTIFIER.test(value)) {

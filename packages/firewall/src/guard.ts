@@ -1,7 +1,6 @@
 import type { FirewallApp as AppConfig } from "@knockport/config/firewall";
 import type { IpFamily } from "@knockport/protocol";
 import { serviceSetName } from "./names.js";
-import { checkComment, checkInterface, checkPort, checkProtocol } from "./validate.js";
 
 // The guard before DNAT. Docker, Podman, libvirt and kube-proxy publish a port by DNAT in prerouting, and
 // the packet then never reaches an input chain; so every app's public port is also guarded in prerouting,
@@ -14,11 +13,11 @@ import { checkComment, checkInterface, checkPort, checkProtocol } from "./valida
 export const GUARD_PRIORITY = "dstnat - 20";
 
 export function guardComment(app: AppConfig, family: IpFamily): string {
-  return checkComment(`app ${app.name} ${checkProtocol(app.protocol)}/${checkPort(app.port, `${app.name}.port`)}: IPv${family} clients without a lease, before any DNAT`);
+  return `app ${app.name} ${app.protocol}/${app.port}: IPv${family} clients without a lease, before any DNAT`;
 }
 
 /** The guard_prerouting rules of one app (`setRef` places a logical set name in the table). */
 export function renderNftGuardRules(app: AppConfig, setRef: (logical: string) => string): string[] {
-  const head = `iifname "${checkInterface(app.interfaceExt)}" ${checkProtocol(app.protocol)} dport ${checkPort(app.port, `${app.name}.port`)} ct direction original`;
+  const head = `iifname "${app.interfaceExt}" ${app.protocol} dport ${app.port} ct direction original`;
   return ([4, 6] as const).map((f) => `${head} ${f === 4 ? "ip" : "ip6"} saddr != ${setRef(serviceSetName(app.name, f))} counter drop comment "${guardComment(app, f)}"`);
 }

@@ -1,6 +1,4 @@
 import type { IpFamily } from "@knockport/protocol";
-import { InvalidValueError } from "./errors.js";
-import { checkAppName, checkFamily, checkNftIdentifier } from "./validate.js";
 
 export const NFT_TABLE_FAMILY = "inet";
 export const NFT_TABLE_NAME = "knockport";
@@ -27,7 +25,7 @@ export const HTTPS_METER_V4 = "https_meter_v4";
 export const HTTPS_METER_V6 = "https_meter_v6";
 
 export function httpsSetName(family: IpFamily): string {
-  return checkFamily(family) === 4 ? HTTPS_SET_V4 : HTTPS_SET_V6;
+  return family === 4 ? HTTPS_SET_V4 : HTTPS_SET_V6;
 }
 
 /**
@@ -36,7 +34,7 @@ export function httpsSetName(family: IpFamily): string {
  * prefix and suffix keep it injective. At most 39 characters (the kernel allows 255; ipset 31, hence its own names).
  */
 export function serviceSetName(appName: string, family: IpFamily): string {
-  return `svc_${checkAppName(appName)}_v${checkFamily(family)}`;
+  return `svc_${appName}_v${family}`;
 }
 
 const OUR_SET = /^(?:https|svc_[A-Za-z0-9][A-Za-z0-9_-]{0,31})_v([46])$/;
@@ -71,42 +69,19 @@ export interface NftPlacement {
 
 export const OWN_TABLE: NftPlacement = { table: NFT_TABLE, prefix: "", custom: undefined };
 
-/** The placement for `custom`, every name re-checked (they are interpolated into nft text). */
+/** Where `custom` puts our objects; its names were checked with the flags that give them (parseBackendFlags). */
 export function nftPlacement(custom: CustomChains | undefined): NftPlacement {
-  if (custom === undefined) return OWN_TABLE;
-  const name = (n: string, what: string): string => {
-    if (checkNftIdentifier(n, what).startsWith(CUSTOM_PREFIX)) throw new InvalidValueError(what, `names starting with ${CUSTOM_PREFIX} are KnockPort's own`);
-    return n;
-  };
-  const checked: CustomChains = {
-    table: name(custom.table, "--nftables-table-filter"),
-    input: name(custom.input, "--nftables-chain-input"),
-    forward: name(custom.forward, "--nftables-chain-forward"),
-    output: custom.output === undefined ? undefined : name(custom.output, "--nftables-chain-output"),
-  };
-  return { table: `${NFT_TABLE_FAMILY} ${checked.table}`, prefix: CUSTOM_PREFIX, custom: checked };
-}
-
-const PLACED_TABLE = /^inet [A-Za-z_][A-Za-z0-9_-]{0,63}$/;
-
-/** Re-check a placement that may have been built by hand. */
-export function checkPlacement(placement: NftPlacement): NftPlacement {
-  const ok =
-    placement.custom === undefined
-      ? placement.table === NFT_TABLE && placement.prefix === ""
-      : PLACED_TABLE.test(placement.table) && placement.prefix === CUSTOM_PREFIX && placement.table === `${NFT_TABLE_FAMILY} ${placement.custom.table}`;
-  if (!ok) throw new InvalidValueError("nftables placement", `${JSON.stringify(placement.table).slice(0, 80)} is not KnockPort's table or a checked custom table`);
-  return placement;
+  return custom === undefined ? OWN_TABLE : { table: `${NFT_TABLE_FAMILY} ${custom.table}`, prefix: CUSTOM_PREFIX, custom };
 }
 
 /** The kernel name of one of our sets or chains. */
 export function placedName(placement: NftPlacement, name: string): string {
-  return `${checkPlacement(placement).prefix}${name}`;
+  return `${placement.prefix}${name}`;
 }
 
 /** The set the helper's nft session marks each applied transaction in (runtime/session.ts); part of the ruleset. */
 export function syncSetName(placement: NftPlacement): string {
-  return checkPlacement(placement).custom === undefined ? "kp_sync" : `${CUSTOM_PREFIX}sync`;
+  return placement.custom === undefined ? "kp_sync" : `${CUSTOM_PREFIX}sync`;
 }
 
 const OUR_CUSTOM_SET = /^knockport_(?:(?:https|https_meter|svc_[A-Za-z0-9][A-Za-z0-9_-]{0,31})_v[46]|sync)$/;

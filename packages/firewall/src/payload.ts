@@ -1,5 +1,3 @@
-import { checkHttpPostPath } from "./validate.js";
-
 /**
  * Largest packet (`meta length`: IP and TCP headers and payload) accepted on the stealth HTTP port when it
  * starts with `POST <path> `: the whole knock must fit in that one segment (the next does not start with the path).
@@ -11,7 +9,7 @@ export const MAX_COMPARE_BYTES = 16;
 
 /** The bytes the first segment of a step-1 knock must start with. */
 export function step1Prefix(httpPostPath: string): string {
-  return `POST ${checkHttpPostPath(httpPostPath)} `;
+  return `POST ${httpPostPath} `;
 }
 
 /** `POST <path> ` as consecutive compares of at most 16 bytes against the TCP payload (offsets in bits, big-endian hex). */

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { IpFamily } from "@knockport/protocol";
-import { HTTPS_SET_V4, HTTPS_SET_V6, InvalidValueError, checkFamily, setFamily } from "@knockport/firewall";
+import { HTTPS_SET_V4, HTTPS_SET_V6, InvalidValueError, setFamily } from "@knockport/firewall";
 
 // The names the iptables backend gives its objects in the kernel: its chains and the jumps to them,
 // its ipsets and its hashlimit tables.
@@ -64,7 +64,7 @@ export function ipsetName(logical: string): string {
  * not leases.
  */
 export function hashlimitName(family: IpFamily): string {
-  return `kp-https-v${checkFamily(family)}`;
+  return `kp-https-v${family}`;
 }
 
 /** True for names of ipsets this backend creates (for cleaning up sets of apps no longer configured). */

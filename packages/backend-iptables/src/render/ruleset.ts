@@ -1,6 +1,6 @@
 import { publicHttpPort, publicHttpsPort, type FirewallApp as AppConfig, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { ipFamily, type IpFamily } from "@knockport/protocol";
-import { FirewallError, HTTPS_SET_V4, HTTPS_SET_V6, InvalidValueError, STEP1_MAX_PACKET_LENGTH, checkComment, checkConnectionLimit, checkInterface, checkIp, checkPort, checkProtocol, checkTimeout, forwardedApps, guardComment, rulesetSetNames, serviceSetName, setFamily, type GrantTarget, type SetElement } from "@knockport/firewall";
+import { FirewallError, HTTPS_SET_V4, HTTPS_SET_V6, InvalidValueError, STEP1_MAX_PACKET_LENGTH, checkIp, checkTimeout, forwardedApps, guardComment, rulesetSetNames, serviceSetName, setFamily, type GrantTarget, type SetElement } from "@knockport/firewall";
 import { IPT_CHAINS, hashlimitName, iptablesJumps, ipsetName, ipsetUpgradeName, type IptJump, type IptTable } from "./names.js";
 import { renderU32PostMatch } from "./u32.js";
 
@@ -9,7 +9,7 @@ import { renderU32PostMatch } from "./u32.js";
 // expires grants). Everything here is pure text for `ipset restore` and `iptables-restore --noflush`.
 
 function comment(text: string): string[] {
-  return ["-m", "comment", "--comment", `"${checkComment(text)}"`];
+  return ["-m", "comment", "--comment", `"${text}"`];
 }
 
 export interface IptablesRuleset {
@@ -23,13 +23,13 @@ export interface IptablesRuleset {
 }
 
 function knockInterfaces(config: KnockportConfig): string[] {
-  return [...new Set([config.global.interfaceExt, ...config.apps.map((a) => a.interfaceExt)])].map(checkInterface);
+  return [...new Set([config.global.interfaceExt, ...config.apps.map((a) => a.interfaceExt)])];
 }
 
 function renderFamily(config: KnockportConfig, family: IpFamily): string {
   // WAF mode: the stealth and HTTPS-set rules guard nginx's public ports instead of KnockPort's own.
-  const httpPort = checkPort(publicHttpPort(config), "HTTP knock port");
-  const httpsPort = checkPort(publicHttpsPort(config), "HTTPS knock port");
+  const httpPort = publicHttpPort(config);
+  const httpsPort = publicHttpsPort(config);
   const ifaces = knockInterfaces(config);
   const httpsSet = ipsetName(family === 4 ? HTTPS_SET_V4 : HTTPS_SET_V6);
   const u32 = renderU32PostMatch(config.global.httpPostPath, family);
@@ -60,7 +60,7 @@ function renderFamily(config: KnockportConfig, family: IpFamily): string {
   header("filter");
   const input = IPT_CHAINS.filter.INPUT;
   if (config.waf) {
-    const own = [checkPort(config.httpPort, "HTTP knock port"), checkPort(config.httpsPort, "HTTPS knock port")];
+    const own = [config.httpPort, config.httpsPort];
     for (const i of ifaces) {
       for (const port of own) {
         rule(input, ["-i", i, "-p", "tcp", "--dport", `${port}`, ...comment(`WAF mode: KnockPort's own port ${port} is reached only through nginx`), "-j", "DROP"]);
@@ -84,8 +84,8 @@ function renderFamily(config: KnockportConfig, family: IpFamily): string {
     if (limit !== undefined) {
       // The connection limit, before any TLS work; `! --update-counters` keeps the lease's packet
       // counter to what the accept below counts.
-      const perMinute = checkConnectionLimit(limit.perMinute, "https_connection_limit_per_minute");
-      const burst = checkConnectionLimit(limit.burst, "https_connection_limit_burst");
+      const perMinute = limit.perMinute;
+      const burst = limit.burst;
       rule(input, [
         ...https, "-m", "conntrack", "--ctstate", "NEW", "-m", "set", "--match-set", httpsSet, "src", "!", "--update-counters",
         "-m", "hashlimit", "--hashlimit-above", `${perMinute}/minute`, "--hashlimit-burst", `${burst}`, "--hashlimit-mode", "srcip",
@@ -97,8 +97,8 @@ function renderFamily(config: KnockportConfig, family: IpFamily): string {
     rule(input, [...https, ...comment(`HTTPS knock port ${httpsPort}: everyone else`), "-j", "DROP"]);
   }
   for (const app of config.apps) {
-    const proto = checkProtocol(app.protocol);
-    const svc = ["-i", checkInterface(app.interfaceExt), "-p", proto, "--dport", `${checkPort(app.port, `${app.name}.port`)}`];
+    const proto = app.protocol;
+    const svc = ["-i", app.interfaceExt, "-p", proto, "--dport", `${app.port}`];
     if (app.destination.kind === "forward") {
       rule(input, [...svc, ...comment(`${what(app)}: forwarded to a LAN host; nothing local is served on it`), "-j", "DROP"]);
       continue;
@@ -114,12 +114,12 @@ function renderFamily(config: KnockportConfig, family: IpFamily): string {
   }
   const forwarded = forwardedApps(config).filter((f) => f.family === family);
   for (const f of forwarded) {
-    const proto = checkProtocol(f.app.protocol);
+    const proto = f.app.protocol;
     const set = ipsetName(serviceSetName(f.app.name, family));
-    const dst = ["-d", checkIp(f.ip), "-p", proto, "--dport", `${f.port}`];
-    const ext = checkInterface(f.app.interfaceExt);
+    const dst = ["-d", f.ip, "-p", proto, "--dport", `${f.port}`];
+    const ext = f.app.interfaceExt;
     rule(IPT_CHAINS.filter.FORWARD, [
-      "-i", ext, "-o", checkInterface(f.app.interfaceInt), ...dst, "-m", "set", "--match-set", set, "src", "-m", "conntrack", "--ctstate", "DNAT",
+      "-i", ext, "-o", f.app.interfaceInt, ...dst, "-m", "set", "--match-set", set, "src", "-m", "conntrack", "--ctstate", "DNAT",
       ...comment(`${what(f.app)}: forwarded clients that passed step 2 (translated destination)`), "-j", "ACCEPT",
     ]);
     rule(IPT_CHAINS.filter.FORWARD, ["-i", ext, ...dst, ...comment(`${what(f.app)}: everyone else to its LAN host`), "-j", "DROP"]);
@@ -128,16 +128,16 @@ function renderFamily(config: KnockportConfig, family: IpFamily): string {
 
   header("nat");
   for (const f of forwarded) {
-    const proto = checkProtocol(f.app.protocol);
+    const proto = f.app.protocol;
     const set = ipsetName(serviceSetName(f.app.name, family));
     const target = family === 4 ? `${f.ip}:${f.port}` : `[${f.ip}]:${f.port}`;
     rule(IPT_CHAINS.nat.PREROUTING, [
-      "-i", checkInterface(f.app.interfaceExt), "-p", proto, "--dport", `${checkPort(f.app.port, `${f.app.name}.port`)}`, "-m", "set", "--match-set", set, "src",
+      "-i", f.app.interfaceExt, "-p", proto, "--dport", `${f.app.port}`, "-m", "set", "--match-set", set, "src",
       ...comment(`${what(f.app)}: clients that passed step 2 go to LAN host ${target}`), "-j", "DNAT", "--to-destination", target,
     ]);
     if (f.app.masquerade) {
       rule(IPT_CHAINS.nat.POSTROUTING, [
-        "-o", checkInterface(f.app.interfaceInt), "-d", f.ip, "-p", proto, "--dport", `${f.port}`, "-m", "set", "--match-set", set, "src", "-m", "conntrack", "--ctstate", "DNAT",
+        "-o", f.app.interfaceInt, "-d", f.ip, "-p", proto, "--dport", `${f.port}`, "-m", "set", "--match-set", set, "src", "-m", "conntrack", "--ctstate", "DNAT",
         ...comment(`${what(f.app)}: masquerade towards the LAN host`), "-j", "MASQUERADE",
       ]);
     }
@@ -173,7 +173,7 @@ export function renderIpsetDel(target: SetElement): string {
 /**
  * The complete iptables ruleset. `elements`: live leases to put back into the (flushed) sets;
  * `withoutCounters`: ipset names of ours that exist without the `counters` option (replaced first). Pure;
- * throws InvalidValueError when an interpolated value fails its re-check.
+ * throws InvalidValueError when a set element fails its check (config values come checked by the config view).
  */
 export function renderIptablesRuleset(
   config: KnockportConfig,
@@ -223,7 +223,7 @@ export function renderIptablesDryRun(config: KnockportConfig): string {
 /** The mangle KNOCKPORT-PREROUTING rule of one app in one family (the guard before DNAT, see packages/firewall guard.ts). */
 function renderIptablesGuardRule(app: AppConfig, family: IpFamily, ipset: string): string[] {
   return [
-    "-i", checkInterface(app.interfaceExt), "-p", checkProtocol(app.protocol), "--dport", `${checkPort(app.port, `${app.name}.port`)}`,
+    "-i", app.interfaceExt, "-p", app.protocol, "--dport", `${app.port}`,
     "-m", "conntrack", "--ctdir", "ORIGINAL",
     "-m", "set", "!", "--match-set", ipset, "src", "!", "--update-counters",
     "-m", "comment", "--comment", `"${guardComment(app, family)}"`,

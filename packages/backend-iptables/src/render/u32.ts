@@ -1,5 +1,5 @@
 import type { IpFamily } from "@knockport/protocol";
-import { checkFamily, step1Prefix } from "@knockport/firewall";
+import { step1Prefix } from "@knockport/firewall";
 
 /**
  * `-m u32` tests that the TCP payload starts with exactly `POST <path> `, anchored at the first payload
@@ -17,7 +17,7 @@ export function renderU32PostMatch(httpPostPath: string, family: IpFamily): stri
     bytes.copy(chunk, 0, at, at + n);
     const value = chunk.readUInt32BE(0);
     const mask = n === 4 ? 0xffffffff : (0xffffffff << (8 * (4 - n))) >>> 0;
-    const base = checkFamily(family) === 4 ? `0>>22&0x3C@12>>26&0x3C@${at}` : `52>>26&0x3C@${40 + at}`;
+    const base = family === 4 ? `0>>22&0x3C@12>>26&0x3C@${at}` : `52>>26&0x3C@${40 + at}`;
     const hex = (v: number): string => `0x${v.toString(16).toUpperCase().padStart(8, "0")}`;
     tests.push(`${base}${n === 4 ? "" : `&${hex(mask)}`}=${hex(value)}`);
   }

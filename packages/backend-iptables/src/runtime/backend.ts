@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { IPT_CHAINS, iptablesJumps, ipsetName, isOurIpset, type IptJump, type IptTable } from "../render/names.js";
-import { renderIpsetAdd, renderIpsetDel, renderIptablesDryRun, renderIptablesRuleset } from "../render/ruleset.js";
+import { renderIpsetAdd, renderIpsetDel, renderIptablesRuleset } from "../render/ruleset.js";
 import type { BackendSpec, FirewallBackend, KernelElement, SetChange } from "@knockport/firewall";
 import { DIRECT, FirewallCommandError, privilegeHint, runCommand, type Privilege } from "@knockport/firewall/run";
 import { ipsetsWithoutCounters, parseIpsetSave } from "../render/ipset-save.js";
@@ -122,10 +122,6 @@ export class IptablesBackend implements FirewallBackend {
     private readonly privilege: Privilege = DIRECT,
   ) {}
 
-  renderRuleset(): string {
-    return renderIptablesDryRun(this.config);
-  }
-
   async install(grants: readonly Extract<SetChange, { op: "grant" }>[]): Promise<void> {
     const r = renderIptablesRuleset(this.config, {
       elements: grants.map((g) => ({ set: g.set, ip: g.ip, timeoutSeconds: g.timeoutSeconds })),
@@ -188,10 +184,6 @@ export class IptablesBackend implements FirewallBackend {
       this.lastChangeCheckAt = performance.now();
       this.onChange?.("a lease changed");
     }
-  }
-
-  async uninstall(): Promise<boolean> {
-    return uninstallIptables(this.bin, this.privilege);
   }
 
   /**

@@ -1,9 +1,17 @@
-import { CUSTOM_JUMP_COMMENT, InvalidValueError, NFT_TABLE, checkHandle, checkNftIdentifier, checkPlacement, isOurCustomChain, isOurCustomSet, type CustomChains, type NftPlacement } from "@knockport/firewall";
+import { CUSTOM_JUMP_COMMENT, InvalidValueError, NFT_TABLE, isOurCustomChain, isOurCustomSet, type CustomChains, type NftPlacement } from "@knockport/firewall";
 import type { ExistingObjects } from "./ruleset.js";
 import type { TableListing } from "./listing.js";
 
 // Custom tables and chains (--nftables-table-filter), loaded only with that flag: what of ours an admin's
 // table holds, its base chains' check, and the removal of exactly our objects.
+
+/** A chain name and a rule handle from nft's listing of the admin's table, checked before a `delete rule` names them. */
+const CHAIN_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+function jumpRule(j: { readonly chain: string; readonly handle: number }): string {
+  if (!CHAIN_NAME.test(j.chain)) throw new InvalidValueError("chain", `${JSON.stringify(String(j.chain).slice(0, 40))} is not a table/chain name`);
+  if (!Number.isSafeInteger(j.handle) || j.handle < 1) throw new InvalidValueError("rule handle", `${String(j.handle).slice(0, 40)} is not a positive integer`);
+  return `${j.chain} handle ${j.handle}`;
+}
 
 export function existingObjects(listing: TableListing): ExistingObjects {
   return {
@@ -41,7 +49,7 @@ export function checkAdminChains(listing: TableListing, custom: CustomChains, ne
 export function removeOurs(placement: NftPlacement, existing: ExistingObjects): string[] {
   const table = placement.table;
   const out = [`table ${NFT_TABLE} {}`, `delete table ${NFT_TABLE}`];
-  for (const j of existing.jumps) out.push(`delete rule ${table} ${checkNftIdentifier(j.chain, "chain")} handle ${checkHandle(j.handle)}`);
+  for (const j of existing.jumps) out.push(`delete rule ${table} ${jumpRule(j)}`);
   for (const c of existing.chains) {
     if (!isOurCustomChain(c)) throw new InvalidValueError("chain", `${JSON.stringify(c.slice(0, 80))} is not one of KnockPort's chains`);
     out.push(`flush chain ${table} ${c}`, `delete chain ${table} ${c}`);
@@ -60,6 +68,6 @@ export function renderNftRemoveTable(): string {
 
 /** Uninstall with custom tables: exactly our jumps, chains and sets in the admin's table, and our own table. */
 export function renderNftRemoveCustom(placement: NftPlacement, existing: ExistingObjects): string {
-  if (checkPlacement(placement).custom === undefined) return renderNftRemoveTable();
+  if (placement.custom === undefined) return renderNftRemoveTable();
   return `${removeOurs(placement, existing).join("\n")}\n`;
 }

@@ -1,4 +1,4 @@
-import { checkPort, checkProtocol, serviceSetName, type ForwardedApp } from "@knockport/firewall";
+import { serviceSetName, type ForwardedApp } from "@knockport/firewall";
 import { comment, quoteIfaces } from "./ruleset.js";
 
 /**
@@ -14,8 +14,8 @@ export function forwardRules(forwarded: readonly ForwardedApp[], setRef: (logica
   const fwd: string[] = [];
   const post: string[] = [];
   for (const { app, family, ip, port } of forwarded) {
-    const proto = checkProtocol(app.protocol);
-    const pub = checkPort(app.port, `${app.name}.port`);
+    const proto = app.protocol;
+    const pub = app.port;
     const ipKw = family === 4 ? "ip" : "ip6";
     const set = setRef(serviceSetName(app.name, family));
     const target = family === 4 ? `${ip}:${port}` : `[${ip}]:${port}`;

@@ -1,5 +1,5 @@
 import { publicHttpPort, publicHttpsPort, type FirewallApp as AppConfig, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
-import { CUSTOM_JUMP_COMMENT, FirewallError, GUARD_PRIORITY, HTTPS_METER_V4, HTTPS_METER_V6, HTTPS_SET_V4, HTTPS_SET_V6, NFT_CHAINS, NFT_TABLE, OWN_TABLE, STEP1_MAX_PACKET_LENGTH, allApps, checkComment, checkConnectionLimit, checkInterface, checkPlacement, checkPort, checkProtocol, forwardedApps, placedName, renderNftGuardRules, renderPostPathMatch, rulesetSetNames, serviceSetName, syncSetName, type ForwardedApp, type GrantTarget, type NftPlacement } from "@knockport/firewall";
+import { CUSTOM_JUMP_COMMENT, FirewallError, GUARD_PRIORITY, HTTPS_METER_V4, HTTPS_METER_V6, HTTPS_SET_V4, HTTPS_SET_V6, NFT_CHAINS, NFT_TABLE, OWN_TABLE, STEP1_MAX_PACKET_LENGTH, forwardedApps, placedName, renderNftGuardRules, renderPostPathMatch, rulesetSetNames, serviceSetName, syncSetName, type ForwardedApp, type GrantTarget, type NftPlacement } from "@knockport/firewall";
 import { renderAddElement } from "./elements.js";
 
 /** Addresses each HTTPS connection meter tracks at once; when full, a new address is not limited. */
@@ -41,12 +41,12 @@ export interface RulesetParts {
 }
 
 export function quoteIfaces(names: readonly string[]): string {
-  const quoted = names.map((n) => `"${checkInterface(n)}"`);
+  const quoted = names.map((n) => `"${n}"`);
   return quoted.length === 1 ? (quoted[0] ?? "") : `{ ${quoted.join(", ")} }`;
 }
 
 export function comment(text: string): string {
-  return `comment "${checkComment(text)}"`;
+  return `comment "${text}"`;
 }
 
 function needed<T>(part: T | undefined, what: string): T {
@@ -56,23 +56,23 @@ function needed<T>(part: T | undefined, what: string): T {
 
 /**
  * The complete `nft -f` script, one transaction: our own table is deleted (`table … {}` first makes that
- * safe when it is absent) and declared whole; in an admin's table what of ours it holds goes first. Every
- * interpolated value is re-checked (InvalidValueError). Knock ports are guarded on every interface_ext the
- * config names, a service port on its own app's.
+ * safe when it is absent) and declared whole; in an admin's table what of ours it holds goes first. Config
+ * values are interpolated as the config view's schema checked them; set elements are checked (InvalidValueError).
+ * Knock ports are guarded on every interface_ext the config names, a service port on its own app's.
  */
 export function buildNftRuleset(config: KnockportConfig, options: RenderRulesetOptions, parts: RulesetParts): { text: string; layout: NftLayout } {
-  const placement = checkPlacement(options.placement ?? OWN_TABLE);
+  const placement = options.placement ?? OWN_TABLE;
   const custom = placement.custom;
   const setRef = (logical: string): string => `@${placedName(placement, logical)}`;
   const layout = { chains: [] as { name: string; rules: number }[], jumps: [] as { from: string; to: string }[], sets: [] as string[] };
-  const apps = allApps(config);
+  const apps = config.apps;
   const missing = new Set(options.missingInterfaces ?? []);
   const missingOf = (app: AppConfig): string | undefined =>
     [app.interfaceExt, ...(app.destination.kind === "forward" ? [app.interfaceInt] : [])].find((i) => missing.has(i));
   const forwarded = forwardedApps(config).filter((f) => missingOf(f.app) === undefined);
   // WAF mode: the stealth and HTTPS-set rules guard nginx's public ports instead of KnockPort's own.
-  const httpPort = checkPort(publicHttpPort(config), "HTTP knock port");
-  const httpsPort = checkPort(publicHttpsPort(config), "HTTPS knock port");
+  const httpPort = publicHttpPort(config);
+  const httpsPort = publicHttpsPort(config);
   const knockIfaces = [...new Set([config.global.interfaceExt, ...apps.map((a) => a.interfaceExt)])];
   // Every knock interface missing: the knock ports are guarded on every interface but loopback until one appears.
   const anywhere = knockIfaces.every((i) => missing.has(i));
@@ -129,15 +129,15 @@ export function buildNftRuleset(config: KnockportConfig, options: RenderRulesetO
     set(logical, type, `${fam} clients that passed step 1: may reach HTTPS knock port ${httpsPort}`);
   }
   const limit = config.global.httpsConnectionLimit;
-  const perMinute = limit === undefined ? 0 : checkConnectionLimit(limit.perMinute, "https_connection_limit_per_minute");
-  const burst = limit === undefined ? 0 : checkConnectionLimit(limit.burst, "https_connection_limit_burst");
+  const perMinute = limit === undefined ? 0 : limit.perMinute;
+  const burst = limit === undefined ? 0 : limit.burst;
   if (limit !== undefined) {
     for (const [logical, type, fam] of [[HTTPS_METER_V4, "ipv4_addr", "IPv4"], [HTTPS_METER_V6, "ipv6_addr", "IPv6"]] as const) {
       meter(logical, type, `${fam} clients that passed step 1: new connections to HTTPS knock port ${httpsPort}, per address`);
     }
   }
   for (const app of apps) {
-    const svc = `${checkProtocol(app.protocol)}/${checkPort(app.port, `${app.name}.port`)}`;
+    const svc = `${app.protocol}/${app.port}`;
     set(serviceSetName(app.name, 4), "ipv4_addr", `IPv4 clients that passed step 2 of app ${app.name}: may reach ${svc}`);
     set(serviceSetName(app.name, 6), "ipv6_addr", `IPv6 clients that passed step 2 of app ${app.name}: may reach ${svc}`);
   }
@@ -163,8 +163,8 @@ export function buildNftRuleset(config: KnockportConfig, options: RenderRulesetO
   const guard = apps.flatMap((app) => {
     const absent = missingOf(app);
     if (absent === undefined) return renderNftGuardRules(app, setRef);
-    const svc = `${checkProtocol(app.protocol)} dport ${checkPort(app.port, `${app.name}.port`)}`;
-    return [`${svc} ct direction original counter drop ${comment(`app ${app.name} ${app.protocol}/${app.port}: interface ${checkInterface(absent)} is missing; dropped on every interface before any DNAT`)}`];
+    const svc = `${app.protocol} dport ${app.port}`;
+    return [`${svc} ct direction original counter drop ${comment(`app ${app.name} ${app.protocol}/${app.port}: interface ${absent} is missing; dropped on every interface before any DNAT`)}`];
   });
   chain(NFT_CHAINS.guard, `prerouting priority ${GUARD_PRIORITY}`, "every app port by its original destination, before any DNAT; only drops traffic of its own ports", guard);
   add(0, "");
@@ -173,7 +173,7 @@ export function buildNftRuleset(config: KnockportConfig, options: RenderRulesetO
   const input: string[] = [];
   if (config.waf) {
     // WAF mode: KnockPort's own ports serve only the local nginx.
-    const own = [checkPort(config.httpPort, "HTTP knock port"), checkPort(config.httpsPort, "HTTPS knock port")];
+    const own = [config.httpPort, config.httpsPort];
     input.push(`${iifKnock} tcp dport { ${own.join(", ")} } counter drop ${comment(`WAF mode: KnockPort's own ports ${own.join(" and ")} are reached only through nginx`)}`);
   }
   input.push(
@@ -202,11 +202,11 @@ export function buildNftRuleset(config: KnockportConfig, options: RenderRulesetO
   );
   for (const app of apps) {
     const iif = `iifname ${quoteIfaces([app.interfaceExt])}`;
-    const svc = `${checkProtocol(app.protocol)} dport ${checkPort(app.port, `${app.name}.port`)}`;
+    const svc = `${app.protocol} dport ${app.port}`;
     const what = `app ${app.name} ${app.protocol}/${app.port}`;
     const absent = missingOf(app);
     if (absent !== undefined) {
-      input.push(`${svc} counter drop ${comment(`${what}: interface ${checkInterface(absent)} is missing; dropped on every interface until it appears`)}`);
+      input.push(`${svc} counter drop ${comment(`${what}: interface ${absent} is missing; dropped on every interface until it appears`)}`);
     } else if (app.destination.kind === "forward") {
       // Its clients are DNATed in prerouting and never get here: nobody may reach a local listener on the public port.
       input.push(`${iif} ${svc} counter drop ${comment(`${what}: forwarded to a LAN host; nothing local is served on it`)}`);

@@ -61,10 +61,6 @@ export class NftablesBackend implements FirewallBackend {
     this.session = privilege.viaSudo ? undefined : new NftSession({ command: nftPath, args: ["-i"], table: placement.table, syncSet: syncSetName(placement) });
   }
 
-  renderRuleset(): string {
-    return this.build().text;
-  }
-
   setMissingInterfaces(names: readonly string[]): void {
     this.missingInterfaces = [...names];
   }
@@ -126,10 +122,6 @@ export class NftablesBackend implements FirewallBackend {
   /** Ends the long-lived nft (at helper stop). */
   close(): void {
     this.session?.close();
-  }
-
-  async uninstall(): Promise<boolean> {
-    return (await import("./uninstall.js")).uninstallNftables(this.nftPath, this.privilege, this.placement);
   }
 
   /**

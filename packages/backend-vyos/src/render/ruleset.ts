@@ -1,5 +1,5 @@
 import { publicHttpPort, publicHttpsPort, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
-import { InvalidValueError, checkComment, checkInterface, checkPort, checkProtocol, forwardedApps } from "@knockport/firewall";
+import { InvalidValueError, forwardedApps } from "@knockport/firewall";
 
 // VyOS backend. Everything that decides who gets in stays in our own `table inet knockport` (the
 // nftables backend's table, untouched by VyOS). VyOS's own input / forward filters, though, end in its
@@ -29,7 +29,7 @@ export interface VyosChain {
 export const VYOS_RULE_COMMENT = "KnockPort: its own table already filtered these";
 
 function comment(): string {
-  return `comment "${checkComment(VYOS_RULE_COMMENT)}"`;
+  return `comment "${VYOS_RULE_COMMENT}"`;
 }
 
 /**
@@ -39,10 +39,10 @@ function comment(): string {
  */
 export function vyosChains(config: KnockportConfig): VyosChain[] {
   // WAF mode: clients reach nginx's public ports; KnockPort's own ports are dropped in our table.
-  const knockPorts = [checkPort(publicHttpPort(config), "HTTP knock port"), checkPort(publicHttpsPort(config), "HTTPS knock port")];
+  const knockPorts = [publicHttpPort(config), publicHttpsPort(config)];
   const byIface = new Map<string, { tcp: Set<number>; udp: Set<number> }>();
   const portsOn = (iface: string): { tcp: Set<number>; udp: Set<number> } => {
-    let p = byIface.get(checkInterface(iface));
+    let p = byIface.get(iface);
     if (!p) byIface.set(iface, (p = { tcp: new Set(knockPorts), udp: new Set() }));
     return p;
   };
@@ -50,7 +50,7 @@ export function vyosChains(config: KnockportConfig): VyosChain[] {
   for (const app of config.apps) {
     const p = portsOn(app.interfaceExt); // the knock ports are open on every app's interface, as in our table
     if (app.destination.kind !== "local") continue;
-    p[checkProtocol(app.protocol)].add(checkPort(app.port, `${app.name}.port`));
+    p[app.protocol].add(app.port);
   }
   const ports = (s: Set<number>): string => `{ ${[...s].sort((a, b) => a - b).join(", ")} }`;
   const input: string[] = [];
@@ -60,7 +60,7 @@ export function vyosChains(config: KnockportConfig): VyosChain[] {
   }
   if (config.waf) {
     // nginx reaches KnockPort's own ports over loopback; VyOS's input filter would drop that too
-    const own = new Set<number>([checkPort(config.httpPort, "HTTP knock port"), checkPort(config.httpsPort, "HTTPS knock port")]);
+    const own = new Set<number>([config.httpPort, config.httpsPort]);
     input.push(`iifname "lo" tcp dport ${ports(own)} accept ${comment()}`);
   }
   const out: VyosChain[] = [];
@@ -72,7 +72,7 @@ export function vyosChains(config: KnockportConfig): VyosChain[] {
         family,
         table: "vyos_filter",
         chain: `${family === "ip" ? "NAME" : "NAME6"}_${VYOS_NAMES.forward}`,
-        rules: fwd.map((f) => `iifname "${checkInterface(f.app.interfaceExt)}" ${family} daddr ${f.ip} ${checkProtocol(f.app.protocol)} dport ${checkPort(f.port, `${f.app.name}.destination port`)} accept ${comment()}`),
+        rules: fwd.map((f) => `iifname "${f.app.interfaceExt}" ${family} daddr ${f.ip} ${f.app.protocol} dport ${f.port} accept ${comment()}`),
       });
     }
   }

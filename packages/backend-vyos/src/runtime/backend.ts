@@ -5,7 +5,6 @@ import { OWN_TABLE, type BackendLog, type BackendSpec, type FirewallBackend, typ
 import { DIRECT, FirewallCommandError, privilegeHint, runCommand, type Privilege } from "@knockport/firewall/run";
 import { NftablesBackend, loadParts, locateNft, uninstall as uninstallNft, type RulesetParts } from "@knockport/backend-nftables/runtime";
 import { VYOS_RULE_COMMENT, renderVyosBootstrap, renderVyosChains, renderVyosRerender, vyosChains } from "../render/ruleset.js";
-import { renderDryRun } from "../render/index.js";
 
 const TIMEOUT_MS = 30_000;
 
@@ -65,10 +64,6 @@ export class VyosBackend implements FirewallBackend {
     this.nft = new NftablesBackend(config, nftPath, privilege, OWN_TABLE, parts);
   }
 
-  renderRuleset(): string {
-    return renderDryRun(this.config, {});
-  }
-
   /**
    * Our table first (its drops and the live leases do not depend on VyOS), then VyOS's named chains:
    * bootstrapped through vbash when missing and filled. When VyOS's own tables are gone (`nft flush
@@ -106,7 +101,7 @@ export class VyosBackend implements FirewallBackend {
   }
 
   async uninstall(): Promise<boolean> {
-    const removed = await this.nft.uninstall();
+    const removed = await uninstallNft({ type: "vyos", privilege: this.privilege });
     if (await this.chainsExist()) {
       // Leave VyOS's configuration alone (its next commit would fail otherwise); just empty our chains.
       const script = vyosChains(this.config)
