@@ -18,7 +18,7 @@ describe("rendering parts loaded on demand", () => {
     expect(Object.keys(fwd)).toEqual(["forwardRules"]);
     expect(buildNftRuleset(forwarding(), {}, fwd).text).toBe(renderNftRuleset(forwarding()));
     const custom = await loadParts(makeConfig(), FILTER);
-    expect(Object.keys(custom)).toEqual(["removeOurs"]);
+    expect(Object.keys(custom)).toEqual(["customHead"]);
     expect(buildNftRuleset(makeConfig(), { placement: FILTER }, custom).text).toBe(renderNftRuleset(makeConfig(), { placement: FILTER }));
   });
 

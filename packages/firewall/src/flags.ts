@@ -34,32 +34,27 @@ export function parseBackendFlags(v: BackendFlagValues): { type: FirewallType; i
 
 /** A table or chain name from the command line: stricter than nft's identifier. */
 const NFT_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+const CHAIN_FLAGS = ["nftables-chain-input", "nftables-chain-forward", "nftables-chain-output"] as const;
 
-function nftName(flag: string, value: string): string {
-  if (!NFT_IDENTIFIER.test(value)) {
-    throw new UsageError(`${flag}: must be an nftables table/chain name (letters, digits, _ and -, up to 64, not starting with a digit or -; got "${value.slice(0, 80)}")`);
-  }
-  if (value.startsWith(CUSTOM_PREFIX)) {
-    throw new UsageError(`${flag}: names starting with ${CUSTOM_PREFIX} are reserved for KnockPort's own chains and sets (got "${value.slice(0, 80)}")`);
-  }
-  return value;
-}
-
+/** The one check of the admin's table and chain names: they are interpolated into nft commands as they are. */
 function parseCustomChains(v: BackendFlagValues, firewallType: string): CustomChains | undefined {
   const table = v["nftables-table-filter"];
-  const chainFlags = (["nftables-chain-input", "nftables-chain-forward", "nftables-chain-output"] as const).filter((f) => v[f] !== undefined);
+  const given = CHAIN_FLAGS.filter((f) => v[f] !== undefined);
   if (table === undefined) {
-    if (chainFlags.length > 0) throw new UsageError(`--${chainFlags[0]}: needs --nftables-table-filter (the table that holds the chain)`);
+    if (given[0] !== undefined) throw new UsageError(`--${given[0]}: needs --nftables-table-filter (the table that holds the chain)`);
     return undefined;
   }
   if (firewallType !== "nftables") {
     throw new UsageError(`--nftables-table-filter: only with --firewall-type nftables (got ${firewallType})`);
   }
-  const output = v["nftables-chain-output"];
-  return {
-    table: nftName("--nftables-table-filter", table),
-    input: nftName("--nftables-chain-input", v["nftables-chain-input"] ?? "input"),
-    forward: nftName("--nftables-chain-forward", v["nftables-chain-forward"] ?? "forward"),
-    output: output === undefined ? undefined : nftName("--nftables-chain-output", output),
-  };
+  for (const flag of ["nftables-table-filter", ...given] as const) {
+    const value = v[flag] ?? "";
+    if (!NFT_IDENTIFIER.test(value)) {
+      throw new UsageError(`--${flag}: must be an nftables table/chain name (letters, digits, _ and -, up to 64, not starting with a digit or -; got "${value.slice(0, 80)}")`);
+    }
+    if (value.startsWith(CUSTOM_PREFIX)) {
+      throw new UsageError(`--${flag}: names starting with ${CUSTOM_PREFIX} are reserved for KnockPort's own chains and sets (got "${value.slice(0, 80)}")`);
+    }
+  }
+  return { table, input: v["nftables-chain-input"] ?? "input", forward: v["nftables-chain-forward"] ?? "forward", output: v["nftables-chain-output"] };
 }

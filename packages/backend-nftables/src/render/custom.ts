@@ -1,5 +1,4 @@
 import { CUSTOM_JUMP_COMMENT, InvalidValueError, NFT_TABLE, isOurCustomChain, isOurCustomSet, type CustomChains, type NftPlacement } from "@knockport/firewall";
-import type { ExistingObjects } from "./ruleset.js";
 import type { TableListing } from "./listing.js";
 
 // Custom tables and chains (--nftables-table-filter), loaded only with that flag: what of ours an admin's
@@ -11,6 +10,13 @@ function jumpRule(j: { readonly chain: string; readonly handle: number }): strin
   if (!CHAIN_NAME.test(j.chain)) throw new InvalidValueError("chain", `${JSON.stringify(String(j.chain).slice(0, 40))} is not a table/chain name`);
   if (!Number.isSafeInteger(j.handle) || j.handle < 1) throw new InvalidValueError("rule handle", `${String(j.handle).slice(0, 40)} is not a positive integer`);
   return `${j.chain} handle ${j.handle}`;
+}
+
+/** KnockPort's objects in an admin's table (kernel names): jumps found by CUSTOM_JUMP_COMMENT, chains and sets by name. */
+export interface ExistingObjects {
+  readonly jumps: readonly { readonly chain: string; readonly handle: number }[];
+  readonly chains: readonly string[];
+  readonly sets: readonly string[];
 }
 
 export function existingObjects(listing: TableListing): ExistingObjects {
@@ -59,6 +65,17 @@ export function removeOurs(placement: NftPlacement, existing: ExistingObjects): 
     out.push(`delete set ${table} ${s}`);
   }
   return out;
+}
+
+/** The ruleset's start in an admin's table: what of ours it holds removed, then the table opened to add ours. */
+export function customHead(placement: NftPlacement, existing: ExistingObjects): string[] {
+  return [
+    `# KnockPort nftables rules inside the admin's table ${placement.table}, generated: do not edit. Loading it`,
+    "# replaces KnockPort's own sets, chains and jumps there (all named knockport_*) in one transaction and",
+    "# leaves every other object of the table alone; set elements are wiped unless re-added at the end.",
+    ...removeOurs(placement, existing),
+    `table ${placement.table} {`, // declaring an existing table adds to it
+  ];
 }
 
 /** Uninstall, idempotent and one transaction: our own table (`table … {}` makes the delete safe when it is gone). */

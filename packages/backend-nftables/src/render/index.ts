@@ -2,7 +2,7 @@ import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewa
 import { nftPlacement, OWN_TABLE, type BackendRender, type NftPlacement } from "@knockport/firewall";
 import { buildNftRuleset, type NftLayout, type RenderRulesetOptions, type RulesetParts } from "./ruleset.js";
 import { forwardRules } from "./forward.js";
-import { removeOurs } from "./custom.js";
+import { customHead } from "./custom.js";
 
 export * from "./ruleset.js";
 export * from "./elements.js";
@@ -12,7 +12,7 @@ export * from "./forward.js";
 export * from "./set-elements.js";
 
 /** Every part loaded: the rendering for the CLI and the tests (the running helper loads only what its config uses). */
-export const ALL_PARTS: RulesetParts = { forwardRules, removeOurs };
+export const ALL_PARTS: RulesetParts = { forwardRules, customHead };
 
 export function renderNftRuleset(config: KnockportConfig, options: RenderRulesetOptions = {}): string {
   return buildNftRuleset(config, options, ALL_PARTS).text;

@@ -1,6 +1,7 @@
 import { publicHttpPort, publicHttpsPort, type FirewallApp as AppConfig, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { CUSTOM_JUMP_COMMENT, FirewallError, GUARD_PRIORITY, HTTPS_METER_V4, HTTPS_METER_V6, HTTPS_SET_V4, HTTPS_SET_V6, NFT_CHAINS, NFT_TABLE, OWN_TABLE, STEP1_MAX_PACKET_LENGTH, forwardedApps, placedName, renderNftGuardRules, renderPostPathMatch, rulesetSetNames, serviceSetName, syncSetName, type ForwardedApp, type GrantTarget, type NftPlacement } from "@knockport/firewall";
 import { renderAddElement } from "./elements.js";
+import type { ExistingObjects } from "./custom.js";
 
 /** Addresses each HTTPS connection meter tracks at once; when full, a new address is not limited. */
 export const HTTPS_METER_SIZE = 65535;
@@ -17,13 +18,6 @@ export interface RenderRulesetOptions {
   readonly missingInterfaces?: readonly string[];
 }
 
-/** KnockPort's objects in an admin's table (kernel names): jumps found by CUSTOM_JUMP_COMMENT, chains and sets by name. */
-export interface ExistingObjects {
-  readonly jumps: readonly { readonly chain: string; readonly handle: number }[];
-  readonly chains: readonly string[];
-  readonly sets: readonly string[];
-}
-
 /** What a rendered ruleset puts into the kernel: our chains with their rule counts, the admin's jumps, our sets. */
 export interface NftLayout {
   readonly chains: readonly { readonly name: string; readonly rules: number }[];
@@ -37,7 +31,7 @@ export interface NftLayout {
  */
 export interface RulesetParts {
   readonly forwardRules?: (forwarded: readonly ForwardedApp[], setRef: (logical: string) => string) => { pre: string[]; fwd: string[]; post: string[] };
-  readonly removeOurs?: (placement: NftPlacement, existing: ExistingObjects) => string[];
+  readonly customHead?: (placement: NftPlacement, existing: ExistingObjects) => string[];
 }
 
 export function quoteIfaces(names: readonly string[]): string {
@@ -118,11 +112,7 @@ export function buildNftRuleset(config: KnockportConfig, options: RenderRulesetO
     add(0, `table ${NFT_TABLE} {`);
     add(1, comment("KnockPort port-knocking gateway, managed by knockport-helper"));
   } else {
-    add(0, `# KnockPort nftables rules inside the admin's table ${placement.table}, generated: do not edit. Loading it`);
-    add(0, "# replaces KnockPort's own sets, chains and jumps there (all named knockport_*) in one transaction and");
-    add(0, "# leaves every other object of the table alone; set elements are wiped unless re-added at the end.");
-    for (const line of needed(parts.removeOurs, "custom table")(placement, options.existing ?? { jumps: [], chains: [], sets: [] })) add(0, line);
-    add(0, `table ${placement.table} {`); // declaring an existing table adds to it
+    for (const line of needed(parts.customHead, "custom table")(placement, options.existing ?? { jumps: [], chains: [], sets: [] })) add(0, line);
   }
   add(0, "");
   for (const [logical, type, fam] of [[HTTPS_SET_V4, "ipv4_addr", "IPv4"], [HTTPS_SET_V6, "ipv6_addr", "IPv6"]] as const) {

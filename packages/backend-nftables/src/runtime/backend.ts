@@ -24,7 +24,7 @@ export function locateNft(): string {
 export async function loadParts(config: KnockportConfig, placement: NftPlacement): Promise<RulesetParts> {
   return {
     ...(forwardedApps(config).length > 0 ? { forwardRules: (await import("../render/forward.js")).forwardRules } : {}),
-    ...(placement.custom !== undefined ? { removeOurs: (await import("../render/custom.js")).removeOurs } : {}),
+    ...(placement.custom !== undefined ? { customHead: (await import("../render/custom.js")).customHead } : {}),
   };
 }
 

@@ -1,8 +1,7 @@
 import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { forwardedApps, type CustomChains } from "@knockport/firewall";
 import { FirewallCommandError } from "@knockport/firewall/run";
-import { checkAdminChains, existingObjects } from "../render/custom.js";
-import type { ExistingObjects } from "../render/ruleset.js";
+import { checkAdminChains, existingObjects, type ExistingObjects } from "../render/custom.js";
 import type { TableListing } from "../render/listing.js";
 
 /** Before an install into an admin's table (loaded only with --nftables-table-filter): it must exist and fit; what of ours it holds. */
