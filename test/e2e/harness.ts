@@ -56,6 +56,8 @@ export interface HarnessOptions {
   httpPathLength?: number;
   /** Also build the `lan` host behind srv's int0 (forwarded apps); interface_int is then int0. */
   withLan?: boolean;
+  /** Also build `nat`, a masquerading router on the bridge, and `priv` behind it. */
+  withNat?: boolean;
   /** Replace the example apps (at least two), e.g. with forwarded ones. */
   apps?: (topo: Topology, base: ConfigSpec) => AppSpec[];
   /** Start the echo service in srv on the apps' ports (default true). */
@@ -93,9 +95,10 @@ export function expectStep1NoReply(r: KnockResult, what: string): void {
   expect(r.curlExit, `${what}: step 1 must get no reply (curl exit 28 = timeout); ${describeResult(r)}`).toBe(28);
 }
 
-/** A step-2 answer: 200, the plain `OK` line first, then the lease's end in unix seconds. */
+/** A step-2 answer: 200, the plain `OK` line first, then the lease's end in unix seconds and the address it is for. */
 export function expectOk(r: KnockResult, what: string): void {
-  expect({ status: r.status, body: r.body.replace(/^(OK\nexpires=)\d+\n$/, "$1N\n") }, `${what}: ${describeResult(r)}`).toEqual({ status: 200, body: "OK\nexpires=N\n" });
+  const body = r.body.replace(/^(OK\nexpires=)\d+\n(address=)[0-9a-f.:]+\n$/, "$1N\n$2A\n");
+  expect({ status: r.status, body }, `${what}: ${describeResult(r)}`).toEqual({ status: 200, body: "OK\nexpires=N\naddress=A\n" });
   const expires = Number(/expires=(\d+)/.exec(r.body)?.[1]);
   expect(Math.abs(expires - Date.now() / 1000), `${what}: expires= is a unix time of this lease`).toBeLessThan(366 * 86400);
 }
@@ -176,7 +179,7 @@ export class Harness {
 
   async start(): Promise<void> {
     cleanupStaleTopologies();
-    this.topo = await createTopology({ withLan: this.opts.withLan === true });
+    this.topo = await createTopology({ withLan: this.opts.withLan === true, withNat: this.opts.withNat === true });
     // Like a typical distribution host: connection tracking is active in srv, so "no conntrack entry for
     // the stealth port" is a real claim and not a side effect of conntrack being off.
     await enableConntrack(this.topo);

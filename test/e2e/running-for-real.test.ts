@@ -124,9 +124,10 @@ describe("knockport end to end (nftables): docs/operations.md 'Running it for re
     const s1 = await topo.exec(from, "sh", ["-c", step1 ?? "false"], { timeoutMs: 15_000 });
     expect(s1.exitCode, `${what} step 1 (${step1}): curl exits 28, no answer ever comes; ${s1.stderr}`).toBe(28);
     const s2 = await topo.exec(from, "sh", ["-c", step2 ?? "false"], { timeoutMs: 20_000 });
-    // The answer's first line is OK for curl scripts; the expires= line after it is for knockport knock --keep.
-    const out = s2.stdout.replace(/^(OK\nexpires=)\d+\n$/, "$1N\n");
-    expect({ exit: s2.exitCode, out, timedOut: s2.timedOut }, `${what} step 2 (${step2}): ${s2.stderr}`).toEqual({ exit: 0, out: "OK\nexpires=N\n", timedOut: false });
+    // The answer's first line is OK for curl scripts; the expires= and address= lines after it are for knockport knock --keep.
+    const out = s2.stdout.replace(/^(OK\nexpires=)\d+\n/, "$1N\n");
+    const ip = from === "cli2" ? topo.addr.cli2.v4 : topo.addr.cli.v4;
+    expect({ exit: s2.exitCode, out, timedOut: s2.timedOut }, `${what} step 2 (${step2}): ${s2.stderr}`).toEqual({ exit: 0, out: `OK\nexpires=N\naddress=${ip}\n`, timedOut: false });
   };
   const svc = (host: HostName) => probeTcp(topo, host, topo.addr.srv.v4, SERVICE_PORT);
 

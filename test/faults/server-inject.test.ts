@@ -271,7 +271,7 @@ describe("knock server under generated hostile requests (inject)", () => {
       expect(new URLSearchParams(text).get("app"), "200 without a helper call is only for the healthcheck app").toBe("health");
     }
     if (c.valid) {
-      expect(res, "a well-formed knock with a valid key must be accepted").toEqual({ status: 200, body: step === 1 ? "OK\n" : `OK\nexpires=${Date.parse(FAKE_EXPIRES_AT) / 1000}\n` });
+      expect(res, "a well-formed knock with a valid key must be accepted").toEqual({ status: 200, body: step === 1 ? "OK\n" : `OK\nexpires=${Date.parse(FAKE_EXPIRES_AT) / 1000}\naddress=${parseIpAddress(c.peer)}\n` });
       expect(calls).toHaveLength(1);
     }
   }

@@ -1,7 +1,8 @@
 /**
  * `knockport knock --keep`: knock, then knock again before the lease ends, at once when this
- * machine's address towards the server changes, and after a growing pause when a knock failed;
- * until SIGINT/SIGTERM, then optionally close the lease.
+ * machine's address towards the server changes or (behind a NAT, whose public address this machine
+ * cannot see) when the service stops taking connections, and after a growing pause when a knock
+ * failed; until SIGINT/SIGTERM, then optionally close the lease.
  */
 import { createSocket } from "node:dgram";
 import { isIP } from "node:net";
@@ -16,6 +17,17 @@ export const KEEP_BACKOFF_MIN_MS = 2_000;
 export const KEEP_BACKOFF_MAX_MS = 120_000;
 /** How often the local address towards the server is looked at (a route lookup, no packet). */
 export const KEEP_ADDRESS_POLL_MS = 1_000;
+/** A probe's connection attempt; no answer by then means the firewall dropped it. */
+export const KEEP_PROBE_TIMEOUT_MS = 2_000;
+
+/** A cheap check that the lease still lets this machine in: one TCP connection to the service. */
+export interface KeepProbe {
+  /** For messages, e.g. "tcp/22". */
+  what: string;
+  everyMs: number;
+  /** True when the service accepted a connection from this machine. */
+  answers: (serverAddress: string) => Promise<boolean>;
+}
 
 export interface KeepDeps {
   signal: AbortSignal;
@@ -27,6 +39,8 @@ export interface KeepDeps {
   revoke?: () => Promise<void>;
   /** This machine's source address for packets to the server; undefined without a route. */
   localAddress: (serverAddress: string) => Promise<string | undefined>;
+  /** Tried between knocks when the server sees another address than this machine's own (or does not say). */
+  probe?: KeepProbe;
   now?: () => number;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   pollMs?: number;
@@ -64,13 +78,18 @@ export async function keepOpen(d: KeepDeps): Promise<number> {
   let failures = 0;
   let server: string | undefined;
   let local: string | undefined;
+  let seen: string | undefined;
   while (!d.signal.aborted) {
     let delay: number;
+    let probeAt = Infinity;
     try {
       const outcome = await d.knock();
       failures = 0;
       server = outcome.address;
       local = await d.localAddress(server);
+      const behindNat = noteSeenAddress(d, seen, outcome.seenAddress, local);
+      seen = outcome.seenAddress ?? seen;
+      if (d.probe !== undefined && behindNat) probeAt = now() + d.probe.everyMs;
       if (outcome.expiresAtMs === undefined) {
         delay = KEEP_FALLBACK_MS;
         d.warn(`keep: the server did not say when the lease ends (an older server?); knocking again every ${seconds(delay)}`);
@@ -84,7 +103,8 @@ export async function keepOpen(d: KeepDeps): Promise<number> {
       delay = backoffMs(failures);
       d.warn(`keep: knock failed (${(err as Error).message}); next try in ${seconds(delay)}`);
     }
-    // Wait for the delay, a stop, or a new local address (route or interface change).
+    // Wait for the delay, a stop, a new local address (route or interface change) or, behind a NAT, a
+    // service that stopped taking connections (the lease is gone or the public address changed).
     const until = now() + delay;
     while (!d.signal.aborted && now() < until) {
       await sleep(Math.min(pollMs, Math.max(until - now(), 0)), d.signal);
@@ -94,6 +114,13 @@ export async function keepOpen(d: KeepDeps): Promise<number> {
         d.log(`keep: this machine's address towards the server changed (${local ?? "none"} -> ${current ?? "none"}); knocking now`);
         local = current;
         break;
+      }
+      if (d.probe !== undefined && now() >= probeAt) {
+        if (!(await d.probe.answers(server))) {
+          d.log(`keep: ${d.probe.what} did not answer within ${seconds(KEEP_PROBE_TIMEOUT_MS)} (the lease is gone or the server sees another address now); knocking now`);
+          break;
+        }
+        probeAt = now() + d.probe.everyMs;
       }
     }
   }
@@ -105,6 +132,24 @@ export async function keepOpen(d: KeepDeps): Promise<number> {
     d.warn(`keep: could not close the lease on exit (${(err as Error).message}); it ends on its own at its deadline`);
     return (err as { exitCode?: number }).exitCode ?? 1;
   }
+}
+
+/**
+ * Says what the server's `address=` line tells: a new public address, or a NAT in between. True when
+ * the probe is worth running: the server sees another address than this machine's own, or does not say.
+ */
+function noteSeenAddress(d: KeepDeps, before: string | undefined, now: string | undefined, local: string | undefined): boolean {
+  if (now === undefined) return true;
+  if (before !== undefined && now !== before) d.log(`keep: the server now sees this machine as ${now} (was ${before})`);
+  if (before === undefined && local !== undefined && now !== local) {
+    d.log(
+      `keep: the server sees this machine as ${now}, its own address towards the server is ${local}: a NAT in between; ` +
+        (d.probe !== undefined
+          ? `${d.probe.what} is tried every ${seconds(d.probe.everyMs)} to notice a new public address`
+          : "a new public address is noticed at the next scheduled knock only (a TCP --check-port, with --probe-interval not 0, has the service tried between knocks)"),
+    );
+  }
+  return local === undefined || now !== local;
 }
 
 /** The source address the kernel picks for `address` (a connected UDP socket sends nothing). */

@@ -45,6 +45,8 @@ export interface KnockSettings {
   keep: boolean;
   /** --revoke: close the lease (with --keep: when stopped). */
   revoke: boolean;
+  /** --probe-interval: with --keep behind a NAT, how often the --check-port TCP service is tried (0: never). */
+  probeIntervalMs: number;
 }
 
 /** Parses `KEY=VALUE` lines (`#` comments, optional `export `, optional single or double quotes), as sh would source them. */
@@ -72,6 +74,16 @@ function parseMs(flag: string, value: string | undefined, fallback: number, max:
   const n = Number(value);
   if (!/^\d{1,6}$/.test(value) || n < 0 || n > max) throw new UsageError(`${flag}: must be milliseconds 0-${max} (got "${value}")`);
   return n;
+}
+
+/** Default --probe-interval: how often `--keep` tries the service behind a NAT. */
+export const DEFAULT_PROBE_INTERVAL_S = 10;
+
+function parseProbeInterval(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_PROBE_INTERVAL_S * 1000;
+  const n = Number(value);
+  if (!/^\d{1,4}$/.test(value) || (n !== 0 && (n < 2 || n > 3600))) throw new UsageError(`--probe-interval: must be seconds 2-3600, or 0 for no probe (got "${value}")`);
+  return n * 1000;
 }
 
 function parseCheck(value: string | undefined): KnockSettings["check"] {
@@ -121,6 +133,7 @@ export function resolveKnockSettings(src: SettingsSources): KnockSettings | "hel
         "step2-timeout": { type: "string" },
         keep: { type: "boolean", default: false },
         revoke: { type: "boolean", default: false },
+        "probe-interval": { type: "string" },
         ipv4: { type: "boolean", short: "4", default: false },
         ipv6: { type: "boolean", short: "6", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -216,6 +229,7 @@ export function resolveKnockSettings(src: SettingsSources): KnockSettings | "hel
     step2TimeoutMs: parseMs("--step2-timeout", v["step2-timeout"], 5000, 120_000),
     keep: v.keep,
     revoke: v.revoke,
+    probeIntervalMs: parseProbeInterval(v["probe-interval"]),
   };
 }
 

@@ -27,6 +27,9 @@ Knocks both steps from this machine: step 1 (stealth HTTP, gets no answer by des
   --keep                 stay running and knock again before the lease ends (at ~75% of it), at
                          once when this machine's address towards the server changes, with growing
                          pauses after failures; stops on SIGINT/SIGTERM (no 2FA: codes work once)
+  --probe-interval S     with --keep and a TCP --check-port behind a NAT (the server saw another
+                         address than this machine's own): try the service every S seconds and
+                         knock at once when it stops answering (default 10; 0: never)
   --revoke               with --keep: close the lease when stopped; alone: close it now
   -h, --help             show this help
 

@@ -4,8 +4,9 @@
  */
 import { lookup } from "node:dns/promises";
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { UsageError } from "@knockport/config";
-import { keepOpen, localAddressTowards } from "./knock-keep.js";
+import { KEEP_PROBE_TIMEOUT_MS, keepOpen, localAddressTowards } from "./knock-keep.js";
 import { hostHeader, step1Body, step1Request, type KnockSettings } from "./knock-settings.js";
 import { KnockFailure, checkServicePort, readToken, sendStep1, sendStep2 } from "./knock-steps.js";
 import { EXIT } from "./knock-usage.js";
@@ -20,16 +21,24 @@ export interface KnockIo {
   stdin: NodeJS.ReadStream;
 }
 
-/** One knock's result: the address it went to and, from the step-2 answer, when the lease ends (unix ms). */
+/** One knock's result: the address it went to and, from the step-2 answer, when the lease ends (unix ms) and for which address. */
 export interface KnockOutcome {
   address: string;
   expiresAtMs: number | undefined;
+  /** The address the server saw (behind a NAT: the router's public one); undefined from an older server. */
+  seenAddress: string | undefined;
 }
 
 /** `expires=<unix seconds>` from a step-2 answer (`OK\nexpires=...\n`); undefined from an older server. */
 export function parseExpires(body: string): number | undefined {
   const m = /^OK\n(?:[a-z]+=[^\n]*\n)*?expires=(\d{1,12})\n/.exec(body);
   return m?.[1] === undefined ? undefined : Number(m[1]) * 1000;
+}
+
+/** `address=<ip>` from a step-2 answer: the address the lease is for; undefined from an older server. */
+export function parseSeenAddress(body: string): string | undefined {
+  const m = /^OK\n(?:[a-z]+=[^\n]*\n)*?address=([0-9A-Fa-f.:]{2,45})\n/.exec(body);
+  return m?.[1] !== undefined && isIP(m[1]) !== 0 ? m[1] : undefined;
 }
 
 function readCa(s: KnockSettings): Buffer | undefined {
@@ -77,9 +86,11 @@ export async function knockOnce(s: KnockSettings, io: KnockIo, token: string | u
     throw new KnockFailure(EXIT.OTHER_ANSWER, `step 2: answered ${r.status} (${why})`);
   }
   const expiresAtMs = close ? undefined : parseExpires(r.body);
+  const seenAddress = close ? undefined : parseSeenAddress(r.body);
   const until = expiresAtMs === undefined ? "" : ` until ${new Date(expiresAtMs).toISOString()}`;
-  io.out(close ? `step 2: ${s.app} closed for this address (200 OK)` : `step 2: ${s.app} opened for this address${until} (200 OK)`);
-  return { address, expiresAtMs };
+  const seen = seenAddress === undefined ? "" : ` (${seenAddress})`;
+  io.out(close ? `step 2: ${s.app} closed for this address (200 OK)` : `step 2: ${s.app} opened for this address${seen}${until} (200 OK)`);
+  return { address, expiresAtMs, seenAddress };
 }
 
 async function checkAfterKnock(s: KnockSettings, io: KnockIo, address: string): Promise<void> {
@@ -122,6 +133,9 @@ export async function runKnock(s: KnockSettings, io: KnockIo): Promise<number> {
       },
       ...(s.revoke ? { revoke: async () => void (await knockOnce(s, io, undefined, ca, true)) } : {}),
       localAddress: (address) => localAddressTowards(address, s.httpPort),
+      ...(s.check?.protocol === "tcp" && s.probeIntervalMs > 0
+        ? { probe: { what: `tcp/${s.check.port}`, everyMs: s.probeIntervalMs, answers: async (address: string) => (await checkServicePort(address, s.check?.port ?? 0, "tcp", KEEP_PROBE_TIMEOUT_MS)) === "open" } }
+        : {}),
     });
   } finally {
     process.off("SIGINT", onSignal);

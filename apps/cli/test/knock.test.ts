@@ -110,6 +110,7 @@ function settings(over: Partial<KnockSettings> = {}): KnockSettings {
     step2TimeoutMs: 2000,
     keep: false,
     revoke: false,
+    probeIntervalMs: 10_000,
     ...over,
   };
 }
@@ -147,12 +148,12 @@ describe("knockport knock against stub listeners on loopback", () => {
     expect(printed).toContain("check: tcp/");
   });
 
-  it("prints the lease's end from the answer's expires= line; --revoke sends close=1 and says closed", async () => {
-    step2Answer = { status: 200, body: "OK\nexpires=1893456030\n" };
+  it("prints the lease's end and the address it is for from the answer's expires= and address= lines; --revoke sends close=1 and says closed", async () => {
+    step2Answer = { status: 200, body: "OK\nexpires=1893456030\naddress=203.0.113.5\n" };
     try {
       const o = io();
       expect(await runKnock(settings(), o)).toBe(EXIT.OK);
-      expect(o.lines.at(-1)).toBe("step 2: openvpn opened for this address until 2030-01-01T00:00:30.000Z (200 OK)");
+      expect(o.lines.at(-1)).toBe("step 2: openvpn opened for this address (203.0.113.5) until 2030-01-01T00:00:30.000Z (200 OK)");
       const r = io();
       expect(await runKnock(settings({ revoke: true, check: { port: servicePort, protocol: "tcp" } }), r)).toBe(EXIT.OK);
       expect(step2Bodies.at(-1)).toBe(`POST ${HTTPS_PATH} app=openvpn&access_key=${HTTPS_KEY}&close=1`);

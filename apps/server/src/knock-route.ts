@@ -147,8 +147,11 @@ export async function knockRoute(app: FastifyInstance, opts: KnockRouteOptions):
       logEvent(request.log, "error", "helper.failed", { step, err: describeHelperError(err) }, `helper could not ${close === "1" ? "close" : "open"} the service port`);
       return answer(request, reply, "helper-failed", appName, ip);
     }
-    // The plain `OK` line stays first for the original's curl scripts; a keep-alive client reads the end.
-    return answer(request, reply, close === "1" ? "closed" : "ok", appName, ip, expiresAt === undefined ? undefined : `OK\nexpires=${Math.floor(Date.parse(expiresAt) / 1000)}\n`);
+    if (close === "1") return answer(request, reply, "closed", appName, ip);
+    // The plain `OK` line stays first for the original's curl scripts; a keep-alive client reads when the
+    // lease ends and the address it is for (behind a NAT, not one the client can see itself).
+    const expires = expiresAt === undefined ? "" : `expires=${Math.floor(Date.parse(expiresAt) / 1000)}\n`;
+    return answer(request, reply, "ok", appName, ip, `OK\n${expires}address=${ip}\n`);
   });
 }
 

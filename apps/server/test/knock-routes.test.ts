@@ -178,8 +178,9 @@ describe("knock routes", () => {
     it("answers 200 with the paired key after step 1 and asks the helper to open step 2", async () => {
       expect((await step1Knock(h, { app: "openvpn", access_key: KEYS.openvpnHttp[1] })).status).toBe(200);
       const res = await step2Knock(h, { app: "openvpn", access_key: KEYS.openvpnHttps[1] });
-      // the plain OK line first (the original's curl scripts), then the lease's end in unix seconds
-      expect(res).toEqual({ status: 200, body: "OK\nexpires=1893456030\n" });
+      // the plain OK line first (the original's curl scripts), then the lease's end in unix seconds and
+      // the address the lease is for (what a client behind a NAT cannot see itself)
+      expect(res).toEqual({ status: 200, body: `OK\nexpires=1893456030\naddress=${CLIENT}\n` });
       expect(h.helper.opens()).toEqual([
         { step: 1, app: "openvpn", ip: CLIENT },
         { step: 2, app: "openvpn", ip: CLIENT },
@@ -506,7 +507,7 @@ describe("a step 2 that arrives while step 1 is still being answered", () => {
       };
       const first = await step1Knock(h, { app: "ssh", access_key: KEYS.sshHttp[0] });
       expect(first.status).toBe(200);
-      expect(step2During).toEqual({ status: 200, body: "OK\nexpires=1893456030\n" });
+      expect(step2During).toEqual({ status: 200, body: `OK\nexpires=1893456030\naddress=${CLIENT}\n` });
     } finally {
       await h.close();
     }

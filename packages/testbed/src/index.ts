@@ -6,6 +6,8 @@
  *   kp<suffix>-cli   eth0 198.51.100.10     2001:db8:100::10     the knocker
  *   kp<suffix>-cli2  eth0 198.51.100.20     2001:db8:100::20     a bystander that must stay locked out
  *   kp<suffix>-lan   eth0 203.0.113.10      2001:db8:200::10     (optional) internal host behind srv
+ *   kp<suffix>-nat   eth0 198.51.100.30     2001:db8:100::30     (optional) home router masquerading priv (IPv4)
+ *   kp<suffix>-priv  eth0 10.77.0.10                             (optional) a client behind nat
  *
  * Nothing is connected to the root namespace, so no test traffic can leave the topology.
  */
@@ -60,3 +62,4 @@ export {
   type FirewallState,
   type FirewallSetEntry,
 } from "./firewall-state.js";
+export { setNatPublicAddress, NAT_PUBLIC_V4, NAT_SPARE_V4 } from "./nat.js";

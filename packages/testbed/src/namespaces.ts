@@ -17,9 +17,9 @@ export const ipBinary = (): string => {
   return "ip";
 };
 
-export const NS_ROLES = ["sw", "srv", "cli", "cli2", "lan"] as const;
+export const NS_ROLES = ["sw", "srv", "cli", "cli2", "lan", "nat", "priv"] as const;
 /** Names our topologies use; nothing else is ever deleted by cleanupStaleTopologies(). */
-export const NAMESPACE_PATTERN = /^kp([a-z0-9]{1,8})-(sw|srv|cli|cli2|lan)$/;
+export const NAMESPACE_PATTERN = /^kp([a-z0-9]{1,8})-(sw|srv|cli|cli2|lan|nat|priv)$/;
 export const SUFFIX_PATTERN = /^[a-z0-9]{1,8}$/;
 const OWNER_DIR = "/run/knockport-testbed";
 

@@ -1,10 +1,14 @@
 import { execa } from "execa";
 import { randomBytes } from "node:crypto";
 import { NS_ROLES, SUFFIX_PATTERN, deleteNamespaceSync, ipBinary, listNamespaces, registerTopology, unregisterTopology } from "./namespaces.js";
+import { buildNat, natAddresses } from "./nat.js";
 import { ManagedChild, type ManagedProcess, type SpawnOptions } from "./process.js";
 
-/** The hosts of the topology. `sw` only holds the bridge that joins srv, cli and cli2. */
-export type HostName = "sw" | "srv" | "cli" | "cli2" | "lan";
+/**
+ * The hosts of the topology. `sw` only holds the bridge that joins srv, cli and cli2 (and `nat`, the
+ * router in front of `priv`, with `withNat`).
+ */
+export type HostName = "sw" | "srv" | "cli" | "cli2" | "lan" | "nat" | "priv";
 
 export interface HostAddresses {
   readonly v4: string;
@@ -23,11 +27,20 @@ export interface TopologyAddresses {
   /** srv's internal interface (`int0`), only with `withLan`. */
   readonly srvLan: HostAddresses | undefined;
   readonly lan: HostAddresses | undefined;
+  /** The NAT router's public side (`eth0`, on the bridge), only with `withNat`. */
+  readonly nat: HostAddresses | undefined;
+  /** The client behind the NAT router (`eth0`, a private range), only with `withNat`. */
+  readonly priv: HostAddresses | undefined;
 }
 
 export interface TopologyOptions {
   /** Also build `lan` behind srv (`int0`), with forwarding enabled in srv. */
   withLan?: boolean;
+  /**
+   * Also build `nat`, a router on the bridge that masquerades the IPv4 traffic of `priv` behind it
+   * (setNatPublicAddress() changes its public address, as an ISP would).
+   */
+  withNat?: boolean;
   /** Namespace name suffix: 1-8 characters [a-z0-9]. Default: 6 random hex characters. */
   suffix?: string;
 }
@@ -59,7 +72,15 @@ export interface ExecResult {
 export interface Topology {
   readonly suffix: string;
   /** Namespace names, e.g. { srv: "kpab12cd-srv", ... }; lan undefined without `withLan`. */
-  readonly names: { readonly sw: string; readonly srv: string; readonly cli: string; readonly cli2: string; readonly lan: string | undefined };
+  readonly names: {
+    readonly sw: string;
+    readonly srv: string;
+    readonly cli: string;
+    readonly cli2: string;
+    readonly lan: string | undefined;
+    readonly nat: string | undefined;
+    readonly priv: string | undefined;
+  };
   readonly addr: TopologyAddresses;
   /** srv's external interface name, to use as `interface_ext`. */
   readonly extInterface: string;
@@ -93,10 +114,18 @@ class TopologyImpl implements Topology {
   private readonly created: string[] = [];
   private readonly ip = ipBinary();
 
-  constructor(suffix: string, withLan: boolean) {
+  constructor(suffix: string, withLan: boolean, withNat: boolean) {
     this.suffix = suffix;
     const n = (role: string): string => `kp${suffix}-${role}`;
-    this.names = { sw: n("sw"), srv: n("srv"), cli: n("cli"), cli2: n("cli2"), lan: withLan ? n("lan") : undefined };
+    this.names = {
+      sw: n("sw"),
+      srv: n("srv"),
+      cli: n("cli"),
+      cli2: n("cli2"),
+      lan: withLan ? n("lan") : undefined,
+      nat: withNat ? n("nat") : undefined,
+      priv: withNat ? n("priv") : undefined,
+    };
     this.intInterface = withLan ? "int0" : undefined;
     this.addr = {
       srv: addresses("198.51.100.1", "2001:db8:100::1", "ext0"),
@@ -104,12 +133,13 @@ class TopologyImpl implements Topology {
       cli2: addresses("198.51.100.20", "2001:db8:100::20", "eth0"),
       srvLan: withLan ? addresses("203.0.113.1", "2001:db8:200::1", "int0") : undefined,
       lan: withLan ? addresses("203.0.113.10", "2001:db8:200::10", "eth0") : undefined,
+      ...(withNat ? natAddresses(addresses) : { nat: undefined, priv: undefined }),
     };
   }
 
   nsOf(host: HostName): string {
     const ns = this.names[host];
-    if (ns === undefined) throw new Error(`topology kp${this.suffix}: host "${host}" was not built (withLan: false)`);
+    if (ns === undefined) throw new Error(`topology kp${this.suffix}: host "${host}" was not built (withLan/withNat: false)`);
     return ns;
   }
 
@@ -128,6 +158,7 @@ class TopologyImpl implements Topology {
   async build(): Promise<void> {
     const hosts: HostName[] = ["sw", "srv", "cli", "cli2"];
     if (this.names.lan !== undefined) hosts.push("lan");
+    if (this.names.nat !== undefined) hosts.push("nat", "priv");
     for (const host of hosts) {
       const ns = this.nsOf(host);
       await this.ipCmd(["netns", "add", ns]);
@@ -142,6 +173,7 @@ class TopologyImpl implements Topology {
       ["srv", "p-srv", "ext0"],
       ["cli", "p-cli", "eth0"],
       ["cli2", "p-cli2", "eth0"],
+      ...(this.names.nat !== undefined ? [["nat", "p-nat", "eth0"] as [HostName, string, string]] : []),
     ];
     for (const [host, swSide, hostSide] of ports) {
       // Created inside sw with the peer moved straight into the host: nothing touches the root namespace.
@@ -152,6 +184,17 @@ class TopologyImpl implements Topology {
     await this.configure("srv", this.addr.srv);
     await this.configure("cli", this.addr.cli);
     await this.configure("cli2", this.addr.cli2);
+
+    const { nat, priv } = this.addr;
+    if (nat !== undefined && priv !== undefined) {
+      const ops = {
+        nsOf: (host: HostName) => this.nsOf(host),
+        ip: (host: HostName, args: readonly string[]) => this.inNs(host, args),
+        exec: (host: HostName, file: string, args: readonly string[], opts?: ExecOptions) => this.exec(host, file, args, opts),
+        configure: (host: HostName, a: HostAddresses) => this.configure(host, a),
+      };
+      await buildNat(ops, nat, priv);
+    }
 
     const lanAddr = this.addr.lan;
     const srvLan = this.addr.srvLan;
@@ -273,7 +316,8 @@ class TopologyImpl implements Topology {
  * Builds the namespaces kp<suffix>-{sw,srv,cli,cli2[,lan]}: a bridge in sw joins srv's `ext0`
  * (198.51.100.1/24, 2001:db8:100::1/64), cli's `eth0` (.10 / ::10) and cli2's `eth0` (.20 / ::20).
  * With `withLan`, srv's `int0` (203.0.113.1/24, 2001:db8:200::1/64) links to lan's `eth0` (.10 / ::10),
- * lan routes via srv and srv forwards. Requires root. On failure, whatever was built is removed.
+ * lan routes via srv and srv forwards. With `withNat`, `nat` (eth0 198.51.100.30 / 2001:db8:100::30 on the
+ * bridge) masquerades `priv` (10.77.0.10 behind it; nat.ts). Requires root. On failure, whatever was built is removed.
  */
 export async function createTopology(opts: TopologyOptions = {}): Promise<Topology> {
   const suffix = opts.suffix ?? randomBytes(3).toString("hex");
@@ -285,7 +329,7 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
   for (const role of NS_ROLES) {
     if (existing.has(`kp${suffix}-${role}`)) throw new Error(`testbed: namespace kp${suffix}-${role} already exists (suffix in use)`);
   }
-  const topo = new TopologyImpl(suffix, opts.withLan === true);
+  const topo = new TopologyImpl(suffix, opts.withLan === true, opts.withNat === true);
   registerTopology(topo);
   try {
     await topo.build();
