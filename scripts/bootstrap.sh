@@ -19,6 +19,7 @@ declare -A needed=(
   [ipset]=ipset [iptables-nft]=iptables [iptables-legacy]=iptables [ip6tables-nft]=iptables [ip6tables-legacy]=iptables
   [systemd-analyze]=systemd # deploy/test: verify the units and measure their exposure (nothing is started)
   [nginx]=nginx # test/e2e/waf.test.ts starts its own nginx inside a test namespace (WAF mode)
+  [caddy]=caddy # test/e2e/auth-check-caddy.test.ts starts its own Caddy (forward_auth) inside a test namespace
   # test/e2e/docker.test.ts starts its own dockerd inside a test namespace; the container image is a
   # tar of busybox-static's /bin/busybox (no registry)
   [dockerd]=docker.io [busybox]=busybox-static
