@@ -7,8 +7,9 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, REPO_ROOT, e2eFirewalls } from "./harness.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { REPO_ROOT, e2eFirewalls } from "./harness.js";
 
 const run = promisify(execFile);
 const FILTER = join(REPO_ROOT, "deploy/fail2ban/filter.d/knockport.conf");
@@ -22,13 +23,14 @@ interface KnockLine {
   reason?: string;
 }
 
-describe("fail2ban filter on the real server's log lines", () => {
-  const h = new Harness({ duration: 60, step2HttpsDuration: 10, rateLimitPerMinute: RATE_LIMIT, firewall: e2eFirewalls()[0] ?? "nftables" });
+// The filter reads the server's lines, which are the same with every backend: one backend is enough.
+const stack = { duration: 60, step2HttpsDuration: 10, rateLimitPerMinute: RATE_LIMIT };
+
+describeKnockport("fail2ban filter on the real server's log lines ($firewall)", e2eFirewalls()[0] ?? "nftables", stack, (h) => {
   const dir = mkdtempSync(join(tmpdir(), "kp-fail2ban-"));
   let serverLines: string[] = [];
 
   beforeAll(async () => {
-    await h.start();
     const ssh = h.ssh;
     const wrong = { key: "wrong-key-0123456789abcdef" };
     // cli over IPv4: a good knock only; cli over IPv6: a good step 1, then a wrong step-2 key
@@ -43,11 +45,7 @@ describe("fail2ban filter on the real server's log lines", () => {
     await new Promise((r) => setTimeout(r, 500)); // the last lines reach the pipe
     serverLines = h.stack.server.lines.filter((l) => l.stream === "stdout").map((l) => l.line);
   }, 120_000);
-  afterAll(async () => {
-    await h.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   const knockLines = (): KnockLine[] =>
     serverLines.flatMap((l) => {
