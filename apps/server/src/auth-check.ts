@@ -6,7 +6,7 @@ import { APP_NAME_PATTERN, parseIpAddress, type IpAddress } from "@knockport/pro
 import type { Logger } from "pino";
 import type { HelperPort } from "./app.js";
 import { ClientAddressResolver, clientFromProxyHeaders } from "./client-address.js";
-import { logEvent } from "@knockport/protocol/events";
+import { logEvent, type EventFields, type SERVER_EVENTS } from "@knockport/protocol/events";
 
 /**
  * The auth-check listener: `GET /check?app=A` for a reverse proxy's sub-request (nginx `auth_request`,
@@ -34,7 +34,8 @@ export function authCheckTrustedProxies(config: KnockportConfig): readonly Trust
   return config.waf?.trustedProxies ?? DEFAULT_WAF_TRUSTED_IPS.map((t) => parseTrustedProxy(t) as TrustedProxy);
 }
 
-type Verdict = "open" | "closed" | "unknown-app" | "untrusted-peer" | "bad-header" | "helper-failed";
+type Refusal = EventFields<(typeof SERVER_EVENTS)["auth-check.refused"]>["outcome"];
+type Verdict = EventFields<(typeof SERVER_EVENTS)["auth-check.answered"]>["outcome"] | Refusal;
 const STATUS: Record<Verdict, number> = { open: 204, closed: 403, "unknown-app": 403, "untrusted-peer": 403, "bad-header": 400, "helper-failed": 403 };
 const TEXT: Record<number, string> = { 400: "Bad Request\n", 403: "Forbidden\n", 404: "Not Found\n" };
 
@@ -68,7 +69,7 @@ export async function buildAuthCheckApp(opts: AuthCheckOptions): Promise<Fastify
   });
   app.setNotFoundHandler((_request, reply) => send(reply, 404));
 
-  const clientOf = (request: FastifyRequest): { verdict: Verdict; reason?: string } | { ip: IpAddress } => {
+  const clientOf = (request: FastifyRequest): { verdict: Refusal; reason?: string } | { ip: IpAddress } => {
     if (!opts.unixSocket) {
       const peer = parseIpAddress(request.raw.socket?.remoteAddress ?? "");
       if (!resolver.isTrusted(peer)) return { verdict: "untrusted-peer", reason: "the peer is not a trusted proxy (global.waf_trusted_ips, default loopback)" };
@@ -80,12 +81,11 @@ export async function buildAuthCheckApp(opts: AuthCheckOptions): Promise<Fastify
   app.get<{ Querystring: { app: string } }>("/check", { schema: { querystring: querySchema } }, async (request, reply) => {
     const appName = request.query.app;
     const client = clientOf(request);
-    let verdict: Verdict;
     if (!("ip" in client)) {
-      verdict = client.verdict;
-      logEvent(request.log, "warn", "auth-check.refused", { outcome: verdict, peer: request.raw.socket?.remoteAddress ?? "unix", reason: client.reason ?? verdict }, client.reason);
-      return send(reply, STATUS[verdict]);
+      logEvent(request.log, "warn", "auth-check.refused", { outcome: client.verdict, peer: request.raw.socket?.remoteAddress ?? "unix", reason: client.reason ?? client.verdict }, client.reason);
+      return send(reply, STATUS[client.verdict]);
     }
+    let verdict: Exclude<Verdict, Refusal>;
     if (!apps.has(appName)) {
       verdict = "unknown-app";
     } else {

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ACCESS_KEY_MAX_LENGTH, ACCESS_KEY_MIN_LENGTH } from "@knockport/config";
 import { HelperCallError } from "@knockport/helper-client";
 import type { KnockStep } from "@knockport/protocol";
-import { logEvent } from "@knockport/protocol/events";
+import { logEvent, type EventFields, type SERVER_EVENTS } from "@knockport/protocol/events";
 import type { KnockContext } from "./app.js";
 import type { PlainReply } from "./plain-reply.js";
 
@@ -38,10 +38,10 @@ export interface KnockRouteOptions {
   plainReply: PlainReply;
 }
 
-type Accepted = "ok" | "closed" | "healthcheck";
+type Accepted = EventFields<(typeof SERVER_EVENTS)["knock.accepted"]>["outcome"];
 /** Why a knock is refused: logged (knock.refused), never told to the client. */
-type Refusal = "unknown-app" | "bad-key" | "bad-2fa" | "token-spent" | "no-step1" | "no-address";
-type Failure = "helper-failed" | "store-unavailable";
+type Refusal = EventFields<(typeof SERVER_EVENTS)["knock.refused"]>["reason"];
+type Failure = Exclude<EventFields<(typeof SERVER_EVENTS)["knock.failed"]>["cause"], "error">;
 type Outcome = Accepted | Refusal | Failure | "bad-request";
 
 /** The original's answers; every kind of refusal looks the same. */

@@ -4,9 +4,12 @@
  */
 export type EventLevel = "debug" | "info" | "warn" | "error";
 
-/** A field's type as the catalogue writes it; a trailing `?` marks a field that is not on every line. */
+/**
+ * A field's type as the catalogue writes it; a trailing `?` marks a field that is not on every line; a
+ * list of strings is a field that always holds one of them.
+ */
 export type FieldType = "string" | "number" | "boolean" | "string[]" | "number[]";
-export type FieldSpec = FieldType | `${FieldType}?`;
+export type FieldSpec = FieldType | `${FieldType}?` | readonly string[];
 
 export interface EventSpec {
   readonly level: EventLevel;
@@ -16,7 +19,8 @@ export interface EventSpec {
 }
 export type EventCatalogue = Readonly<Record<string, EventSpec>>;
 
-type TsType<T> = T extends "string" ? string
+type TsType<T> = T extends readonly (infer V)[] ? V
+  : T extends "string" ? string
   : T extends "number" ? number
   : T extends "boolean" ? boolean
   : T extends "string[]" ? readonly string[]

@@ -16,7 +16,7 @@ function section(process: keyof typeof EVENTS_BY_PROCESS, events: EventCatalogue
     `\`${name}\``,
     e.level,
     e.audit === true ? "yes" : "",
-    Object.entries(e.fields).map(([f, t]) => `\`${f}\`${t.endsWith("?") ? "?" : ""}: ${t.replace(/\?$/, "")}`).join(", "),
+    Object.entries(e.fields).map(([f, t]) => (typeof t === "string" ? `\`${f}\`${t.endsWith("?") ? "?" : ""}: ${t.replace(/\?$/, "")}` : `\`${f}\`: ${t.map((v) => `\`${v}\``).join(" / ")}`)).join(", "),
     EVENT_MEANINGS[name as EventName],
   ]);
   return [`## ${process}`, "", INTROS[process], "", ...markdownTable(["Event", "Level", "Audit", "Fields", "Meaning"], rows), ""];

@@ -93,6 +93,8 @@ describe("event catalogue", () => {
     logAppEvent(log, "warn", "knock.rate_limited", { step: "1", ip: "192.0.2.7", status: 429 });
     // @ts-expect-error a required field missing
     logAppEvent(log, "warn", "knock.rate_limited", { step: 1, status: 429 });
+    // @ts-expect-error a value the catalogue's list for the field does not hold
+    logAppEvent(log, "info", "knock.refused", { step: 1, app: "ssh", ip: "192.0.2.7", reason: "bad-mood", status: 403 });
     // @ts-expect-error an audit event without "audit":true
     logEvent(log, "warn", "rpc.not_allowed", { socket: "knock", method: "grant" });
     // @ts-expect-error the helper's logEvent knows only the helper's events
