@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, closeSync, constants, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { DAEMON_NODE_OPTIONS, SERVER_USER, UsageError, parsePasswd, type WafFlags } from "@knockport/config";
+import { DAEMON_NODE_OPTIONS, SERVER_NODE_OPTIONS, SERVER_USER, UsageError, parsePasswd, type WafFlags } from "@knockport/config";
 import { refuseSharedSocketGroup, serverSetprivArgs } from "./socket-group.js";
 
 export interface RunOptions {
@@ -116,7 +116,7 @@ export async function runBoth(opts: RunOptions): Promise<number> {
       ...serverSetprivArgs(account),
       "--",
       process.execPath,
-      ...DAEMON_NODE_OPTIONS,
+      ...SERVER_NODE_OPTIONS,
       join(opts.repoRoot, "bin/knockport-server"),
       "-c", opts.configFile,
       "--cert", opts.certFile,
