@@ -12,8 +12,9 @@ export const DAEMON_NODE_OPTIONS: readonly string[] = ["--max-semi-space-size=2"
  * The server's: also `--lite-mode` (no optimizing compiler, feedback allocated lazily), 15 MB less idle
  * RSS (72 -> 57 MB). Knocks are rare, so its code runs unoptimised anyway; the step-2 answer against the
  * floor did not change measurably, and its start overlaps the helper's (docs/benchmarks.md, "Against the floor").
+ * Lite mode turns WebAssembly off (nothing here uses it); `--no-expose-wasm` says so, else node warns at every start.
  */
-export const SERVER_NODE_OPTIONS: readonly string[] = [...DAEMON_NODE_OPTIONS, "--lite-mode"];
+export const SERVER_NODE_OPTIONS: readonly string[] = [...DAEMON_NODE_OPTIONS, "--lite-mode", "--no-expose-wasm"];
 
 /** Parse the WAF flags strictly (each bad value names its flag; the config loader cross-checks the ports). */
 export function parseWafFlags(values: { "waf-http-port"?: string | undefined; "waf-https-port"?: string | undefined; "waf-trusted-ips"?: string[] | undefined }): WafFlags {
