@@ -5,8 +5,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Harness, REPO_ROOT } from "./harness.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { REPO_ROOT } from "./harness.js";
 
 const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
 const TGZ = join(REPO_ROOT, "dist", `knockport-client-${VERSION}.tgz`);
@@ -24,8 +25,7 @@ function newestSource(): number {
   return newest;
 }
 
-describe("the client package: npm i -g knockport-client-*.tgz, then knockport-knock", () => {
-  const h = new Harness({ duration: 30, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall: "nftables" });
+describeKnockport("the client package: npm i -g knockport-client-*.tgz, then knockport-knock", "nftables", { duration: 30, step2HttpsDuration: 10, rateLimitPerMinute: 1000 }, (h) => {
   let prefix: string;
   let bin: string;
 
@@ -42,11 +42,9 @@ describe("the client package: npm i -g knockport-client-*.tgz, then knockport-kn
     });
     if (npm.status !== 0) throw new Error(`npm i -g failed: ${npm.stderr}`);
     bin = join(prefix, "bin", "knockport-knock");
-    await h.start();
   }, 120_000);
 
-  afterAll(async () => {
-    await h.stop();
+  afterAll(() => {
     if (prefix) rmSync(prefix, { recursive: true, force: true });
   });
 

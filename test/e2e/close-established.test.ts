@@ -5,8 +5,9 @@
 // flow for the keyed apps, while the controls' entries are still there (so the test can fail both ways). Last,
 // a stop with --service-rule-cleanup-on-shutdown cuts the keyed flows before the helper exits.
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, REPO_ROOT, e2eFirewalls, expectOk, expectStep1NoReply, type Family } from "./harness.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeKnockport, type KnockportOptions } from "./describe-knockport.js";
+import { REPO_ROOT, e2eFirewalls, expectOk, expectStep1NoReply, lanAndExampleApps, ownKeys, type Family } from "./harness.js";
 import { sleep, sleepUntil, startEchoServer, type AppSpec, type ExecResult, type ManagedProcess } from "./testbed.js";
 
 const DURATION_S = 20;
@@ -39,40 +40,32 @@ function parseConntrack(stdout: string): Entry[] {
 const lanPort = (app: AppSpec): number => Number(/:(\d+)$/.exec(app.destination ?? "")?.[1] ?? app.port);
 const isForwarded = (app: AppSpec): boolean => app.destination !== undefined && app.destination !== "local";
 
-describe.each(e2eFirewalls())("knockport end to end (%s): close_established cuts conntrack entries", (firewall) => {
-  const h = new Harness({
-    firewall,
-    duration: DURATION_S,
-    step2HttpsDuration: 8,
-    rateLimitPerMinute: 1000,
-    withLan: true,
-    echo: false,
-    helperArgs: ["--service-rule-cleanup-on-shutdown"],
-    apps: (topo, base) => {
-      const lan = topo.addr.lan;
-      if (lan === undefined) throw new Error("no lan host");
-      const [ssh, vpn] = base.apps;
-      if (ssh === undefined || vpn === undefined) throw new Error("example config lacks apps");
-      const keys = (app: AppSpec, tag: string): Pick<AppSpec, "accessKeysHttp" | "accessKeysHttps"> => ({
-        accessKeysHttp: app.accessKeysHttp.map((k) => `${tag}-${k}`),
-        accessKeysHttps: app.accessKeysHttps.map((k) => `${tag}-${k}`),
-      });
-      return [
-        { ...ssh, ...keys(ssh, "a"), name: "ct-tcp", port: 2301, closeEstablished: true },
-        { ...vpn, ...keys(vpn, "b"), name: "ct-udp", port: 1301, closeEstablished: true },
-        { ...ssh, ...keys(ssh, "c"), name: "fwd-tcp", port: 2303, destination: `${lan.v4}:3303`, closeEstablished: true },
-        { ...vpn, ...keys(vpn, "d"), name: "fwd-udp", port: 1303, destination: `${lan.v4}:1313`, closeEstablished: true },
-        { ...vpn, ...keys(vpn, "e"), name: "fwd6-udp", port: 1304, destination: `[${lan.v6}]:1314`, closeEstablished: true },
-        { ...ssh, ...keys(ssh, "f"), name: "ctl-tcp", port: 2302, closeEstablished: false },
-        { ...vpn, ...keys(vpn, "g"), name: "ctl-fwd-udp", port: 1305, destination: `${lan.v4}:1315` },
-      ];
-    },
-  });
+const stack: KnockportOptions = {
+  duration: DURATION_S,
+  step2HttpsDuration: 8,
+  rateLimitPerMinute: 1000,
+  withLan: true,
+  echo: false,
+  helperArgs: ["--service-rule-cleanup-on-shutdown"],
+  apps: (topo, base) => {
+    const { lan, ssh, vpn } = lanAndExampleApps(topo, base);
+    return [
+      { ...ssh, ...ownKeys(ssh, "a"), name: "ct-tcp", port: 2301, closeEstablished: true },
+      { ...vpn, ...ownKeys(vpn, "b"), name: "ct-udp", port: 1301, closeEstablished: true },
+      { ...ssh, ...ownKeys(ssh, "c"), name: "fwd-tcp", port: 2303, destination: `${lan.v4}:3303`, closeEstablished: true },
+      { ...vpn, ...ownKeys(vpn, "d"), name: "fwd-udp", port: 1303, destination: `${lan.v4}:1313`, closeEstablished: true },
+      { ...vpn, ...ownKeys(vpn, "e"), name: "fwd6-udp", port: 1304, destination: `[${lan.v6}]:1314`, closeEstablished: true },
+      { ...ssh, ...ownKeys(ssh, "f"), name: "ctl-tcp", port: 2302, closeEstablished: false },
+      { ...vpn, ...ownKeys(vpn, "g"), name: "ctl-fwd-udp", port: 1305, destination: `${lan.v4}:1315` },
+    ];
+  },
+};
+
+describeKnockport("knockport end to end ($firewall): close_established cuts conntrack entries", e2eFirewalls(), stack, (h, { firewall }) => {
   let flows: Flow[] = [];
   const echoes: ManagedProcess[] = [];
 
   beforeAll(async () => {
-    await h.start();
     const apps = [...h.cfg.apps];
     const app = (name: string): AppSpec => {
       const a = apps.find((x) => x.name === name);
@@ -99,9 +92,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s): close_established cuts
   });
   afterAll(async () => {
     for (const e of echoes) await e.stop(2000).catch(() => undefined);
-    await h.stop();
   });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   const label = (f: Flow): string => `${f.app.name} IPv${f.family}`;
 
@@ -121,6 +112,14 @@ describe.each(e2eFirewalls())("knockport end to end (%s): close_established cuts
     all.filter((e) => e.protocol === f.app.protocol && e.src === h.ip("cli", f.family) && e.dport === f.app.port).length;
 
   const countsBy = (all: readonly Entry[]): Record<string, number> => Object.fromEntries(flows.map((f) => [label(f), entriesOf(all, f)]));
+  /** What `counts` must be once the keyed flows were cut: none of theirs, a control's still there (however many). */
+  const cutOnly = (counts: Readonly<Record<string, number>>): Record<string, number> =>
+    Object.fromEntries(flows.map((f) => [label(f), f.cut ? 0 : Math.max(1, counts[label(f)] ?? 0)]));
+  /** srv's conntrack table now holds no entry of a keyed flow, and a control's entry still. */
+  async function expectCutOnly(what: string): Promise<void> {
+    const now = countsBy(await conntrackEntries());
+    expect(now, what).toEqual(cutOnly(now));
+  }
 
   /** Removes what the controls' flows of an earlier test left, so "still there" is about this test's flows. */
   async function clearControlEntries(): Promise<void> {
@@ -159,6 +158,13 @@ describe.each(e2eFirewalls())("knockport end to end (%s): close_established cuts
     return running;
   }
 
+  /** From a table without the controls' earlier entries: every flow knocked, then started for `runMs`. */
+  async function knockAndStartFlows(runMs: number): Promise<Promise<ExecResult>[]> {
+    await clearControlEntries();
+    await knockAll();
+    return startFlows(runMs);
+  }
+
   it(`at expiry (${DURATION_S} s): the entries of close_established flows are gone within ${CUT_BOUND_MS} ms of the deadline; the controls' stay`, async () => {
     const deadlines = await knockAll();
     const lastDeadline = Math.max(...deadlines.values());
@@ -182,17 +188,12 @@ describe.each(e2eFirewalls())("knockport end to end (%s): close_established cuts
       expect(ms, `${what}: gone within ${CUT_BOUND_MS} ms of the deadline`).toBeLessThanOrEqual(CUT_BOUND_MS);
     }
     // Still absent at the end (a packet of the still-running flow did not bring an entry back), controls still there.
-    const final = countsBy(await conntrackEntries());
-    expect(final, "keyed flows: no entry; controls: their entry is still there after expiry").toEqual(
-      Object.fromEntries(flows.map((f) => [label(f), f.cut ? 0 : Math.max(1, final[label(f)] ?? 0)])),
-    );
+    await expectCutOnly("keyed flows: no entry; controls: their entry is still there after expiry");
     await Promise.all(running);
   });
 
   it("at revoke: `knockport revoke` returns once the entries are gone; the controls' entries stay", async () => {
-    await clearControlEntries();
-    await knockAll();
-    const running = await startFlows(8000);
+    const running = await knockAndStartFlows(8000);
     // All at once: one CLI start costs about a second on this 2-core machine, and every lease must still be live.
     const took: Record<string, number> = {};
     const left = await Promise.all(
@@ -205,27 +206,20 @@ describe.each(e2eFirewalls())("knockport end to end (%s): close_established cuts
         return [label(f), entriesOf(await conntrackEntries(), f)] as const;
       }),
     );
-    expect(Object.fromEntries(left), "right after each revoke returned: no entry of keyed flows, the controls' entry still there").toEqual(
-      Object.fromEntries(flows.map((f) => [label(f), f.cut ? 0 : Math.max(1, Object.fromEntries(left)[label(f)] ?? 0)])),
-    );
+    const leftNow = Object.fromEntries(left);
+    expect(leftNow, "right after each revoke returned: no entry of keyed flows, the controls' entry still there").toEqual(cutOnly(leftNow));
     console.info(`[close-established ${firewall}] revoke: knockport revoke took ms: ${JSON.stringify(took)}`);
     await sleep(500);
-    const final = countsBy(await conntrackEntries());
-    expect(final, "half a second later: still none for keyed flows (their packets keep coming)").toEqual(
-      Object.fromEntries(flows.map((f) => [label(f), f.cut ? 0 : Math.max(1, final[label(f)] ?? 0)])),
-    );
+    await expectCutOnly("half a second later: still none for keyed flows (their packets keep coming)");
     await Promise.all(running);
   });
 
   it("a stop with --service-rule-cleanup-on-shutdown cuts the keyed flows before the helper exits; the controls' stay", async () => {
-    await clearControlEntries();
-    await knockAll();
-    const running = await startFlows(6000);
+    const running = await knockAndStartFlows(6000);
     h.stack.helper.signal("SIGTERM");
     const exit = await Promise.race([h.stack.helper.exited, sleep(15_000).then(() => undefined)]);
     expect(exit?.exitCode, `helper exit: ${JSON.stringify(exit)}`).toBe(0);
-    const after = countsBy(await conntrackEntries());
-    expect(after, "right after the helper exited").toEqual(Object.fromEntries(flows.map((f) => [label(f), f.cut ? 0 : Math.max(1, after[label(f)] ?? 0)])));
+    await expectCutOnly("right after the helper exited");
     await Promise.all(running);
   });
 });

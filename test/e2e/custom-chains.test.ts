@@ -7,8 +7,9 @@
 // jump; a flushed chain of ours or a deleted jump is repaired within 5 s; uninstall leaves the admin's
 // table exactly as it was (handles included); a start against a missing table or a wrong chain fails
 // naming the flag and changes nothing.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, PROBE_MS, expectOk, expectStep1NoReply, states } from "./harness.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeKnockport, type KnockportOptions } from "./describe-knockport.js";
+import { PROBE_MS, expectOk, expectStep1NoReply, lanAndExampleApps, states } from "./harness.js";
 import { pollUntil, probe, sleep, startEchoServer, type AppSpec, type ManagedProcess, type PortState, type Topology } from "./testbed.js";
 
 const JUMP_COMMENT = "KnockPort: jump to its own rules, managed by knockport-helper";
@@ -69,34 +70,32 @@ function adminObjects(listed: Listed): Listed {
 const rules = (listed: Listed): Rule[] => listed.flatMap((o) => (o.rule ? [o.rule as unknown as Rule] : []));
 const jumps = (listed: Listed): Rule[] => rules(listed).filter((r) => r.comment === JUMP_COMMENT);
 
-describe("knockport end to end (nftables): custom table and chains in the admin's ruleset", () => {
-  let adminBefore: Listed = [];
-  const h = new Harness({
-    duration: 8,
-    step2HttpsDuration: 6,
-    rateLimitPerMinute: 1000,
-    firewall: "nftables",
-    helperArgs: ["--nftables-table-filter", "filter"],
-    beforeKnockport: async (topo) => {
-      await nft(topo, ["-f", "-"], ADMIN_RULESET);
-      adminBefore = await listFilter(topo);
-    },
-  });
+/** The admin's table as it stood before KnockPort started. */
+let adminBefore: Listed = [];
+const customChains: KnockportOptions = {
+  duration: 8,
+  step2HttpsDuration: 6,
+  rateLimitPerMinute: 1000,
+  helperArgs: ["--nftables-table-filter", "filter"],
+  beforeKnockport: async (topo) => {
+    await nft(topo, ["-f", "-"], ADMIN_RULESET);
+    adminBefore = await listFilter(topo);
+  },
+};
+
+describeKnockport("knockport end to end (nftables): custom table and chains in the admin's ruleset", "nftables", customChains, (h) => {
   let ssh: AppSpec;
   const extra: ManagedProcess[] = [];
   let helper!: ManagedProcess;
   const reinstalls = (): number => [h.stack.helper, ...extra].flatMap((p) => p.lines).filter((l) => l.line.includes('"event":"firewall.reinstalled"')).length;
 
-  beforeAll(async () => {
-    await h.start();
+  beforeAll(() => {
     ssh = h.ssh;
     helper = h.stack.helper;
   });
   afterAll(async () => {
     for (const p of extra) await p.stop(2000).catch(() => undefined);
-    await h.stop();
   });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it("adds its sets and chains to the admin's table, one jump at the top of input, no table of its own", async () => {
     const listed = await listFilter(h.topo);
@@ -207,42 +206,37 @@ describe("knockport end to end (nftables): custom table and chains in the admin'
   });
 });
 
-describe("knockport end to end (nftables): custom chains with a forwarded app, the admin's forward policy drop", () => {
-  const lanPortOf = (app: AppSpec): number => Number(/:(\d+)$/.exec(app.destination ?? "")?.[1] ?? app.port);
-  const h = new Harness({
-    duration: 30,
-    step2HttpsDuration: 6,
-    rateLimitPerMinute: 1000,
-    firewall: "nftables",
-    withLan: true,
-    echo: false,
-    helperArgs: ["--nftables-table-filter", "filter"],
-    apps: (topo, base) => {
-      const lan = topo.addr.lan;
-      const [ssh, vpn] = base.apps;
-      if (lan === undefined || ssh === undefined || vpn === undefined) throw new Error("no lan host or example apps");
-      return [
-        { ...ssh, name: "fwd-tcp", port: 2201, destination: `${lan.v4}:3301` },
-        { ...vpn, name: "local-udp" },
-      ];
-    },
-    beforeKnockport: async (topo) => {
-      await nft(topo, ["-f", "-"], ADMIN_RULESET);
-    },
-  });
+const lanPortOf = (app: AppSpec): number => Number(/:(\d+)$/.exec(app.destination ?? "")?.[1] ?? app.port);
+const forwardedApp: KnockportOptions = {
+  duration: 30,
+  step2HttpsDuration: 6,
+  rateLimitPerMinute: 1000,
+  withLan: true,
+  echo: false,
+  helperArgs: ["--nftables-table-filter", "filter"],
+  apps: (topo, base) => {
+    const { lan, ssh, vpn } = lanAndExampleApps(topo, base);
+    return [
+      { ...ssh, name: "fwd-tcp", port: 2201, destination: `${lan.v4}:3301` },
+      { ...vpn, name: "local-udp" },
+    ];
+  },
+  beforeKnockport: async (topo) => {
+    await nft(topo, ["-f", "-"], ADMIN_RULESET);
+  },
+};
+
+describeKnockport("knockport end to end (nftables): custom chains with a forwarded app, the admin's forward policy drop", "nftables", forwardedApp, (h) => {
   let fwd: AppSpec;
   let lanEcho: ManagedProcess | undefined;
 
   beforeAll(async () => {
-    await h.start();
     fwd = h.ssh;
     lanEcho = await startEchoServer(h.topo, "lan", { tcp: [lanPortOf(fwd)], udp: [] });
   });
   afterAll(async () => {
     await lanEcho?.stop(2000).catch(() => undefined);
-    await h.stop();
   });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   const direct = async (host: "cli" | "cli2" | "srv"): Promise<PortState> =>
     (await probe(h.topo, host, "tcp", h.topo.addr.lan?.v4 ?? "", lanPortOf(fwd), PROBE_MS)).state;

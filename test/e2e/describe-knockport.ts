@@ -10,7 +10,8 @@ export interface KnockportCase {
   readonly family?: Family;
 }
 
-export type StackOptions = Omit<HarnessOptions, "firewall" | "family">;
+/** A block's stack: the Harness options but the backend and family, which the case gives. */
+export type KnockportOptions = Omit<HarnessOptions, "firewall" | "family">;
 
 /**
  * Declares `describe(title)` for each case: one backend (always runs), or a list of backends or backend x
@@ -24,7 +25,7 @@ export type StackOptions = Omit<HarnessOptions, "firewall" | "family">;
 export function describeKnockport(
   title: string,
   cases: FirewallKind | readonly (FirewallKind | E2eCase)[],
-  options: StackOptions | ((c: KnockportCase) => StackOptions),
+  options: KnockportOptions | ((c: KnockportCase) => KnockportOptions),
   body: (h: Harness, c: KnockportCase) => void,
 ): void {
   const list: KnockportCase[] = (typeof cases === "string" ? [cases] : cases).map((c) => (typeof c === "string" ? { firewall: c } : c));

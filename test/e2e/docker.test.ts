@@ -3,8 +3,9 @@
 // never the input chain; KnockPort's guard before DNAT must still keep it closed until a knock. dockerd
 // runs in srv (nsenter --net), with IPv6 DNAT (ip6tables) on; the container is busybox httpd serving a
 // random token, so "open" means the container itself answered.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, e2eFirewalls, states, type Family } from "./harness.js";
+import { afterAll, beforeAll, beforeEach, expect, it } from "vitest";
+import { describeKnockport, type KnockportOptions } from "./describe-knockport.js";
+import { e2eFirewalls, states, type Family } from "./harness.js";
 import { Dockerd } from "./dockerd.js";
 import { randomTag, type AppSpec, type HostName } from "./testbed.js";
 
@@ -13,26 +14,25 @@ const PUBLIC_PORT = 9100;
 const IMAGE = "kp-busybox:e2e";
 const CONTAINER = "kp-web";
 
-describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end (%s): a port published by Docker", (firewall) => {
-  const h = new Harness({
-    firewall,
-    duration: DURATION_S,
-    step2HttpsDuration: 5,
-    rateLimitPerMinute: 1000,
-    // nothing of ours may listen on 9100: docker-proxy does
-    echo: false,
-    apps: (_topo, base) => {
-      const [ssh, vpn] = base.apps;
-      if (ssh === undefined || vpn === undefined) throw new Error("example config lacks apps");
-      return [{ ...ssh, name: "web", port: PUBLIC_PORT }, vpn];
-    },
-  });
+const stack: KnockportOptions = {
+  duration: DURATION_S,
+  step2HttpsDuration: 5,
+  rateLimitPerMinute: 1000,
+  // nothing of ours may listen on 9100: docker-proxy does
+  echo: false,
+  apps: (_topo, base) => {
+    const [ssh, vpn] = base.apps;
+    if (ssh === undefined || vpn === undefined) throw new Error("example config lacks apps");
+    return [{ ...ssh, name: "web", port: PUBLIC_PORT }, vpn];
+  },
+};
+
+describeKnockport("knockport end to end ($firewall): a port published by Docker", e2eFirewalls().filter((f) => f !== "vyos"), stack, (h) => {
   const token = `kp-docker-${randomTag()}`;
   let dockerd: Dockerd;
   let web: AppSpec;
 
   beforeAll(async () => {
-    await h.start();
     web = h.ssh;
     dockerd = new Dockerd({ netns: h.topo.names.srv, tag: h.topo.suffix, ipv6Cidr: "fd00:d0c::/64" });
     try {
@@ -49,10 +49,8 @@ describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end 
   });
   afterAll(async () => {
     await dockerd?.destroy();
-    await h.stop();
   });
   beforeEach((ctx) => {
-    h.diagnoseOnFailure(ctx);
     ctx.onTestFailed(() => console.error(`---- dockerd log ----\n${dockerd?.log ?? "(none)"}`));
   });
 

@@ -11,8 +11,9 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, REPO_ROOT, e2eFirewalls } from "./harness.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { REPO_ROOT, e2eFirewalls } from "./harness.js";
 import { pollUntil, sleep, sleepUntil, type AppSpec, type ManagedProcess } from "./testbed.js";
 
 const DURATION_S = 6;
@@ -30,8 +31,9 @@ async function closedAt(probeClosed: () => Promise<boolean>, timeoutMs: number):
   return pollUntil(async () => ((await probeClosed()) ? Date.now() : undefined), timeoutMs, 50);
 }
 
-describe.each(e2eFirewalls())("knockport end to end (%s): faults on the real kernel", (firewall) => {
-  const h = new Harness({ duration: DURATION_S, step2HttpsDuration: 4, rateLimitPerMinute: 1000, firewall });
+const stack = { duration: DURATION_S, step2HttpsDuration: 4, rateLimitPerMinute: 1000 };
+
+describeKnockport("knockport end to end ($firewall): faults on the real kernel", e2eFirewalls(), stack, (h, { firewall }) => {
   let ssh: AppSpec;
   const extra: ManagedProcess[] = [];
   const mounts: string[] = [];
@@ -59,13 +61,11 @@ describe.each(e2eFirewalls())("knockport end to end (%s): faults on the real ker
     expect(exit?.exitCode, `helper exit after SIGTERM: ${JSON.stringify(exit)}`).toBe(0);
   };
 
-  beforeAll(async () => {
-    await h.start();
+  beforeAll(() => {
     ssh = h.ssh;
   });
   afterAll(async () => {
     for (const p of extra) await p.stop(2000).catch(() => undefined);
-    await h.stop();
     for (const m of mounts) {
       try {
         execFileSync("/usr/bin/umount", ["-l", m]);
@@ -75,7 +75,6 @@ describe.each(e2eFirewalls())("knockport end to end (%s): faults on the real ker
       }
     }
   });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   let current!: ManagedProcess;
 

@@ -12,8 +12,9 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, REPO_ROOT, states } from "./harness.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describeKnockport, type KnockportOptions } from "./describe-knockport.js";
+import { REPO_ROOT, states, type Harness } from "./harness.js";
 import { cleanupStaleTopologies, createTopology, pollUntil, readNftTable, type ExecResult, type Topology } from "./testbed.js";
 
 /** The table as nft lists it, without element countdowns and rule counters (they change on their own). */
@@ -40,16 +41,9 @@ function helperArgvWith(h: Harness, replace: Record<string, string>): string[] {
   return argv;
 }
 
-describe("knockport end to end (nftables): first run mistakes", () => {
-  const h = new Harness({ duration: 300, step2HttpsDuration: 30, rateLimitPerMinute: 1000 });
+describeKnockport("knockport end to end (nftables): first run mistakes", "nftables", { duration: 300, step2HttpsDuration: 30, rateLimitPerMinute: 1000 }, (h) => {
   const scratch = mkdtempSync(join(tmpdir(), "kp-first-run-"));
-
-  beforeAll(() => h.start());
-  afterAll(async () => {
-    await h.stop();
-    rmSync(scratch, { recursive: true, force: true });
-  });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
   const runSecondHelper = (argv: string[]): Promise<ExecResult> => h.topo.exec("srv", process.execPath, argv, { timeoutMs: 15_000 });
 
@@ -103,29 +97,27 @@ describe("knockport end to end (nftables): first run mistakes", () => {
   });
 });
 
-describe("knockport end to end (nftables): an interface allowed to be missing fails closed until it appears", () => {
-  // srv's external interface carries another name when KnockPort starts, as a ppp or VPN interface
-  // that is not up yet; the config names it in allow_missing_interfaces.
-  let ext = "";
-  const away = (name: string): string => `${name}w`;
-  const rename = async (from: string, to: string): Promise<void> => {
-    for (const args of [["link", "set", "dev", from, "down"], ["link", "set", "dev", from, "name", to], ["link", "set", "dev", to, "up"]]) {
-      await h.topo.exec("srv", "ip", args, { reject: true, timeoutMs: 10_000 });
-    }
-  };
-  const h = new Harness({
-    duration: 300,
-    step2HttpsDuration: 30,
-    rateLimitPerMinute: 1000,
-    allowMissingInterfaces: ["ext"],
-    beforeKnockport: async (topo) => {
-      ext = topo.extInterface;
-      await rename(ext, away(ext));
-    },
-  });
-  beforeAll(() => h.start());
-  afterAll(() => h.stop());
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+// srv's external interface carries another name when KnockPort starts, as a ppp or VPN interface
+// that is not up yet; the config names it in allow_missing_interfaces.
+let ext = "";
+const away = (name: string): string => `${name}w`;
+const rename = async (topo: Topology, from: string, to: string): Promise<void> => {
+  for (const args of [["link", "set", "dev", from, "down"], ["link", "set", "dev", from, "name", to], ["link", "set", "dev", to, "up"]]) {
+    await topo.exec("srv", "ip", args, { reject: true, timeoutMs: 10_000 });
+  }
+};
+const extMissing: KnockportOptions = {
+  duration: 300,
+  step2HttpsDuration: 30,
+  rateLimitPerMinute: 1000,
+  allowMissingInterfaces: ["ext"],
+  beforeKnockport: async (topo) => {
+    ext = topo.extInterface;
+    await rename(topo, ext, away(ext));
+  },
+};
+
+describeKnockport("knockport end to end (nftables): an interface allowed to be missing fails closed until it appears", "nftables", extMissing, (h) => {
 
   it("3. while missing: logged, the app's port dropped for the knocker and the bystander; once there: the knocker's lease works, the bystander stays out", async () => {
     const missing = h.stack.helper.lines.find((l) => l.line.includes('"event":"interface.missing"'));
@@ -138,7 +130,7 @@ describe("knockport end to end (nftables): an interface allowed to be missing fa
       `with ${ext} missing, the ssh port is dropped on every interface`,
     ).toEqual({ cli: "closed", cli2: "closed" });
 
-    await rename(away(ext), ext);
+    await rename(h.topo, away(ext), ext);
     const appeared = await pollUntil(async () => (h.stack.helper.lines.some((l) => l.line.includes('"event":"interface.appeared"')) ? true : undefined), 8000, 100);
     expect(appeared, `the helper notices ${ext} within 8 s`).toBe(true);
     const opened = await pollUntil(async () => ((await h.svc("cli", h.ssh)) === "open" ? true : undefined), 5000, 200);

@@ -2,8 +2,9 @@
 // and a different port on the LAN host, masquerade on and off. Topology with `lan` behind srv's int0; the
 // echo service runs in lan only (nothing listens in srv on the public ports), so "open" means the packet
 // was translated and forwarded to the LAN host.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, PROBE_MS, e2eFirewalls, expectOk, expectStep1NoReply, states, type Family } from "./harness.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeKnockport, type KnockportOptions } from "./describe-knockport.js";
+import { PROBE_MS, e2eFirewalls, expectOk, expectStep1NoReply, lanAndExampleApps, ownKeys, states, type Family } from "./harness.js";
 import { probe, startEchoServer, type AppSpec, type ManagedProcess, type PortState } from "./testbed.js";
 
 const DURATION_S = 3;
@@ -12,40 +13,32 @@ const DURATION_S = 3;
 const lanPort = (app: AppSpec): number => Number(/:(\d+)$/.exec(app.destination ?? "")?.[1] ?? app.port);
 const familyOf = (app: AppSpec): Family => (app.destination?.includes("[") ? 6 : 4);
 
-describe.each(e2eFirewalls())("knockport end to end (%s): forwarding to a LAN host", (firewall) => {
-  const h = new Harness({
-    firewall,
-    duration: DURATION_S,
-    step2HttpsDuration: 5,
-    rateLimitPerMinute: 1000,
-    httpPathLength: 64,
-    withLan: true,
-    echo: false,
-    apps: (topo, base) => {
-      const lan = topo.addr.lan;
-      if (lan === undefined) throw new Error("no lan host");
-      const [ssh, vpn] = base.apps;
-      if (ssh === undefined || vpn === undefined) throw new Error("example config lacks apps");
-      const keys = (app: AppSpec, tag: string): Pick<AppSpec, "accessKeysHttp" | "accessKeysHttps"> => ({
-        accessKeysHttp: app.accessKeysHttp.map((k) => `${tag}-${k}`),
-        accessKeysHttps: app.accessKeysHttps.map((k) => `${tag}-${k}`),
-      });
-      return [
-        // same port on the LAN host, masquerade (default)
-        { ...ssh, ...keys(ssh, "a"), name: "fwd-tcp", port: 2201, destination: lan.v4 },
-        // another port on the LAN host, client address kept
-        { ...ssh, ...keys(ssh, "b"), name: "fwd-tcp-port", port: 2202, destination: `${lan.v4}:3302`, masquerade: false },
-        { ...vpn, ...keys(vpn, "c"), name: "fwd-udp", port: 1195, destination: `${lan.v4}:1196` },
-        { ...ssh, ...keys(ssh, "d"), name: "fwd6-tcp", port: 2203, destination: `[${lan.v6}]:3303` },
-        { ...vpn, ...keys(vpn, "e"), name: "fwd6-udp", port: 1197, destination: `[${lan.v6}]:1198`, masquerade: false },
-      ];
-    },
-  });
+const stack: KnockportOptions = {
+  duration: DURATION_S,
+  step2HttpsDuration: 5,
+  rateLimitPerMinute: 1000,
+  httpPathLength: 64,
+  withLan: true,
+  echo: false,
+  apps: (topo, base) => {
+    const { lan, ssh, vpn } = lanAndExampleApps(topo, base);
+    return [
+      // same port on the LAN host, masquerade (default)
+      { ...ssh, ...ownKeys(ssh, "a"), name: "fwd-tcp", port: 2201, destination: lan.v4 },
+      // another port on the LAN host, client address kept
+      { ...ssh, ...ownKeys(ssh, "b"), name: "fwd-tcp-port", port: 2202, destination: `${lan.v4}:3302`, masquerade: false },
+      { ...vpn, ...ownKeys(vpn, "c"), name: "fwd-udp", port: 1195, destination: `${lan.v4}:1196` },
+      { ...ssh, ...ownKeys(ssh, "d"), name: "fwd6-tcp", port: 2203, destination: `[${lan.v6}]:3303` },
+      { ...vpn, ...ownKeys(vpn, "e"), name: "fwd6-udp", port: 1197, destination: `[${lan.v6}]:1198`, masquerade: false },
+    ];
+  },
+};
+
+describeKnockport("knockport end to end ($firewall): forwarding to a LAN host", e2eFirewalls(), stack, (h) => {
   let apps: AppSpec[] = [];
   let lanEcho: ManagedProcess;
 
   beforeAll(async () => {
-    await h.start();
     apps = [...h.cfg.apps];
     lanEcho = await startEchoServer(h.topo, "lan", {
       tcp: apps.filter((a) => a.protocol === "tcp").map(lanPort),
@@ -54,9 +47,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s): forwarding to a LAN ho
   });
   afterAll(async () => {
     await lanEcho?.stop(2000).catch(() => undefined);
-    await h.stop();
   });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   const lanIp = (family: Family): string => (family === 4 ? (h.topo.addr.lan?.v4 ?? "") : (h.topo.addr.lan?.v6 ?? ""));
   /** Straight to the LAN host's address and port, routed through srv without any DNAT. */

@@ -1,6 +1,6 @@
 // Shared fixture of the KnockPort e2e files: one topology, the real helper + server + echo service in srv,
 // and small knock/probe helpers with readable failure messages.
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +26,7 @@ import {
   type FirewallKind,
   type FirewallSetEntry,
   type FirewallState,
+  type HostAddresses,
   type HostName,
   type KnockResult,
   type KnockportStack,
@@ -75,8 +76,13 @@ export interface HarnessOptions {
    * filter, so the core suite's "nothing blocks without KnockPort" controls hold); vyos.test uses drop.
    */
   vyosInputDefault?: "accept" | "drop";
-  /** Extra knockport-server flags (e.g. --state-dir for 2FA). */
+  /** Extra knockport-server flags. */
   serverArgs?: readonly string[];
+  /**
+   * Give the server its own --state-dir (spent 2FA codes), a temporary directory owned by the server's
+   * user (nobody:nogroup) as in a deployment: Harness.serverStateDir, removed by stop().
+   */
+  serverStateDir?: boolean;
   /** global.allow_missing_interfaces: "ext" stands for srv's external interface. */
   allowMissingInterfaces?: readonly string[];
   /** Runs once the namespaces exist, before KnockPort starts (e.g. the host's own nftables ruleset). */
@@ -86,6 +92,30 @@ export interface HarnessOptions {
    * helper and server get --waf-http-port / --waf-https-port; knocks and https() go to nginx's ports.
    */
   waf?: { httpPort: number; httpsPort: number };
+}
+
+/** The numeric id of a user (/etc/passwd) or group (/etc/group). */
+export function accountId(file: "/etc/passwd" | "/etc/group", name: string): number {
+  const id = Number(readFileSync(file, "utf8").split("\n").find((l) => l.split(":")[0] === name)?.split(":")[2]);
+  if (!Number.isInteger(id)) throw new Error(`${name} not in ${file}`);
+  return id;
+}
+
+/**
+ * The example's two apps and the lan host's addresses, for an `apps` option that derives forwarded apps
+ * from them (with withLan).
+ */
+export function lanAndExampleApps(topo: Topology, base: ConfigSpec): { lan: HostAddresses; ssh: AppSpec; vpn: AppSpec } {
+  const lan = topo.addr.lan;
+  if (lan === undefined) throw new Error("no lan host");
+  const [ssh, vpn] = base.apps;
+  if (ssh === undefined || vpn === undefined) throw new Error("example config lacks apps");
+  return { lan, ssh, vpn };
+}
+
+/** `app`'s access keys, each prefixed with `tag`: apps derived from one example app get keys of their own. */
+export function ownKeys(app: AppSpec, tag: string): Pick<AppSpec, "accessKeysHttp" | "accessKeysHttps"> {
+  return { accessKeysHttp: app.accessKeysHttp.map((k) => `${tag}-${k}`), accessKeysHttps: app.accessKeysHttps.map((k) => `${tag}-${k}`) };
 }
 
 export const describeResult = (r: KnockResult): string =>
@@ -206,12 +236,27 @@ export class Harness {
     const helperArgs = [...(this.opts.helperArgs ?? []), ...wafArgs];
     if (this.firewall === "vyos") helperArgs.push("--vbash", await this.startVyosSimulator());
     const serverArgs = [...(this.opts.serverArgs ?? []), ...wafArgs];
+    if (this.opts.serverStateDir === true) {
+      const dir = mkdtempSync(join(tmpdir(), "kp-srv-state-"));
+      this.stateDir = dir;
+      chownSync(dir, accountId("/etc/passwd", "nobody"), accountId("/etc/group", "nogroup"));
+      chmodSync(dir, 0o700);
+      serverArgs.push("--state-dir", dir);
+    }
     this.stack = await startKnockport(this.topo, { repoRoot: REPO_ROOT, config: this.cfg, echo: this.opts.echo !== false, firewall: this.firewall, helperArgs, serverArgs, hooks: this.opts.hooks === true });
     if (this.opts.waf) this.nginx = await this.startNginx(this.opts.waf);
   }
 
   /** WAF mode: the nginx child in srv (undefined otherwise). */
   nginx: ManagedProcess | undefined;
+
+  private stateDir: string | undefined;
+
+  /** The server's --state-dir (the serverStateDir option). */
+  get serverStateDir(): string {
+    if (this.stateDir === undefined) throw new Error("the server has no --state-dir: set serverStateDir in the harness options");
+    return this.stateDir;
+  }
 
   /** The HTTP port clients knock on: nginx's in WAF mode. */
   get knockHttpPort(): number {
@@ -330,6 +375,7 @@ export class Harness {
     for (const c of this.cleanups.splice(0)) c();
     await this.stack?.stop();
     await this.topo?.destroy();
+    if (this.stateDir !== undefined) rmSync(this.stateDir, { recursive: true, force: true });
   }
 
   /** Prints every process's output tail and the nft sets when the current test fails. */

@@ -5,44 +5,47 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness } from "./harness.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeKnockport, type KnockportOptions } from "./describe-knockport.js";
 import { pollUntil, sleep, type AppSpec } from "./testbed.js";
 
 const DURATION_S = 3;
 
-describe("command hooks (nftables, real helper, knockport-hooks as daemon)", () => {
-  const dir = mkdtempSync(join(tmpdir(), "knockport-hooks-e2e-"));
-  const calls = join(dir, "calls.tsv");
-  const failClose = join(dir, "fail-close");
-  const recorder = join(dir, "record-call");
-  // Test fixture (not product code): appends the user it runs as and its arguments, tab-separated,
-  // one call per line; a "close" call fails (exit 3) while fail-close exists.
-  writeFileSync(
-    recorder,
-    `#!/bin/sh\nIFS="$(printf '\\t')"\nprintf '%s\\t%s\\n' "$(id -un)" "$*" >> '${calls}'\n[ "$1" = close ] && [ -e '${failClose}' ] && exit 3\nexit 0\n`,
-  );
-  writeFileSync(calls, "");
-  chmodSync(dir, 0o755);
-  chmodSync(calls, 0o666);
-  chmodSync(recorder, 0o755);
+const dir = mkdtempSync(join(tmpdir(), "knockport-hooks-e2e-"));
+const calls = join(dir, "calls.tsv");
+const failClose = join(dir, "fail-close");
+const recorder = join(dir, "record-call");
+// Test fixture (not product code): appends the user it runs as and its arguments, tab-separated,
+// one call per line; a "close" call fails (exit 3) while fail-close exists.
+writeFileSync(
+  recorder,
+  `#!/bin/sh\nIFS="$(printf '\\t')"\nprintf '%s\\t%s\\n' "$(id -un)" "$*" >> '${calls}'\n[ "$1" = close ] && [ -e '${failClose}' ] && exit 3\nexit 0\n`,
+);
+writeFileSync(calls, "");
+chmodSync(dir, 0o755);
+chmodSync(calls, 0o666);
+chmodSync(recorder, 0o755);
+// After the stack stopped (its hooks may still run the recorder while it stops).
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const h = new Harness({
-    duration: DURATION_S,
-    step2HttpsDuration: 5,
-    rateLimitPerMinute: 1000,
-    hooks: true,
-    apps: (_topo, base) =>
-      base.apps.map((a, i) =>
-        i === 0
-          ? {
-              ...a,
-              onOpen: [recorder, "open", "{app}", "{ip}", "{port}/{protocol}", "{duration}"],
-              onClose: [recorder, "close", "{app}", "{ip}", "{port}/{protocol}", "{duration}"],
-            }
-          : a,
-      ),
-  });
+const stack: KnockportOptions = {
+  duration: DURATION_S,
+  step2HttpsDuration: 5,
+  rateLimitPerMinute: 1000,
+  hooks: true,
+  apps: (_topo, base) =>
+    base.apps.map((a, i) =>
+      i === 0
+        ? {
+            ...a,
+            onOpen: [recorder, "open", "{app}", "{ip}", "{port}/{protocol}", "{duration}"],
+            onClose: [recorder, "close", "{app}", "{ip}", "{port}/{protocol}", "{duration}"],
+          }
+        : a,
+    ),
+};
+
+describeKnockport("command hooks (nftables, real helper, knockport-hooks as daemon)", "nftables", stack, (h) => {
   let app: AppSpec;
   let cliIp: string;
 
@@ -55,16 +58,10 @@ describe("command hooks (nftables, real helper, knockport-hooks as daemon)", () 
       : [];
   const waitForCalls = (n: number, ms: number): Promise<unknown> => pollUntil(() => (recorded().length >= n ? true : undefined), ms, 50);
 
-  beforeAll(async () => {
-    await h.start();
+  beforeAll(() => {
     app = h.ssh;
     cliIp = h.topo.addr.cli.v4;
   });
-  afterAll(async () => {
-    await h.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it("a knock runs on_open as daemon with the client's address; the kernel's expiry runs on_close", async () => {
     const { done } = await h.fullKnock("cli", app);

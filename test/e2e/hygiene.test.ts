@@ -6,13 +6,13 @@
 //   whatever a process inside the group sends, only configured apps can open (firewall unchanged), and
 //   the admin methods (grant, close, list, stats) are refused there; the admin socket is 0600 root.
 // Runs once per firewall backend.
-import { createHmac } from "node:crypto";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, REPO_ROOT, e2eFirewalls, expectOk, expectStep1NoReply } from "./harness.js";
+import { beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { REPO_ROOT, accountId, e2eFirewalls, expectOk, expectStep1NoReply, type Harness } from "./harness.js";
 import { formBody, knock, knockUrl, readNftTable, sleep, type AppSpec, type ExecResult, type FirewallKind } from "./testbed.js";
+import { counterAt, totp } from "./totp.js";
 
 /** The server's group (the testbed runs it as nobody:nogroup and gives the helper --socket-group nogroup). */
 const SERVER_GROUP = "nogroup";
@@ -20,27 +20,7 @@ const SERVER_GROUP = "nogroup";
 const OUTSIDE_GROUP = "daemon";
 const TOKENS = ["493817", "082645", "731950"];
 
-/** RFC 6238 TOTP (HMAC-SHA1, 6 digits), independent of the code under test. */
-function totp(base32: string, period: number, at = Date.now()): string {
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  let bits = "";
-  for (const c of base32.replace(/=+$/, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
-  const key = Buffer.from((bits.match(/.{8}/g) ?? []).map((b) => parseInt(b, 2)));
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / period)));
-  const mac = createHmac("sha1", key).update(msg).digest();
-  const offset = (mac[mac.length - 1] ?? 0) & 0x0f;
-  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
-}
-
-function gidOf(group: string): number {
-  const line = readFileSync("/etc/group", "utf8")
-    .split("\n")
-    .find((l) => l.split(":")[0] === group);
-  const gid = Number(line?.split(":")[2]);
-  if (!Number.isInteger(gid)) throw new Error(`group ${group} not in /etc/group`);
-  return gid;
-}
+const gidOf = (group: string): number => accountId("/etc/group", group);
 
 /**
  * Sends `frames` (one per line) to the helper socket as `user:group` without supplementary groups,
@@ -123,11 +103,10 @@ async function firewallSnapshot(h: Harness, firewall: FirewallKind): Promise<unk
 const rpc = (id: number, method: unknown, params?: unknown): string =>
   JSON.stringify({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
 
-describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the helper socket's trust boundary", (firewall) => {
-  // The server keeps spent 2FA codes in its own state dir, owned by its user (nobody:nogroup).
-  const serverState = mkdtempSync(join(tmpdir(), "kp-hygiene-srv-"));
-  chownSync(serverState, 65534, gidOf(SERVER_GROUP));
-  const h = new Harness({ duration: 30, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall, serverArgs: ["--state-dir", serverState] });
+// The server keeps spent 2FA codes in its own state dir.
+const stack = { duration: 30, step2HttpsDuration: 10, rateLimitPerMinute: 1000, serverStateDir: true };
+
+describeKnockport("knockport end to end ($firewall): secret hygiene and the helper socket's trust boundary", e2eFirewalls(), stack, (h, { firewall }) => {
   let ssh: AppSpec;
   let openvpn: AppSpec;
   /** openvpn's second step-1 key needs a TOTP code; its secret must not be logged either. */
@@ -135,7 +114,6 @@ describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the
   const nftSnapshot = (): Promise<unknown> => firewallSnapshot(h, firewall);
 
   beforeAll(async () => {
-    await h.start();
     ssh = h.ssh;
     openvpn = h.openvpn;
     const folder = join(h.stack.dir, "2fa"); // the config's default 2fa_config_folder
@@ -153,11 +131,6 @@ describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the
     const parsed = JSON.parse(readFileSync(join(folder, file), "utf8")) as { secret: string; interval?: number };
     twoFa = { key, secret: parsed.secret, interval: parsed.interval ?? 30 };
   });
-  afterAll(async () => {
-    await h.stop();
-    rmSync(serverState, { recursive: true, force: true });
-  });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it("the helper socket is 0660 root:<server group>; a user outside the group is refused with EACCES", async () => {
     const st = statSync(h.stack.socketPath);
@@ -299,7 +272,7 @@ describe.each(e2eFirewalls())("knockport end to end (%s): secret hygiene and the
     }
     expectStep1NoReply(await h.step1("cli2", ssh, { body: `app=${ssh.name}&access_key=${ssh.accessKeysHttp[1]}&token=${TOKENS[0]}x` }), "bad token");
     // a 2FA key: without a code, with a wrong one, with the right one (opens), the same one again (refused)
-    const code = totp(twoFa.secret, twoFa.interval);
+    const code = totp(twoFa.secret, counterAt(twoFa.interval));
     const wrongCode = code === "000000" ? "000001" : "000000";
     const twoFaBody = (token?: string): string => formBody({ app: openvpn.name, access_key: twoFa.key, ...(token === undefined ? {} : { token }) });
     expectStep1NoReply(await h.step1("cli2", openvpn, { body: twoFaBody() }), "2FA key without a code");

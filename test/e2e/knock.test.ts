@@ -6,8 +6,9 @@
 //
 // The tests run in order and share one topology; each one records the leases it created (with an upper
 // bound of their deadline) so later tests that need a closed port wait for the kernel to expire them.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { CLOSE_MARGIN_MS, Harness, describeResult, e2eMatrix, expectOk, expectStep1NoReply, states, type Family } from "./harness.js";
+import { beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { CLOSE_MARGIN_MS, describeResult, e2eMatrix, expectOk, expectStep1NoReply, states, type Family } from "./harness.js";
 import {
   formBody,
   knock,
@@ -26,21 +27,19 @@ import {
 const DURATION_S = 3;
 const STEP2_WINDOW_S = 4;
 
-describe.each(e2eMatrix())("knockport end to end ($firewall, IPv$family, real kernel)", ({ firewall, family }) => {
-  const h = new Harness({ duration: DURATION_S, step2HttpsDuration: STEP2_WINDOW_S, rateLimitPerMinute: 1000, httpPathLength: 40, firewall, family });
+const stack = { duration: DURATION_S, step2HttpsDuration: STEP2_WINDOW_S, rateLimitPerMinute: 1000, httpPathLength: 40 };
+
+describeKnockport("knockport end to end ($firewall, IPv$family, real kernel)", e2eMatrix(), stack, (h) => {
   /** This run's family, and the other one (knocks in one family must not open the other). */
-  const F: Family = family;
-  const O: Family = family === 4 ? 6 : 4;
+  const F: Family = h.family;
+  const O: Family = h.otherFamily;
   let ssh: AppSpec;
   let openvpn: AppSpec;
 
-  beforeAll(async () => {
-    await h.start();
+  beforeAll(() => {
     ssh = h.ssh;
     openvpn = h.openvpn;
   });
-  afterAll(() => h.stop());
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it("1. before any knock: service ports (tcp, udp) and HTTPS are closed for cli and cli2, over IPv4 and IPv6", async () => {
     // Control: the services and the HTTPS listener run, and srv reaches them itself (not through ext0).

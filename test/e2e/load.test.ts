@@ -4,8 +4,9 @@
 // that exceeds it. The knocks come from one Node process in cli (test/e2e/tools/load-knock.mjs).
 // nftables only: the grant path under load is the helper's group commit, the same for every backend.
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, REPO_ROOT, e2eFirewalls } from "./harness.js";
+import { beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { REPO_ROOT, e2eFirewalls } from "./harness.js";
 
 const ADDRESSES = 200;
 const KNOCKS_PER_ADDRESS = 5;
@@ -28,17 +29,14 @@ interface LoadResult {
   checks: { ip: string; state: "open" | "closed" }[];
 }
 
-describe.skipIf(!e2eFirewalls().includes("nftables"))("knockport end to end (nftables): load", () => {
-  const h = new Harness({ duration: 120, step2HttpsDuration: 60, rateLimitPerMinute: RATE_LIMIT, firewall: "nftables" });
+const stack = { duration: 120, step2HttpsDuration: 60, rateLimitPerMinute: RATE_LIMIT };
 
+describeKnockport("knockport end to end (nftables): load", e2eFirewalls().filter((f) => f === "nftables"), stack, (h) => {
   beforeAll(async () => {
-    await h.start();
     const batch = [...LOAD_ADDRS, GREEDY, NEVER_KNOCKED].map((a) => `addr add ${a}/24 dev eth0`).join("\n");
     const r = await h.topo.exec("cli", "/usr/sbin/ip", ["-b", "-"], { input: `${batch}\n`, timeoutMs: 20_000 });
     if (r.exitCode !== 0) throw new Error(`adding cli addresses: ${r.stderr}`);
   });
-  afterAll(() => h.stop());
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   const run = async (job: object): Promise<LoadResult> => {
     const r = await h.topo.exec("cli", process.execPath, [join(REPO_ROOT, "test/e2e/tools/load-knock.mjs")], {

@@ -5,8 +5,9 @@
 // until KnockPort's chains, rules and the live lease are exactly as before: that time is printed ("protection
 // and leases back"). Then the bystander is locked out, the knocker's lease works, and a knock made in the gap
 // either failed (and works when repeated) or works: never a knock that reports success while the rules are gone.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, e2eFirewalls, expectOk, expectStep1NoReply, states } from "./harness.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeKnockport, type KnockportCase, type KnockportOptions } from "./describe-knockport.js";
+import { e2eFirewalls, expectOk, expectStep1NoReply, states, type Harness } from "./harness.js";
 import { pollUntil, sleep, type AppSpec, type FirewallKind } from "./testbed.js";
 
 type Reload = { name: string; run: (h: Harness) => Promise<void> };
@@ -113,9 +114,15 @@ function reloads(fw: FirewallKind, ssh: () => AppSpec): Reload[] {
   ];
 }
 
-describe.each(e2eFirewalls())("knockport end to end (%s): fail-closed under every firewall reload", (firewall) => {
-  // VyOS: its input default-action drop, so the accepts a commit wipes are what lets knocker and knocks in.
-  const h = new Harness({ duration: 600, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall, ...(firewall === "vyos" ? { vyosInputDefault: "drop" as const } : {}) });
+// VyOS: its input default-action drop, so the accepts a commit wipes are what lets knocker and knocks in.
+const stack = ({ firewall }: KnockportCase): KnockportOptions => ({
+  duration: 600,
+  step2HttpsDuration: 10,
+  rateLimitPerMinute: 1000,
+  ...(firewall === "vyos" ? { vyosInputDefault: "drop" as const } : {}),
+});
+
+describeKnockport("knockport end to end ($firewall): fail-closed under every firewall reload", e2eFirewalls(), stack, (h, { firewall }) => {
   let ssh: AppSpec;
   let other: AppSpec;
   let healthy: string;
@@ -164,7 +171,6 @@ describe.each(e2eFirewalls())("knockport end to end (%s): fail-closed under ever
     }, 8000, 20);
 
   beforeAll(async () => {
-    await h.start();
     ssh = h.ssh;
     other = h.openvpn;
     await h.fullKnock("cli", ssh);
@@ -173,11 +179,9 @@ describe.each(e2eFirewalls())("knockport end to end (%s): fail-closed under ever
     healthy = s.rules;
     expect(healthy.length).toBeGreaterThan(100);
   });
-  afterAll(async () => {
+  afterAll(() => {
     console.log(`\nreload figures (${firewall}), protection and leases back after the reload:\n${figures.join("\n")}`);
-    await h.stop();
   });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   /** The bystander never reaches the service over ~1 s after protection is back; the knocker does. */
   const expectProtected = async (): Promise<void> => {

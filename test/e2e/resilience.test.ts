@@ -1,25 +1,24 @@
 // End-to-end, second file: rate limiting (429), a failing helper (500, nothing half-open) and a helper
 // restart that reads live leases back from the kernel's sets (DESIGN.md §4). Own topology, own config
 // with a small rate limit and a long duration, so nothing here depends on expiry timing.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, describeResult, e2eFirewalls, expectOk, expectStep1NoReply, states } from "./harness.js";
+import { beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { describeResult, e2eFirewalls, expectOk, expectStep1NoReply, states } from "./harness.js";
 import { sleep, type AppSpec, type ManagedProcess } from "./testbed.js";
 
 const RATE_LIMIT = 4;
 const DURATION_S = 20;
 
-describe.each(e2eFirewalls())("knockport end to end (%s): rate limits, helper failure and restart", (firewall) => {
-  const h = new Harness({ duration: DURATION_S, step2HttpsDuration: 6, rateLimitPerMinute: RATE_LIMIT, httpPathLength: 64, firewall });
+const stack = { duration: DURATION_S, step2HttpsDuration: 6, rateLimitPerMinute: RATE_LIMIT, httpPathLength: 64 };
+
+describeKnockport("knockport end to end ($firewall): rate limits, helper failure and restart", e2eFirewalls(), stack, (h) => {
   let ssh: AppSpec;
   let openvpn: AppSpec;
 
-  beforeAll(async () => {
-    await h.start();
+  beforeAll(() => {
     ssh = h.ssh;
     openvpn = h.openvpn;
   });
-  afterAll(() => h.stop());
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it(`step 2 answers 429 once a client exceeds ${RATE_LIMIT} requests a minute; other clients are not affected`, async () => {
     expect(h.cfg.httpPostPath, "this file's config uses the longest allowed step-1 path").toHaveLength(64);

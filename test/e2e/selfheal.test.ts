@@ -3,16 +3,18 @@
 // notices within its check interval (2 s) and re-applies everything with the live leases, so the
 // knocker keeps access and the bystander is locked out again within 5 s. The server's /metrics shows
 // the re-apply in knockport_helper_reinstalls_total.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, e2eFirewalls, states } from "./harness.js";
+import { beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { e2eFirewalls, states } from "./harness.js";
 import { pollUntil, sleep, type AppSpec } from "./testbed.js";
 
 const METRICS_PORT = 9464;
 
 // Not for vyos: `nft flush ruleset` deletes VyOS's own tables too, and VyOS itself cannot recreate them
 // without a real configuration change (docs/firewall.md, VyOS); vyos.test.ts covers the VyOS case, a commit.
-describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end (%s): self-heal after a flush from outside", (firewall) => {
-  const h = new Harness({ duration: 30, step2HttpsDuration: 5, rateLimitPerMinute: 1000, firewall, serverArgs: ["--metrics-port", String(METRICS_PORT)] });
+const stack = { duration: 30, step2HttpsDuration: 5, rateLimitPerMinute: 1000, serverArgs: ["--metrics-port", String(METRICS_PORT)] };
+
+describeKnockport("knockport end to end ($firewall): self-heal after a flush from outside", e2eFirewalls().filter((f) => f !== "vyos"), stack, (h, { firewall }) => {
   let ssh: AppSpec;
 
   /** One series of the server's /metrics page (scraped from inside srv, its loopback). */
@@ -42,12 +44,9 @@ describe.each(e2eFirewalls().filter((f) => f !== "vyos"))("knockport end to end 
     }
   };
 
-  beforeAll(async () => {
-    await h.start();
+  beforeAll(() => {
     ssh = h.ssh;
   });
-  afterAll(() => h.stop());
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it("re-applies within 5 s, keeping the knocker's lease and locking the bystander out again", async () => {
     await h.fullKnock("cli", ssh);

@@ -5,8 +5,9 @@
 // - A helper creating its state dir under umask 000 still makes it 0700 and its lock file 0600.
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, e2eFirewalls, states } from "./harness.js";
+import { beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { e2eFirewalls, states } from "./harness.js";
 import { sleep, type AppSpec, type ManagedProcess } from "./testbed.js";
 
 const DURATION_S = 40;
@@ -18,18 +19,16 @@ async function stopHelper(p: ManagedProcess, what: string): Promise<void> {
   expect(exit?.exitCode, `${what} exit: ${JSON.stringify(exit)}\n${p.tail(20)}`).toBe(0);
 }
 
-describe.each(e2eFirewalls())("knockport end to end (%s): helper shutdown and --service-rule-cleanup-on-shutdown", (firewall) => {
-  const h = new Harness({ duration: DURATION_S, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall });
+const stack = { duration: DURATION_S, step2HttpsDuration: 10, rateLimitPerMinute: 1000 };
+
+describeKnockport("knockport end to end ($firewall): helper shutdown and --service-rule-cleanup-on-shutdown", e2eFirewalls(), stack, (h) => {
   let ssh: AppSpec;
   const startHelper = (extra: readonly string[], label: string): ManagedProcess =>
     h.topo.spawn("srv", process.execPath, [...h.stack.helperArgv, ...extra], { label });
 
-  beforeAll(async () => {
-    await h.start();
+  beforeAll(() => {
     ssh = h.ssh;
   });
-  afterAll(() => h.stop());
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   let current: ManagedProcess | undefined;
 

@@ -5,9 +5,10 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, e2eFirewalls, states } from "./harness.js";
-import { pollUntil, type AppSpec } from "./testbed.js";
+import { afterAll, expect, it } from "vitest";
+import { describeKnockport, type KnockportOptions } from "./describe-knockport.js";
+import { e2eFirewalls, states, type Harness } from "./harness.js";
+import { pollUntil } from "./testbed.js";
 
 const FAKE_SUDO = `#!${process.execPath}
 // Recording sudo stand-in for the KnockPort e2e suite: sudo -n -- /abs/prog args...
@@ -49,67 +50,69 @@ function isAllowed(allowed: ReadonlySet<string>, command: string): boolean {
   return false;
 }
 
-// iptables-nft and iptables-legacy run the same command lines with other binary names: one of them is enough.
-describe.each(e2eFirewalls().filter((f) => f !== "iptables-nft" || !e2eFirewalls().includes("iptables-legacy")))("knockport end to end (%s): --use-sudo", (firewall) => {
+/** A recording sudo in its own directory (removed after the file's blocks stopped) and the command lines it ran. */
+function fakeSudo(): { path: string; ran: () => string[] } {
   const dir = mkdtempSync(join(tmpdir(), "kp-sudo-"));
-  const sudo = join(dir, "sudo.cjs");
-  const h = new Harness({
+  const path = join(dir, "sudo.cjs");
+  writeFileSync(path, FAKE_SUDO, { mode: 0o755 });
+  chmodSync(dir, 0o755);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const ran = (): string[] => readFileSync(`${path}.log`, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as string[]).join(" "));
+  return { path, ran };
+}
+
+/** The command lines of `knockport print-sudoers`. */
+async function printedSudoers(h: Harness): Promise<Set<string>> {
+  const printed = await h.stack.firewallCommand("print-sudoers");
+  expect(printed.exitCode, printed.stderr).toBe(0);
+  return allowedCommands(printed.stdout);
+}
+
+// iptables-nft and iptables-legacy run the same command lines with other binary names: one of them is enough.
+for (const firewall of e2eFirewalls().filter((f) => f !== "iptables-nft" || !e2eFirewalls().includes("iptables-legacy"))) {
+  const sudo = fakeSudo();
+  const stack: KnockportOptions = {
     duration: 3,
     step2HttpsDuration: 5,
     rateLimitPerMinute: 1000,
-    firewall,
-    helperArgs: ["--use-sudo", "--sudo-path", sudo],
+    helperArgs: ["--use-sudo", "--sudo-path", sudo.path],
     // close_established on the first app: its revoke runs conntrack through sudo too.
     apps: (_topo, base) => base.apps.map((a, i) => (i === 0 ? { ...a, closeEstablished: true } : a)),
-  });
-  let ssh: AppSpec;
+  };
 
-  beforeAll(async () => {
-    writeFileSync(sudo, FAKE_SUDO, { mode: 0o755 });
-    chmodSync(dir, 0o755);
-    await h.start();
-    ssh = h.ssh;
-  });
-  afterAll(async () => {
-    await h.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+  describeKnockport("knockport end to end ($firewall): --use-sudo", firewall, stack, (h) => {
+    it("knocks work through sudo, and every command run is one the printed sudoers file allows", async () => {
+      const ssh = h.ssh;
+      await h.fullKnock("cli", ssh);
+      expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
+      const revoke = await h.stack.cli(["revoke", "--app", ssh.name, "--ip", h.ip("cli"), "--admin-socket", h.stack.adminSocketPath]);
+      expect(revoke.exitCode, revoke.stderr).toBe(0);
+      // The revoke cuts the flows; if the 3 s lease ended first, the expiry sweep does (within a second).
+      const cut = await pollUntil(async () => h.stack.helper.lines.some((l) => l.line.includes('"event":"conntrack.deleted"')) || undefined, 3000, 50);
+      expect(cut, "conntrack ran through sudo at the revoke or the expiry").toBe(true);
+      h.stack.helper.signal("SIGTERM");
+      await h.stack.helper.exited;
+      const un = await h.stack.firewallCommand("uninstall-firewall");
+      expect(un.exitCode, `knockport uninstall-firewall: ${un.stdout}${un.stderr}`).toBe(0);
+      expect(await h.firewallState(), "uninstalled (knockport uninstall-firewall runs as root)").toBeUndefined();
 
-  it("knocks work through sudo, and every command run is one the printed sudoers file allows", async () => {
-    await h.fullKnock("cli", ssh);
-    expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
-    const revoke = await h.stack.cli(["revoke", "--app", ssh.name, "--ip", h.ip("cli"), "--admin-socket", h.stack.adminSocketPath]);
-    expect(revoke.exitCode, revoke.stderr).toBe(0);
-    // The revoke cuts the flows; if the 3 s lease ended first, the expiry sweep does (within a second).
-    const cut = await pollUntil(async () => h.stack.helper.lines.some((l) => l.line.includes('"event":"conntrack.deleted"')) || undefined, 3000, 50);
-    expect(cut, "conntrack ran through sudo at the revoke or the expiry").toBe(true);
-    h.stack.helper.signal("SIGTERM");
-    await h.stack.helper.exited;
-    const un = await h.stack.firewallCommand("uninstall-firewall");
-    expect(un.exitCode, `knockport uninstall-firewall: ${un.stdout}${un.stderr}`).toBe(0);
-    expect(await h.firewallState(), "uninstalled (knockport uninstall-firewall runs as root)").toBeUndefined();
-
-    const printed = await h.stack.firewallCommand("print-sudoers");
-    expect(printed.exitCode, printed.stderr).toBe(0);
-    const allowed = allowedCommands(printed.stdout);
-    const ran = readFileSync(`${sudo}.log`, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as string[]).join(" "));
-    expect(ran.length, "commands run through sudo").toBeGreaterThan(1);
-    expect(ran.filter((c) => c.includes("conntrack -D")), "the conntrack command ran through sudo").toHaveLength(1);
-    expect([...new Set(ran)].filter((c) => !isAllowed(allowed, c)), `allowed:\n${[...allowed].join("\n")}`).toEqual([]);
+      const allowed = await printedSudoers(h);
+      const ran = sudo.ran();
+      expect(ran.length, "commands run through sudo").toBeGreaterThan(1);
+      expect(ran.filter((c) => c.includes("conntrack -D")), "the conntrack command ran through sudo").toHaveLength(1);
+      expect([...new Set(ran)].filter((c) => !isAllowed(allowed, c)), `allowed:\n${[...allowed].join("\n")}`).toEqual([]);
+    });
   });
-});
+}
 
 // Custom chains (docs/firewall.md "Custom tables and chains") read the admin's table with two more command lines.
-describe.runIf(e2eFirewalls().includes("nftables"))("knockport end to end (nftables, --nftables-table-filter): --use-sudo", () => {
-  const dir = mkdtempSync(join(tmpdir(), "kp-sudo-"));
-  const sudo = join(dir, "sudo.cjs");
-  const h = new Harness({
+for (const firewall of e2eFirewalls().filter((f) => f === "nftables")) {
+  const sudo = fakeSudo();
+  const stack: KnockportOptions = {
     duration: 3,
     step2HttpsDuration: 5,
     rateLimitPerMinute: 1000,
-    firewall: "nftables",
-    helperArgs: ["--use-sudo", "--sudo-path", sudo, "--nftables-table-filter", "filter"],
+    helperArgs: ["--use-sudo", "--sudo-path", sudo.path, "--nftables-table-filter", "filter"],
     beforeKnockport: async (topo) => {
       const r = await topo.exec("srv", "nft", ["-f", "-"], {
         timeoutMs: 10_000,
@@ -117,38 +120,26 @@ describe.runIf(e2eFirewalls().includes("nftables"))("knockport end to end (nftab
       });
       if (r.exitCode !== 0) throw new Error(`admin ruleset: ${r.stderr}`);
     },
-  });
-  let ssh: AppSpec;
+  };
 
-  beforeAll(async () => {
-    writeFileSync(sudo, FAKE_SUDO, { mode: 0o755 });
-    chmodSync(dir, 0o755);
-    await h.start();
-    ssh = h.ssh;
-  });
-  afterAll(async () => {
-    await h.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
+  describeKnockport("knockport end to end (nftables, --nftables-table-filter): --use-sudo", firewall, stack, (h) => {
+    it("knocks and self-heal checks work through sudo, with only the printed command lines; uninstall leaves the admin's table", async () => {
+      const ssh = h.ssh;
+      await h.fullKnock("cli", ssh);
+      expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
+      await new Promise((resolve) => setTimeout(resolve, 2500)); // at least one self-heal check and reconciliation
+      h.stack.helper.signal("SIGTERM");
+      await h.stack.helper.exited;
+      const un = await h.stack.firewallCommand("uninstall-firewall");
+      expect(un.exitCode, `knockport uninstall-firewall: ${un.stdout}${un.stderr}`).toBe(0);
+      const left = await h.topo.exec("srv", "nft", ["list", "ruleset"], { timeoutMs: 10_000 });
+      expect(left.stdout, "uninstalled").not.toContain("knockport");
+      expect(left.stdout).toContain("chain input");
 
-  it("knocks and self-heal checks work through sudo, with only the printed command lines; uninstall leaves the admin's table", async () => {
-    await h.fullKnock("cli", ssh);
-    expect(await states({ cli: () => h.svc("cli", ssh), cli2: () => h.svc("cli2", ssh) })).toEqual({ cli: "open", cli2: "closed" });
-    await new Promise((resolve) => setTimeout(resolve, 2500)); // at least one self-heal check and reconciliation
-    h.stack.helper.signal("SIGTERM");
-    await h.stack.helper.exited;
-    const un = await h.stack.firewallCommand("uninstall-firewall");
-    expect(un.exitCode, `knockport uninstall-firewall: ${un.stdout}${un.stderr}`).toBe(0);
-    const left = await h.topo.exec("srv", "nft", ["list", "ruleset"], { timeoutMs: 10_000 });
-    expect(left.stdout, "uninstalled").not.toContain("knockport");
-    expect(left.stdout).toContain("chain input");
-
-    const printed = await h.stack.firewallCommand("print-sudoers");
-    expect(printed.exitCode, printed.stderr).toBe(0);
-    const allowed = allowedCommands(printed.stdout);
-    const ran = new Set(readFileSync(`${sudo}.log`, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as string[]).join(" ")));
-    expect([...ran].filter((c) => !allowed.has(c)), `allowed:\n${[...allowed].join("\n")}`).toEqual([]);
-    expect([...ran].filter((c) => / list table inet filter$/.test(c)).length, "both listings of the admin's table ran").toBe(2);
+      const allowed = await printedSudoers(h);
+      const ran = new Set(sudo.ran());
+      expect([...ran].filter((c) => !allowed.has(c)), `allowed:\n${[...allowed].join("\n")}`).toEqual([]);
+      expect([...ran].filter((c) => / list table inet filter$/.test(c)).length, "both listings of the admin's table ran").toBe(2);
+    });
   });
-});
+}

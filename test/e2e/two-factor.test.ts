@@ -1,52 +1,25 @@
 // End-to-end 2FA and knock client: the real helper and server (as nobody, with its own --state-dir) in the
 // namespace topology, a 2FA file written by `knockport setup-2fa`, knocks with real curl and with
 // `knockport knock` run in the client namespaces.
-import { createHmac } from "node:crypto";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, REPO_ROOT, describeResult, e2eFirewalls, expectOk, expectStep1NoReply } from "./harness.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { REPO_ROOT, accountId, describeResult, e2eFirewalls, expectOk, expectStep1NoReply } from "./harness.js";
 import { formBody, knock, knockUrl, type AppSpec, type ExecResult, type HostName, type ManagedProcess } from "./testbed.js";
+import { counterAt, totp } from "./totp.js";
 
 const DURATION_S = 5;
 const STEP2_WINDOW_S = 4;
 
-/** RFC 6238 TOTP (HMAC-SHA1, 6 digits), written here independently of the code under test. */
-function totp(base32: string, counter: number): string {
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  let bits = "";
-  for (const c of base32.replace(/=+$/, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
-  const key = Buffer.from((bits.match(/.{8}/g) ?? []).map((b) => parseInt(b, 2)));
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(counter));
-  const mac = createHmac("sha1", key).update(msg).digest();
-  const offset = (mac[mac.length - 1] ?? 0) & 0x0f;
-  const code = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
-  return String(code).padStart(6, "0");
-}
-const counterNow = (period: number): number => Math.floor(Date.now() / 1000 / period);
-
-function account(file: string, name: string): number {
-  const line = readFileSync(file, "utf8").split("\n").find((l) => l.split(":")[0] === name);
-  const id = line?.split(":")[2];
-  if (id === undefined) throw new Error(`${name} not in ${file}`);
-  return Number(id);
-}
-const NOBODY = account("/etc/passwd", "nobody");
-const NOGROUP = account("/etc/group", "nogroup");
+const NOBODY = accountId("/etc/passwd", "nobody");
+const NOGROUP = accountId("/etc/group", "nogroup");
 
 // The 2FA logic lives in the server, but step 1 of the knock client must also pass each backend's
 // stealth-port filter, so the file runs once per backend (KNOCKPORT_E2E_FIREWALLS narrows it).
-describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the knock client end to end ($firewall)", ({ firewall }) => {
-  const serverState = mkdtempSync(join(tmpdir(), "kp-srv-state-"));
-  const h = new Harness({
-    duration: DURATION_S,
-    step2HttpsDuration: STEP2_WINDOW_S,
-    rateLimitPerMinute: 1000,
-    serverArgs: ["--state-dir", serverState],
-    firewall,
-  });
+const stack = { duration: DURATION_S, step2HttpsDuration: STEP2_WINDOW_S, rateLimitPerMinute: 1000, serverStateDir: true };
+
+describeKnockport("2FA and the knock client end to end ($firewall)", e2eFirewalls(), stack, (h) => {
   let ssh: AppSpec;
   let openvpn: AppSpec;
   let secret: { secret: string; interval: number };
@@ -65,9 +38,6 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
   const show = (r: ExecResult): string => `exit ${String(r.exitCode)}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
   beforeAll(async () => {
-    chownSync(serverState, NOBODY, NOGROUP);
-    chmodSync(serverState, 0o700);
-    await h.start();
     ssh = h.ssh;
     openvpn = h.openvpn;
     twoFaKey = ssh.accessKeysHttp[0] ?? "";
@@ -91,10 +61,7 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
   });
   afterAll(async () => {
     await restarted?.stop(3000);
-    await h.stop();
-    rmSync(serverState, { recursive: true, force: true });
   });
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it("1. the server uses its --state-dir (no fail-closed warning)", () => {
     expect(h.topo.logs(200)).not.toContain("2fa.store.unavailable");
@@ -103,7 +70,7 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
   it("2. a 2FA key without a token, or with a wrong one, does not open HTTPS", async () => {
     const noToken = await h.step1("cli", ssh, { key: twoFaKey });
     expectStep1NoReply(noToken, "2FA key without token");
-    const right = totp(secret.secret, counterNow(secret.interval));
+    const right = totp(secret.secret, counterAt(secret.interval));
     const wrong = right === "000000" ? "000001" : "000000";
     const wrongToken = await h.step1("cli", ssh, { body: formBody({ app: ssh.name, access_key: twoFaKey, token: wrong }) });
     expectStep1NoReply(wrongToken, "2FA key with a wrong token");
@@ -112,7 +79,7 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
   });
 
   it("3. a 2FA key with a generated token opens HTTPS; step 2 opens the service for cli only", async () => {
-    spentBody = formBody({ app: ssh.name, access_key: twoFaKey, token: totp(secret.secret, counterNow(secret.interval)) });
+    spentBody = formBody({ app: ssh.name, access_key: twoFaKey, token: totp(secret.secret, counterAt(secret.interval)) });
     expectStep1NoReply(await h.step1("cli", ssh, { body: spentBody }), "2FA step 1 with a valid token");
     h.noteLease("cli", 4, "https", Date.now(), STEP2_WINDOW_S);
     expect(await h.https("cli"), "HTTPS open for cli after a valid token").toBe("open");
@@ -136,7 +103,7 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
     expect(await h.svc("cli2", ssh)).toBe("closed");
     // the spent token is remembered in the server's own state file (0600, owned by the server's user),
     // which holds neither the token nor the secret
-    const stateFile = join(serverState, "used-totp.json");
+    const stateFile = join(h.serverStateDir, "used-totp.json");
     const st = statSync(stateFile);
     expect({ mode: st.mode & 0o777, uid: st.uid }).toEqual({ mode: 0o600, uid: NOBODY });
     const text = readFileSync(stateFile, "utf8");
@@ -186,7 +153,7 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
 
   it("7. knockport knock --totp-prompt (code on stdin, next period: skew 1) from cli2 opens ssh, --check-port tcp", async () => {
     expect(await h.svc("cli2", ssh), "precondition: ssh closed for cli2").toBe("closed");
-    const next = totp(secret.secret, counterNow(secret.interval) + 1);
+    const next = totp(secret.secret, counterAt(secret.interval) + 1);
     const r = await cli("cli2", [...base(ssh, 0), "--totp-prompt", "--check-port", String(ssh.port)], {}, `${next}\n`);
     expect(r.exitCode, show(r)).toBe(0);
     expect(r.stdout).toContain(`check: tcp/${ssh.port} on ${h.srvIp(4)} is open`);
@@ -241,7 +208,7 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
     expect(setup.exitCode, show(setup)).toBe(0);
     const file = /secret file: (\S+\.json)/.exec(setup.stdout)?.[1] ?? "";
     const s = JSON.parse(readFileSync(file, "utf8")) as { secret: string; interval: number };
-    const counter = counterNow(s.interval);
+    const counter = counterAt(s.interval);
     const body = formBody({ app: ssh.name, access_key: key, token: totp(s.secret, counter) });
     const url = knockUrl("http", h.srvIp(4), h.cfg.httpPort, h.cfg.httpPostPath);
     expectStep1NoReply(await knock(h.topo, "cli", { step: 1, url, body }), "step 1 with the second key's code");
@@ -261,7 +228,7 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
         "--cert", h.stack.certPath,
         "--key", h.stack.keyPath,
         "--socket", h.stack.socketPath,
-        "--state-dir", serverState,
+        "--state-dir", h.serverStateDir,
       ],
       { label: "knockport-server (restarted)", runAs: { user: "nobody", group: "nogroup" } },
     );
@@ -271,7 +238,7 @@ describe.each(e2eFirewalls().map((firewall) => ({ firewall })))("2FA and the kno
     await h.waitExpired(h.leaseKey("cli2", 4, "https"));
     expect(await h.https("cli2"), "precondition: cli2's earlier HTTPS window has expired").toBe("closed");
     // (still inside the code's validity window, so only the spent-code record can refuse it)
-    expect(counterNow(s.interval), "timing: the code must still be inside its validity window").toBeLessThanOrEqual(counter + 1);
+    expect(counterAt(s.interval), "timing: the code must still be inside its validity window").toBeLessThanOrEqual(counter + 1);
     expectStep1NoReply(await knock(h.topo, "cli2", { step: 1, url, body }), "replay after the restart");
     expect(await h.https("cli2"), "HTTPS must stay closed for cli2 after the replay").toBe("closed");
     // Control: the restarted server does accept a newer code of the same key (next period, skew 1).

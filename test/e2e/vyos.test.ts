@@ -5,14 +5,16 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, states, type Family } from "./harness.js";
+import { beforeAll, expect, it } from "vitest";
+import { describeKnockport } from "./describe-knockport.js";
+import { states, type Family, type Harness } from "./harness.js";
 import { pollUntil, type AppSpec } from "./testbed.js";
 
 const reinstalls = (h: Harness): number => h.stack.helper.lines.filter((l) => l.line.includes('"event":"firewall.reinstalled"')).length;
 
-describe("knockport end to end (vyos, simulated): bootstrap, knocks through VyOS's drop, self-heal after a commit", () => {
-  const h = new Harness({ duration: 60, step2HttpsDuration: 10, rateLimitPerMinute: 1000, firewall: "vyos", vyosInputDefault: "drop", withLan: true });
+const stack = { duration: 60, step2HttpsDuration: 10, rateLimitPerMinute: 1000, vyosInputDefault: "drop", withLan: true } as const;
+
+describeKnockport("knockport end to end (vyos, simulated): bootstrap, knocks through VyOS's drop, self-heal after a commit", "vyos", stack, (h) => {
   let ssh: AppSpec;
   let openvpn: AppSpec;
   const chain = async (family: "ip" | "ip6"): Promise<string> => {
@@ -20,13 +22,10 @@ describe("knockport end to end (vyos, simulated): bootstrap, knocks through VyOS
     return r.exitCode === 0 ? r.stdout : `(missing: ${r.stderr.trim()})`;
   };
 
-  beforeAll(async () => {
-    await h.start();
+  beforeAll(() => {
     ssh = h.ssh;
     openvpn = h.openvpn;
   });
-  afterAll(() => h.stop());
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it("1. the helper bootstrapped VyOS's named chains through vbash (jump rule 9999) and filled them", async () => {
     for (const fam of ["ip", "ip6"] as const) {

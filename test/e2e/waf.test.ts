@@ -2,27 +2,32 @@
 // deploy/nginx/knockport.conf; the real knockport-helper and knockport-server (both with
 // --waf-http-port 80 --waf-https-port 443, the server listening on every address) behind it on
 // 8080/8443. Knocks with real curl from cli (knocker) and cli2 (bystander), checks with real connects.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness, e2eFirewalls, expectOk, expectStep1NoReply, states } from "./harness.js";
+import { beforeAll, expect, it } from "vitest";
+import { describeKnockport, type KnockportCase, type KnockportOptions } from "./describe-knockport.js";
+import { e2eFirewalls, expectOk, expectStep1NoReply, states } from "./harness.js";
 import { formBody, knock, knockUrl, listTcpSockets, probe, sleep, type AppSpec, type PortState } from "./testbed.js";
 
 const WAF = { httpPort: 80, httpsPort: 443 };
 
-describe.each(e2eFirewalls())("WAF mode: nginx in front of KnockPort (%s, real kernel, real nginx)", (firewall) => {
-  // vyos: a router whose input filter drops by default, so VyOS's own chain must let nginx's ports
-  // (and, over lo, nginx's upstream connections to KnockPort) through.
-  const h = new Harness({ duration: 30, step2HttpsDuration: 20, rateLimitPerMinute: 1000, firewall, waf: WAF, ...(firewall === "vyos" ? { vyosInputDefault: "drop" as const } : {}) });
+// vyos: a router whose input filter drops by default, so VyOS's own chain must let nginx's ports
+// (and, over lo, nginx's upstream connections to KnockPort) through.
+const stack = ({ firewall }: KnockportCase): KnockportOptions => ({
+  duration: 30,
+  step2HttpsDuration: 20,
+  rateLimitPerMinute: 1000,
+  waf: WAF,
+  ...(firewall === "vyos" ? { vyosInputDefault: "drop" as const } : {}),
+});
+
+describeKnockport("WAF mode: nginx in front of KnockPort ($firewall, real kernel, real nginx)", e2eFirewalls(), stack, (h, { firewall }) => {
   let ssh: AppSpec;
   /** KnockPort's own port from `host` (tcp connect). */
   const own = async (host: "cli" | "cli2" | "srv", port: number, family: 4 | 6): Promise<PortState> =>
     (await probe(h.topo, host, "tcp-connect", h.srvIp(family), port, 400)).state;
 
-  beforeAll(async () => {
-    await h.start();
+  beforeAll(() => {
     ssh = h.ssh;
   });
-  afterAll(() => h.stop());
-  beforeEach((ctx) => h.diagnoseOnFailure(ctx));
 
   it("1. KnockPort's own ports are unreachable from the clients (but listening: srv reaches them), nginx's HTTPS port is closed before a knock", async () => {
     // Control: KnockPort listens on every address, nginx too (srv reaches both over lo).
