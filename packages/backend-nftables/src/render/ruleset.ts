@@ -75,8 +75,7 @@ export function buildNftRuleset(config: KnockportConfig, options: RenderRulesetO
 
   const lines: string[] = [];
   const add = (indent: number, text: string): void => void lines.push(`${"\t".repeat(indent)}${text}`);
-  const setBody = (logical: string, body: readonly string[]): void => {
-    const name = placedName(placement, logical);
+  const setBody = (name: string, body: readonly string[]): void => {
     layout.sets.push(name);
     add(1, `set ${name} {`);
     for (const b of body) add(2, b);
@@ -84,10 +83,10 @@ export function buildNftRuleset(config: KnockportConfig, options: RenderRulesetO
     add(0, "");
   };
   // Every element counts its own packets and bytes (knockport status, per lease).
-  const set = (logical: string, type: string, text: string): void => setBody(logical, [`type ${type}`, "flags timeout", "counter", comment(text)]);
+  const set = (logical: string, type: string, text: string): void => setBody(placedName(placement, logical), [`type ${type}`, "flags timeout", "counter", comment(text)]);
   // A meter element is one address's limiter state; it goes a minute after that address's last new connection.
   const meter = (logical: string, type: string, text: string): void =>
-    setBody(logical, [`type ${type}`, `size ${HTTPS_METER_SIZE}`, "flags dynamic,timeout", "timeout 1m", comment(text)]);
+    setBody(placedName(placement, logical), [`type ${type}`, `size ${HTTPS_METER_SIZE}`, "flags dynamic,timeout", "timeout 1m", comment(text)]);
   // In an admin's table input / forward (and output when named) are regular chains of ours, one jump from
   // the admin's base chain each; every other chain stays a base chain of ours.
   const jumpFrom = (logical: string): string | undefined =>
@@ -131,14 +130,7 @@ export function buildNftRuleset(config: KnockportConfig, options: RenderRulesetO
     set(serviceSetName(app.name, 4), "ipv4_addr", `IPv4 clients that passed step 2 of app ${app.name}: may reach ${svc}`);
     set(serviceSetName(app.name, 6), "ipv6_addr", `IPv6 clients that passed step 2 of app ${app.name}: may reach ${svc}`);
   }
-  const sync = syncSetName(placement);
-  layout.sets.push(sync);
-  add(1, `set ${sync} {`);
-  add(2, "type mark");
-  add(2, "flags timeout");
-  add(2, comment("knockport-helper: marks each change it applied (one element)"));
-  add(1, "}");
-  add(0, "");
+  setBody(syncSetName(placement), ["type mark", "flags timeout", comment("knockport-helper: marks each change it applied (one element)")]);
 
   const http = `tcp dport ${httpPort}`;
   const knockPort = `HTTP knock port ${httpPort}`;
