@@ -3,6 +3,7 @@ import { conntrackDeleteArgs } from "@knockport/firewall/conntrack";
 import type { Logger } from "./log.js";
 import type { FirewallApp as AppConfig } from "@knockport/config/firewall";
 import type { IpAddress } from "@knockport/protocol";
+import { logEvent } from "@knockport/protocol";
 
 export { ConntrackMissingError, conntrackDeleteArgs, locateConntrackFor } from "@knockport/firewall/conntrack";
 
@@ -35,7 +36,7 @@ export class ConntrackCutter {
     const path = this.conntrackPath;
     if (!app.closeEstablished || path === undefined) return Promise.resolve(undefined);
     if (this.pending >= MAX_PENDING) {
-      this.log.warn({ event: "conntrack.dropped", app: app.name, ip, reason }, `more than ${MAX_PENDING} conntrack deletions waiting; skipped`);
+      logEvent(this.log, "warn", "conntrack.dropped", { app: app.name, ip, reason }, `more than ${MAX_PENDING} conntrack deletions waiting; skipped`);
       return Promise.resolve(undefined);
     }
     this.pending += 1;
@@ -60,16 +61,16 @@ export class ConntrackCutter {
       const deleted = Number(/(\d+) flow entr(?:y|ies) ha(?:s|ve) been deleted/.exec(stderr)?.[1] ?? Number.NaN);
       // conntrack exits 1 when no entry matched: nothing to cut is not a failure.
       if ((r.exitCode === 0 || r.exitCode === 1) && !r.timedOut && Number.isFinite(deleted)) {
-        this.log.info({ audit: true, event: "conntrack.deleted", ...fields, deleted }, `deleted ${deleted} conntrack entr${deleted === 1 ? "y" : "ies"} of ${ip} for ${app.name}`);
+        logEvent(this.log, "info", "conntrack.deleted", { audit: true, ...fields, deleted }, `deleted ${deleted} conntrack entr${deleted === 1 ? "y" : "ies"} of ${ip} for ${app.name}`);
         return deleted;
       }
       const why = r.timedOut ? `timed out after ${CONNTRACK_TIMEOUT_MS} ms` : `exit ${String(r.exitCode)}`;
-      this.log.error(
-        { audit: true, event: "conntrack.failed", ...fields, error: why, stderr },
+      logEvent(this.log, "error", "conntrack.failed",
+        { audit: true, ...fields, error: why, stderr },
         `could not delete the conntrack entries of ${ip} for ${app.name} (${why})${privilegeHint(this.privilege, stderr)}: ${stderr}`,
       );
     } catch (err) {
-      this.log.error({ audit: true, event: "conntrack.failed", ...fields, error: (err as Error).message }, `could not run conntrack: ${(err as Error).message}`);
+      logEvent(this.log, "error", "conntrack.failed", { audit: true, ...fields, error: (err as Error).message }, `could not run conntrack: ${(err as Error).message}`);
     }
     return undefined;
   }

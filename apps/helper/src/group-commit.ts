@@ -1,5 +1,5 @@
 import type { Logger } from "./log.js";
-import { HelperError } from "@knockport/protocol";
+import { HelperError, logEvent } from "@knockport/protocol";
 import type { FirewallBackend, SetChange } from "./backend.js";
 
 /**
@@ -78,7 +78,7 @@ export class GroupCommitter {
     } catch (err) {
       for (const p of [...prepared].reverse()) p.change.undoBook?.();
       if (prepared.length > 1) return false;
-      this.log.error({ event: "firewall.failed", err: (err as Error).message }, "firewall change failed; nothing opened");
+      logEvent(this.log, "error", "firewall.failed", { err: (err as Error).message }, "firewall change failed; nothing opened");
       for (const p of prepared) p.item.reject(new HelperError("FIREWALL_FAILED"));
       return true;
     }

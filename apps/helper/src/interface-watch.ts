@@ -2,6 +2,7 @@ import type { Logger } from "./log.js";
 import { checkInterfaces, listHostInterfaces, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import type { FirewallBackend } from "./backend.js";
 import { appsOn, logMissing } from "./interfaces.js";
+import { logEvent } from "@knockport/protocol";
 
 /** How often the helper looks for interfaces allowed to be missing (global.allow_missing_interfaces). */
 export const INTERFACE_WATCH_INTERVAL_MS = 2000;
@@ -43,12 +44,12 @@ export function startInterfaceWatch(opts: {
         await opts.reinstall();
         for (const name of now.filter((n) => !applied.includes(n))) logMissing(log, config, name);
         for (const name of applied.filter((n) => !now.includes(n))) {
-          log.warn({ event: "interface.appeared", interface: name, apps: appsOn(config, name) }, `interface ${name} appeared: its apps' rules are in place`);
+          logEvent(log, "warn", "interface.appeared", { interface: name, apps: appsOn(config, name) }, `interface ${name} appeared: its apps' rules are in place`);
         }
         applied = now;
       } catch (err) {
         firewall.setMissingInterfaces?.(applied);
-        log.error({ event: "interface.watch_failed", err: (err as Error).message }, "could not re-apply the firewall for an interface change; retrying");
+        logEvent(log, "error", "interface.watch_failed", { err: (err as Error).message }, "could not re-apply the firewall for an interface change; retrying");
       } finally {
         busy = false;
       }

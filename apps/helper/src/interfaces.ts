@@ -1,14 +1,15 @@
 import type { Logger } from "./log.js";
 import { ConfigError, checkInterfaces, listHostInterfaces, type FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import type { FirewallBackend } from "./backend.js";
+import { logEvent } from "@knockport/protocol";
 
 export function appsOn(config: KnockportConfig, name: string): string[] {
   return config.apps.filter((a) => a.interfaceExt === name || a.interfaceInt === name).map((a) => a.name);
 }
 
 export function logMissing(log: Logger, config: KnockportConfig, name: string): void {
-  log.error(
-    { event: "interface.missing", interface: name, apps: appsOn(config, name) },
+  logEvent(log, "error", "interface.missing",
+    { interface: name, apps: appsOn(config, name) },
     `interface ${name} is missing: the ports of the apps on it are dropped on every interface until it appears`,
   );
 }
@@ -37,7 +38,7 @@ export function prepareInterfaces(
   firewall.setMissingInterfaces?.([...waiting, ...unlisted]);
   for (const name of waiting) logMissing(log, config, name);
   for (const problem of problems) {
-    log.error({ event: "interface.unknown", err: problem }, `${problem}; failing closed until it exists`);
+    logEvent(log, "error", "interface.unknown", { err: problem }, `${problem}; failing closed until it exists`);
   }
   for (const name of unlisted) logMissing(log, config, name);
   return [...waiting, ...unlisted];

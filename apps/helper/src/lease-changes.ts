@@ -12,6 +12,7 @@ import {
   type LeaseEvent,
   type OpenParams,
   type OpenResult,
+  logEvent,
 } from "@knockport/protocol";
 import type { SetChange } from "./backend.js";
 import type { PreparedChange } from "./group-commit.js";
@@ -66,10 +67,7 @@ function leaseExpired(ctx: HelperContext, l: Lease): void {
   const view = leaseView(ctx, l);
   // A knock leaves two leases (step 1: the HTTPS port, step 2: the app's): the message says which ended.
   const what = l.step === 1 ? `HTTPS port closed for ${l.ip}: its lease (step 1 of ${l.app})` : `${l.app} port closed for ${l.ip}: its lease`;
-  ctx.log.info(
-    { audit: true, event: "lease.expired", app: l.app, ip: l.ip, step: l.step, port: view.port, protocol: view.protocol, expiredAt },
-    `${what} expired`,
-  );
+  logEvent(ctx.log, "info", "lease.expired", { audit: true, app: l.app, ip: l.ip, step: l.step, port: view.port, protocol: view.protocol, expiredAt }, `${what} expired`);
   emit(ctx, { event: "expiry", ...view });
   const app = l.step === 2 ? findApp(ctx.config, l.app) : undefined;
   if (app) void ctx.conntrack.cut(app, l.ip, "expiry");
@@ -119,8 +117,8 @@ export function prepareOpen(ctx: HelperContext, p: OpenParams, adminSeconds?: nu
     undoBook: () => (previous ? book.put(previous) : book.delete(p.step, app.name, ip)),
     finish: () => {
       const view = leaseView(ctx, lease);
-      ctx.log.info(
-        { audit: true, event: refreshed ? "lease.refreshed" : "lease.opened", via, ...view, durationSeconds },
+      logEvent(ctx.log, "info", refreshed ? "lease.refreshed" : "lease.opened",
+        { audit: true, via, ...view, durationSeconds },
         `${p.step === 1 ? "HTTPS port" : `${app.name} port`} ${refreshed ? "refreshed" : "opened"} for ${ip}`,
       );
       emit(ctx, { event: refreshed ? "refresh" : "open", ...view, durationSeconds, via });
@@ -140,8 +138,8 @@ export function prepareClose(ctx: HelperContext, p: CloseParams): PreparedChange
     changes: [revoke(2, app.name, ip), httpsElementChange(ctx, ip, now)],
     undoBook: () => removed.forEach((l) => ctx.book.put(l)),
     finish: () => {
-      ctx.log.info(
-        { audit: true, event: "lease.closed", via: "admin", app: app.name, ip, closed: removed.length, steps: removed.map((l) => l.step) },
+      logEvent(ctx.log, "info", "lease.closed",
+        { audit: true, via: "admin", app: app.name, ip, closed: removed.length, steps: removed.map((l) => l.step) },
         `${app.name} closed for ${ip}`,
       );
       for (const l of removed) emit(ctx, { event: "close", ...leaseView(ctx, l, now), via: "admin" });

@@ -1,7 +1,7 @@
 import { createLogger } from "./log.js";
 import { readFileSync } from "node:fs";
 import { loadFirewallConfig } from "@knockport/config/firewall";
-import { ROOT_ERRORS, createDispatcher, exitOnError, type SocketName } from "@knockport/protocol";
+import { ROOT_ERRORS, createDispatcher, exitOnError, type SocketName, logEvent } from "@knockport/protocol";
 import { forwardedApps, nftPlacement } from "@knockport/firewall";
 import { DIRECT } from "@knockport/firewall/run";
 import { parseHelperArgs } from "./args.js";
@@ -57,8 +57,8 @@ async function main(argv: string[]): Promise<number> {
   ] as const) {
     // Each socket's dispatcher serves only its rows of the method table.
     const dispatch = createDispatcher<SocketName, RpcPeer | undefined>(name, service.handlers, {
-      onInternalError: (err, method) => log.error({ event: "rpc.internal_error", method, err: (err as Error)?.message }, "handler failed"),
-      onNotAllowed: (method) => log.warn({ audit: true, event: "rpc.not_allowed", socket: name, method }, `${method} refused on the ${name} socket`),
+      onInternalError: (err, method) => logEvent(log, "error", "rpc.internal_error", { method, err: (err as Error)?.message }, "handler failed"),
+      onNotAllowed: (method) => logEvent(log, "warn", "rpc.not_allowed", { audit: true, socket: name, method }, `${method} refused on the ${name} socket`),
     });
     const serve = async (frame: string, peer: RpcPeer) => {
       await started;
@@ -80,9 +80,8 @@ async function main(argv: string[]): Promise<number> {
         initial: missingInterfaces,
         reinstall: () => service.reinstall("an interface of global.allow_missing_interfaces appeared or went"),
       });
-  log.info(
+  logEvent(log, "info", "helper.ready",
     {
-      event: "helper.ready",
       firewallType: firewall.type,
       nftTable: options.firewallType === "nftables" ? nftPlacement(options.customChains).table : undefined,
       httpPort: config.httpPort,
@@ -101,8 +100,8 @@ async function main(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       const cleanup = options.serviceRuleCleanupOnShutdown;
-      log.info(
-        { event: "helper.stopping", signal, revokeGrants: cleanup },
+      logEvent(log, "info", "helper.stopping",
+        { signal, revokeGrants: cleanup },
         cleanup
           ? "stopping; revoking live grants (--service-rule-cleanup-on-shutdown), the firewall table stays so ports stay protected"
           : "stopping; the firewall table stays so ports stay protected",

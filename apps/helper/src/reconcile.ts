@@ -1,6 +1,6 @@
 import { findApp } from "@knockport/config/firewall";
 import { httpsSetName, serviceSetName } from "@knockport/firewall";
-import { ipFamily, parseIpAddress, type IpAddress } from "@knockport/protocol";
+import { ipFamily, parseIpAddress, type IpAddress, logEvent } from "@knockport/protocol";
 import type { KernelElement, SetChange } from "./backend.js";
 import type { HelperContext } from "./helper-context.js";
 import { elementDeadline, grantChange } from "./lease-changes.js";
@@ -53,8 +53,8 @@ export class Reconciler {
     this.counters = undefined; // fresh sets: every counter restarted at 0
     ctx.counts.reinstalls += 1;
     live.forEach((l) => ctx.closeOnTime(l));
-    ctx.log.warn(
-      { audit: true, event: "firewall.reinstalled", type: ctx.firewall.type, restored: live.length, ...(reason === undefined ? {} : { reason }) },
+    logEvent(ctx.log, "warn", "firewall.reinstalled",
+      { audit: true, type: ctx.firewall.type, restored: live.length, ...(reason === undefined ? {} : { reason }) },
       `${reason ?? "the firewall rules were gone (flushed from outside)"}; re-applied with the live leases`,
     );
   }
@@ -130,8 +130,8 @@ export class Reconciler {
           stats.elementsRetimed += counts.retimed;
           stats.elementsRemoved += counts.removed;
           if (changes.length > 0) {
-            this.ctx.log.warn(
-              { audit: true, event: "firewall.reconciled", type: firewall.type, ...counts },
+            logEvent(this.ctx.log, "warn", "firewall.reconciled",
+              { audit: true, type: firewall.type, ...counts },
               "the kernel's lease elements differed from the leases; corrected (missing re-added, wrong timeouts reset, strays removed)",
             );
           }

@@ -1,5 +1,5 @@
 import { findApp } from "@knockport/config/firewall";
-import { HelperError, LEASE_EVENT_METHOD, PROTOCOL_VERSION, type CloseParams, type CloseResult, type CountersResult, type LeaseInfo, type ListResult, type MethodHandlers, type StatsResult, type WatchResult } from "@knockport/protocol";
+import { HelperError, LEASE_EVENT_METHOD, PROTOCOL_VERSION, type CloseParams, type CloseResult, type CountersResult, type LeaseInfo, type ListResult, type MethodHandlers, type StatsResult, type WatchResult, logEvent } from "@knockport/protocol";
 import type { HelperContext, RpcPeer } from "./helper-context.js";
 import { leaseView, prepareClose, prepareGrant, prepareOpen, resolve, setFor } from "./lease-changes.js";
 import type { CounterReading } from "./reconcile.js";
@@ -44,8 +44,8 @@ function watch(ctx: HelperContext, peer: RpcPeer | undefined): WatchResult {
   ctx.subscribers.add(listener);
   peer.onClose(() => ctx.subscribers.delete(listener));
   peer.keepOpen();
-  ctx.log.info({ audit: true, event: "watch.subscribed", subscribers: ctx.subscribers.size, leases: leases.length }, "watch subscriber connected");
-  peer.onClose(() => ctx.log.info({ event: "watch.unsubscribed", subscribers: ctx.subscribers.size }, "watch subscriber gone"));
+  logEvent(ctx.log, "info", "watch.subscribed", { audit: true, subscribers: ctx.subscribers.size, leases: leases.length }, "watch subscriber connected");
+  peer.onClose(() => logEvent(ctx.log, "info", "watch.unsubscribed", { subscribers: ctx.subscribers.size }, "watch subscriber gone"));
   // The apps' hook commands, so that knockport-hooks runs them without reading the config (and its keys).
   const hooks = ctx.config.apps
     .filter((a) => a.onOpen !== undefined || a.onClose !== undefined)

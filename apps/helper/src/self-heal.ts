@@ -1,5 +1,6 @@
 import type { HelperContext } from "./helper-context.js";
 import type { Reconciler } from "./reconcile.js";
+import { logEvent } from "@knockport/protocol";
 
 /** How often the self-heal loop checks the firewall (and, while it is in place, reconciles its sets). */
 export const SELF_HEAL_INTERVAL_MS = 2000;
@@ -74,7 +75,7 @@ export function startSelfHeal(
       }
     } catch (err) {
       ctx.counts.selfHealFailures += 1;
-      ctx.log.error({ event: "firewall.selfheal_failed", err: (err as Error).message }, "could not check or re-apply the firewall; retrying");
+      logEvent(ctx.log, "error", "firewall.selfheal_failed", { err: (err as Error).message }, "could not check or re-apply the firewall; retrying");
     } finally {
       busy = false;
     }
@@ -82,7 +83,7 @@ export function startSelfHeal(
   const timer = setInterval(() => void run(true), intervalMs);
   timer.unref();
   const unwatch = ctx.firewall.watch?.((reason) => {
-    ctx.log.debug({ event: "firewall.changed", reason }, "the firewall may have changed; checking");
+    logEvent(ctx.log, "debug", "firewall.changed", { reason }, "the firewall may have changed; checking");
     void run(false);
   }, ctx.log);
   return {

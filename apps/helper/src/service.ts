@@ -1,7 +1,7 @@
 import type { Logger } from "./log.js";
 import type { FirewallConfig as KnockportConfig } from "@knockport/config/firewall";
 import { serviceSetName } from "@knockport/firewall";
-import { ipFamily, parseIpAddress, zeroStatsCounters, type LeaseEvent, type ListResult, type MethodHandlers } from "@knockport/protocol";
+import { ipFamily, parseIpAddress, zeroStatsCounters, type LeaseEvent, type ListResult, type MethodHandlers, logEvent } from "@knockport/protocol";
 import type { FirewallBackend } from "./backend.js";
 import { GroupCommitter } from "./group-commit.js";
 import { LeaseBook, type Lease } from "./leases.js";
@@ -67,10 +67,7 @@ export class HelperService implements HelperContext {
       const limitMs = now + owner.app.durationSeconds * 1000;
       const lease: Lease = { app: owner.app.name, ip, step: 2, expiresAtMs: Math.min(now + e.expiresInMs, limitMs) };
       if (lease.expiresAtMs < now + e.expiresInMs) {
-        log.info(
-          { event: "lease.shortened", app: lease.app, ip, step: 2, remainingSeconds: secondsUntil(limitMs, now) },
-          "restored lease cut to the app's current duration",
-        );
+        logEvent(log, "info", "lease.shortened", { app: lease.app, ip, step: 2, remainingSeconds: secondsUntil(limitMs, now) }, "restored lease cut to the app's current duration");
       }
       book.put(lease);
       restored.push(lease);
@@ -78,10 +75,10 @@ export class HelperService implements HelperContext {
     await firewall.install(restored.map((l) => grantChange(this, l, now)));
     counts.leasesRestored += restored.length;
     restored.forEach((l) => this.closeOnTime(l));
-    log.info({ event: "firewall.installed", type: firewall.type, restored: restored.length }, "firewall table installed");
+    logEvent(log, "info", "firewall.installed", { type: firewall.type, restored: restored.length }, "firewall table installed");
     for (const l of restored) {
-      log.info(
-        { audit: true, event: "lease.restored", app: l.app, ip: l.ip, step: l.step, remainingSeconds: secondsUntil(l.expiresAtMs, now) },
+      logEvent(log, "info", "lease.restored",
+        { audit: true, app: l.app, ip: l.ip, step: l.step, remainingSeconds: secondsUntil(l.expiresAtMs, now) },
         "lease restored after restart",
       );
     }

@@ -1,5 +1,6 @@
 import type { Logger } from "./log.js";
 import type { HelperService } from "./service.js";
+import { logEvent } from "@knockport/protocol";
 
 /**
  * `--service-rule-cleanup-on-shutdown` (the original's flag): on a clean stop, end every live lease
@@ -20,12 +21,9 @@ export async function revokeAllLeases(
       revoked += (await service.handlers.close(p, undefined)).closed;
     } catch (err) {
       failed += 1;
-      log.error({ event: "lease.revoke_failed", app: p.app, ip: p.ip, err: (err as Error).message }, "could not revoke a lease at shutdown");
+      logEvent(log, "error", "lease.revoke_failed", { app: p.app, ip: p.ip, err: (err as Error).message }, "could not revoke a lease at shutdown");
     }
   }
-  log.info(
-    { event: "leases.revoked_on_shutdown", revoked, failed },
-    `revoked ${revoked} live lease(s) at shutdown; the firewall table and its drops stay`,
-  );
+  logEvent(log, "info", "leases.revoked_on_shutdown", { revoked, failed }, `revoked ${revoked} live lease(s) at shutdown; the firewall table and its drops stay`);
   return { revoked, failed };
 }

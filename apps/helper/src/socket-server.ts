@@ -3,7 +3,7 @@ import { createConnection, createServer, type Socket } from "node:net";
 import { dirname } from "node:path";
 import type { Logger } from "./log.js";
 import { takeInstanceLock } from "@knockport/durable-file/instance-lock";
-import { FrameDecoder, FrameTooLargeError, JSONRPC_ERRORS, MAX_FRAME_BYTES, MAX_IN_FLIGHT_PER_CONNECTION, encodeFrame, type RpcNotification, type RpcResponse, type SocketName } from "@knockport/protocol";
+import { FrameDecoder, FrameTooLargeError, JSONRPC_ERRORS, MAX_FRAME_BYTES, MAX_IN_FLIGHT_PER_CONNECTION, encodeFrame, type RpcNotification, type RpcResponse, type SocketName, logEvent } from "@knockport/protocol";
 import type { RpcPeer } from "./helper-context.js";
 
 export class SocketSetupError extends Error {
@@ -98,7 +98,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<{ close():
     serveConnection(socket, opts.dispatch, log, limits);
   });
   server.maxConnections = limits.maxConnections;
-  server.on("drop", () => log.warn({ event: "rpc.connection_refused", socket: socketPath, limit: limits.maxConnections }, "connection refused: socket at its connection limit"));
+  server.on("drop", () => logEvent(log, "warn", "rpc.connection_refused", { socket: socketPath, limit: limits.maxConnections }, "connection refused: socket at its connection limit"));
   // No window in which the socket exists with looser permissions than intended.
   const previousUmask = process.umask(0o177);
   try {
@@ -122,8 +122,8 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<{ close():
   } finally {
     process.umask(previousUmask);
   }
-  server.on("error", (err) => log.error({ event: "socket.error", err: err.message }, "socket server error"));
-  log.info({ event: "socket.listening", name: opts.name ?? "knock", socket: socketPath, mode: gid === undefined ? "0600" : "0660", group: opts.socketGroup }, "listening");
+  server.on("error", (err) => logEvent(log, "error", "socket.error", { err: err.message }, "socket server error"));
+  logEvent(log, "info", "socket.listening", { name: opts.name ?? "knock", socket: socketPath, mode: gid === undefined ? "0600" : "0660", group: opts.socketGroup }, "listening");
   return {
     close: () =>
       new Promise<void>((resolve) => {
@@ -147,8 +147,8 @@ function serveConnection(socket: Socket, dispatch: RpcServerOptions["dispatch"],
   let chain: Promise<void> = Promise.resolve();
   socket.setTimeout(limits.idleTimeoutMs, () => socket.destroy());
   socket.on("error", () => socket.destroy());
-  const drop = (fields: Record<string, unknown>, why: string): void => {
-    log.warn({ event: "rpc.output_overrun", ...fields }, `dropping connection: ${why}`);
+  const drop = (fields: { limit: number; queuedBytes?: number; queuedNotifications?: number }, why: string): void => {
+    logEvent(log, "warn", "rpc.output_overrun", fields, `dropping connection: ${why}`);
     socket.destroy();
   };
   const send = (message: RpcResponse | RpcNotification): void => {
@@ -178,14 +178,14 @@ function serveConnection(socket: Socket, dispatch: RpcServerOptions["dispatch"],
       frames = decoder.push(chunk);
     } catch (err) {
       if (!(err instanceof FrameTooLargeError)) return void socket.destroy();
-      log.warn({ event: "rpc.frame_too_large" }, "dropping connection: frame over limit");
+      logEvent(log, "warn", "rpc.frame_too_large", {}, "dropping connection: frame over limit");
       socket.end(encodeFrame({ jsonrpc: "2.0", id: null, error: { ...JSONRPC_ERRORS.INVALID_REQUEST, data: { detail: `frame exceeds ${MAX_FRAME_BYTES} bytes` } } }));
       return void socket.destroySoon();
     }
     for (const frame of frames) {
       if (frame.trim() === "") continue;
       if (++inFlight > limits.maxInFlightPerConnection) {
-        log.warn({ event: "rpc.overrun" }, "dropping connection: too many unanswered requests");
+        logEvent(log, "warn", "rpc.overrun", {}, "dropping connection: too many unanswered requests");
         return void socket.destroy();
       }
       // Requests of one connection are dispatched at once and answered in arrival order: the server

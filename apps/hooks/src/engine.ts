@@ -84,8 +84,7 @@ export class HookEngine {
       if (live.has(key) || this.pairs.has(key)) continue;
       const app = this.hookApp(name);
       if (app === undefined) {
-        logEvent(
-          this.o.log, "error", "hook.unknown_app",
+        logEvent(this.o.log, "error", "hook.unknown_app",
           { audit: true, app: name, ip },
           `${name} is no longer configured with hooks: its on_close for ${ip} cannot run; run it by hand`,
         );
@@ -125,8 +124,7 @@ export class HookEngine {
     this.closing.delete(leaseKey(app.name, lease.ip));
     if (this.o.record.countFor(app.name) >= this.maxPerApp) {
       this.o.metrics.refusedOpens += 1;
-      logEvent(
-        this.o.log, "error", "hook.open_refused",
+      logEvent(this.o.log, "error", "hook.open_refused",
         { audit: true, app: app.name, ip: lease.ip, reason, limit: this.maxPerApp },
         `${app.name}: ${this.maxPerApp} addresses are open or still closing; on_open not run for ${lease.ip}`,
       );
@@ -139,8 +137,7 @@ export class HookEngine {
       if (failure !== undefined) {
         this.o.record.remove(app.name, lease.ip);
         this.o.metrics.refusedOpens += 1;
-        logEvent(
-          this.o.log, "error", "hook.open_refused",
+        logEvent(this.o.log, "error", "hook.open_refused",
           { audit: true, app: app.name, ip: lease.ip, reason, err: failure },
           `could not record ${lease.ip} for ${app.name} (${failure}); on_open not run, so nothing could be left open`,
         );

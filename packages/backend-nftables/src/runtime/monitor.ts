@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import type { BackendLog } from "@knockport/firewall";
+import { logEvent } from "@knockport/protocol";
 
 export interface NftMonitorOptions {
   /** `nft monitor` (under --use-sudo: sudo -n -- nft monitor). */
@@ -110,8 +111,8 @@ export class NftMonitor {
       if (performance.now() - startedAt > 60_000) this.delayMs = this.first;
       const delay = this.delayMs;
       this.delayMs = Math.min(this.max, this.delayMs * 2);
-      log.warn(
-        { event: "firewall.monitor_restart", reason: why, stderr: stderr.trim().slice(0, 300), restartInMs: delay },
+      logEvent(log, "warn", "firewall.monitor_restart",
+        { reason: why, stderr: stderr.trim().slice(0, 300), restartInMs: delay },
         "nft monitor ended; restarting it, and checking the firewall meanwhile",
       );
       onChange(`nft monitor ended (${why})`);
