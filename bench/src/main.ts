@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { cleanupStaleTopologies, createTopology, startKnockport, type FirewallKind, type KnockportStack } from "@knockport/testbed";
 import { REPO, TOOLS, addSources, benchConfig, knockJob, load1, log, rssMb, runTool, type Context } from "./context.js";
+import { runCluster } from "./cluster.js";
 import { runFloor } from "./floor.js";
 import { formatSummary, summarize, type Summary } from "./stats.js";
 
@@ -372,6 +373,8 @@ async function main(): Promise<void> {
       "scale-leases": { type: "string", default: "10000" },
       // cold starts in the floor measurement
       "start-runs": { type: "string", default: "5" },
+      // live leases of the cluster measurement's second half (0: only the one-lease half)
+      "cluster-leases": { type: "string", default: "10000" },
       // global.https_connection_limit_per_minute for the bench's config (default: not written, so 60; 0 = off, for an A/B)
       "https-connection-limit": { type: "string" },
     },
@@ -388,6 +391,7 @@ async function main(): Promise<void> {
   const scaleLeases = values["scale-leases"].split(",").map(Number);
   if (scaleLeases.some((n) => !(Number.isInteger(n) && n >= 1 && n <= MAX_SCALE_LEASES))) throw new Error(`--scale-leases: comma-separated integers 1-${MAX_SCALE_LEASES}`);
   const runs = Math.min(Math.max(Number(values.runs) || 50, 5), 100);
+  const clusterLeases = Math.min(Math.max(Math.floor(Number(values["cluster-leases"])) || 0, 0), 50_000);
   const startRuns = Math.min(Math.max(Number(values["start-runs"]) || 5, 1), 20);
   const only = values.only ? new Set(values.only.split(",")) : undefined;
   const firewalls = values.firewall.split(",").filter((f): f is FirewallKind => (BENCH_FIREWALLS as readonly string[]).includes(f));
@@ -411,6 +415,7 @@ async function main(): Promise<void> {
     if (want("floor")) {
       backend.floor = await runFloor(firewall, { runs: Math.min(runs, 60), concurrentRounds: 5, startRuns, httpsConnectionLimit, nodeOptions: nodeOptionsFor(values.profile, firewall, extraNodeOptions) });
     }
+    if (want("cluster")) backend.cluster = await runCluster(firewall, { runs, leases: clusterLeases });
     const others = ["knock-to-open", "under-attack", "scale", "throughput", "expiry"];
     if (others.some(want)) Object.assign(backend, await runBackend(firewall, runs, want, values.profile, httpsConnectionLimit, scaleLeases, extraNodeOptions));
     (results.backends as Record<string, unknown>)[firewall] = backend;

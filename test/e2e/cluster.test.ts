@@ -6,6 +6,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } f
 import { dirname, join } from "node:path";
 import { tmpdir } from "node:os";
 import { createHmac, randomBytes } from "node:crypto";
+import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { twoFactorFileId } from "../../packages/config/src/index.js";
 import { startTestRedis, type TestRedis } from "../../packages/cluster-store/test/redis-server.js";
@@ -71,7 +72,7 @@ async function startSync(g: Gateway): Promise<ManagedProcess> {
   return p;
 }
 
-async function gateway(name: string): Promise<Gateway> {
+async function gateway(name: string, extraHelperArgs: readonly string[] = []): Promise<Gateway> {
   const topo = await createTopology();
   const serverState = mkdtempSync(join(tmpdir(), "kp-cluster-state-"));
   chownSync(serverState, nobody.uid, nobody.gid);
@@ -79,7 +80,7 @@ async function gateway(name: string): Promise<Gateway> {
     repoRoot: REPO_ROOT,
     config: cfg,
     // the sync's access: the admin and events sockets' group, never root
-    helperArgs: ["--admin-socket-group", SYNC_USER.group, "--events-socket-group", SYNC_USER.group],
+    helperArgs: ["--admin-socket-group", SYNC_USER.group, "--events-socket-group", SYNC_USER.group, ...extraHelperArgs],
     serverArgs: ["--state-dir", serverState],
   });
   const folder = join(stack.dir, "2fa");
@@ -117,6 +118,11 @@ async function until(what: string, check: () => Promise<boolean>, ms = 5000): Pr
 function timeOf(p: ManagedProcess, re: RegExp): number | undefined {
   const line = [...p.lines].reverse().find((l) => re.test(l.line));
   return line === undefined ? undefined : (JSON.parse(line.line) as { time: number }).time;
+}
+/** The store's own answer (redis-cli, not the code under test): is this field in the leases hash? */
+function storeHas(field: string): boolean {
+  const r = spawnSync("redis-cli", ["-s", redis.socket, "HEXISTS", `${cfg.cluster!.keyPrefix}:leases`, field], { encoding: "utf8", timeout: 5000 });
+  return r.stdout.trim() === "1";
 }
 async function leasesOf(g: Gateway, ip: string): Promise<{ step: number; remainingSeconds: number; expiresAt: string }[]> {
   return (await g.stack.status()).filter((l) => l.ip === ip && l.app === ssh.name);
@@ -242,7 +248,12 @@ describe("cluster mode, two gateways (nftables)", () => {
     expect(await sshState(b, "cli")).toBe("closed");
   });
 
-  it("8. store down: knocks open nothing (503 on the visible step 2); back up: they work again", async () => {
+  it("8. store killed and restarted empty: knocks open nothing meanwhile (503 on the visible step 2); after: they work again, and A's lease from before is back in the store", async () => {
+    const cli2Ip = a.topo.addr.cli2.v4;
+    await step1(a, "cli2");
+    expect((await step2(a, "cli2")).status).toBe(200);
+    await until("B's grant for cli2", async () => (await sshState(b, "cli2")) === "open");
+    expect(storeHas(`ssh ${cli2Ip}`)).toBe(true);
     await step1(a, "cli");
     await until("B's HTTPS port", async () => (await httpsState(b, "cli")) === "open");
     await redis.down();
@@ -254,6 +265,9 @@ describe("cluster mode, two gateways (nftables)", () => {
     await step1(b, "cli");
     expect((await step2(b, "cli")).status).toBe(200);
     await until("A's grant after the restart", async () => (await sshState(a, "cli")) === "open", 8000);
+    // the restarted store began empty; A's sync put its live knocked lease back when it caught up
+    expect(storeHas(`ssh ${cli2Ip}`)).toBe(true);
+    expect(a.sync!.lines.some((l) => /"event":"cluster.catch-up".*"republished":[1-9]/.test(l.line))).toBe(true);
   });
 
   it("9. a revoke at B (knockport revoke) closes the lease on A too", async () => {
@@ -277,5 +291,24 @@ describe("cluster mode, two gateways (nftables)", () => {
     expect(await sshState(b, "cli2")).toBe("open");
     await new Promise((r) => setTimeout(r, DURATION_S * 1000 + 1200));
     expect(await sshState(b, "cli2")).toBe("closed");
+  });
+
+  it("11. a clean stop of A with --service-rule-cleanup-on-shutdown ends A's leases only: B keeps the lease open", async () => {
+    await a.topo.destroy();
+    rmSync(a.serverState, { recursive: true, force: true });
+    a = await gateway("A", ["--service-rule-cleanup-on-shutdown"]);
+    await step1(b, "cli");
+    expect((await step2(b, "cli")).status).toBe(200);
+    await until("A's grant", async () => (await sshState(a, "cli")) === "open");
+    a.stack.helper.signal("SIGTERM");
+    const exit = await a.stack.helper.exited;
+    expect(a.stack.helper.lines.some((l) => /"event":"leases.revoked_on_shutdown".*"revoked":[1-9]/.test(l.line))).toBe(true);
+    expect(exit.exitCode).toBe(0);
+    // the cleanup closed A's element (A's table and its drops stay)
+    expect(await sshState(a, "cli")).toBe("closed");
+    await new Promise((r) => setTimeout(r, 1000));
+    // no revoke went out: the lease is still in the store and still open on B
+    expect(storeHas(`ssh ${a.topo.addr.cli.v4}`)).toBe(true);
+    expect(await sshState(b, "cli")).toBe("open");
   });
 });

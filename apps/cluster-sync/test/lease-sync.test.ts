@@ -5,15 +5,22 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { parseConfig, type KnockportConfig } from "@knockport/config";
 import { ClusterStore, connectStore, subscribe, type StoreConnection, type Subscription } from "@knockport/cluster-store";
 import type { LeaseEvent } from "@knockport/protocol";
-import { LeaseSync, type AdminPort } from "../src/lease-sync.js";
+import { CATCH_UP_CONCURRENCY, LeaseSync, type AdminPort } from "../src/lease-sync.js";
 import { startTestRedis, type TestRedis } from "../../../packages/cluster-store/test/redis-server.js";
 
 const IP = "198.51.100.7";
 
 class FakeAdmin {
   readonly calls: { method: string; params: Record<string, unknown>; at: number }[] = [];
+  /** Each call answers after this long (the helper's transaction and journal write). */
+  delayMs = 0;
+  inFlight = 0;
+  maxInFlight = 0;
   readonly call: AdminPort["call"] = (async (method: string, params: Record<string, unknown>) => {
     this.calls.push({ method, params, at: performance.now() });
+    this.maxInFlight = Math.max(this.maxInFlight, (this.inFlight += 1));
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    this.inFlight -= 1;
     if (method === "grant") {
       const seconds = params.durationSeconds as number;
       return { app: params.app, ip: params.ip, step: 2, durationSeconds: seconds, expiresAt: new Date(Date.now() + seconds * 1000).toISOString(), refreshed: false };
@@ -149,6 +156,41 @@ describe("lease fan-out", () => {
     // a second catch-up (reconnect) grants nothing again
     await b.sync.catchUp();
     expect(b.admin.grants()).toHaveLength(2);
+  });
+
+  it("catch-up grants many leases at a time (the helper commits them in groups), never more than CATCH_UP_CONCURRENCY", async () => {
+    const now = Date.now();
+    const fields = Array.from({ length: 200 }, (_, i) => [`ssh 198.51.${100 + Math.floor(i / 250)}.${(i % 250) + 1}`, JSON.stringify({ deadline: now + 120_000 })]);
+    await raw.hset(`${prefix}:leases`, Object.fromEntries(fields));
+    const b = await gateway();
+    b.admin.delayMs = 5;
+    const t0 = performance.now();
+    const result = await b.sync.catchUp();
+    const ms = performance.now() - t0;
+    expect(result).toMatchObject({ applied: 200, live: 200 });
+    expect(new Set(b.admin.grants().map((g) => g.ip)).size).toBe(200);
+    expect(b.admin.maxInFlight).toBeGreaterThan(1);
+    expect(b.admin.maxInFlight).toBeLessThanOrEqual(CATCH_UP_CONCURRENCY);
+    // one at a time, 200 grants of 5 ms would take at least a second
+    expect(ms).toBeLessThan(900);
+  });
+
+  it("a store restarted empty (no persistence) gets this gateway's live knocked leases back at the next catch-up; a gateway joining after it applies them", async () => {
+    const a = await gateway();
+    const deadline = Date.now() + 600_000;
+    await a.sync.onLocalEvent(knockEvent(deadline));
+    await a.sync.onLocalEvent({ ...knockEvent(Date.now() + 600_000), ip: "198.51.100.8" });
+    await a.sync.onLocalEvent({ event: "close", app: "ssh", ip: "198.51.100.8", step: 2, port: 2222, protocol: "tcp", expiresAt: new Date().toISOString(), via: "admin" });
+    await redis.restart();
+    expect(await raw.hlen(`${prefix}:leases`)).toBe(0);
+    // what main.ts does once its subscription is live again
+    await a.sync.catchUp();
+    expect(await raw.hkeys(`${prefix}:leases`)).toEqual([`ssh ${IP}`]);
+    const c = await gateway();
+    await c.sync.catchUp();
+    expect(c.admin.grants().map((g) => g.ip)).toEqual([IP]);
+    // A does not grant its own lease to itself
+    expect(a.admin.grants()).toEqual([]);
   });
 
   it("garbage on the channel opens nothing", async () => {

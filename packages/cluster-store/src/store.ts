@@ -62,16 +62,18 @@ export class ClusterStore {
     return rec !== undefined && rec.app === app && rec.ip === ip ? rec : undefined;
   }
 
-  /** A lease the cluster holds until `deadline` (a knock's; a later one of the same app and address replaces it). */
+  /**
+   * A lease the cluster holds until `deadline` (a knock's; a later one of the same app and address
+   * replaces it). The message and the hash write go in one round trip, the message first: it is what
+   * opens the other gateways now; the hash is for those that catch up later.
+   */
   async putLease(record: LeaseRecord): Promise<void> {
-    await this.redis.hset(this.leasesKey, leaseField(record.app, record.ip), JSON.stringify({ deadline: record.deadline }));
-    await this.publish({ kind: "lease", ...record });
+    await this.publishAnd({ kind: "lease", ...record }, ["hset", this.leasesKey, leaseField(record.app, record.ip), JSON.stringify({ deadline: record.deadline })]);
   }
 
-  /** A revoke: the lease goes from the store and every gateway closes it. */
+  /** A revoke: the lease goes from the store and every gateway closes it (one round trip, as putLease). */
   async removeLease(app: string, ip: IpAddress): Promise<void> {
-    await this.redis.hdel(this.leasesKey, leaseField(app, ip));
-    await this.publish({ kind: "revoke", app, ip });
+    await this.publishAnd({ kind: "revoke", app, ip }, ["hdel", this.leasesKey, leaseField(app, ip)]);
   }
 
   /**
@@ -99,6 +101,14 @@ export class ClusterStore {
     const unique = new Map(leases.map((l) => [leaseField(l.app, l.ip), l]));
     for (let i = 0; i < stale.length; i += 1000) await this.redis.hdel(this.leasesKey, ...stale.slice(i, i + 1000));
     return { leases: [...unique.values()], garbage };
+  }
+
+  /** PUBLISH `message`, then `command`, in one pipeline; throws the first error of either. */
+  private async publishAnd(message: ClusterMessage, command: [string, ...string[]]): Promise<void> {
+    const answers = await this.redis.pipeline([["publish", this.channel, JSON.stringify(message)], command]).exec();
+    const failed = (answers ?? []).find(([err]) => err !== null)?.[0];
+    if (failed) throw failed;
+    if (answers?.length !== 2) throw new Error("the store did not answer the pipeline");
   }
 
   private async publish(message: ClusterMessage): Promise<void> {

@@ -103,6 +103,8 @@ describe("ClusterStore against a real redis-server", () => {
     await redis.stop();
     const t0 = Date.now();
     await expect(store.spendToken("def", 1, 1000, "o")).rejects.toThrow();
+    await expect(store.putLease({ app: "ssh", ip: "192.0.2.11" as IpAddress, deadline: Date.now() + 60_000 })).rejects.toThrow();
+    await expect(store.removeLease("ssh", "192.0.2.11" as IpAddress)).rejects.toThrow();
     expect(Date.now() - t0).toBeLessThan(1500);
     redis = await startTestRedis();
     conn.disconnect();
