@@ -40,6 +40,11 @@ export class LeaseSync {
    */
   private readonly own = new Map<string, LeaseRecord>();
   private readonly ownCloses = new Map<string, number>();
+  /**
+   * Deadlines this process published, `app ip` → deadline: their message comes back on the channel,
+   * possibly after the lease was closed here, and must not open it again. Bounded like ownCloses.
+   */
+  private readonly echoes = new Map<string, { deadline: number; until: number }>();
   /** Figures for the log and the tests. */
   readonly counts = { published: 0, revokesPublished: 0, granted: 0, closed: 0, ignored: 0, failed: 0 };
 
@@ -79,6 +84,7 @@ export class LeaseSync {
       }
       const record = { app: event.app, ip, deadline };
       this.own.set(field, record);
+      this.rememberEcho(field, deadline);
       await this.attempt("publish", event.app, ip, async () => {
         await this.store.putLease(record);
         this.counts.published += 1;
@@ -138,7 +144,8 @@ export class LeaseSync {
     const deadline = Math.min(rec.deadline, now + app.durationSeconds * 1000);
     const seconds = Math.floor((deadline - now) / 1000);
     const field = leaseField(rec.app, rec.ip);
-    // Already open here until then (our own knock, or applied before): nothing to do.
+    // Our own knock's message coming back, or already open here until then: nothing to do.
+    if (this.echoes.get(field)?.deadline === rec.deadline) return;
     if ((this.local.get(field) ?? 0) >= deadline - 1000 || seconds < 1) return;
     await this.attempt("grant", rec.app, rec.ip, async () => {
       const result = await this.admin.call("grant", { app: rec.app, ip: rec.ip, durationSeconds: seconds });
@@ -167,6 +174,16 @@ export class LeaseSync {
       this.counts.failed += 1;
       logEvent(this.log, "error", "cluster.sync.failed", { op, app, ip, err: (err as Error).message }, `cluster ${op} failed`);
     }
+  }
+
+  private rememberEcho(field: string, deadline: number): void {
+    const now = this.now();
+    for (const [k, e] of this.echoes) {
+      if (e.until > now && this.echoes.size < MAX_OWN_CLOSES) break;
+      this.echoes.delete(k);
+    }
+    this.echoes.delete(field);
+    this.echoes.set(field, { deadline, until: now + OWN_CLOSE_MEMORY_MS });
   }
 
   private rememberOwnClose(field: string): void {

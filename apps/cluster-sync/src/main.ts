@@ -32,13 +32,25 @@ async function main(argv: string[]): Promise<number> {
   const run = serial(log);
   let helperLive = false;
   let storeLive = false;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  // Runs once the helper's watch, the subscription and the command connection are all up (each can come
+  // back on its own; the last one to do so triggers it). A catch-up that fails is tried again.
   const catchUp = (why: string): void => {
-    if (!helperLive || !storeLive) return;
+    if (!helperLive || !storeLive || connection.status !== "ready" || stopped) return;
+    clearTimeout(retry);
     run(async () => {
       logEvent(log, "debug", "cluster.catch-up.start", { why }, "catching up");
-      await sync.catchUp();
+      try {
+        await sync.catchUp();
+      } catch (err) {
+        logEvent(log, "warn", "cluster.catch-up.failed", { err: (err as Error).message }, "catch-up failed; trying again in 1 s");
+        retry = setTimeout(() => catchUp("retry"), 1000);
+        retry.unref();
+      }
     });
   };
+  connection.on("ready", () => catchUp("store connection ready"));
 
   const subscription = subscribe(cluster, {
     onMessage: (m) => run(() => sync.onMessage(m)),
@@ -52,7 +64,6 @@ async function main(argv: string[]): Promise<number> {
 
   // The events socket: this helper's leases. Re-watched after a helper restart, then caught up again.
   let events: HelperClient | undefined;
-  let stopped = false;
   let retryMs = 250;
   const watch = (): void => {
     if (stopped) return;
@@ -91,6 +102,7 @@ async function main(argv: string[]): Promise<number> {
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       stopped = true;
+      clearTimeout(retry);
       logEvent(log, "info", "cluster-sync.stopping", { signal }, "stopping");
       clearInterval(keepAlive);
       events?.close();

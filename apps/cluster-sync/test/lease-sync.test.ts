@@ -56,7 +56,7 @@ async function until(what: string, check: () => boolean, ms = 3000): Promise<voi
 }
 
 /** One gateway's sync, subscribed like main.ts wires it. */
-async function gateway(): Promise<{ sync: LeaseSync; admin: FakeAdmin }> {
+async function gateway(): Promise<{ sync: LeaseSync; admin: FakeAdmin; connection: StoreConnection }> {
   const c = config();
   const connection = connectStore(c.global.cluster!);
   const admin = new FakeAdmin();
@@ -69,7 +69,7 @@ async function gateway(): Promise<{ sync: LeaseSync; admin: FakeAdmin }> {
   });
   await until("subscription", () => live && connection.status === "ready");
   sync.onSnapshot({ leases: [], hooks: [] });
-  return { sync, admin };
+  return { sync, admin, connection };
 }
 
 const knockEvent = (expiresAt: number, via: "knock" | "admin" = "knock"): LeaseEvent => ({
@@ -183,13 +183,24 @@ describe("lease fan-out", () => {
     await a.sync.onLocalEvent({ event: "close", app: "ssh", ip: "198.51.100.8", step: 2, port: 2222, protocol: "tcp", expiresAt: new Date().toISOString(), via: "admin" });
     await redis.restart();
     expect(await raw.hlen(`${prefix}:leases`)).toBe(0);
-    // what main.ts does once its subscription is live again
+    // what main.ts does once its subscription and its connection are live again
+    await until("A's connection back", () => a.connection.status === "ready", 5000);
     await a.sync.catchUp();
     expect(await raw.hkeys(`${prefix}:leases`)).toEqual([`ssh ${IP}`]);
     const c = await gateway();
     await c.sync.catchUp();
     expect(c.admin.grants().map((g) => g.ip)).toEqual([IP]);
     // A does not grant its own lease to itself
+    expect(a.admin.grants()).toEqual([]);
+  });
+
+  it("a knock closed here before its own message came back is not granted again by that echo", async () => {
+    const a = await gateway();
+    const b = await gateway();
+    await a.sync.onLocalEvent(knockEvent(Date.now() + 600_000));
+    await a.sync.onLocalEvent({ event: "close", app: "ssh", ip: IP, step: 2, port: 2222, protocol: "tcp", expiresAt: new Date().toISOString(), via: "admin" });
+    await until("B's close", () => b.admin.calls.some((c) => c.method === "close") || b.sync.counts.granted === 1, 3000);
+    await new Promise((r) => setTimeout(r, 100));
     expect(a.admin.grants()).toEqual([]);
   });
 
