@@ -22,9 +22,14 @@ export function fullValidatorsSource(): string {
     ...appKeys.map((k, i): [string, object] => [`a${i}`, appProps[k] as object]),
   ];
   // One scope per validator: ajv's multi-export output declares a shared sub-schema's function twice.
+  // Keys with the same schema (the four ports, say) share one validator.
+  const firstWithCode = new Map<string, string>();
   const bodies = exports.map(([name, schema]) => {
     const ajv = new Ajv({ ...FULL_VALIDATOR_OPTIONS, code: { source: true } });
     const code = standalone.default(ajv, ajv.compile(schema));
+    const same = firstWithCode.get(code);
+    if (same !== undefined) return `export const ${name} = ${same};`;
+    firstWithCode.set(code, name);
     return `export const ${name} = (() => { const module = { exports: {} }; ${code}\nreturn module.exports; })();`;
   });
   return [
