@@ -6,13 +6,11 @@
  * 10,000 (written to the store, then taken up by both gateways' syncs on their start: the path a
  * gateway joining the cluster takes).
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { connect } from "node:net";
-import { createTopology, startKnockport, type FirewallKind, type KnockportStack, type ManagedProcess, type Topology } from "@knockport/testbed";
-import { REPO, TOOLS, benchConfig, load1, log } from "./context.js";
+import { spawnSync } from "node:child_process";
+import { chmodSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { createTopology, startKnockport, startTestRedis, type FirewallKind, type KnockportStack, type ManagedProcess, type TestRedis, type Topology } from "@knockport/testbed";
+import { REPO, TOOLS, benchConfig, knockJob, load1, log, runTool } from "./context.js";
 import { formatSummary, summarize, type Summary } from "./stats.js";
 
 const SYNC_USER = { user: "daemon", group: "daemon" };
@@ -69,22 +67,6 @@ function hops(a: Gateway, b: Gateway, runs: readonly Run[]): Record<string, Summ
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, summarize(v)]));
 }
 
-async function waitForSocket(path: string, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(path, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on("error", () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`redis-server did not listen on ${path} within ${timeoutMs} ms`);
-}
-
 function startSync(g: Gateway): ManagedProcess {
   const argv = [join(REPO, "bin/knockport-cluster-sync"), "-c", g.stack.configPath, "--admin-socket", g.stack.adminSocketPath, "--events-socket", g.stack.eventsSocketPath];
   return g.topo.spawn("srv", process.execPath, argv, { label: "knockport-cluster-sync", runAs: SYNC_USER });
@@ -118,26 +100,9 @@ async function addSources(gs: readonly Gateway[], first: number, count: number):
 }
 
 async function knockAtoB(a: Gateway, b: Gateway, socketPath: string, ips: string[]): Promise<{ atB: Summary; atA: Summary; answer: Summary; hops: Record<string, Summary>; errors: string[]; load: number[] }> {
-  const cfg = a.stack.config;
-  const app = cfg.apps[0]!;
-  const job = {
-    role: "knock",
-    socketPath,
-    srvIp: a.topo.addr.srv.v4,
-    httpPort: cfg.httpPort,
-    httpsPort: cfg.httpsPort,
-    httpPath: cfg.httpPostPath,
-    httpsPath: cfg.httpsPostPath,
-    app: app.name,
-    httpKey: app.accessKeysHttp[0],
-    httpsKey: app.accessKeysHttps[0],
-    servicePort: app.port,
-    sourceIps: ips,
-  };
+  const job = knockJob({ stack: a.stack, srvIp: a.topo.addr.srv.v4 }, ips, { role: "knock", socketPath });
   const loadBefore = load1();
-  const res = await a.topo.exec("cli", process.execPath, [join(TOOLS, "cluster-probe.mjs")], { input: JSON.stringify(job), timeoutMs: 30_000 + ips.length * 10_000 });
-  if (res.exitCode !== 0) throw new Error(`cluster-probe.mjs failed (exit ${String(res.exitCode)}): ${res.stderr}`);
-  const runs = (JSON.parse(res.stdout) as { runs: Run[] }).runs;
+  const { runs } = (await runTool(a, "cli", "cluster-probe.mjs", job, 30_000 + ips.length * 10_000)) as { runs: Run[] };
   const ok = runs.filter((r) => r.openBMs !== undefined);
   return {
     atB: summarize(ok.map((r) => r.openBMs!)),
@@ -163,19 +128,19 @@ function storeLeases(socket: string, app: string, count: number, deadline: numbe
 
 export async function runCluster(firewall: FirewallKind, opts: { runs: number; leases: number }): Promise<Record<string, unknown>> {
   log(`\n== cluster (${firewall}): knock on A → service open on B ==`);
-  const dir = mkdtempSync(join(tmpdir(), "kp-bench-redis-"));
-  chmodSync(dir, 0o755);
-  const socket = join(dir, "redis.sock");
-  let redis: ChildProcess | undefined;
+  let redis: TestRedis | undefined;
   const gateways: Gateway[] = [];
   let watcher: ManagedProcess | undefined;
   try {
-    redis = spawn("redis-server", ["--port", "0", "--unixsocket", socket, "--unixsocketperm", "777", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" });
-    await waitForSocket(socket, 5000);
-    const a = await gateway(firewall, `unix:${socket}`);
+    // the syncs run as SYNC_USER, not as this user: the socket and its directory open to them
+    redis = await startTestRedis(["--unixsocketperm", "777"]);
+    const dir = dirname(redis.socket);
+    chmodSync(dir, 0o755);
+    const a = await gateway(firewall, redis.url);
     gateways.push(a);
-    const b = await gateway(firewall, `unix:${socket}`);
+    const b = await gateway(firewall, redis.url);
     gateways.push(b);
+    // the knock probe (A's cli) hands the watch probe (B's cli) each address here; removed with the store's directory
     const probeSocket = join(dir, "probe.sock");
     const watchJob = { role: "watch", socketPath: probeSocket, srvIp: b.topo.addr.srv.v4, servicePort: b.stack.config.apps[0]!.port };
     watcher = b.topo.spawn("cli", process.execPath, [join(TOOLS, "cluster-probe.mjs"), JSON.stringify(watchJob)], { label: "cluster-probe watch" });
@@ -197,7 +162,7 @@ export async function runCluster(firewall: FirewallKind, opts: { runs: number; l
 
     log(`  writing ${opts.leases} leases to the store; restarting both syncs (catch-up) ...`);
     const app = a.stack.config.apps[0]!;
-    storeLeases(socket, app.name, opts.leases, Date.now() + (app.duration - 10) * 1000);
+    storeLeases(redis.socket, app.name, opts.leases, Date.now() + (app.duration - 10) * 1000);
     const catchUpMs: number[] = [];
     for (const g of gateways) {
       await g.sync.stop(5000);
@@ -230,7 +195,6 @@ export async function runCluster(firewall: FirewallKind, opts: { runs: number; l
       await g.stack.stop();
       await g.topo.destroy();
     }
-    redis?.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
+    await redis?.stop();
   }
 }

@@ -42,7 +42,8 @@ export function benchConfig(topo: Topology, httpsConnectionLimit: number | undef
   return { ...config, apps: [config.apps[0]!, short] };
 }
 
-export async function runTool(ctx: Context, host: "cli" | "cli2", tool: string, job: unknown, timeoutMs: number): Promise<unknown> {
+/** Runs a bench/tools script in `host` with `job` on its stdin; its stdout's JSON. Needs only the topology (the cluster row has two). */
+export async function runTool(ctx: Pick<Context, "topo">, host: "cli" | "cli2", tool: string, job: unknown, timeoutMs: number): Promise<unknown> {
   const res = await ctx.topo.exec(host, process.execPath, [join(TOOLS, tool)], {
     input: JSON.stringify(job),
     timeoutMs,
@@ -67,7 +68,8 @@ export async function addSources(ctx: Context, count: number): Promise<string[]>
   return ips;
 }
 
-export function knockJob(ctx: Context, sourceIps: string[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+/** What a knock tool needs to knock app 0 of `ctx`'s stack from `sourceIps`, plus `extra`. */
+export function knockJob(ctx: Pick<Context, "stack" | "srvIp">, sourceIps: string[], extra: Record<string, unknown> = {}): Record<string, unknown> {
   const cfg = ctx.stack.config;
   const app = cfg.apps[0];
   if (!app) throw new Error("no app");

@@ -1,81 +1,37 @@
 // A Sentinel failover for real: a master, its replica and a Sentinel (redis-server --sentinel) on
 // loopback ports; the master is killed, the Sentinel promotes the replica, and the same clients (the
 // server's command connection, the sync's subscription) carry on against the new master.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clusterFromRaw } from "@knockport/config";
 import type { IpAddress } from "@knockport/protocol";
 import { ClusterStore, connectStore, subscribe, type ClusterMessage } from "../src/index.js";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { SENTINEL_MASTER, clusterConfig, firstAnswer, freePort, loopbackRedis, until, type LoopbackRedis } from "./redis-server.js";
 
 /** redis-cli's answer (the store's own word, not the code under test). */
 function cli(port: number, ...args: string[]): string {
   return spawnSync("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...args], { encoding: "utf8", timeout: 5000 }).stdout.trim();
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-const children = new Map<string, ChildProcess>();
-let dir: string;
+let redis: LoopbackRedis;
+let master: ChildProcess;
 let masterPort: number;
 let replicaPort: number;
 let sentinelPort: number;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "kp-failover-"));
+  redis = loopbackRedis();
   [masterPort, replicaPort, sentinelPort] = [await freePort(), await freePort(), await freePort()];
-  const server = (port: number, ...extra: string[]): ChildProcess =>
-    spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--dbfilename", `${port}.rdb`, ...extra], { stdio: "ignore" });
-  children.set("master", server(masterPort));
-  children.set("replica", server(replicaPort, "--replicaof", "127.0.0.1", String(masterPort)));
+  master = redis.server(masterPort);
+  redis.server(replicaPort, "--replicaof", "127.0.0.1", String(masterPort));
   await until("the replica in sync", () => /master_link_status:up/.test(cli(replicaPort, "INFO", "replication")), 10_000);
-  const conf = join(dir, "sentinel.conf");
-  writeFileSync(
-    conf,
-    [
-      `port ${sentinelPort}`,
-      "bind 127.0.0.1",
-      `dir ${dir}`,
-      `sentinel monitor kpmaster 127.0.0.1 ${masterPort} 1`,
-      "sentinel down-after-milliseconds kpmaster 500",
-      "sentinel failover-timeout kpmaster 5000",
-      "",
-    ].join("\n"),
-  );
-  children.set("sentinel", spawn("redis-server", [conf, "--sentinel"], { stdio: "ignore" }));
+  redis.sentinel(sentinelPort, masterPort, `sentinel down-after-milliseconds ${SENTINEL_MASTER} 500`, `sentinel failover-timeout ${SENTINEL_MASTER} 5000`);
   await until("the Sentinel to know the replica", () => /slaves=1/.test(cli(sentinelPort, "INFO", "sentinel")), 10_000);
 }, 30_000);
-afterAll(() => {
-  for (const c of children.values()) c.kill("SIGKILL");
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => redis.stop());
 
 describe("a Sentinel failover", () => {
   it("commands fail at once while there is no master, then work on the promoted replica; spent tokens and leases survive; the subscription follows", async () => {
-    const config = clusterFromRaw({ url: `redis-sentinel://127.0.0.1:${sentinelPort}/kpmaster`, key_prefix: "f" }, (p) => p, (m) => {
-      throw new Error(m);
-    })!;
+    const config = clusterConfig(`redis-sentinel://127.0.0.1:${sentinelPort}/${SENTINEL_MASTER}`, "f");
     // as the server and the sync connect: commands fail rather than queue; the subscription queues
     const conn = connectStore(config);
     const messages: ClusterMessage[] = [];
@@ -89,7 +45,7 @@ describe("a Sentinel failover", () => {
       // replication is asynchronous: the test waits for the replica to hold both writes before the kill
       expect(Number(cli(masterPort, "WAIT", "1", "2000"))).toBe(1);
 
-      children.get("master")!.kill("SIGKILL");
+      master.kill("SIGKILL");
       const t0 = Date.now();
       const during = await store.spendToken("id", 2, 60_000, "o").then(
         () => "answered",
@@ -98,10 +54,9 @@ describe("a Sentinel failover", () => {
       expect(during).toBe("failed");
       expect(Date.now() - t0).toBeLessThan(1500);
 
-      await until("the Sentinel to promote the replica", () => cli(sentinelPort, "SENTINEL", "get-master-addr-by-name", "kpmaster").includes(String(replicaPort)), 15_000);
+      await until("the Sentinel to promote the replica", () => cli(sentinelPort, "SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER).includes(String(replicaPort)), 15_000);
       expect(cli(replicaPort, "ROLE").split("\n")[0]).toBe("master");
-      let again: boolean | undefined;
-      await until("the client on the new master", async () => (again = await store.spendToken("id", 1, 60_000, "o2").catch(() => undefined)) !== undefined, 15_000);
+      const again = await firstAnswer("the client on the new master", () => store.spendToken("id", 1, 60_000, "o2"), 15_000);
       // the token spent before the failover is still spent: no replay through a failover
       expect(again).toBe(false);
       expect(await store.spendToken("id", 3, 60_000, "o")).toBe(true);

@@ -63,3 +63,4 @@ export {
   type FirewallSetEntry,
 } from "./firewall-state.js";
 export { setNatPublicAddress, NAT_PUBLIC_V4, NAT_SPARE_V4 } from "./nat.js";
+export { startTestRedis, type TestRedis } from "./redis.js";
